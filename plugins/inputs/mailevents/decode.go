@@ -1,0 +1,471 @@
+package mailevents
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/valyala/fastjson"
+)
+
+// Reasons an event is not turned into a metric. They are the values of the
+// "reason" tag of the parse_errors self-metric and of the dead letters.
+const (
+	reasonMalformed   = "malformed_json"
+	reasonNotObject   = "not_object"
+	reasonWrongType   = "wrong_type"
+	reasonBadTime     = "bad_time"
+	reasonMissingTime = "missing_time"
+	reasonOversized   = "oversized"
+	reasonEmpty       = "empty"
+)
+
+var allReasons = []string{
+	reasonMalformed, reasonNotObject, reasonWrongType, reasonBadTime,
+	reasonMissingTime, reasonOversized, reasonEmpty,
+}
+
+type fieldType int
+
+const (
+	typeAuto fieldType = iota
+	typeString
+	typeInt
+	typeUint
+	typeFloat
+	typeBool
+)
+
+var fieldTypeNames = map[string]fieldType{
+	"auto": typeAuto, "string": typeString, "int": typeInt,
+	"uint": typeUint, "float": typeFloat, "bool": typeBool,
+}
+
+type timeFormat int
+
+const (
+	timeAuto timeFormat = iota
+	timeRFC3339
+	timeUnix
+	timeUnixMs
+	timeUnixUs
+	timeUnixNs
+	timeLayout
+)
+
+var timeFormatNames = map[string]timeFormat{
+	"auto": timeAuto, "rfc3339": timeRFC3339, "unix": timeUnix,
+	"unix_ms": timeUnixMs, "unix_us": timeUnixUs, "unix_ns": timeUnixNs,
+}
+
+// badEvent is one event (or a whole message) that could not become a metric.
+type badEvent struct {
+	reason string
+	err    error
+	raw    []byte
+}
+
+// decoded is what one NSQ message turned into.
+type decoded struct {
+	metrics     []telegraf.Metric
+	bad         []badEvent
+	missingTime int
+	repairedUTF int
+}
+
+// decoder turns a message body into metrics. Its configuration is read-only
+// after Init, so one decoder serves every handler goroutine; each goroutine
+// brings its own fastjson.Parser.
+type decoder struct {
+	measurement  string
+	tags         map[string]bool
+	drop         map[string]bool
+	types        map[string]fieldType
+	rename       map[string]string
+	timeKey      string
+	timeFormat   timeFormat
+	timeLayout   string
+	missingAsDLQ bool
+	maxSize      int
+
+	// names interns the keys we expect, so the hot path turns a JSON key
+	// into a map key without allocating.
+	names map[string]string
+}
+
+func (d *decoder) intern(key []byte) string {
+	if s, ok := d.names[string(key)]; ok {
+		return s
+	}
+	return string(key)
+}
+
+// decode parses one NSQ message: a JSON object, an array of objects, or
+// newline-delimited objects. Good events become metrics; each bad event is
+// returned with its reason so that it can be dead-lettered on its own.
+func (d *decoder) decode(p *fastjson.Parser, body []byte, now time.Time) decoded {
+	var out decoded
+	if d.maxSize > 0 && len(body) > d.maxSize {
+		out.bad = append(out.bad, badEvent{reasonOversized,
+			fmt.Errorf("message of %d bytes exceeds max_message_size %d", len(body), d.maxSize), body})
+		return out
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty message"), body})
+		return out
+	}
+
+	v, err := p.ParseBytes(trimmed)
+	if err == nil {
+		if arr, aerr := v.Array(); aerr == nil {
+			for _, elem := range arr {
+				d.event(elem, now, nil, &out)
+			}
+			return out
+		}
+		d.event(v, now, trimmed, &out)
+		return out
+	}
+	if bytes.IndexByte(trimmed, '\n') < 0 {
+		out.bad = append(out.bad, badEvent{reasonMalformed, err, body})
+		return out
+	}
+	// Newline-delimited JSON: each line stands alone, so one broken line
+	// costs only itself.
+	for line := range bytes.SplitSeq(trimmed, []byte{'\n'}) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		v, err := p.ParseBytes(line)
+		if err != nil {
+			out.bad = append(out.bad, badEvent{reasonMalformed, err, line})
+			continue
+		}
+		d.event(v, now, line, &out)
+	}
+	return out
+}
+
+// event turns one parsed JSON value into a metric, or records why not.
+// raw is the event's own text when known; otherwise it is rendered from v.
+func (d *decoder) event(v *fastjson.Value, now time.Time, raw []byte, out *decoded) {
+	fail := func(reason string, err error) {
+		if raw == nil {
+			raw = v.MarshalTo(nil)
+		} else {
+			raw = bytes.Clone(raw)
+		}
+		out.bad = append(out.bad, badEvent{reason, err, raw})
+	}
+	obj, err := v.Object()
+	if err != nil {
+		fail(reasonNotObject, fmt.Errorf("event is a JSON %s, not an object", v.Type()))
+		return
+	}
+
+	m := metric.New(d.measurement, nil, nil, now)
+	b := builder{d: d, m: m}
+	b.object(obj, "")
+	if b.err != nil {
+		fail(b.reason, b.err)
+		return
+	}
+	out.repairedUTF += b.repaired
+	switch {
+	case b.hasTime:
+		m.SetTime(b.tm)
+	case d.missingAsDLQ:
+		fail(reasonMissingTime, fmt.Errorf("event has no %q key", d.timeKey))
+		return
+	default:
+		out.missingTime++
+	}
+	out.metrics = append(out.metrics, m)
+}
+
+// builder fills one metric while walking an event's keys.
+type builder struct {
+	d        *decoder
+	m        telegraf.Metric
+	tm       time.Time
+	hasTime  bool
+	repaired int
+	reason   string
+	err      error
+}
+
+func (b *builder) fail(reason string, err error) {
+	if b.err == nil {
+		b.reason, b.err = reason, err
+	}
+}
+
+func (b *builder) object(obj *fastjson.Object, prefix string) {
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if b.err != nil {
+			return
+		}
+		var key string
+		if prefix == "" {
+			key = b.d.intern(k)
+		} else {
+			key = prefix + "." + string(k)
+		}
+		if v.Type() == fastjson.TypeObject {
+			inner, _ := v.Object()
+			b.object(inner, key)
+			return
+		}
+		if r, ok := b.d.rename[key]; ok {
+			key = r
+		}
+		b.value(key, v)
+	})
+}
+
+func (b *builder) value(key string, v *fastjson.Value) {
+	d := b.d
+	if d.drop[key] || v.Type() == fastjson.TypeNull {
+		return
+	}
+	if key == d.timeKey {
+		tm, err := d.parseTime(v)
+		if err != nil {
+			b.fail(reasonBadTime, fmt.Errorf("key %q: %w", key, err))
+			return
+		}
+		b.tm, b.hasTime = tm, true
+		return
+	}
+	if d.tags[key] {
+		s, err := b.text(v)
+		if err != nil {
+			b.fail(reasonWrongType, fmt.Errorf("tag %q: %w", key, err))
+			return
+		}
+		if s != "" {
+			b.m.AddTag(key, s)
+		}
+		return
+	}
+	val, err := b.typed(d.types[key], v)
+	if err != nil {
+		b.fail(reasonWrongType, fmt.Errorf("field %q: %w", key, err))
+		return
+	}
+	b.m.AddField(key, val)
+}
+
+// text renders a scalar as a tag value: strings as they are, numbers and
+// booleans as their JSON text.
+func (b *builder) text(v *fastjson.Value) (string, error) {
+	switch v.Type() {
+	case fastjson.TypeString:
+		return b.str(v), nil
+	case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
+		return string(v.MarshalTo(nil)), nil
+	default:
+		return "", fmt.Errorf("got a JSON %s, want a string", v.Type())
+	}
+}
+
+// str copies a JSON string out of the parser's buffer, repairing invalid
+// UTF-8 (Latin-1 SMTP replies happen) rather than losing the event.
+func (b *builder) str(v *fastjson.Value) string {
+	raw, _ := v.StringBytes()
+	if utf8.Valid(raw) {
+		return string(raw)
+	}
+	b.repaired++
+	return strings.ToValidUTF8(string(raw), "\uFFFD")
+}
+
+func (b *builder) typed(t fieldType, v *fastjson.Value) (any, error) {
+	vt := v.Type()
+	switch t {
+	case typeString:
+		return b.text(v)
+	case typeInt:
+		switch vt {
+		case fastjson.TypeNumber:
+			if n, err := v.Int64(); err == nil {
+				return n, nil
+			}
+			f, _ := v.Float64()
+			if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+				return int64(f), nil
+			}
+			return nil, fmt.Errorf("%s is not an integer", v)
+		case fastjson.TypeString:
+			raw, _ := v.StringBytes()
+			n, err := strconv.ParseInt(string(raw), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an integer", raw)
+			}
+			return n, nil
+		}
+	case typeUint:
+		switch vt {
+		case fastjson.TypeNumber:
+			if n, err := v.Uint64(); err == nil {
+				return n, nil
+			}
+			return nil, fmt.Errorf("%s is not an unsigned integer", v)
+		case fastjson.TypeString:
+			raw, _ := v.StringBytes()
+			n, err := strconv.ParseUint(string(raw), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an unsigned integer", raw)
+			}
+			return n, nil
+		}
+	case typeFloat:
+		switch vt {
+		case fastjson.TypeNumber:
+			return v.Float64()
+		case fastjson.TypeString:
+			raw, _ := v.StringBytes()
+			f, err := strconv.ParseFloat(string(raw), 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("%q is not a finite number", raw)
+			}
+			return f, nil
+		}
+	case typeBool:
+		switch vt {
+		case fastjson.TypeTrue, fastjson.TypeFalse:
+			return vt == fastjson.TypeTrue, nil
+		case fastjson.TypeString:
+			raw, _ := v.StringBytes()
+			bv, err := strconv.ParseBool(string(raw))
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a boolean", raw)
+			}
+			return bv, nil
+		}
+	default: // typeAuto: numbers are floats so a key never flips type.
+		switch vt {
+		case fastjson.TypeString:
+			return b.str(v), nil
+		case fastjson.TypeNumber:
+			return v.Float64()
+		case fastjson.TypeTrue, fastjson.TypeFalse:
+			return vt == fastjson.TypeTrue, nil
+		case fastjson.TypeArray:
+			// Lists have no line-protocol type: keep them readable as JSON.
+			return string(v.MarshalTo(nil)), nil
+		}
+	}
+	return nil, fmt.Errorf("got a JSON %s, want %s", vt, typeName(t))
+}
+
+func typeName(t fieldType) string {
+	for name, ft := range fieldTypeNames {
+		if ft == t {
+			return name
+		}
+	}
+	return "unknown"
+}
+
+// parseTime reads the event time with nanosecond precision.
+func (d *decoder) parseTime(v *fastjson.Value) (time.Time, error) {
+	switch v.Type() {
+	case fastjson.TypeString:
+		raw, _ := v.StringBytes()
+		s := string(raw)
+		switch d.timeFormat {
+		case timeLayout:
+			return time.Parse(d.timeLayout, s)
+		case timeRFC3339:
+			return time.Parse(time.RFC3339Nano, s)
+		case timeAuto:
+			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+				return t, nil
+			}
+			if isDigits(s) {
+				return epoch(s, d.timeFormat)
+			}
+			return time.Time{}, fmt.Errorf("%q is neither RFC3339 nor an epoch number", s)
+		default:
+			return epoch(s, d.timeFormat)
+		}
+	case fastjson.TypeNumber:
+		if d.timeFormat == timeRFC3339 || d.timeFormat == timeLayout {
+			return time.Time{}, fmt.Errorf("got number %s, want a time string", v)
+		}
+		raw := v.MarshalTo(nil)
+		return epoch(string(raw), d.timeFormat)
+	default:
+		return time.Time{}, fmt.Errorf("got a JSON %s, want a time", v.Type())
+	}
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && s[i] != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// epoch parses an epoch number exactly: integers without going through
+// float64 (which cannot hold ns since 1970), fractions as float seconds.
+// In auto mode the unit is chosen by magnitude.
+func epoch(s string, f timeFormat) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if f == timeAuto {
+			f = unitByMagnitude(n)
+		}
+		switch f {
+		case timeUnix:
+			return time.Unix(n, 0).UTC(), nil
+		case timeUnixMs:
+			return time.UnixMilli(n).UTC(), nil
+		case timeUnixUs:
+			return time.UnixMicro(n).UTC(), nil
+		default:
+			return time.Unix(0, n).UTC(), nil
+		}
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+		return time.Time{}, fmt.Errorf("%q is not an epoch time", s)
+	}
+	if f == timeAuto {
+		f = unitByMagnitude(int64(x))
+	}
+	scale := map[timeFormat]float64{timeUnix: 1e9, timeUnixMs: 1e6, timeUnixUs: 1e3, timeUnixNs: 1}[f]
+	ns := x * scale
+	if ns >= math.MaxInt64 {
+		return time.Time{}, fmt.Errorf("%q is out of range", s)
+	}
+	return time.Unix(0, int64(ns)).UTC(), nil
+}
+
+// unitByMagnitude guesses an epoch unit for times between 1973 and 5138.
+func unitByMagnitude(n int64) timeFormat {
+	switch {
+	case n < 1e11:
+		return timeUnix
+	case n < 1e14:
+		return timeUnixMs
+	case n < 1e17:
+		return timeUnixUs
+	default:
+		return timeUnixNs
+	}
+}

@@ -1,0 +1,468 @@
+//go:generate ../../../tools/readme_config_includer/generator
+package mailevents
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/plugins/common/tls"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/nsqio/go-nsq"
+	"github.com/valyala/fastjson"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+// The DESIGN.md mailer event works with zero mapping config.
+var (
+	defaultTagKeys    = []string{"dc", "direction", "event", "mailer", "customer"}
+	defaultFieldTypes = map[string]string{
+		"smtp_code": "int", "size_bytes": "int", "attempt": "int",
+		"latency_ms": "float", "spam_score": "float",
+	}
+	knownKeys = []string{
+		"time", "event", "direction", "mailer", "customer", "message_id", "queue_id",
+		"sender", "recipient", "sender_ip", "helo", "smtp_code", "smtp_status",
+		"smtp_response", "latency_ms", "size_bytes", "spam_score", "attempt", "dc",
+	}
+)
+
+const (
+	deadLetterTopic  = "topic"
+	deadLetterFinish = "finish"
+	missingReceive   = "receive_time"
+	missingDeadLet   = "dead_letter"
+)
+
+// pending is a message whose metrics are on their way to the outputs.
+type pending struct {
+	msg *nsq.Message
+	st  *topicStats
+}
+
+// MailEvents consumes mailer events from NSQ and emits one typed metric per
+// event, acknowledging each message only once every output accepted it.
+type MailEvents struct {
+	Nsqd                   []string        `toml:"nsqd"`
+	Nsqlookupd             []string        `toml:"nsqlookupd"`
+	Topics                 []string        `toml:"topics"`
+	Channel                string          `toml:"channel"`
+	AuthSecret             config.Secret   `toml:"auth_secret"`
+	MaxInFlight            int             `toml:"max_in_flight"`
+	MaxUndeliveredMessages int             `toml:"max_undelivered_messages"`
+	MessageTimeout         config.Duration `toml:"message_timeout"`
+	RequeueDelay           config.Duration `toml:"requeue_delay"`
+	ReconnectInterval      config.Duration `toml:"reconnect_interval"`
+	Workers                int             `toml:"workers"`
+	MaxMessageSize         config.Size     `toml:"max_message_size"`
+	DeadLetter             string          `toml:"dead_letter"`
+	DeadLetterTopic        string          `toml:"dead_letter_topic"`
+
+	Measurement string            `toml:"measurement"`
+	TagKeys     []string          `toml:"tag_keys"`
+	DropKeys    []string          `toml:"drop_keys"`
+	FieldTypes  map[string]string `toml:"field_types"`
+	Rename      map[string]string `toml:"rename"`
+	TimeKey     string            `toml:"time_key"`
+	TimeFormat  string            `toml:"time_format"`
+	MissingTime string            `toml:"missing_time"`
+
+	tls.ClientConfig
+	Log telegraf.Logger `toml:"-"`
+
+	dec       decoder
+	nsqConfig *nsq.Config
+	parsers   sync.Pool
+	consumers []*consumer
+	deadLet   *deadLetters
+	acc       telegraf.TrackingAccumulator
+	sem       chan struct{}
+
+	mu   sync.Mutex
+	held map[*nsq.Message]time.Time // messages not yet answered, since when
+	sent map[telegraf.TrackingID]pending
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (*MailEvents) SampleConfig() string {
+	return sampleConfig
+}
+
+func (m *MailEvents) Init() error {
+	if len(m.Nsqd) == 0 && len(m.Nsqlookupd) == 0 {
+		return errors.New("either \"nsqd\" or \"nsqlookupd\" must list at least one address")
+	}
+	if len(m.Topics) == 0 {
+		return errors.New("\"topics\" must name at least one NSQ topic")
+	}
+	for _, t := range m.Topics {
+		if !nsq.IsValidTopicName(t) {
+			return fmt.Errorf("invalid %q value %q", "topics", t)
+		}
+	}
+	if !nsq.IsValidChannelName(m.Channel) {
+		return fmt.Errorf("invalid %q value %q", "channel", m.Channel)
+	}
+	if m.MaxInFlight <= 0 {
+		return fmt.Errorf("invalid %q value %d: must be > 0", "max_in_flight", m.MaxInFlight)
+	}
+	if m.MaxUndeliveredMessages <= 0 {
+		return fmt.Errorf("invalid %q value %d: must be > 0", "max_undelivered_messages", m.MaxUndeliveredMessages)
+	}
+	if m.MessageTimeout != 0 && time.Duration(m.MessageTimeout) < time.Second {
+		return fmt.Errorf("invalid %q value %s: must be at least 1s", "message_timeout", time.Duration(m.MessageTimeout))
+	}
+	if m.RequeueDelay < 0 {
+		return fmt.Errorf("invalid %q value %s: must not be negative", "requeue_delay", time.Duration(m.RequeueDelay))
+	}
+	if m.ReconnectInterval <= 0 {
+		return fmt.Errorf("invalid %q value %s: must be > 0", "reconnect_interval", time.Duration(m.ReconnectInterval))
+	}
+	if m.Workers < 0 {
+		return fmt.Errorf("invalid %q value %d: must not be negative", "workers", m.Workers)
+	}
+	if m.Workers == 0 {
+		m.Workers = runtime.GOMAXPROCS(0)
+	}
+	switch m.DeadLetter {
+	case deadLetterTopic:
+		if m.DeadLetterTopic != "" && !nsq.IsValidTopicName(m.DeadLetterTopic) {
+			return fmt.Errorf("invalid %q value %q", "dead_letter_topic", m.DeadLetterTopic)
+		}
+	case deadLetterFinish:
+	default:
+		return fmt.Errorf("invalid %q value %q: want %q or %q", "dead_letter", m.DeadLetter, deadLetterTopic, deadLetterFinish)
+	}
+	if m.Measurement == "" {
+		return fmt.Errorf("invalid %q value %q: must not be empty", "measurement", m.Measurement)
+	}
+	if m.TimeKey == "" {
+		return fmt.Errorf("invalid %q value %q: must not be empty", "time_key", m.TimeKey)
+	}
+	if err := m.initDecoder(); err != nil {
+		return err
+	}
+
+	cfg := nsq.NewConfig()
+	cfg.MaxInFlight = m.MaxInFlight
+	cfg.MaxAttempts = 0 // a message fails because an output failed, not because of itself
+	cfg.DefaultRequeueDelay = time.Duration(m.RequeueDelay)
+	if m.MessageTimeout > 0 {
+		cfg.MsgTimeout = time.Duration(m.MessageTimeout)
+	}
+	tlsCfg, err := m.ClientConfig.TLSConfig()
+	if err != nil {
+		return fmt.Errorf("invalid TLS options: %w", err)
+	}
+	if tlsCfg != nil {
+		cfg.TlsV1 = true
+		cfg.TlsConfig = tlsCfg
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid NSQ options: %w", err)
+	}
+	m.nsqConfig = cfg
+	m.parsers.New = func() any { return new(fastjson.Parser) }
+	return nil
+}
+
+func (m *MailEvents) initDecoder() error {
+	d := decoder{
+		measurement:  m.Measurement,
+		tags:         set(m.TagKeys),
+		drop:         set(m.DropKeys),
+		types:        make(map[string]fieldType),
+		rename:       m.Rename,
+		timeKey:      m.TimeKey,
+		missingAsDLQ: m.MissingTime == missingDeadLet,
+		maxSize:      int(m.MaxMessageSize),
+		names:        make(map[string]string),
+	}
+	if m.MissingTime != missingReceive && m.MissingTime != missingDeadLet {
+		return fmt.Errorf("invalid %q value %q: want %q or %q", "missing_time", m.MissingTime, missingReceive, missingDeadLet)
+	}
+	if m.MaxMessageSize < 0 {
+		return fmt.Errorf("invalid %q value %d: must not be negative", "max_message_size", m.MaxMessageSize)
+	}
+	types := make(map[string]string, len(defaultFieldTypes)+len(m.FieldTypes))
+	for k, v := range defaultFieldTypes {
+		types[k] = v
+	}
+	for k, v := range m.FieldTypes {
+		types[k] = v
+	}
+	for k, v := range types {
+		t, ok := fieldTypeNames[v]
+		if !ok {
+			return fmt.Errorf("invalid %q value %q for key %q: want one of auto, string, int, uint, float, bool", "field_types", v, k)
+		}
+		d.types[k] = t
+	}
+	switch f := strings.TrimSpace(m.TimeFormat); {
+	case timeFormatNames[f] != timeAuto || f == "auto":
+		d.timeFormat = timeFormatNames[f]
+	case strings.Contains(f, "2006"):
+		d.timeFormat, d.timeLayout = timeLayout, f
+	default:
+		return fmt.Errorf("invalid %q value %q: want auto, rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout", "time_format", m.TimeFormat)
+	}
+	for k, to := range m.Rename {
+		if k == "" || to == "" {
+			return fmt.Errorf("invalid %q entry %q = %q: names must not be empty", "rename", k, to)
+		}
+	}
+	for _, list := range [][]string{knownKeys, m.TagKeys, m.DropKeys, {m.TimeKey}} {
+		for _, k := range list {
+			d.names[k] = k
+		}
+	}
+	for k := range m.Rename {
+		d.names[k] = k
+	}
+	m.dec = d
+	return nil
+}
+
+func set(keys []string) map[string]bool {
+	s := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		s[k] = true
+	}
+	return s
+}
+
+func (m *MailEvents) Start(acc telegraf.Accumulator) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.acc = acc.WithTracking(m.MaxUndeliveredMessages)
+	m.sem = make(chan struct{}, m.MaxUndeliveredMessages)
+	m.held = make(map[*nsq.Message]time.Time)
+	m.sent = make(map[telegraf.TrackingID]pending)
+
+	cfg := *m.nsqConfig
+	if !m.AuthSecret.Empty() {
+		secret, err := m.AuthSecret.Get()
+		if err != nil {
+			return fmt.Errorf("reading %q: %w", "auth_secret", err)
+		}
+		cfg.AuthSecret = secret.String()
+		secret.Destroy()
+	}
+	if m.DeadLetter == deadLetterTopic {
+		m.deadLet = newDeadLetters(&cfg, m.DeadLetterTopic, m.Log)
+	}
+
+	for _, topic := range m.Topics {
+		c, err := newConsumer(ctx, m, &cfg, topic)
+		if err != nil {
+			m.stopConsumers()
+			cancel()
+			return err
+		}
+		m.consumers = append(m.consumers, c)
+	}
+
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		m.onDelivery(ctx)
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.touchLoop(ctx, cfg.MsgTimeout)
+	}()
+	for _, c := range m.consumers {
+		c.connect(ctx, m.Nsqd, m.Nsqlookupd, time.Duration(m.ReconnectInterval))
+	}
+	return nil
+}
+
+func (*MailEvents) Gather(telegraf.Accumulator) error {
+	return nil
+}
+
+// Stop stops consuming. Messages whose metrics are not yet confirmed by the
+// outputs are requeued at once, so another agent on the channel (or this one
+// after a restart) gets them without waiting for the message timeout; if
+// their metrics were written meanwhile, the redelivery overwrites the same
+// points.
+func (m *MailEvents) Stop() {
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	for msg := range m.held {
+		msg.RequeueWithoutBackoff(0)
+	}
+	clear(m.held)
+	clear(m.sent)
+	m.mu.Unlock()
+	m.stopConsumers()
+	if m.deadLet != nil {
+		m.deadLet.stop()
+	}
+}
+
+func (m *MailEvents) stopConsumers() {
+	for _, c := range m.consumers {
+		c.stop()
+	}
+}
+
+// handle is the NSQ handler: it runs on several goroutines at once.
+func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsq.Message) error {
+	msg.DisableAutoResponse()
+	m.hold(msg)
+	st.received.Incr(1)
+
+	p := m.parsers.Get().(*fastjson.Parser)
+	now := time.Now()
+	out := m.dec.decode(p, msg.Body, now)
+	m.parsers.Put(p)
+
+	st.observe(out, now)
+	if len(out.bad) > 0 {
+		if err := m.deadLetter(st, msg, out.bad); err != nil {
+			// Keep the message: requeued, it is tried again later.
+			m.Log.Errorf("Dead-lettering message %s from %q failed, requeueing it: %v", msg.ID[:], st.topic, err)
+			m.answer(msg, false, st)
+			return nil
+		}
+	}
+	if len(out.metrics) == 0 {
+		m.answer(msg, true, st)
+		return nil
+	}
+
+	select {
+	case <-ctx.Done():
+		m.answer(msg, false, st)
+		return nil
+	case m.sem <- struct{}{}:
+	}
+	m.mu.Lock()
+	if ctx.Err() != nil { // stopping: requeue, as Stop does with what it holds
+		delete(m.held, msg)
+		m.mu.Unlock()
+		<-m.sem
+		msg.RequeueWithoutBackoff(0)
+		return nil
+	}
+	id := m.acc.AddTrackingMetricGroup(out.metrics)
+	m.sent[id] = pending{msg, st}
+	m.mu.Unlock()
+	st.emitted.Incr(int64(len(out.metrics)))
+	return nil
+}
+
+func (m *MailEvents) deadLetter(st *topicStats, msg *nsq.Message, bad []badEvent) error {
+	if m.deadLet == nil {
+		st.finishedBad.Incr(int64(len(bad)))
+		return nil
+	}
+	if err := m.deadLet.publish(st.topic, m.Channel, msg, bad); err != nil {
+		st.deadLetterErrors.Incr(1)
+		return err
+	}
+	st.deadLettered.Incr(int64(len(bad)))
+	return nil
+}
+
+func (m *MailEvents) hold(msg *nsq.Message) {
+	m.mu.Lock()
+	m.held[msg] = time.Now()
+	m.mu.Unlock()
+}
+
+// answer FINs or REQs a message and forgets it.
+func (m *MailEvents) answer(msg *nsq.Message, ok bool, st *topicStats) {
+	m.mu.Lock()
+	delete(m.held, msg)
+	m.mu.Unlock()
+	if ok {
+		msg.Finish()
+		st.finished.Incr(1)
+		return
+	}
+	msg.Requeue(-1)
+	st.requeued.Incr(1)
+}
+
+func (m *MailEvents) onDelivery(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case info := <-m.acc.Delivered():
+			m.mu.Lock()
+			p, ok := m.sent[info.ID()]
+			delete(m.sent, info.ID())
+			m.mu.Unlock()
+			if !ok {
+				continue
+			}
+			<-m.sem
+			m.answer(p.msg, info.Delivered(), p.st)
+		}
+	}
+}
+
+// touchLoop keeps messages that wait for the outputs from timing out in
+// nsqd, which would redeliver them while they are still being written.
+func (m *MailEvents) touchLoop(ctx context.Context, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = 60 * time.Second // nsqd's default --msg-timeout
+	}
+	every := timeout / 2
+	tick := time.NewTicker(every / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			var stale []*nsq.Message
+			m.mu.Lock()
+			for msg, since := range m.held {
+				if now.Sub(since) >= every {
+					stale = append(stale, msg)
+					m.held[msg] = now
+				}
+			}
+			m.mu.Unlock()
+			for _, msg := range stale {
+				msg.Touch()
+			}
+		}
+	}
+}
+
+func init() {
+	inputs.Add("mailevents", func() telegraf.Input {
+		return &MailEvents{
+			Channel:                "mailtick",
+			Topics:                 []string{"mail_events"},
+			MaxInFlight:            1000,
+			MaxUndeliveredMessages: 10000,
+			RequeueDelay:           config.Duration(5 * time.Second),
+			ReconnectInterval:      config.Duration(5 * time.Second),
+			MaxMessageSize:         config.Size(512 * 1024),
+			DeadLetter:             deadLetterTopic,
+			Measurement:            "mail_event",
+			TagKeys:                append([]string(nil), defaultTagKeys...),
+			TimeKey:                "time",
+			TimeFormat:             "auto",
+			MissingTime:            missingReceive,
+		}
+	})
+}

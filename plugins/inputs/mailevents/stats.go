@@ -1,0 +1,81 @@
+package mailevents
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/influxdata/telegraf/selfstat"
+)
+
+// lagBuckets are the upper bounds, in seconds, of the end-to-end lag
+// histogram (receive time minus event time). Counts are cumulative, as in
+// Prometheus: the bucket le="10" counts every event at most 10 s late.
+var lagBuckets = []float64{0.1, 1, 10, 60, 600, 3600}
+
+// topicStats are the self-metrics of one topic, published by inputs.internal
+// as internal_mailevents, internal_mailevents_errors and internal_mailevents_lag.
+type topicStats struct {
+	topic string
+
+	received         selfstat.Stat
+	emitted          selfstat.Stat
+	finished         selfstat.Stat
+	requeued         selfstat.Stat
+	deadLettered     selfstat.Stat
+	deadLetterErrors selfstat.Stat
+	finishedBad      selfstat.Stat
+	missingTime      selfstat.Stat
+	repairedUTF8     selfstat.Stat
+	errors           map[string]selfstat.Stat
+	lag              []selfstat.Stat // one per lagBuckets entry, then +Inf
+}
+
+func newTopicStats(topic, channel string) *topicStats {
+	tags := map[string]string{"topic": topic, "channel": channel}
+	st := &topicStats{
+		topic:            topic,
+		received:         selfstat.Register("mailevents", "messages_received", tags),
+		emitted:          selfstat.Register("mailevents", "metrics_emitted", tags),
+		finished:         selfstat.Register("mailevents", "messages_finished", tags),
+		requeued:         selfstat.Register("mailevents", "messages_requeued", tags),
+		deadLettered:     selfstat.Register("mailevents", "events_dead_lettered", tags),
+		deadLetterErrors: selfstat.Register("mailevents", "dead_letter_errors", tags),
+		finishedBad:      selfstat.Register("mailevents", "events_dropped", tags),
+		missingTime:      selfstat.Register("mailevents", "events_missing_time", tags),
+		repairedUTF8:     selfstat.Register("mailevents", "strings_repaired_utf8", tags),
+		errors:           make(map[string]selfstat.Stat, len(allReasons)),
+	}
+	for _, r := range allReasons {
+		st.errors[r] = selfstat.Register("mailevents_errors", "events",
+			map[string]string{"topic": topic, "channel": channel, "reason": r})
+	}
+	for _, le := range lagBuckets {
+		st.lag = append(st.lag, selfstat.Register("mailevents_lag", "events",
+			map[string]string{"topic": topic, "channel": channel, "le": strconv.FormatFloat(le, 'f', -1, 64)}))
+	}
+	st.lag = append(st.lag, selfstat.Register("mailevents_lag", "events",
+		map[string]string{"topic": topic, "channel": channel, "le": "+Inf"}))
+	return st
+}
+
+// observe counts what one message turned into.
+func (st *topicStats) observe(out decoded, now time.Time) {
+	for _, b := range out.bad {
+		st.errors[b.reason].Incr(1)
+	}
+	if out.missingTime > 0 {
+		st.missingTime.Incr(int64(out.missingTime))
+	}
+	if out.repairedUTF > 0 {
+		st.repairedUTF8.Incr(int64(out.repairedUTF))
+	}
+	for _, m := range out.metrics {
+		lag := now.Sub(m.Time()).Seconds()
+		for i := len(lagBuckets); i >= 0; i-- {
+			if i < len(lagBuckets) && lag > lagBuckets[i] {
+				break
+			}
+			st.lag[i].Incr(1)
+		}
+	}
+}
