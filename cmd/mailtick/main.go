@@ -1,0 +1,102 @@
+// Command mailtick is the operators' companion CLI of the mailtick Telegraf
+// build. It only parses flags; the work is done in internal packages.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mailtick/mailtick/internal/gen"
+)
+
+const usage = `mailtick — the operators' CLI of mailtick
+
+Usage:
+  mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
+
+Run "mailtick <command> -h" for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "gen":
+		err = runGen(ctx, os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "mailtick: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mailtick %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func runGen(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+	var (
+		cfg   gen.Config
+		nsqd  = fs.String("nsqd", "", "nsqd TCP address to publish to (e.g. 127.0.0.1:4150)")
+		topic = fs.String("topic", "mail_events", "NSQ topic")
+		out   = fs.String("out", "", "write NDJSON to this file instead (- for stdout)")
+		rate  = fs.Float64("rate", 0, "messages per second (0: as fast as possible)")
+		batch = fs.Int("batch", 100, "messages per MPUB")
+		start = fs.String("start", "", "RFC3339 time of the first event (default: now)")
+	)
+	fs.IntVar(&cfg.Count, "count", 1000, "messages to generate (0: until interrupted)")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed; the same flags give the same events")
+	fs.DurationVar(&cfg.Interval, "interval", time.Millisecond, "spacing of event times")
+	fs.IntVar(&cfg.Senders, "senders", 1000, "distinct senders")
+	fs.IntVar(&cfg.Recipients, "recipients", 10000, "distinct recipients")
+	fs.IntVar(&cfg.Customers, "customers", 50, "distinct customers")
+	fs.IntVar(&cfg.Mailers, "mailers", 8, "distinct mailers")
+	fs.StringVar(&cfg.DC, "dc", "dc1", "DC name used in mailer host names")
+	fs.Float64Var(&cfg.Bad, "bad", 0, "fraction of bad messages (malformed, wrong type, missing time, oversized)")
+	fs.Parse(args)
+
+	if (*nsqd == "") == (*out == "") {
+		return fmt.Errorf("give exactly one of --nsqd or --out")
+	}
+	if *start != "" {
+		t, err := time.Parse(time.RFC3339Nano, *start)
+		if err != nil {
+			return fmt.Errorf("invalid --start %q: %w", *start, err)
+		}
+		cfg.Start = t
+	}
+	g, err := gen.New(cfg)
+	if err != nil {
+		return err
+	}
+	var sink gen.Sink
+	if *nsqd != "" {
+		sink, err = gen.NewNSQSink(*nsqd, *topic)
+	} else {
+		sink, err = gen.NewFileSink(*out)
+	}
+	if err != nil {
+		return err
+	}
+	sum, err := gen.Run(ctx, g, sink, *rate, *batch, nil)
+	if cerr := sink.Close(); err == nil {
+		err = cerr
+	}
+	summary, _ := json.Marshal(sum)
+	fmt.Fprintf(os.Stderr, "%s\n", summary)
+	return err
+}

@@ -1,0 +1,274 @@
+// Package gen generates realistic mailer events (the DESIGN.md schema),
+// deterministically from a seed, with a chosen fraction of bad messages.
+// mailtick gen, the tests, the benchmarks and the demo all use it.
+package gen
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// Kind says what a generated message is, so tests know what to expect.
+type Kind string
+
+const (
+	Good        Kind = "good"
+	MissingTime Kind = "missing_time" // valid, no time: stamped on receipt by default
+	Malformed   Kind = "malformed"    // not JSON
+	WrongType   Kind = "wrong_type"   // a typed key holds a value of another type
+	Oversized   Kind = "oversized"    // larger than mailevents' max_message_size
+)
+
+// BadKinds are the kinds --bad draws from, in equal shares.
+var BadKinds = []Kind{MissingTime, Malformed, WrongType, Oversized}
+
+// Config sets what to generate. Zero values take the defaults of Defaults.
+type Config struct {
+	Seed       uint64
+	Count      int           // messages; 0 = unbounded
+	Start      time.Time     // time of the first event
+	Interval   time.Duration // spacing of event times; events are strictly increasing
+	Senders    int
+	Recipients int
+	Customers  int
+	Mailers    int
+	DC         string  // used in mailer names
+	Bad        float64 // fraction of bad messages, 0..1
+	// OversizedBytes is the size of an oversized message: above mailevents'
+	// default max_message_size (512KiB) and below nsqd's (1MiB).
+	OversizedBytes int
+}
+
+// Defaults fills unset fields.
+func (c Config) Defaults() Config {
+	if c.Start.IsZero() {
+		c.Start = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Millisecond
+	}
+	if c.Senders <= 0 {
+		c.Senders = 1000
+	}
+	if c.Recipients <= 0 {
+		c.Recipients = 10000
+	}
+	if c.Customers <= 0 {
+		c.Customers = 50
+	}
+	if c.Mailers <= 0 {
+		c.Mailers = 8
+	}
+	if c.DC == "" {
+		c.DC = "dc1"
+	}
+	if c.OversizedBytes <= 0 {
+		c.OversizedBytes = 600 * 1024
+	}
+	return c
+}
+
+// Validate reports a config that cannot generate.
+func (c Config) Validate() error {
+	if c.Bad < 0 || c.Bad > 1 || math.IsNaN(c.Bad) {
+		return fmt.Errorf("invalid bad fraction %v: want 0..1", c.Bad)
+	}
+	if c.Count < 0 {
+		return fmt.Errorf("invalid count %d: must not be negative", c.Count)
+	}
+	return nil
+}
+
+// Event is one mailer event as mailers publish it.
+type Event struct {
+	Time         string  `json:"time,omitempty"`
+	Event        string  `json:"event"`
+	Direction    string  `json:"direction"`
+	Mailer       string  `json:"mailer"`
+	Customer     string  `json:"customer"`
+	MessageID    string  `json:"message_id"`
+	QueueID      string  `json:"queue_id"`
+	Sender       string  `json:"sender"`
+	Recipient    string  `json:"recipient"`
+	SenderIP     string  `json:"sender_ip"`
+	Helo         string  `json:"helo"`
+	SMTPCode     int     `json:"smtp_code"`
+	SMTPStatus   string  `json:"smtp_status"`
+	SMTPResponse string  `json:"smtp_response"`
+	LatencyMs    float64 `json:"latency_ms"`
+	SizeBytes    int     `json:"size_bytes"`
+	SpamScore    float64 `json:"spam_score"`
+	Attempt      int     `json:"attempt"`
+}
+
+// Message is one generated NSQ message.
+type Message struct {
+	Seq   int
+	Kind  Kind
+	Body  []byte
+	Event Event     // what the body holds (for Good and MissingTime)
+	Time  time.Time // the event time written in it (zero for MissingTime)
+}
+
+// Generator yields messages; it is not safe for concurrent use.
+type Generator struct {
+	cfg Config
+	rng *rand.Rand
+	seq int
+}
+
+// New returns a generator; the same Config yields the same messages.
+func New(cfg Config) (*Generator, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6d61696c7469636b))}, nil
+}
+
+var outcomes = []struct {
+	event    string
+	weight   int
+	code     int
+	status   string
+	response string
+}{
+	{"delivered", 66, 250, "2.0.0", "250 2.0.0 Ok: queued as %[1]s"},
+	{"accepted", 12, 250, "2.0.0", "250 2.0.0 <%[2]s> accepted from [%[3]s]"},
+	{"deferred", 9, 451, "4.7.1", "451 4.7.1 Client host [%[3]s] temporarily blocked, try again later"},
+	{"bounced", 6, 550, "5.1.1", "550 5.1.1 <%[2]s>: Recipient address rejected: User unknown"},
+	{"rejected", 5, 554, "5.7.1", "554 5.7.1 Service unavailable; client [%[3]s] blocked using zen.spamhaus.org, sender %[4]s"},
+	{"failed", 2, 552, "5.2.2", "552 5.2.2 <%[2]s>: mailbox full (quota 1.2.3.4.5 exceeded on 2026-11-22)"},
+}
+
+var totalWeight = func() int {
+	n := 0
+	for _, o := range outcomes {
+		n += o.weight
+	}
+	return n
+}()
+
+// Next returns the next message.
+func (g *Generator) Next() Message {
+	r := g.rng
+	seq := g.seq
+	g.seq++
+	tm := g.cfg.Start.Add(time.Duration(seq) * g.cfg.Interval)
+	if g.cfg.Interval > 1 {
+		tm = tm.Add(time.Duration(r.Int64N(int64(g.cfg.Interval))))
+	}
+	ev := g.event(tm)
+
+	kind := Good
+	if g.cfg.Bad > 0 && r.Float64() < g.cfg.Bad {
+		kind = BadKinds[r.IntN(len(BadKinds))]
+	}
+	msg := Message{Seq: seq, Kind: kind, Event: ev, Time: tm}
+	switch kind {
+	case MissingTime:
+		msg.Event.Time = ""
+		msg.Time = time.Time{}
+		msg.Body = marshal(msg.Event)
+	case Malformed:
+		body := marshal(ev)
+		msg.Body = body[:len(body)/2]
+	case WrongType:
+		body := marshal(ev)
+		if r.IntN(2) == 0 {
+			msg.Body = []byte(strings.Replace(string(body), fmt.Sprintf(`"smtp_code":%d`, ev.SMTPCode), `"smtp_code":"five-fifty"`, 1))
+		} else {
+			msg.Body = []byte(strings.Replace(string(body), `"latency_ms":`, `"latency_ms":true,"x":`, 1))
+		}
+	case Oversized:
+		ev.SMTPResponse = strings.Repeat("x", g.cfg.OversizedBytes)
+		msg.Body = marshal(ev)
+	default:
+		msg.Body = marshal(ev)
+	}
+	return msg
+}
+
+// marshal writes an event as mailers do: no HTML escaping of <, > and &.
+func marshal(ev Event) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		panic(err) // Event holds only strings and numbers
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+}
+
+func (g *Generator) event(tm time.Time) Event {
+	r := g.rng
+	c := g.cfg
+	pick := r.IntN(totalWeight)
+	o := outcomes[0]
+	for _, x := range outcomes {
+		if pick < x.weight {
+			o = x
+			break
+		}
+		pick -= x.weight
+	}
+	direction := "outbound"
+	if r.IntN(2) == 0 {
+		direction = "inbound"
+	}
+	sender := g.address("sender", r.IntN(c.Senders))
+	recipient := g.address("rcpt", r.IntN(c.Recipients))
+	ip := g.ip()
+	queueID := fmt.Sprintf("%010X", r.Uint64()&0xFFFFFFFFFF)
+	latency := math.Round(math.Exp(r.NormFloat64()*0.9+5.5)*10) / 10 // median ~245 ms, long tail
+	return Event{
+		Time:         tm.Format(time.RFC3339Nano),
+		Event:        o.event,
+		Direction:    direction,
+		Mailer:       fmt.Sprintf("mx%02d.%s.example.net", r.IntN(c.Mailers)+1, c.DC),
+		Customer:     fmt.Sprintf("c%05d", r.IntN(c.Customers)+1),
+		MessageID:    fmt.Sprintf("<%016x@mail.example.com>", r.Uint64()),
+		QueueID:      queueID,
+		Sender:       sender,
+		Recipient:    recipient,
+		SenderIP:     ip,
+		Helo:         fmt.Sprintf("mail%d.%s", r.IntN(50), domainOf(sender)),
+		SMTPCode:     o.code,
+		SMTPStatus:   o.status,
+		SMTPResponse: fmt.Sprintf(o.response, queueID, recipient, ip, sender),
+		LatencyMs:    latency,
+		SizeBytes:    1000 + r.IntN(200000),
+		SpamScore:    math.Round(r.Float64()*100) / 10,
+		Attempt:      1 + r.IntN(3),
+	}
+}
+
+// address returns a mailbox; some carry plus-tags or dots, as real ones do.
+func (g *Generator) address(role string, n int) string {
+	domain := fmt.Sprintf("example%d.org", n%97)
+	switch n % 10 {
+	case 0:
+		return fmt.Sprintf("%s%d+news@%s", role, n, domain)
+	case 1:
+		return fmt.Sprintf("first.last%d@%s", n, domain)
+	default:
+		return fmt.Sprintf("%s%d@%s", role, n, domain)
+	}
+}
+
+func domainOf(addr string) string {
+	return addr[strings.LastIndexByte(addr, '@')+1:]
+}
+
+func (g *Generator) ip() string {
+	r := g.rng
+	if r.IntN(5) == 0 {
+		return fmt.Sprintf("2001:db8:%x::%x", r.IntN(0xffff), r.IntN(0xffff)+1)
+	}
+	return fmt.Sprintf("203.0.%d.%d", 113+r.IntN(3), 1+r.IntN(254))
+}

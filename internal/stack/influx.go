@@ -1,0 +1,82 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Series is one series of an InfluxQL result.
+type Series struct {
+	Name    string            `json:"name"`
+	Tags    map[string]string `json:"tags"`
+	Columns []string          `json:"columns"`
+	Values  [][]any           `json:"values"`
+}
+
+// Query runs InfluxQL statements against an InfluxDB 1.x at baseURL and
+// returns the series of every statement, in order. Times come back as
+// epoch nanoseconds (json.Number), numbers as json.Number.
+func Query(baseURL, db, q string) ([]Series, error) {
+	form := url.Values{"q": {q}, "epoch": {"ns"}}
+	if db != "" {
+		form.Set("db", db)
+	}
+	resp, err := http.PostForm(baseURL+"/query", form)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Results []struct {
+			Series []Series `json:"series"`
+			Error  string   `json:"error"`
+		} `json:"results"`
+		Error string `json:"error"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("query %q: %s: %w (body %.200q)", q, resp.Status, err, body)
+	}
+	if r.Error != "" {
+		return nil, fmt.Errorf("query %q: %s", q, r.Error)
+	}
+	var out []Series
+	for _, res := range r.Results {
+		if res.Error != "" {
+			return nil, fmt.Errorf("query %q: %s", q, res.Error)
+		}
+		out = append(out, res.Series...)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("query %q: %s", q, resp.Status)
+	}
+	return out, nil
+}
+
+// Query runs InfluxQL against this server.
+func (db *InfluxDB) Query(database, q string) ([]Series, error) {
+	return Query(db.URL, database, q)
+}
+
+// Count returns the single number a query like SELECT count(x) FROM m
+// yields, or 0 when the result is empty.
+func (db *InfluxDB) Count(database, q string) (int64, error) {
+	series, err := db.Query(database, q)
+	if err != nil || len(series) == 0 || len(series[0].Values) == 0 {
+		return 0, err
+	}
+	n, ok := series[0].Values[0][1].(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("query %q: not a number: %v", q, series[0].Values[0][1])
+	}
+	return n.Int64()
+}

@@ -1,0 +1,274 @@
+package stack
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// getOK checks that GET url answers with a 2xx status.
+func getOK(url string) func() error {
+	return func() error {
+		resp, err := httpClient.Get(url)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+// NSQD is a running nsqd.
+type NSQD struct {
+	*Process
+	TCPAddr  string
+	HTTPAddr string
+}
+
+// StartNSQD starts nsqd with its data in dir, registering with the given
+// nsqlookupd TCP addresses if any.
+func StartNSQD(dir string, lookupdTCP ...string) (*NSQD, error) {
+	bin, err := Binary("nsqd")
+	if err != nil {
+		return nil, err
+	}
+	p, addrs, err := startReady("nsqd", 2, dir, func(a []string) (*Process, func() error, error) {
+		args := []string{"--tcp-address=" + a[0], "--http-address=" + a[1],
+			"--data-path=" + dir, "--broadcast-address=127.0.0.1", "--log-level=warn"}
+		for _, l := range lookupdTCP {
+			args = append(args, "--lookupd-tcp-address="+l)
+		}
+		p, err := StartProcess("nsqd", bin, args, dir)
+		return p, getOK("http://" + a[1] + "/ping"), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &NSQD{Process: p, TCPAddr: addrs[0], HTTPAddr: addrs[1]}, nil
+}
+
+// NSQLookupd is a running nsqlookupd.
+type NSQLookupd struct {
+	*Process
+	TCPAddr  string
+	HTTPAddr string
+}
+
+// StartNSQLookupd starts nsqlookupd logging into dir.
+func StartNSQLookupd(dir string) (*NSQLookupd, error) {
+	bin, err := Binary("nsqlookupd")
+	if err != nil {
+		return nil, err
+	}
+	p, addrs, err := startReady("nsqlookupd", 2, dir, func(a []string) (*Process, func() error, error) {
+		args := []string{"--tcp-address=" + a[0], "--http-address=" + a[1],
+			"--broadcast-address=127.0.0.1", "--log-level=warn"}
+		p, err := StartProcess("nsqlookupd", bin, args, dir)
+		return p, getOK("http://" + a[1] + "/ping"), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &NSQLookupd{Process: p, TCPAddr: addrs[0], HTTPAddr: addrs[1]}, nil
+}
+
+// InfluxDB is a running influxd 1.8 with Flux enabled.
+type InfluxDB struct {
+	*Process
+	URL      string
+	confPath string
+}
+
+const influxConf = `reporting-disabled = true
+bind-address = %q
+[meta]
+  dir = %q
+  logging-enabled = false
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+[coordinator]
+  log-queries-after = "0s"
+[http]
+  enabled = true
+  bind-address = %q
+  auth-enabled = false
+  log-enabled = false
+  flux-enabled = true
+[logging]
+  level = "warn"
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+`
+
+// StartInfluxDB starts influxd with its data in dir.
+func StartInfluxDB(dir string) (*InfluxDB, error) {
+	bin, err := Binary("influxd")
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "influxdb.conf")
+	p, addrs, err := startReady("influxd", 2, dir, func(a []string) (*Process, func() error, error) {
+		text := fmt.Sprintf(influxConf, a[0], filepath.Join(dir, "meta"),
+			filepath.Join(dir, "data"), filepath.Join(dir, "wal"), a[1])
+		if err := writeFile(conf, text); err != nil {
+			return nil, nil, err
+		}
+		p, err := StartProcess("influxd", bin, []string{"run", "-config", conf}, dir)
+		return p, getOK("http://" + a[1] + "/ping"), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &InfluxDB{Process: p, URL: "http://" + addrs[1], confPath: conf}, nil
+}
+
+// Restart starts a stopped influxd again on the same port and data, as an
+// operator would after an outage.
+func (db *InfluxDB) Restart() error {
+	bin, err := Binary("influxd")
+	if err != nil {
+		return err
+	}
+	p, err := StartProcess("influxd", bin, []string{"run", "-config", db.confPath}, db.Dir)
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(30*time.Second, getOK(db.URL+"/ping")); err != nil {
+		return err
+	}
+	db.Process = p
+	return nil
+}
+
+// Kapacitor is a running kapacitord 1.5 subscribed to an InfluxDB.
+type Kapacitor struct {
+	*Process
+	URL string
+}
+
+const kapacitorConf = `hostname = "127.0.0.1"
+data_dir = %q
+skip-config-overrides = true
+[http]
+  bind-address = %q
+  log-enabled = false
+[replay]
+  dir = %q
+[storage]
+  boltdb = %q
+[task]
+  dir = %q
+[load]
+  enabled = false
+[[influxdb]]
+  enabled = true
+  name = "default"
+  default = true
+  urls = [%q]
+  subscription-protocol = "http"
+  startup-timeout = "30s"
+[logging]
+  file = "STDERR"
+  level = "ERROR"
+[reporting]
+  enabled = false
+[stats]
+  enabled = false
+`
+
+// StartKapacitor starts kapacitord with its data in dir, reading influxURL.
+func StartKapacitor(dir, influxURL string) (*Kapacitor, error) {
+	bin, err := Binary("kapacitord")
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "kapacitor.conf")
+	p, addrs, err := startReady("kapacitord", 1, dir, func(a []string) (*Process, func() error, error) {
+		text := fmt.Sprintf(kapacitorConf, dir, a[0], filepath.Join(dir, "replay"),
+			filepath.Join(dir, "kapacitor.db"), filepath.Join(dir, "tasks"), influxURL)
+		if err := writeFile(conf, text); err != nil {
+			return nil, nil, err
+		}
+		p, err := StartProcess("kapacitord", bin, []string{"-config", conf}, dir)
+		return p, getOK("http://" + a[0] + "/kapacitor/v1/ping"), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Kapacitor{Process: p, URL: "http://" + addrs[0]}, nil
+}
+
+// Telegraf is a running bin/telegraf.
+type Telegraf struct {
+	*Process
+	ConfigPath string
+}
+
+// StartTelegraf runs bin/telegraf with the given config text, written to
+// dir/telegraf.conf. It is ready once the agent logs that it started its
+// plugins (Telegraf has no health endpoint unless configured).
+func StartTelegraf(dir, config string, env ...string) (*Telegraf, error) {
+	bin, err := Binary("telegraf")
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "telegraf.conf")
+	if err := writeFile(conf, config); err != nil {
+		return nil, err
+	}
+	return RestartTelegraf(&Telegraf{ConfigPath: conf, Process: &Process{Dir: dir}}, bin, env...)
+}
+
+// RestartTelegraf starts the agent again with the same config, e.g. after
+// a kill.
+func RestartTelegraf(t *Telegraf, bin string, env ...string) (*Telegraf, error) {
+	if bin == "" {
+		var err error
+		if bin, err = Binary("telegraf"); err != nil {
+			return nil, err
+		}
+	}
+	var logged int64 // the log is appended to across restarts
+	if fi, err := os.Stat(filepath.Join(t.Dir, "telegraf.log")); err == nil {
+		logged = fi.Size()
+	}
+	p, err := StartProcess("telegraf", bin, []string{"--config", t.ConfigPath}, t.Dir, env...)
+	if err != nil {
+		return nil, err
+	}
+	started := func() error {
+		b, err := os.ReadFile(p.LogPath)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b[min(logged, int64(len(b))):]), "Starting Telegraf") {
+			return fmt.Errorf("agent has not logged its start yet")
+		}
+		return nil
+	}
+	if err := p.waitReady(30*time.Second, started); err != nil {
+		return nil, err
+	}
+	return &Telegraf{Process: p, ConfigPath: t.ConfigPath}, nil
+}
+
+func writeFile(path, text string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}

@@ -1,0 +1,30 @@
+package stack_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/stack/stacktest"
+)
+
+// TestServersStartIntegration starts every server the project uses, so a
+// broken build or start-up shows here first, with the server's own log.
+func TestServersStartIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	lookupd := stacktest.NSQLookupd(t)
+	nsqd := stacktest.NSQD(t, lookupd.TCPAddr)
+	require.NotEmpty(t, nsqd.TCPAddr)
+
+	influx := stacktest.InfluxDB(t)
+	_, err := influx.Query("", "CREATE DATABASE smoke")
+	require.NoError(t, err)
+	series, err := influx.Query("", "SHOW DATABASES")
+	require.NoError(t, err)
+	require.Contains(t, series[0].Values, []any{"smoke"})
+
+	kapa := stacktest.Kapacitor(t, influx.URL)
+	require.NotEmpty(t, kapa.URL)
+}

@@ -1,0 +1,72 @@
+// Package stacktest starts stack servers for a test: each in the test's own
+// temporary folder, stopped when the test ends. A server that cannot start
+// fails the test with the reason; it is never skipped.
+package stacktest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/stack"
+)
+
+const grace = 15 * time.Second
+
+// NSQD starts an nsqd, registered with the nsqlookupd TCP addresses given.
+func NSQD(t testing.TB, lookupdTCP ...string) *stack.NSQD {
+	t.Helper()
+	s, err := stack.StartNSQD(t.TempDir(), lookupdTCP...)
+	require.NoError(t, err, "nsqd must start for this test")
+	t.Cleanup(func() { stop(t, s.Process) })
+	return s
+}
+
+// NSQLookupd starts an nsqlookupd.
+func NSQLookupd(t testing.TB) *stack.NSQLookupd {
+	t.Helper()
+	s, err := stack.StartNSQLookupd(t.TempDir())
+	require.NoError(t, err, "nsqlookupd must start for this test")
+	t.Cleanup(func() { stop(t, s.Process) })
+	return s
+}
+
+// InfluxDB starts an influxd 1.8 with Flux enabled.
+func InfluxDB(t testing.TB) *stack.InfluxDB {
+	t.Helper()
+	s, err := stack.StartInfluxDB(t.TempDir())
+	require.NoError(t, err, "influxd must start for this test")
+	t.Cleanup(func() { stop(t, s.Process) })
+	return s
+}
+
+// Kapacitor starts a kapacitord reading influxURL.
+func Kapacitor(t testing.TB, influxURL string) *stack.Kapacitor {
+	t.Helper()
+	s, err := stack.StartKapacitor(t.TempDir(), influxURL)
+	require.NoError(t, err, "kapacitord must start for this test")
+	t.Cleanup(func() { stop(t, s.Process) })
+	return s
+}
+
+// Telegraf runs bin/telegraf with config. Restart it with stack.RestartTelegraf;
+// the test stops whichever process runs last through the returned pointer.
+func Telegraf(t testing.TB, config string, env ...string) *stack.Telegraf {
+	t.Helper()
+	s, err := stack.StartTelegraf(t.TempDir(), config, env...)
+	require.NoError(t, err, "bin/telegraf must start for this test")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("telegraf log ends:\n%s", s.LogTail(40))
+		}
+		stop(t, s.Process)
+	})
+	return s
+}
+
+func stop(t testing.TB, p *stack.Process) {
+	if err := p.Stop(grace); err != nil {
+		t.Errorf("stopping %s: %v", p.Name, err)
+	}
+}
