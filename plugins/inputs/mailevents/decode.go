@@ -126,6 +126,9 @@ func (d *decoder) decode(p *fastjson.Parser, body []byte, now time.Time) decoded
 	v, err := p.ParseBytes(trimmed)
 	if err == nil {
 		if arr, aerr := v.Array(); aerr == nil {
+			if len(arr) == 0 {
+				out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty array"), body})
+			}
 			for _, elem := range arr {
 				d.event(elem, now, nil, &out)
 			}

@@ -448,21 +448,23 @@ func (m *MailEvents) touchLoop(ctx context.Context, timeout time.Duration) {
 }
 
 func init() {
-	inputs.Add("mailevents", func() telegraf.Input {
-		return &MailEvents{
-			Channel:                "mailtick",
-			Topics:                 []string{"mail_events"},
-			MaxInFlight:            1000,
-			MaxUndeliveredMessages: 10000,
-			RequeueDelay:           config.Duration(5 * time.Second),
-			ReconnectInterval:      config.Duration(5 * time.Second),
-			MaxMessageSize:         config.Size(512 * 1024),
-			DeadLetter:             deadLetterTopic,
-			Measurement:            "mail_event",
-			TagKeys:                append([]string(nil), defaultTagKeys...),
-			TimeKey:                "time",
-			TimeFormat:             "auto",
-			MissingTime:            missingReceive,
-		}
-	})
+	inputs.Add("mailevents", func() telegraf.Input { return newMailEvents() })
+}
+
+func newMailEvents() *MailEvents {
+	return &MailEvents{
+		Channel:                "mailtick",
+		Topics:                 []string{"mail_events"},
+		MaxInFlight:            1000,
+		MaxUndeliveredMessages: 10000,
+		RequeueDelay:           config.Duration(5 * time.Second),
+		ReconnectInterval:      config.Duration(5 * time.Second),
+		MaxMessageSize:         config.Size(512 * 1024),
+		DeadLetter:             deadLetterTopic,
+		Measurement:            "mail_event",
+		TagKeys:                append([]string(nil), defaultTagKeys...),
+		TimeKey:                "time",
+		TimeFormat:             "auto",
+		MissingTime:            missingReceive,
+	}
 }

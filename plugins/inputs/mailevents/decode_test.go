@@ -1,0 +1,311 @@
+package mailevents
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+	"github.com/valyala/fastjson"
+
+	"github.com/mailtick/mailtick/internal/gen"
+)
+
+// newDecoder returns the decoder of a default-configured plugin, changed by
+// edit before Init.
+func newDecoder(t testing.TB, edit func(*MailEvents)) *decoder {
+	t.Helper()
+	m := newPlugin()
+	if edit != nil {
+		edit(m)
+	}
+	require.NoError(t, m.Init())
+	return &m.dec
+}
+
+func newPlugin() *MailEvents {
+	m := newMailEvents()
+	m.Nsqd = []string{"127.0.0.1:4150"}
+	m.Log = testutil.Logger{}
+	return m
+}
+
+var receivedAt = time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
+
+const fullEvent = `{"time":"2026-11-22T14:00:00.123456789Z","event":"bounced","direction":"outbound",
+"mailer":"mx12.dc3.example.net","customer":"c10234","message_id":"<abc@mail.example.com>","queue_id":"4F2A1C0D3B",
+"sender":"alice@example.com","recipient":"bob@x.org","sender_ip":"203.0.113.7","helo":"mail.example.com",
+"smtp_code":550,"smtp_status":"5.1.1","smtp_response":"550 5.1.1 <bob@x.org>: Recipient address rejected",
+"latency_ms":812.4,"size_bytes":12345,"spam_score":3.2,"attempt":1}`
+
+func TestDecodeDefaults(t *testing.T) {
+	d := newDecoder(t, nil)
+	out := d.decode(new(fastjson.Parser), []byte(fullEvent), receivedAt)
+	require.Empty(t, out.bad)
+	expected := []telegraf.Metric{metric.New("mail_event",
+		map[string]string{"direction": "outbound", "event": "bounced", "mailer": "mx12.dc3.example.net", "customer": "c10234"},
+		map[string]any{
+			"message_id": "<abc@mail.example.com>", "queue_id": "4F2A1C0D3B",
+			"sender": "alice@example.com", "recipient": "bob@x.org", "sender_ip": "203.0.113.7",
+			"helo": "mail.example.com", "smtp_code": int64(550), "smtp_status": "5.1.1",
+			"smtp_response": "550 5.1.1 <bob@x.org>: Recipient address rejected",
+			"latency_ms":    812.4, "size_bytes": int64(12345), "spam_score": 3.2, "attempt": int64(1),
+		},
+		time.Date(2026, 11, 22, 14, 0, 0, 123456789, time.UTC))}
+	testutil.RequireMetricsEqual(t, expected, out.metrics)
+}
+
+func TestDecode(t *testing.T) {
+	ev := func(extra string) string { return `{"time":1700000000,"event":"delivered"` + extra + `}` }
+	at := time.Unix(1700000000, 0).UTC()
+	tests := []struct {
+		name    string
+		edit    func(*MailEvents)
+		body    string
+		fields  []map[string]any // one per good event
+		tags    map[string]string
+		times   []time.Time
+		reasons []string
+		missing int
+	}{
+		{
+			name:   "array of objects",
+			body:   "[" + ev(`,"a":"x"`) + "," + ev(`,"a":"y"`) + "]",
+			fields: []map[string]any{{"a": "x"}, {"a": "y"}},
+			times:  []time.Time{at, at},
+		},
+		{
+			name:    "ndjson with a broken line costs only that line",
+			body:    ev(`,"a":"x"`) + "\n{\"time\":\n" + ev(`,"a":"z"`) + "\n",
+			fields:  []map[string]any{{"a": "x"}, {"a": "z"}},
+			times:   []time.Time{at, at},
+			reasons: []string{reasonMalformed},
+		},
+		{
+			name:    "malformed single line",
+			body:    `{"time":1700000000,"event":`,
+			reasons: []string{reasonMalformed},
+		},
+		{
+			name:    "not an object",
+			body:    `[1, ` + ev("") + `]`,
+			fields:  []map[string]any{{}},
+			times:   []time.Time{at},
+			reasons: []string{reasonNotObject},
+		},
+		{
+			name:    "empty",
+			body:    "  \n ",
+			reasons: []string{reasonEmpty},
+		},
+		{
+			name:    "oversized",
+			edit:    func(m *MailEvents) { m.MaxMessageSize = 64 },
+			body:    ev(`,"smtp_response":"` + strings.Repeat("x", 100) + `"`),
+			reasons: []string{reasonOversized},
+		},
+		{
+			name: "nested paths, rename, drop and declared types",
+			edit: func(m *MailEvents) {
+				m.Rename = map[string]string{"envelope.sending-ip": "sender_ip"}
+				m.DropKeys = []string{"user-variables.secret"}
+				m.FieldTypes = map[string]string{"delivery-status.code": "int", "flag": "bool", "n": "uint"}
+			},
+			body: ev(`,"envelope":{"sending-ip":"198.51.100.1"},"delivery-status":{"code":"550","message":"no"},` +
+				`"user-variables":{"secret":"s"},"flag":"true","n":7,"list":[1,"a"]`),
+			fields: []map[string]any{{"sender_ip": "198.51.100.1", "delivery-status.code": int64(550),
+				"delivery-status.message": "no", "flag": true, "n": uint64(7), "list": `[1,"a"]`}},
+			times: []time.Time{at},
+		},
+		{
+			name:   "auto numbers are floats, nulls are skipped, numeric tags are text",
+			edit:   func(m *MailEvents) { m.TagKeys = append(m.TagKeys, "shard") },
+			body:   ev(`,"x":3,"y":null,"shard":7`),
+			fields: []map[string]any{{"x": 3.0}},
+			tags:   map[string]string{"event": "delivered", "shard": "7"},
+			times:  []time.Time{at},
+		},
+		{
+			name:    "wrong types",
+			body:    "[" + ev(`,"smtp_code":"five-fifty"`) + "," + ev(`,"latency_ms":true`) + "," + ev(`,"attempt":1.5`) + "," + ev(`,"event":{"a":1}`) + "]",
+			fields:  []map[string]any{{"event.a": 1.0}},
+			tags:    map[string]string{"event": "delivered"},
+			times:   []time.Time{at},
+			reasons: []string{reasonWrongType, reasonWrongType, reasonWrongType},
+		},
+		{
+			name:    "missing time takes the receive time and is counted",
+			body:    `{"event":"delivered"}`,
+			fields:  []map[string]any{{}},
+			times:   []time.Time{receivedAt},
+			missing: 1,
+		},
+		{
+			name:    "missing time can be dead-lettered",
+			edit:    func(m *MailEvents) { m.MissingTime = "dead_letter" },
+			body:    `{"event":"delivered"}`,
+			reasons: []string{reasonMissingTime},
+		},
+		{
+			name:    "bad time",
+			body:    `[{"time":"yesterday"},{"time":true},{"time":-5.5}]`,
+			reasons: []string{reasonBadTime, reasonBadTime, reasonBadTime},
+		},
+		{
+			name:   "invalid UTF-8 is repaired, not lost",
+			body:   ev(`,"smtp_response":"caf` + "\xe9" + `"`),
+			fields: []map[string]any{{"smtp_response": "caf\uFFFD"}},
+			times:  []time.Time{at},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDecoder(t, tt.edit)
+			out := d.decode(new(fastjson.Parser), []byte(tt.body), receivedAt)
+			var reasons []string
+			for _, b := range out.bad {
+				reasons = append(reasons, b.reason)
+				require.Error(t, b.err)
+				require.NotEmpty(t, b.raw)
+			}
+			require.Equal(t, tt.reasons, reasons)
+			require.Equal(t, tt.missing, out.missingTime)
+			require.Len(t, out.metrics, len(tt.fields))
+			for i, m := range out.metrics {
+				require.Equal(t, "mail_event", m.Name())
+				require.Equal(t, tt.fields[i], m.Fields())
+				require.Equal(t, tt.times[i], m.Time().UTC())
+				if tt.tags != nil {
+					require.Equal(t, tt.tags, m.Tags())
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeTimeFormats(t *testing.T) {
+	ns := time.Date(2026, 11, 22, 14, 0, 0, 123456789, time.UTC)
+	tests := []struct {
+		format string
+		value  string
+		want   time.Time
+	}{
+		{"auto", `"2026-11-22T14:00:00.123456789Z"`, ns},
+		{"auto", `"2026-11-22T15:00:00.123456789+01:00"`, ns},
+		{"auto", `1795356000`, time.Unix(1795356000, 0)},
+		{"auto", `1795356000.5`, time.Unix(1795356000, 5e8)},
+		{"auto", `1795356000123`, time.UnixMilli(1795356000123)},
+		{"auto", `1795356000123456`, time.UnixMicro(1795356000123456)},
+		{"auto", `1795356000123456789`, time.Unix(0, 1795356000123456789)},
+		{"auto", `"1795356000123456789"`, time.Unix(0, 1795356000123456789)},
+		{"unix_ms", `5`, time.UnixMilli(5)},
+		{"unix_us", `5`, time.UnixMicro(5)},
+		{"unix_ns", `5`, time.Unix(0, 5)},
+		{"unix", `1795356000`, time.Unix(1795356000, 0)},
+		{"rfc3339", `"2026-11-22T14:00:00Z"`, ns.Truncate(time.Second)},
+		{"2006-01-02 15:04:05.000", `"2026-11-22 14:00:00.123"`, ns.Truncate(time.Millisecond)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format+" "+tt.value, func(t *testing.T) {
+			d := newDecoder(t, func(m *MailEvents) { m.TimeFormat = tt.format })
+			out := d.decode(new(fastjson.Parser), []byte(`{"time":`+tt.value+`}`), receivedAt)
+			require.Empty(t, out.bad)
+			require.Len(t, out.metrics, 1)
+			require.Equal(t, tt.want.UnixNano(), out.metrics[0].Time().UnixNano())
+		})
+	}
+}
+
+func TestInit(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*MailEvents)
+		want string
+	}{
+		{"no address", func(m *MailEvents) { m.Nsqd = nil }, `either "nsqd" or "nsqlookupd"`},
+		{"no topic", func(m *MailEvents) { m.Topics = nil }, `"topics" must name`},
+		{"bad topic", func(m *MailEvents) { m.Topics = []string{"a b"} }, `invalid "topics" value "a b"`},
+		{"bad channel", func(m *MailEvents) { m.Channel = "" }, `invalid "channel" value ""`},
+		{"max_in_flight", func(m *MailEvents) { m.MaxInFlight = 0 }, `invalid "max_in_flight" value 0`},
+		{"max_undelivered", func(m *MailEvents) { m.MaxUndeliveredMessages = -1 }, `invalid "max_undelivered_messages" value -1`},
+		{"message_timeout", func(m *MailEvents) { m.MessageTimeout = 1 }, `invalid "message_timeout" value 1ns`},
+		{"dead_letter", func(m *MailEvents) { m.DeadLetter = "drop" }, `invalid "dead_letter" value "drop"`},
+		{"dead_letter_topic", func(m *MailEvents) { m.DeadLetterTopic = "x/y" }, `invalid "dead_letter_topic" value "x/y"`},
+		{"field type", func(m *MailEvents) { m.FieldTypes = map[string]string{"a": "integer"} }, `invalid "field_types" value "integer" for key "a"`},
+		{"time_format", func(m *MailEvents) { m.TimeFormat = "epoch" }, `invalid "time_format" value "epoch"`},
+		{"missing_time", func(m *MailEvents) { m.MissingTime = "now" }, `invalid "missing_time" value "now"`},
+		{"measurement", func(m *MailEvents) { m.Measurement = "" }, `invalid "measurement" value ""`},
+		{"workers", func(m *MailEvents) { m.Workers = -2 }, `invalid "workers" value -2`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newPlugin()
+			tt.edit(m)
+			require.ErrorContains(t, m.Init(), tt.want)
+		})
+	}
+	require.NoError(t, newPlugin().Init(), "the defaults must be valid")
+}
+
+// TestDecodeGenerated checks every kind mailtick gen produces lands where the
+// README says it does.
+func TestDecodeGenerated(t *testing.T) {
+	g, err := gen.New(gen.Config{Seed: 7, Bad: 0.3})
+	require.NoError(t, err)
+	d := newDecoder(t, nil)
+	p := new(fastjson.Parser)
+	want := map[gen.Kind]string{
+		gen.Malformed: reasonMalformed, gen.WrongType: reasonWrongType, gen.Oversized: reasonOversized,
+	}
+	seen := map[gen.Kind]int{}
+	for i := 0; i < 2000; i++ {
+		msg := g.Next()
+		seen[msg.Kind]++
+		out := d.decode(p, msg.Body, receivedAt)
+		switch msg.Kind {
+		case gen.Good, gen.MissingTime:
+			require.Empty(t, out.bad, "message %d", i)
+			require.Len(t, out.metrics, 1)
+			m := out.metrics[0]
+			require.Equal(t, msg.Event.Sender, m.Fields()["sender"])
+			require.Equal(t, msg.Event.SMTPResponse, m.Fields()["smtp_response"])
+			require.Equal(t, int64(msg.Event.SMTPCode), m.Fields()["smtp_code"])
+			if msg.Kind == gen.Good {
+				require.Equal(t, msg.Time.UnixNano(), m.Time().UnixNano())
+			} else {
+				require.Equal(t, 1, out.missingTime)
+			}
+		default:
+			require.Empty(t, out.metrics, "message %d (%s)", i, msg.Kind)
+			require.Len(t, out.bad, 1)
+			require.Equal(t, want[msg.Kind], out.bad[0].reason)
+		}
+	}
+	for _, k := range append(gen.BadKinds, gen.Good) {
+		require.Positive(t, seen[k], "kind %s never generated", k)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(fullEvent))
+	f.Add([]byte(`[{"time":1}, 2, {"a":{"b":[1]}}]`))
+	f.Add([]byte("{\"time\":\"x\"}\n{\"a\":1}\n\xff"))
+	d := newDecoder(f, func(m *MailEvents) {
+		m.FieldTypes = map[string]string{"a": "int", "b.c": "uint", "d": "bool", "e": "string"}
+	})
+	p := new(fastjson.Parser)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out := d.decode(p, body, receivedAt)
+		for _, b := range out.bad {
+			if b.err == nil || b.reason == "" {
+				t.Fatalf("bad event without reason: %+v", b)
+			}
+		}
+		if len(out.metrics) == 0 && len(out.bad) == 0 && len(strings.TrimSpace(string(body))) > 0 {
+			t.Fatalf("message %q vanished: neither metric nor dead letter", body)
+		}
+	})
+}
