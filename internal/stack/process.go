@@ -241,6 +241,7 @@ func startReady(name string, ports int, dir string, start func(addrs []string) (
 		if p, ready, err = start(addrs); err != nil {
 			return nil, nil, err
 		}
+		// start may have replaced a free port by a fixed one.
 		if err = p.waitReady(30*time.Second, ready); err == nil {
 			return p, addrs, nil
 		}

@@ -35,20 +35,29 @@ type NSQD struct {
 	HTTPAddr string
 }
 
-// StartNSQD starts nsqd with its data in dir, registering with the given
-// nsqlookupd TCP addresses if any.
-func StartNSQD(dir string, lookupdTCP ...string) (*NSQD, error) {
+// NSQDOptions change how StartNSQD runs nsqd.
+type NSQDOptions struct {
+	Lookupd []string // nsqlookupd TCP addresses to register with
+	TCPAddr string   // fixed TCP address (default: a free port)
+	Args    []string // more nsqd flags, e.g. "--max-msg-size=1024"
+}
+
+// StartNSQD starts nsqd with its data in dir.
+func StartNSQD(dir string, opt NSQDOptions) (*NSQD, error) {
 	bin, err := Binary("nsqd")
 	if err != nil {
 		return nil, err
 	}
 	p, addrs, err := startReady("nsqd", 2, dir, func(a []string) (*Process, func() error, error) {
+		if opt.TCPAddr != "" {
+			a[0] = opt.TCPAddr
+		}
 		args := []string{"--tcp-address=" + a[0], "--http-address=" + a[1],
 			"--data-path=" + dir, "--broadcast-address=127.0.0.1", "--log-level=warn"}
-		for _, l := range lookupdTCP {
+		for _, l := range opt.Lookupd {
 			args = append(args, "--lookupd-tcp-address="+l)
 		}
-		p, err := StartProcess("nsqd", bin, args, dir)
+		p, err := StartProcess("nsqd", bin, append(args, opt.Args...), dir)
 		return p, getOK("http://" + a[1] + "/ping"), err
 	})
 	if err != nil {

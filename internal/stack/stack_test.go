@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 )
 
@@ -15,7 +16,7 @@ func TestServersStartIntegration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	lookupd := stacktest.NSQLookupd(t)
-	nsqd := stacktest.NSQD(t, lookupd.TCPAddr)
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Lookupd: []string{lookupd.TCPAddr}})
 	require.NotEmpty(t, nsqd.TCPAddr)
 
 	influx := stacktest.InfluxDB(t)

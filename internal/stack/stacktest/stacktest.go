@@ -14,10 +14,16 @@ import (
 
 const grace = 15 * time.Second
 
-// NSQD starts an nsqd, registered with the nsqlookupd TCP addresses given.
-func NSQD(t testing.TB, lookupdTCP ...string) *stack.NSQD {
+// NSQD starts an nsqd with default options.
+func NSQD(t testing.TB) *stack.NSQD {
 	t.Helper()
-	s, err := stack.StartNSQD(t.TempDir(), lookupdTCP...)
+	return NSQDWith(t, stack.NSQDOptions{})
+}
+
+// NSQDWith starts an nsqd with the given options.
+func NSQDWith(t testing.TB, opt stack.NSQDOptions) *stack.NSQD {
+	t.Helper()
+	s, err := stack.StartNSQD(t.TempDir(), opt)
 	require.NoError(t, err, "nsqd must start for this test")
 	t.Cleanup(func() { stop(t, s.Process) })
 	return s

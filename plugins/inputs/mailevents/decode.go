@@ -25,11 +25,12 @@ const (
 	reasonMissingTime = "missing_time"
 	reasonOversized   = "oversized"
 	reasonEmpty       = "empty"
+	reasonNoFields    = "no_fields" // only tags and time: nothing a database can store
 )
 
 var allReasons = []string{
 	reasonMalformed, reasonNotObject, reasonWrongType, reasonBadTime,
-	reasonMissingTime, reasonOversized, reasonEmpty,
+	reasonMissingTime, reasonOversized, reasonEmpty, reasonNoFields,
 }
 
 type fieldType int
@@ -180,6 +181,10 @@ func (d *decoder) event(v *fastjson.Value, now time.Time, raw []byte, out *decod
 	b.object(obj, "")
 	if b.err != nil {
 		fail(b.reason, b.err)
+		return
+	}
+	if len(m.FieldList()) == 0 {
+		fail(reasonNoFields, errors.New("event has no field besides its tags and time"))
 		return
 	}
 	out.repairedUTF += b.repaired

@@ -91,10 +91,15 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name:    "not an object",
-			body:    `[1, ` + ev("") + `]`,
-			fields:  []map[string]any{{}},
+			body:    `[1, ` + ev(`,"a":1`) + `]`,
+			fields:  []map[string]any{{"a": 1.0}},
 			times:   []time.Time{at},
 			reasons: []string{reasonNotObject},
+		},
+		{
+			name:    "no fields",
+			body:    ev(""),
+			reasons: []string{reasonNoFields},
 		},
 		{
 			name:    "empty",
@@ -138,20 +143,20 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name:    "missing time takes the receive time and is counted",
-			body:    `{"event":"delivered"}`,
-			fields:  []map[string]any{{}},
+			body:    `{"event":"delivered","a":"b"}`,
+			fields:  []map[string]any{{"a": "b"}},
 			times:   []time.Time{receivedAt},
 			missing: 1,
 		},
 		{
 			name:    "missing time can be dead-lettered",
 			edit:    func(m *MailEvents) { m.MissingTime = "dead_letter" },
-			body:    `{"event":"delivered"}`,
+			body:    `{"event":"delivered","a":"b"}`,
 			reasons: []string{reasonMissingTime},
 		},
 		{
 			name:    "bad time",
-			body:    `[{"time":"yesterday"},{"time":true},{"time":-5.5}]`,
+			body:    `[{"time":"yesterday","a":1},{"time":true,"a":1},{"time":-5.5,"a":1}]`,
 			reasons: []string{reasonBadTime, reasonBadTime, reasonBadTime},
 		},
 		{
@@ -211,7 +216,7 @@ func TestDecodeTimeFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.format+" "+tt.value, func(t *testing.T) {
 			d := newDecoder(t, func(m *MailEvents) { m.TimeFormat = tt.format })
-			out := d.decode(new(fastjson.Parser), []byte(`{"time":`+tt.value+`}`), receivedAt)
+			out := d.decode(new(fastjson.Parser), []byte(`{"time":`+tt.value+`,"a":1}`), receivedAt)
 			require.Empty(t, out.bad)
 			require.Len(t, out.metrics, 1)
 			require.Equal(t, tt.want.UnixNano(), out.metrics[0].Time().UnixNano())

@@ -1,0 +1,211 @@
+package mailevents
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/nsqio/go-nsq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/stack"
+	"github.com/mailtick/mailtick/internal/stack/stacktest"
+)
+
+// startPlugin runs the plugin in-process against nsqd.
+func startPlugin(t *testing.T, nsqd *stack.NSQD, edit func(*MailEvents)) (*MailEvents, *testutil.Accumulator) {
+	t.Helper()
+	m := newMailEvents()
+	m.Nsqd = []string{nsqd.TCPAddr}
+	m.Log = testutil.Logger{}
+	m.RequeueDelay = config.Duration(10 * time.Millisecond)
+	if edit != nil {
+		edit(m)
+	}
+	require.NoError(t, m.Init())
+	acc := &testutil.Accumulator{}
+	require.NoError(t, m.Start(acc))
+	t.Cleanup(m.Stop)
+	return m, acc
+}
+
+func publish(t *testing.T, nsqd *stack.NSQD, topic string, bodies ...[]byte) {
+	t.Helper()
+	sink, err := gen.NewNSQSink(nsqd.TCPAddr, topic)
+	require.NoError(t, err)
+	defer sink.Close()
+	require.NoError(t, sink.Write(bodies))
+}
+
+func channelStats(t *testing.T, nsqd *stack.NSQD, topic string) stack.ChannelStats {
+	t.Helper()
+	st, err := nsqd.TopicStats(topic)
+	require.NoError(t, err)
+	ch, _ := st.Channel("mailtick")
+	return ch
+}
+
+// consumeAll reads n messages of topic through a fresh channel.
+func consumeAll(t *testing.T, nsqd *stack.NSQD, topic string, n int) [][]byte {
+	t.Helper()
+	c, err := nsq.NewConsumer(topic, "test", nsq.NewConfig())
+	require.NoError(t, err)
+	c.SetLogger(nil, nsq.LogLevelError)
+	var mu sync.Mutex
+	var bodies [][]byte
+	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
+		mu.Lock()
+		bodies = append(bodies, m.Body)
+		mu.Unlock()
+		return nil
+	}))
+	require.NoError(t, c.ConnectToNSQD(nsqd.TCPAddr))
+	defer func() { c.Stop(); <-c.StopChan }()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) >= n
+	}, 20*time.Second, 20*time.Millisecond, "want %d messages on %q", n, topic)
+	mu.Lock()
+	defer mu.Unlock()
+	return bodies
+}
+
+func TestAtLeastOnceIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQD(t)
+	publish(t, nsqd, "mail_events", []byte(fullEvent))
+	_, acc := startPlugin(t, nsqd, nil)
+
+	// An output refuses the metric: the message goes back to nsqd...
+	acc.Wait(1)
+	acc.GetTelegrafMetrics()[0].Reject()
+	// ...and comes again; accepted now, it is finished.
+	acc.Wait(2)
+	second := acc.GetTelegrafMetrics()[1]
+	require.Equal(t, "alice@example.com", second.Fields()["sender"])
+	second.Accept()
+
+	require.Eventually(t, func() bool {
+		ch := channelStats(t, nsqd, "mail_events")
+		return ch.MessageCount == 1 && ch.RequeueCount == 1 && ch.InFlight == 0 && ch.Depth == 0
+	}, 10*time.Second, 20*time.Millisecond, "want the message requeued once, then finished")
+}
+
+func TestTouchWhileWaitingIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQD(t)
+	publish(t, nsqd, "mail_events", []byte(fullEvent))
+	_, acc := startPlugin(t, nsqd, func(m *MailEvents) {
+		m.MessageTimeout = config.Duration(time.Second)
+	})
+	acc.Wait(1)
+	// The outputs take three message timeouts to write it: the plugin must
+	// keep the message alive so nsqd does not hand it out again.
+	time.Sleep(3 * time.Second)
+	ch := channelStats(t, nsqd, "mail_events")
+	require.Zero(t, ch.TimeoutCount, "nsqd timed the message out while it waited for the outputs")
+	require.Equal(t, int64(1), ch.InFlight)
+	require.Equal(t, uint64(1), acc.NMetrics(), "the message must not be redelivered")
+	acc.GetTelegrafMetrics()[0].Accept()
+	require.Eventually(t, func() bool {
+		return channelStats(t, nsqd, "mail_events").InFlight == 0
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestDeadLetterIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQD(t)
+	publish(t, nsqd, "mail_events",
+		[]byte(`{"time":`),
+		[]byte(fullEvent),
+		[]byte(`[{"time":1700000000,"smtp_code":"x"},{"time":1700000001,"event":"delivered","a":1}]`),
+		[]byte("\xff\xfe"),
+	)
+	_, acc := startPlugin(t, nsqd, nil)
+	acc.Wait(2)
+	for _, m := range acc.GetTelegrafMetrics() {
+		m.Accept()
+	}
+
+	var letters []DeadLetter
+	for _, body := range consumeAll(t, nsqd, "mail_events_dead", 3) {
+		var dl DeadLetter
+		require.NoError(t, json.Unmarshal(body, &dl))
+		letters = append(letters, dl)
+	}
+	reasons := map[string]DeadLetter{}
+	for _, dl := range letters {
+		require.Equal(t, "mail_events", dl.Topic)
+		require.Equal(t, "mailtick", dl.Channel)
+		require.NotEmpty(t, dl.Error)
+		reasons[dl.Reason+":"+dl.Body+dl.BodyHex] = dl
+	}
+	require.Contains(t, reasons, `malformed_json:{"time":`)
+	require.Contains(t, reasons, `wrong_type:{"time":1700000000,"smtp_code":"x"}`)
+	require.Contains(t, reasons, `malformed_json:fffe`)
+	require.Eventually(t, func() bool {
+		ch := channelStats(t, nsqd, "mail_events")
+		return ch.MessageCount == 4 && ch.InFlight == 0 && ch.Depth == 0 && ch.RequeueCount == 0
+	}, 10*time.Second, 20*time.Millisecond, "every source message must be finished once: %+v", channelStats(t, nsqd, "mail_events"))
+}
+
+// TestDeadLetterFailureRequeuesIntegration: when nsqd refuses the dead
+// letter (here: larger than its --max-msg-size), the source message is kept
+// and retried, never finished.
+func TestDeadLetterFailureRequeuesIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Args: []string{"--max-msg-size=64"}})
+	publish(t, nsqd, "mail_events", []byte(`not json`))
+	startPlugin(t, nsqd, nil)
+	require.Eventually(t, func() bool {
+		return channelStats(t, nsqd, "mail_events").RequeueCount >= 2
+	}, 20*time.Second, 20*time.Millisecond, "the message must be requeued, again and again")
+	ch := channelStats(t, nsqd, "mail_events")
+	require.Equal(t, int64(1), ch.Depth+ch.InFlight+ch.Deferred, "the message must still be in nsqd")
+	dead, err := nsqd.TopicStats("mail_events_dead")
+	require.NoError(t, err)
+	require.Zero(t, dead.MessageCount)
+}
+
+// TestReconnectIntegration: the agent starts before its nsqd, as happens
+// when a DC boots; it must connect once nsqd is up and consume.
+func TestReconnectIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	port, err := stack.FreePort()
+	require.NoError(t, err)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	log := &testutil.CaptureLogger{}
+	m := newMailEvents()
+	m.Nsqd = []string{addr}
+	m.ReconnectInterval = config.Duration(50 * time.Millisecond)
+	m.Log = log
+	require.NoError(t, m.Init())
+	acc := &testutil.Accumulator{}
+	require.NoError(t, m.Start(acc), "the agent must start while nsqd is down")
+	t.Cleanup(m.Stop)
+	require.NotEmpty(t, log.Warnings())
+
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{TCPAddr: addr})
+	publish(t, nsqd, "mail_events", []byte(fullEvent))
+	acc.Wait(1)
+	acc.GetTelegrafMetrics()[0].Accept()
+	require.Eventually(t, func() bool {
+		return channelStats(t, nsqd, "mail_events").MessageCount == 1 && channelStats(t, nsqd, "mail_events").InFlight == 0
+	}, 10*time.Second, 20*time.Millisecond)
+}
