@@ -1,0 +1,44 @@
+# mailtick: `make demo` runs the main job, `make test` the tests.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export GOFLAGS := -buildvcs=false
+
+GO_TEST_TIMEOUT ?= 25m
+
+.PHONY: all build servers test test-short demo bench fuzz clean
+
+all: build
+
+## build: bin/telegraf (stock Telegraf + our plugins) and bin/mailtick
+build:
+	./scripts/build-telegraf.sh
+	go build -o bin/mailtick ./cmd/mailtick
+
+## servers: nsqd, nsqlookupd, influxd, kapacitord, built once into .cache/servers
+servers:
+	./scripts/servers.sh
+
+## test: every test, integration tests against real servers included
+test: servers build
+	go vet ./...
+	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
+
+## test-short: unit tests only (no servers)
+test-short:
+	go test -short ./...
+
+## demo: start a local stack, run the agent on a generated stream, show what landed
+demo: servers build
+	bin/mailtick demo
+
+## bench: stock Telegraf nsq_consumer+json_v2 against mailevents, same events, same run
+bench: servers build
+	go test -run XXX -bench . -benchmem ./plugins/inputs/mailevents/
+	bin/mailtick bench
+
+## fuzz: a short fuzzing round of the parsers
+fuzz:
+	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/inputs/mailevents/
+
+clean:
+	rm -rf bin build
