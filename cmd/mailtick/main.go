@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailtick/mailtick/internal/bench"
 	"github.com/mailtick/mailtick/internal/gen"
 )
 
@@ -19,6 +20,7 @@ const usage = `mailtick — the operators' CLI of mailtick
 
 Usage:
   mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
+  mailtick bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
 
 Run "mailtick <command> -h" for the flags of a command.
 `
@@ -34,6 +36,8 @@ func main() {
 	switch os.Args[1] {
 	case "gen":
 		err = runGen(ctx, os.Args[2:])
+	case "bench":
+		err = runBench(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -99,4 +103,20 @@ func runGen(ctx context.Context, args []string) error {
 	summary, _ := json.Marshal(sum)
 	fmt.Fprintf(os.Stderr, "%s\n", summary)
 	return err
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	var opt bench.Options
+	fs.IntVar(&opt.Events, "events", 200000, "events each agent drains")
+	fs.IntVar(&opt.InFlight, "in-flight", 100000, "events held in flight for the memory figure (0: skip)")
+	fs.Uint64Var(&opt.Seed, "seed", 1, "generator seed")
+	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
+	fs.Parse(args)
+	rep, err := bench.Run(ctx, opt, os.Stderr)
+	if err != nil {
+		return err
+	}
+	rep.Print(os.Stdout)
+	return nil
 }

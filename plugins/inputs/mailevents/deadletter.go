@@ -10,6 +10,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/nsqio/go-nsq"
+
+	"github.com/mailtick/mailtick/internal/nsqsub"
 )
 
 // DeadLetter is what the plugin publishes to the dead-letter topic for each
@@ -73,7 +75,7 @@ func (d *deadLetters) producer(addr string) (*nsq.Producer, error) {
 
 // publish sends one dead letter per bad event and returns once nsqd has
 // them, so the source message is finished only when nothing can be lost.
-func (d *deadLetters) publish(topic, channel string, msg *nsq.Message, bad []badEvent) error {
+func (d *deadLetters) publish(topic, channel string, msg *nsqsub.Message, bad []badEvent) error {
 	now := time.Now().UTC()
 	bodies := make([][]byte, 0, len(bad))
 	for _, b := range bad {
@@ -102,7 +104,7 @@ func (d *deadLetters) publish(topic, channel string, msg *nsq.Message, bad []bad
 		}
 		bodies = append(bodies, body)
 	}
-	p, err := d.producer(msg.NSQDAddress)
+	p, err := d.producer(msg.NSQDAddr)
 	if err != nil {
 		return err
 	}
@@ -115,4 +117,15 @@ func (d *deadLetters) stop() {
 	for _, p := range d.producers {
 		p.Stop()
 	}
+}
+
+// nsqLogger sends go-nsq's log lines to Telegraf's logger at debug level;
+// what matters to operators is logged by the plugin itself.
+type nsqLogger struct {
+	log telegraf.Logger
+}
+
+func (l nsqLogger) Output(_ int, s string) error {
+	l.log.Debug(s)
+	return nil
 }

@@ -126,7 +126,8 @@ func (d *decoder) decode(p *fastjson.Parser, body []byte, now time.Time) decoded
 
 	v, err := p.ParseBytes(trimmed)
 	if err == nil {
-		if arr, aerr := v.Array(); aerr == nil {
+		if v.Type() == fastjson.TypeArray {
+			arr, _ := v.Array()
 			if len(arr) == 0 {
 				out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty array"), body})
 			}

@@ -17,6 +17,8 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/nsqio/go-nsq"
 	"github.com/valyala/fastjson"
+
+	"github.com/mailtick/mailtick/internal/nsqsub"
 )
 
 //go:embed sample.conf
@@ -45,7 +47,7 @@ const (
 
 // pending is a message whose metrics are on their way to the outputs.
 type pending struct {
-	msg *nsq.Message
+	msg *nsqsub.Message
 	st  *topicStats
 }
 
@@ -80,7 +82,8 @@ type MailEvents struct {
 	Log telegraf.Logger `toml:"-"`
 
 	dec       decoder
-	nsqConfig *nsq.Config
+	nsqConfig *nsq.Config // for the dead-letter producers
+	subConfig nsqsub.Config
 	parsers   sync.Pool
 	consumers []*consumer
 	deadLet   *deadLetters
@@ -88,7 +91,7 @@ type MailEvents struct {
 	sem       chan struct{}
 
 	mu   sync.Mutex
-	held map[*nsq.Message]time.Time // messages not yet answered, since when
+	held map[*nsqsub.Message]time.Time // messages not yet answered, since when
 	sent map[telegraf.TrackingID]pending
 
 	cancel context.CancelFunc
@@ -154,25 +157,27 @@ func (m *MailEvents) Init() error {
 		return err
 	}
 
-	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = m.MaxInFlight
-	cfg.MaxAttempts = 0 // a message fails because an output failed, not because of itself
-	cfg.DefaultRequeueDelay = time.Duration(m.RequeueDelay)
-	if m.MessageTimeout > 0 {
-		cfg.MsgTimeout = time.Duration(m.MessageTimeout)
-	}
 	tlsCfg, err := m.ClientConfig.TLSConfig()
 	if err != nil {
 		return fmt.Errorf("invalid TLS options: %w", err)
 	}
+	cfg := nsq.NewConfig()
 	if tlsCfg != nil {
 		cfg.TlsV1 = true
 		cfg.TlsConfig = tlsCfg
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid NSQ options: %w", err)
-	}
 	m.nsqConfig = cfg
+	m.subConfig = nsqsub.Config{
+		Channel:           m.Channel,
+		Nsqd:              m.Nsqd,
+		Lookupd:           m.Nsqlookupd,
+		MaxInFlight:       m.MaxInFlight,
+		MsgTimeout:        time.Duration(m.MessageTimeout),
+		ReconnectInterval: time.Duration(m.ReconnectInterval),
+		TLS:               tlsCfg,
+		UserAgent:         "telegraf-mailevents",
+		Log:               m.Log,
+	}
 	m.parsers.New = func() any { return new(fastjson.Parser) }
 	return nil
 }
@@ -247,27 +252,26 @@ func (m *MailEvents) Start(acc telegraf.Accumulator) error {
 	m.cancel = cancel
 	m.acc = acc.WithTracking(m.MaxUndeliveredMessages)
 	m.sem = make(chan struct{}, m.MaxUndeliveredMessages)
-	m.held = make(map[*nsq.Message]time.Time)
+	m.held = make(map[*nsqsub.Message]time.Time)
 	m.sent = make(map[telegraf.TrackingID]pending)
 
-	cfg := *m.nsqConfig
+	subCfg := m.subConfig
+	nsqCfg := *m.nsqConfig
 	if !m.AuthSecret.Empty() {
 		secret, err := m.AuthSecret.Get()
 		if err != nil {
 			return fmt.Errorf("reading %q: %w", "auth_secret", err)
 		}
-		cfg.AuthSecret = secret.String()
+		subCfg.AuthSecret = secret.String()
+		nsqCfg.AuthSecret = subCfg.AuthSecret
 		secret.Destroy()
 	}
 	if m.DeadLetter == deadLetterTopic {
-		m.deadLet = newDeadLetters(&cfg, m.DeadLetterTopic, m.Log)
+		m.deadLet = newDeadLetters(&nsqCfg, m.DeadLetterTopic, m.Log)
 	}
-
 	for _, topic := range m.Topics {
-		c, err := newConsumer(ctx, m, &cfg, topic)
+		c, err := newConsumer(m, subCfg, topic)
 		if err != nil {
-			m.stopConsumers()
-			cancel()
 			return err
 		}
 		m.consumers = append(m.consumers, c)
@@ -280,10 +284,10 @@ func (m *MailEvents) Start(acc telegraf.Accumulator) error {
 	}()
 	go func() {
 		defer m.wg.Done()
-		m.touchLoop(ctx, cfg.MsgTimeout)
+		m.touchLoop(ctx, subCfg.MsgTimeout)
 	}()
 	for _, c := range m.consumers {
-		c.connect(ctx, m.Nsqd, m.Nsqlookupd, time.Duration(m.ReconnectInterval))
+		c.start(ctx, m)
 	}
 	return nil
 }
@@ -300,28 +304,26 @@ func (*MailEvents) Gather(telegraf.Accumulator) error {
 func (m *MailEvents) Stop() {
 	m.cancel()
 	m.wg.Wait()
+	for _, c := range m.consumers {
+		c.waitWorkers()
+	}
 	m.mu.Lock()
 	for msg := range m.held {
-		msg.RequeueWithoutBackoff(0)
+		msg.Requeue(0)
 	}
 	clear(m.held)
 	clear(m.sent)
 	m.mu.Unlock()
-	m.stopConsumers()
+	for _, c := range m.consumers {
+		c.stop()
+	}
 	if m.deadLet != nil {
 		m.deadLet.stop()
 	}
 }
 
-func (m *MailEvents) stopConsumers() {
-	for _, c := range m.consumers {
-		c.stop()
-	}
-}
-
-// handle is the NSQ handler: it runs on several goroutines at once.
-func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsq.Message) error {
-	msg.DisableAutoResponse()
+// handle turns one message into metrics; several workers run it at once.
+func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message) {
 	m.hold(msg)
 	st.received.Incr(1)
 
@@ -336,18 +338,18 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsq.Messag
 			// Keep the message: requeued, it is tried again later.
 			m.Log.Errorf("Dead-lettering message %s from %q failed, requeueing it: %v", msg.ID[:], st.topic, err)
 			m.answer(msg, false, st)
-			return nil
+			return
 		}
 	}
 	if len(out.metrics) == 0 {
 		m.answer(msg, true, st)
-		return nil
+		return
 	}
 
 	select {
 	case <-ctx.Done():
 		m.answer(msg, false, st)
-		return nil
+		return
 	case m.sem <- struct{}{}:
 	}
 	m.mu.Lock()
@@ -355,17 +357,16 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsq.Messag
 		delete(m.held, msg)
 		m.mu.Unlock()
 		<-m.sem
-		msg.RequeueWithoutBackoff(0)
-		return nil
+		msg.Requeue(0)
+		return
 	}
 	id := m.acc.AddTrackingMetricGroup(out.metrics)
 	m.sent[id] = pending{msg, st}
 	m.mu.Unlock()
 	st.emitted.Incr(int64(len(out.metrics)))
-	return nil
 }
 
-func (m *MailEvents) deadLetter(st *topicStats, msg *nsq.Message, bad []badEvent) error {
+func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []badEvent) error {
 	if m.deadLet == nil {
 		st.finishedBad.Incr(int64(len(bad)))
 		return nil
@@ -378,14 +379,14 @@ func (m *MailEvents) deadLetter(st *topicStats, msg *nsq.Message, bad []badEvent
 	return nil
 }
 
-func (m *MailEvents) hold(msg *nsq.Message) {
+func (m *MailEvents) hold(msg *nsqsub.Message) {
 	m.mu.Lock()
 	m.held[msg] = time.Now()
 	m.mu.Unlock()
 }
 
 // answer FINs or REQs a message and forgets it.
-func (m *MailEvents) answer(msg *nsq.Message, ok bool, st *topicStats) {
+func (m *MailEvents) answer(msg *nsqsub.Message, ok bool, st *topicStats) {
 	m.mu.Lock()
 	delete(m.held, msg)
 	m.mu.Unlock()
@@ -394,7 +395,7 @@ func (m *MailEvents) answer(msg *nsq.Message, ok bool, st *topicStats) {
 		st.finished.Incr(1)
 		return
 	}
-	msg.Requeue(-1)
+	msg.Requeue(m.requeueDelay(msg.Attempts))
 	st.requeued.Incr(1)
 }
 
@@ -431,7 +432,7 @@ func (m *MailEvents) touchLoop(ctx context.Context, timeout time.Duration) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			var stale []*nsq.Message
+			var stale []*nsqsub.Message
 			m.mu.Lock()
 			for msg, since := range m.held {
 				if now.Sub(since) >= every {
@@ -467,4 +468,9 @@ func newMailEvents() *MailEvents {
 		TimeFormat:             "auto",
 		MissingTime:            missingReceive,
 	}
+}
+
+// requeueDelay grows with the attempts, as go-nsq's does, up to 15 minutes.
+func (m *MailEvents) requeueDelay(attempts uint16) time.Duration {
+	return min(time.Duration(m.RequeueDelay)*time.Duration(max(attempts, 1)), 15*time.Minute)
 }

@@ -199,7 +199,8 @@ func TestReconnectIntegration(t *testing.T) {
 	acc := &testutil.Accumulator{}
 	require.NoError(t, m.Start(acc), "the agent must start while nsqd is down")
 	t.Cleanup(m.Stop)
-	require.NotEmpty(t, log.Warnings())
+	require.Eventually(t, func() bool { return len(log.Warnings()) > 0 }, 10*time.Second, 10*time.Millisecond,
+		"the failed connection must be logged")
 
 	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{TCPAddr: addr})
 	publish(t, nsqd, "mail_events", []byte(fullEvent))

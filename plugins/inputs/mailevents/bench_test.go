@@ -1,0 +1,92 @@
+package mailevents
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/plugins/parsers/json_v2"
+	"github.com/influxdata/toml"
+	"github.com/stretchr/testify/require"
+	"github.com/valyala/fastjson"
+
+	"github.com/mailtick/mailtick/internal/bench"
+	"github.com/mailtick/mailtick/internal/gen"
+)
+
+func benchBodies(b *testing.B, n int) [][]byte {
+	g, err := gen.New(gen.Config{Seed: 1})
+	require.NoError(b, err)
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = g.Next().Body
+	}
+	return bodies
+}
+
+// decodeStdlib is the floor the issue asks to compare with: encoding/json
+// into a map, then a metric.
+func decodeStdlib(body []byte, tags map[string]bool) (telegraf.Metric, error) {
+	var ev map[string]any
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, err
+	}
+	tm, err := time.Parse(time.RFC3339Nano, ev["time"].(string))
+	if err != nil {
+		return nil, err
+	}
+	m := metric.New("mail_event", nil, nil, tm)
+	for k, v := range ev {
+		if k == "time" {
+			continue
+		}
+		if tags[k] {
+			m.AddTag(k, v.(string))
+			continue
+		}
+		m.AddField(k, v)
+	}
+	return m, nil
+}
+
+// BenchmarkParse turns generated DESIGN.md events into metrics: mailevents'
+// decoder (fastjson), encoding/json as the floor, and the stock path
+// (Telegraf's json_v2 parser configured to keep the same keys and types).
+func BenchmarkParse(b *testing.B) {
+	bodies := benchBodies(b, 1024)
+	now := time.Now()
+
+	b.Run("mailevents_fastjson", func(b *testing.B) {
+		d := newDecoder(b, nil)
+		p := new(fastjson.Parser)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if out := d.decode(p, bodies[i%len(bodies)], now); len(out.metrics) != 1 {
+				b.Fatal(out.bad)
+			}
+		}
+	})
+	b.Run("encoding_json_floor", func(b *testing.B) {
+		tags := set(defaultTagKeys)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := decodeStdlib(bodies[i%len(bodies)], tags); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("stock_json_v2", func(b *testing.B) {
+		var p json_v2.Parser
+		require.NoError(b, toml.Unmarshal([]byte(bench.StockJSONv2), &p))
+		require.NoError(b, p.Init())
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			ms, err := p.Parse(bodies[i%len(bodies)])
+			if err != nil || len(ms) != 1 {
+				b.Fatal(err, len(ms))
+			}
+		}
+	})
+}
