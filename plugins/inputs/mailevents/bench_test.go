@@ -10,7 +10,6 @@ import (
 	"github.com/influxdata/telegraf/plugins/parsers/json_v2"
 	"github.com/influxdata/toml"
 	"github.com/stretchr/testify/require"
-	"github.com/valyala/fastjson"
 
 	"github.com/mailtick/mailtick/internal/bench"
 	"github.com/mailtick/mailtick/internal/gen"
@@ -60,10 +59,10 @@ func BenchmarkParse(b *testing.B) {
 
 	b.Run("mailevents_fastjson", func(b *testing.B) {
 		d := newDecoder(b, nil)
-		p := new(fastjson.Parser)
+		sc := newScratch()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			if out := d.decode(p, bodies[i%len(bodies)], now); len(out.metrics) != 1 {
+			if out := d.decode(sc, bodies[i%len(bodies)], now); len(out.metrics) != 1 {
 				b.Fatal(out.bad)
 			}
 		}

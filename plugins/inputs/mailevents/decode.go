@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/metric"
@@ -81,44 +82,64 @@ type decoded struct {
 	repairedUTF int
 }
 
+type keyKind uint8
+
+const (
+	kindField keyKind = iota
+	kindTag
+	kindTime
+	kindDrop
+)
+
+// keySpec is all the decoder needs to know about one key, found with a
+// single map lookup per key on the hot path.
+type keySpec struct {
+	name string // the metric's key, after rename
+	kind keyKind
+	typ  fieldType
+}
+
 // decoder turns a message body into metrics. Its configuration is read-only
-// after Init, so one decoder serves every handler goroutine; each goroutine
-// brings its own fastjson.Parser.
+// after Init, so one decoder serves every worker; each worker brings its
+// own fastjson.Parser.
 type decoder struct {
 	measurement  string
-	tags         map[string]bool
-	drop         map[string]bool
-	types        map[string]fieldType
-	rename       map[string]string
+	keys         map[string]*keySpec // by JSON path (nested: dotted)
 	timeKey      string
 	timeFormat   timeFormat
 	timeLayout   string
 	missingAsDLQ bool
 	maxSize      int
-
-	// names interns the keys we expect, so the hot path turns a JSON key
-	// into a map key without allocating.
-	names map[string]string
 }
 
-func (d *decoder) intern(key []byte) string {
-	if s, ok := d.names[string(key)]; ok {
-		return s
+// spec returns what to do with the key at path; raw is path's bytes when
+// the caller has them, so that a known key costs no allocation.
+func (d *decoder) spec(raw []byte, path string) keySpec {
+	if raw != nil {
+		if sp, ok := d.keys[string(raw)]; ok {
+			return *sp
+		}
+		return keySpec{name: string(raw)}
 	}
-	return string(key)
+	if sp, ok := d.keys[path]; ok {
+		return *sp
+	}
+	return keySpec{name: path}
 }
 
 // decode parses one NSQ message: a JSON object, an array of objects, or
 // newline-delimited objects. Good events become metrics; each bad event is
 // returned with its reason so that it can be dead-lettered on its own.
-func (d *decoder) decode(p *fastjson.Parser, body []byte, now time.Time) decoded {
+func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
+	p := &sc.parser
 	var out decoded
 	if d.maxSize > 0 && len(body) > d.maxSize {
 		out.bad = append(out.bad, badEvent{reasonOversized,
 			fmt.Errorf("message of %d bytes exceeds max_message_size %d", len(body), d.maxSize), body})
 		return out
 	}
-	trimmed := bytes.TrimSpace(body)
+	trimmed := trimSpace(body)
+	ar := newArena(len(trimmed))
 	if len(trimmed) == 0 {
 		out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty message"), body})
 		return out
@@ -132,11 +153,11 @@ func (d *decoder) decode(p *fastjson.Parser, body []byte, now time.Time) decoded
 				out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty array"), body})
 			}
 			for _, elem := range arr {
-				d.event(elem, now, nil, &out)
+				d.event(sc, elem, now, nil, ar, &out)
 			}
 			return out
 		}
-		d.event(v, now, trimmed, &out)
+		d.event(sc, v, now, trimmed, ar, &out)
 		return out
 	}
 	if bytes.IndexByte(trimmed, '\n') < 0 {
@@ -146,7 +167,7 @@ func (d *decoder) decode(p *fastjson.Parser, body []byte, now time.Time) decoded
 	// Newline-delimited JSON: each line stands alone, so one broken line
 	// costs only itself.
 	for line := range bytes.SplitSeq(trimmed, []byte{'\n'}) {
-		line = bytes.TrimSpace(line)
+		line = trimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
@@ -155,14 +176,14 @@ func (d *decoder) decode(p *fastjson.Parser, body []byte, now time.Time) decoded
 			out.bad = append(out.bad, badEvent{reasonMalformed, err, line})
 			continue
 		}
-		d.event(v, now, line, &out)
+		d.event(sc, v, now, line, ar, &out)
 	}
 	return out
 }
 
 // event turns one parsed JSON value into a metric, or records why not.
 // raw is the event's own text when known; otherwise it is rendered from v.
-func (d *decoder) event(v *fastjson.Value, now time.Time, raw []byte, out *decoded) {
+func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byte, ar *arena, out *decoded) {
 	fail := func(reason string, err error) {
 		if raw == nil {
 			raw = v.MarshalTo(nil)
@@ -178,7 +199,7 @@ func (d *decoder) event(v *fastjson.Value, now time.Time, raw []byte, out *decod
 	}
 
 	m := metric.New(d.measurement, nil, nil, now)
-	b := builder{d: d, m: m}
+	b := builder{d: d, arena: ar, m: m}
 	b.object(obj, "")
 	if b.err != nil {
 		fail(b.reason, b.err)
@@ -189,21 +210,31 @@ func (d *decoder) event(v *fastjson.Value, now time.Time, raw []byte, out *decod
 		return
 	}
 	out.repairedUTF += b.repaired
+	tm := now
 	switch {
 	case b.hasTime:
-		m.SetTime(b.tm)
+		tm = b.tm
 	case d.missingAsDLQ:
 		fail(reasonMissingTime, fmt.Errorf("event has no %q key", d.timeKey))
 		return
 	default:
 		out.missingTime++
 	}
+	m.SetTime(tm)
 	out.metrics = append(out.metrics, m)
 }
 
-// builder fills one metric while walking an event's keys.
+// scratch is a worker's reusable decoding state.
+type scratch struct {
+	parser fastjson.Parser
+}
+
+func newScratch() *scratch { return new(scratch) }
+
+// builder gathers one event's tags and fields while walking its keys.
 type builder struct {
 	d        *decoder
+	arena    *arena
 	m        telegraf.Metric
 	tm       time.Time
 	hasTime  bool
@@ -223,55 +254,50 @@ func (b *builder) object(obj *fastjson.Object, prefix string) {
 		if b.err != nil {
 			return
 		}
-		var key string
+		var sp keySpec
 		if prefix == "" {
-			key = b.d.intern(k)
+			sp = b.d.spec(k, "")
 		} else {
-			key = prefix + "." + string(k)
+			sp = b.d.spec(nil, prefix+"."+string(k))
 		}
 		if v.Type() == fastjson.TypeObject {
 			inner, _ := v.Object()
-			b.object(inner, key)
+			b.object(inner, sp.name)
 			return
 		}
-		if r, ok := b.d.rename[key]; ok {
-			key = r
-		}
-		b.value(key, v)
+		b.value(sp, v)
 	})
 }
 
-func (b *builder) value(key string, v *fastjson.Value) {
-	d := b.d
-	if d.drop[key] || v.Type() == fastjson.TypeNull {
+func (b *builder) value(sp keySpec, v *fastjson.Value) {
+	if sp.kind == kindDrop || v.Type() == fastjson.TypeNull {
 		return
 	}
-	if key == d.timeKey {
-		tm, err := d.parseTime(v)
+	switch sp.kind {
+	case kindTime:
+		tm, err := b.d.parseTime(v)
 		if err != nil {
-			b.fail(reasonBadTime, fmt.Errorf("key %q: %w", key, err))
+			b.fail(reasonBadTime, fmt.Errorf("key %q: %w", sp.name, err))
 			return
 		}
 		b.tm, b.hasTime = tm, true
-		return
-	}
-	if d.tags[key] {
+	case kindTag:
 		s, err := b.text(v)
 		if err != nil {
-			b.fail(reasonWrongType, fmt.Errorf("tag %q: %w", key, err))
+			b.fail(reasonWrongType, fmt.Errorf("tag %q: %w", sp.name, err))
 			return
 		}
 		if s != "" {
-			b.m.AddTag(key, s)
+			b.m.AddTag(sp.name, s)
 		}
-		return
+	default:
+		val, err := b.typed(sp.typ, v)
+		if err != nil {
+			b.fail(reasonWrongType, fmt.Errorf("field %q: %w", sp.name, err))
+			return
+		}
+		b.m.AddField(sp.name, val)
 	}
-	val, err := b.typed(d.types[key], v)
-	if err != nil {
-		b.fail(reasonWrongType, fmt.Errorf("field %q: %w", key, err))
-		return
-	}
-	b.m.AddField(key, val)
 }
 
 // text renders a scalar as a tag value: strings as they are, numbers and
@@ -291,11 +317,35 @@ func (b *builder) text(v *fastjson.Value) (string, error) {
 // UTF-8 (Latin-1 SMTP replies happen) rather than losing the event.
 func (b *builder) str(v *fastjson.Value) string {
 	raw, _ := v.StringBytes()
-	if utf8.Valid(raw) {
-		return string(raw)
+	if !utf8.Valid(raw) {
+		b.repaired++
+		return strings.ToValidUTF8(string(raw), "\uFFFD")
 	}
-	b.repaired++
-	return strings.ToValidUTF8(string(raw), "\uFFFD")
+	return b.arena.copy(raw)
+}
+
+// arena holds the string values of one message in a single allocation:
+// unescaped JSON strings never outgrow the body they came from. The bytes
+// are written once and never changed, which is what makes handing out
+// strings that alias them safe.
+type arena struct {
+	buf []byte
+}
+
+func newArena(size int) *arena {
+	return &arena{buf: make([]byte, 0, size)}
+}
+
+func (a *arena) copy(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(a.buf)+len(b) > cap(a.buf) {
+		return string(b) // cannot happen for JSON strings; stay correct anyway
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return unsafe.String(&a.buf[start], len(b))
 }
 
 func (b *builder) typed(t fieldType, v *fastjson.Value) (any, error) {
@@ -478,3 +528,17 @@ func unitByMagnitude(n int64) timeFormat {
 		return timeUnixNs
 	}
 }
+
+// trimSpace trims JSON whitespace; bytes.TrimSpace also knows Unicode
+// spaces, which JSON does not allow outside strings, and is slower.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }

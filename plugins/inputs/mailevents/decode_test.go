@@ -9,7 +9,6 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
-	"github.com/valyala/fastjson"
 
 	"github.com/mailtick/mailtick/internal/gen"
 )
@@ -43,7 +42,7 @@ const fullEvent = `{"time":"2026-11-22T14:00:00.123456789Z","event":"bounced","d
 
 func TestDecodeDefaults(t *testing.T) {
 	d := newDecoder(t, nil)
-	out := d.decode(new(fastjson.Parser), []byte(fullEvent), receivedAt)
+	out := d.decode(newScratch(), []byte(fullEvent), receivedAt)
 	require.Empty(t, out.bad)
 	expected := []telegraf.Metric{metric.New("mail_event",
 		map[string]string{"direction": "outbound", "event": "bounced", "mailer": "mx12.dc3.example.net", "customer": "c10234"},
@@ -169,7 +168,7 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDecoder(t, tt.edit)
-			out := d.decode(new(fastjson.Parser), []byte(tt.body), receivedAt)
+			out := d.decode(newScratch(), []byte(tt.body), receivedAt)
 			var reasons []string
 			for _, b := range out.bad {
 				reasons = append(reasons, b.reason)
@@ -216,7 +215,7 @@ func TestDecodeTimeFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.format+" "+tt.value, func(t *testing.T) {
 			d := newDecoder(t, func(m *MailEvents) { m.TimeFormat = tt.format })
-			out := d.decode(new(fastjson.Parser), []byte(`{"time":`+tt.value+`,"a":1}`), receivedAt)
+			out := d.decode(newScratch(), []byte(`{"time":`+tt.value+`,"a":1}`), receivedAt)
 			require.Empty(t, out.bad)
 			require.Len(t, out.metrics, 1)
 			require.Equal(t, tt.want.UnixNano(), out.metrics[0].Time().UnixNano())
@@ -261,7 +260,7 @@ func TestDecodeGenerated(t *testing.T) {
 	g, err := gen.New(gen.Config{Seed: 7, Bad: 0.3})
 	require.NoError(t, err)
 	d := newDecoder(t, nil)
-	p := new(fastjson.Parser)
+	sc := newScratch()
 	want := map[gen.Kind]string{
 		gen.Malformed: reasonMalformed, gen.WrongType: reasonWrongType, gen.Oversized: reasonOversized,
 	}
@@ -269,7 +268,7 @@ func TestDecodeGenerated(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		msg := g.Next()
 		seen[msg.Kind]++
-		out := d.decode(p, msg.Body, receivedAt)
+		out := d.decode(sc, msg.Body, receivedAt)
 		switch msg.Kind {
 		case gen.Good, gen.MissingTime:
 			require.Empty(t, out.bad, "message %d", i)
@@ -301,9 +300,9 @@ func FuzzDecode(f *testing.F) {
 	d := newDecoder(f, func(m *MailEvents) {
 		m.FieldTypes = map[string]string{"a": "int", "b.c": "uint", "d": "bool", "e": "string"}
 	})
-	p := new(fastjson.Parser)
+	sc := newScratch()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out := d.decode(p, body, receivedAt)
+		out := d.decode(sc, body, receivedAt)
 		for _, b := range out.bad {
 			if b.err == nil || b.reason == "" {
 				t.Fatalf("bad event without reason: %+v", b)

@@ -16,7 +16,6 @@ import (
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/nsqio/go-nsq"
-	"github.com/valyala/fastjson"
 
 	"github.com/mailtick/mailtick/internal/nsqsub"
 )
@@ -84,7 +83,7 @@ type MailEvents struct {
 	dec       decoder
 	nsqConfig *nsq.Config // for the dead-letter producers
 	subConfig nsqsub.Config
-	parsers   sync.Pool
+	scratch   sync.Pool // *scratch
 	consumers []*consumer
 	deadLet   *deadLetters
 	acc       telegraf.TrackingAccumulator
@@ -178,41 +177,33 @@ func (m *MailEvents) Init() error {
 		UserAgent:         "telegraf-mailevents",
 		Log:               m.Log,
 	}
-	m.parsers.New = func() any { return new(fastjson.Parser) }
+	m.scratch.New = func() any { return newScratch() }
 	return nil
 }
 
 func (m *MailEvents) initDecoder() error {
-	d := decoder{
-		measurement:  m.Measurement,
-		tags:         set(m.TagKeys),
-		drop:         set(m.DropKeys),
-		types:        make(map[string]fieldType),
-		rename:       m.Rename,
-		timeKey:      m.TimeKey,
-		missingAsDLQ: m.MissingTime == missingDeadLet,
-		maxSize:      int(m.MaxMessageSize),
-		names:        make(map[string]string),
-	}
 	if m.MissingTime != missingReceive && m.MissingTime != missingDeadLet {
 		return fmt.Errorf("invalid %q value %q: want %q or %q", "missing_time", m.MissingTime, missingReceive, missingDeadLet)
 	}
 	if m.MaxMessageSize < 0 {
 		return fmt.Errorf("invalid %q value %d: must not be negative", "max_message_size", m.MaxMessageSize)
 	}
-	types := make(map[string]string, len(defaultFieldTypes)+len(m.FieldTypes))
-	for k, v := range defaultFieldTypes {
-		types[k] = v
+	d := decoder{
+		measurement:  m.Measurement,
+		keys:         make(map[string]*keySpec),
+		timeKey:      m.TimeKey,
+		missingAsDLQ: m.MissingTime == missingDeadLet,
+		maxSize:      int(m.MaxMessageSize),
 	}
-	for k, v := range m.FieldTypes {
-		types[k] = v
-	}
-	for k, v := range types {
-		t, ok := fieldTypeNames[v]
-		if !ok {
-			return fmt.Errorf("invalid %q value %q for key %q: want one of auto, string, int, uint, float, bool", "field_types", v, k)
+	types := make(map[string]fieldType, len(defaultFieldTypes)+len(m.FieldTypes))
+	for _, src := range []map[string]string{defaultFieldTypes, m.FieldTypes} {
+		for k, v := range src {
+			t, ok := fieldTypeNames[v]
+			if !ok {
+				return fmt.Errorf("invalid %q value %q for key %q: want one of auto, string, int, uint, float, bool", "field_types", v, k)
+			}
+			types[k] = t
 		}
-		d.types[k] = t
 	}
 	switch f := strings.TrimSpace(m.TimeFormat); {
 	case timeFormatNames[f] != timeAuto || f == "auto":
@@ -222,18 +213,33 @@ func (m *MailEvents) initDecoder() error {
 	default:
 		return fmt.Errorf("invalid %q value %q: want auto, rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout", "time_format", m.TimeFormat)
 	}
-	for k, to := range m.Rename {
-		if k == "" || to == "" {
-			return fmt.Errorf("invalid %q entry %q = %q: names must not be empty", "rename", k, to)
+
+	tags, drop := set(m.TagKeys), set(m.DropKeys)
+	specFor := func(name string) *keySpec {
+		sp := &keySpec{name: name, typ: types[name]}
+		switch {
+		case drop[name]:
+			sp.kind = kindDrop
+		case name == m.TimeKey:
+			sp.kind = kindTime
+		case tags[name]:
+			sp.kind = kindTag
 		}
+		return sp
 	}
 	for _, list := range [][]string{knownKeys, m.TagKeys, m.DropKeys, {m.TimeKey}} {
 		for _, k := range list {
-			d.names[k] = k
+			d.keys[k] = specFor(k)
 		}
 	}
-	for k := range m.Rename {
-		d.names[k] = k
+	for k := range types {
+		d.keys[k] = specFor(k)
+	}
+	for from, to := range m.Rename {
+		if from == "" || to == "" {
+			return fmt.Errorf("invalid %q entry %q = %q: names must not be empty", "rename", from, to)
+		}
+		d.keys[from] = specFor(to)
 	}
 	m.dec = d
 	return nil
@@ -327,10 +333,10 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	m.hold(msg)
 	st.received.Incr(1)
 
-	p := m.parsers.Get().(*fastjson.Parser)
+	sc := m.scratch.Get().(*scratch)
 	now := time.Now()
-	out := m.dec.decode(p, msg.Body, now)
-	m.parsers.Put(p)
+	out := m.dec.decode(sc, msg.Body, now)
+	m.scratch.Put(sc)
 
 	st.observe(out, now)
 	if len(out.bad) > 0 {
