@@ -199,7 +199,7 @@ func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byt
 	}
 
 	m := metric.New(d.measurement, nil, nil, now)
-	b := builder{d: d, arena: ar, m: m}
+	b := builder{d: d, arena: ar, m: m, seen: &sc.seen}
 	b.object(obj, "")
 	if b.err != nil {
 		fail(b.reason, b.err)
@@ -227,6 +227,31 @@ func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byt
 // scratch is a worker's reusable decoding state.
 type scratch struct {
 	parser fastjson.Parser
+	seen   []seenKey
+}
+
+// seenKey remembers a top-level key at its position. Mailers write their
+// keys in the same order every time, so comparing with the key at the same
+// position of the previous event mostly replaces a map lookup by a memcmp.
+type seenKey struct {
+	raw string
+	sp  keySpec
+}
+
+func (b *builder) topLevel(k []byte) keySpec {
+	seen := *b.seen
+	i := b.pos
+	b.pos++
+	if i < len(seen) && seen[i].raw == string(k) {
+		return seen[i].sp
+	}
+	sp := b.d.spec(k, "")
+	if i < len(seen) {
+		seen[i] = seenKey{string(k), sp}
+	} else if i == len(seen) && i < 64 {
+		*b.seen = append(seen, seenKey{string(k), sp})
+	}
+	return sp
 }
 
 func newScratch() *scratch { return new(scratch) }
@@ -234,6 +259,8 @@ func newScratch() *scratch { return new(scratch) }
 // builder gathers one event's tags and fields while walking its keys.
 type builder struct {
 	d        *decoder
+	seen     *[]seenKey // the top-level keys of the worker's last event
+	pos      int
 	arena    *arena
 	m        telegraf.Metric
 	tm       time.Time
@@ -256,7 +283,7 @@ func (b *builder) object(obj *fastjson.Object, prefix string) {
 		}
 		var sp keySpec
 		if prefix == "" {
-			sp = b.d.spec(k, "")
+			sp = b.topLevel(k)
 		} else {
 			sp = b.d.spec(nil, prefix+"."+string(k))
 		}

@@ -46,8 +46,9 @@ const (
 
 // pending is a message whose metrics are on their way to the outputs.
 type pending struct {
-	msg *nsqsub.Message
-	st  *topicStats
+	msg   *nsqsub.Message
+	st    *topicStats
+	since time.Time // taken, or last touched
 }
 
 // MailEvents consumes mailer events from NSQ and emits one typed metric per
@@ -90,8 +91,8 @@ type MailEvents struct {
 	sem       chan struct{}
 
 	mu   sync.Mutex
-	held map[*nsqsub.Message]time.Time // messages not yet answered, since when
-	sent map[telegraf.TrackingID]pending
+	held map[*nsqsub.Message]time.Time   // waiting for room, since when
+	sent map[telegraf.TrackingID]pending // waiting for the outputs
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -317,6 +318,9 @@ func (m *MailEvents) Stop() {
 	for msg := range m.held {
 		msg.Requeue(0)
 	}
+	for _, p := range m.sent {
+		p.msg.Requeue(0)
+	}
 	clear(m.held)
 	clear(m.sent)
 	m.mu.Unlock()
@@ -330,9 +334,7 @@ func (m *MailEvents) Stop() {
 
 // handle turns one message into metrics; several workers run it at once.
 func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message) {
-	m.hold(msg)
 	st.received.Incr(1)
-
 	sc := m.scratch.Get().(*scratch)
 	now := time.Now()
 	out := m.dec.decode(sc, msg.Body, now)
@@ -353,21 +355,24 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	}
 
 	select {
-	case <-ctx.Done():
-		m.answer(msg, false, st)
-		return
 	case m.sem <- struct{}{}:
+	default:
+		// max_undelivered_messages reached: wait, touched while waiting.
+		m.hold(msg, true)
+		select {
+		case <-ctx.Done():
+		case m.sem <- struct{}{}:
+		}
+		m.hold(msg, false)
 	}
 	m.mu.Lock()
-	if ctx.Err() != nil { // stopping: requeue, as Stop does with what it holds
-		delete(m.held, msg)
+	if ctx.Err() != nil { // stopping: Stop requeues what it tracks, this one too
 		m.mu.Unlock()
-		<-m.sem
 		msg.Requeue(0)
 		return
 	}
 	id := m.acc.AddTrackingMetricGroup(out.metrics)
-	m.sent[id] = pending{msg, st}
+	m.sent[id] = pending{msg: msg, st: st, since: now}
 	m.mu.Unlock()
 	st.emitted.Incr(int64(len(out.metrics)))
 }
@@ -385,17 +390,20 @@ func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []badEv
 	return nil
 }
 
-func (m *MailEvents) hold(msg *nsqsub.Message) {
+// hold tracks (or forgets) a message that waits for room under
+// max_undelivered_messages, so that touchLoop keeps it alive.
+func (m *MailEvents) hold(msg *nsqsub.Message, on bool) {
 	m.mu.Lock()
-	m.held[msg] = time.Now()
+	if on {
+		m.held[msg] = time.Now()
+	} else {
+		delete(m.held, msg)
+	}
 	m.mu.Unlock()
 }
 
-// answer FINs or REQs a message and forgets it.
+// answer FINs or REQs a message.
 func (m *MailEvents) answer(msg *nsqsub.Message, ok bool, st *topicStats) {
-	m.mu.Lock()
-	delete(m.held, msg)
-	m.mu.Unlock()
 	if ok {
 		msg.Finish()
 		st.finished.Incr(1)
@@ -444,6 +452,13 @@ func (m *MailEvents) touchLoop(ctx context.Context, timeout time.Duration) {
 				if now.Sub(since) >= every {
 					stale = append(stale, msg)
 					m.held[msg] = now
+				}
+			}
+			for id, p := range m.sent {
+				if now.Sub(p.since) >= every {
+					stale = append(stale, p.msg)
+					p.since = now
+					m.sent[id] = p
 				}
 			}
 			m.mu.Unlock()

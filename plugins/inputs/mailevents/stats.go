@@ -1,16 +1,18 @@
 package mailevents
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/influxdata/telegraf/selfstat"
 )
 
-// lagBuckets are the upper bounds, in seconds, of the end-to-end lag
-// histogram (receive time minus event time). Counts are cumulative, as in
-// Prometheus: the bucket le="10" counts every event at most 10 s late.
-var lagBuckets = []float64{0.1, 1, 10, 60, 600, 3600}
+// lagBuckets are the upper bounds of the end-to-end lag histogram (receive
+// time minus event time), named by lagNames. Each event counts in one
+// bucket only (one atomic add on the hot path); sum them for "at most".
+var (
+	lagBuckets = []time.Duration{100 * time.Millisecond, time.Second, 10 * time.Second, time.Minute, 10 * time.Minute, time.Hour}
+	lagNames   = []string{"lt_100ms", "100ms_1s", "1s_10s", "10s_1m", "1m_10m", "10m_1h", "ge_1h"}
+)
 
 // topicStats are the self-metrics of one topic, published by inputs.internal
 // as internal_mailevents, internal_mailevents_errors and internal_mailevents_lag.
@@ -27,7 +29,7 @@ type topicStats struct {
 	missingTime      selfstat.Stat
 	repairedUTF8     selfstat.Stat
 	errors           map[string]selfstat.Stat
-	lag              []selfstat.Stat // one per lagBuckets entry, then +Inf
+	lag              []selfstat.Stat // one per lagNames entry
 }
 
 func newTopicStats(topic, channel string) *topicStats {
@@ -49,12 +51,10 @@ func newTopicStats(topic, channel string) *topicStats {
 		st.errors[r] = selfstat.Register("mailevents_errors", "events",
 			map[string]string{"topic": topic, "channel": channel, "reason": r})
 	}
-	for _, le := range lagBuckets {
+	for _, name := range lagNames {
 		st.lag = append(st.lag, selfstat.Register("mailevents_lag", "events",
-			map[string]string{"topic": topic, "channel": channel, "le": strconv.FormatFloat(le, 'f', -1, 64)}))
+			map[string]string{"topic": topic, "channel": channel, "lag": name}))
 	}
-	st.lag = append(st.lag, selfstat.Register("mailevents_lag", "events",
-		map[string]string{"topic": topic, "channel": channel, "le": "+Inf"}))
 	return st
 }
 
@@ -70,12 +70,11 @@ func (st *topicStats) observe(out decoded, now time.Time) {
 		st.repairedUTF8.Incr(int64(out.repairedUTF))
 	}
 	for _, m := range out.metrics {
-		lag := now.Sub(m.Time()).Seconds()
-		for i := len(lagBuckets); i >= 0; i-- {
-			if i < len(lagBuckets) && lag > lagBuckets[i] {
-				break
-			}
-			st.lag[i].Incr(1)
+		lag := now.Sub(m.Time())
+		i := 0
+		for i < len(lagBuckets) && lag >= lagBuckets[i] {
+			i++
 		}
+		st.lag[i].Incr(1)
 	}
 }
