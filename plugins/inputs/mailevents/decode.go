@@ -139,7 +139,6 @@ func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
 		return out
 	}
 	trimmed := trimSpace(body)
-	ar := newArena(len(trimmed))
 	if len(trimmed) == 0 {
 		out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty message"), body})
 		return out
@@ -153,11 +152,11 @@ func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
 				out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty array"), body})
 			}
 			for _, elem := range arr {
-				d.event(sc, elem, now, nil, ar, &out)
+				d.event(sc, elem, now, nil, &out)
 			}
 			return out
 		}
-		d.event(sc, v, now, trimmed, ar, &out)
+		d.event(sc, v, now, trimmed, &out)
 		return out
 	}
 	if bytes.IndexByte(trimmed, '\n') < 0 {
@@ -176,14 +175,14 @@ func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
 			out.bad = append(out.bad, badEvent{reasonMalformed, err, line})
 			continue
 		}
-		d.event(sc, v, now, line, ar, &out)
+		d.event(sc, v, now, line, &out)
 	}
 	return out
 }
 
 // event turns one parsed JSON value into a metric, or records why not.
 // raw is the event's own text when known; otherwise it is rendered from v.
-func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byte, ar *arena, out *decoded) {
+func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byte, out *decoded) {
 	fail := func(reason string, err error) {
 		if raw == nil {
 			raw = v.MarshalTo(nil)
@@ -199,7 +198,10 @@ func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byt
 	}
 
 	m := metric.New(d.measurement, nil, nil, now)
-	b := builder{d: d, arena: ar, m: m, seen: &sc.seen}
+	// One allocation holds every string of the event, sized exactly: the
+	// metric may wait long for the outputs, and its memory is what
+	// max_undelivered_messages multiplies.
+	b := builder{d: d, arena: newArena(stringBytes(obj)), m: m, seen: &sc.seen}
 	b.object(obj, "")
 	if b.err != nil {
 		fail(b.reason, b.err)
@@ -351,12 +353,27 @@ func (b *builder) str(v *fastjson.Value) string {
 	return b.arena.copy(raw)
 }
 
-// arena holds the string values of one message in a single allocation:
-// unescaped JSON strings never outgrow the body they came from. The bytes
-// are written once and never changed, which is what makes handing out
-// strings that alias them safe.
+// arena holds the string values of one event in a single allocation. The
+// bytes are written once and never changed, which is what makes handing
+// out strings that alias them safe.
 type arena struct {
 	buf []byte
+}
+
+// stringBytes sums the lengths of the string values in obj.
+func stringBytes(obj *fastjson.Object) int {
+	n := 0
+	obj.Visit(func(_ []byte, v *fastjson.Value) {
+		switch v.Type() {
+		case fastjson.TypeString:
+			b, _ := v.StringBytes()
+			n += len(b)
+		case fastjson.TypeObject:
+			inner, _ := v.Object()
+			n += stringBytes(inner)
+		}
+	})
+	return n
 }
 
 func newArena(size int) *arena {
@@ -368,7 +385,7 @@ func (a *arena) copy(b []byte) string {
 		return ""
 	}
 	if len(a.buf)+len(b) > cap(a.buf) {
-		return string(b) // cannot happen for JSON strings; stay correct anyway
+		return string(b) // not sized for it (e.g. a list kept as text): stay correct
 	}
 	start := len(a.buf)
 	a.buf = append(a.buf, b...)

@@ -353,6 +353,9 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 		m.answer(msg, true, st)
 		return
 	}
+	// The metrics hold copies of what they need; the body would only add
+	// its size to every message waiting for the outputs.
+	msg.Body = nil
 
 	select {
 	case m.sem <- struct{}{}:
