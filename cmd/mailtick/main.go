@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailtick/mailtick/internal/bench"
+	"github.com/mailtick/mailtick/internal/demo"
 	"github.com/mailtick/mailtick/internal/gen"
 )
 
@@ -20,6 +21,7 @@ const usage = `mailtick — the operators' CLI of mailtick
 
 Usage:
   mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
+  mailtick demo [flags]    run nsqd, influxd and bin/telegraf on loopback with generated traffic
   mailtick bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
 
 Run "mailtick <command> -h" for the flags of a command.
@@ -38,6 +40,8 @@ func main() {
 		err = runGen(ctx, os.Args[2:])
 	case "bench":
 		err = runBench(ctx, os.Args[2:])
+	case "demo":
+		err = runDemo(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -119,4 +123,15 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	rep.Print(os.Stdout)
 	return nil
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	var opt demo.Options
+	fs.IntVar(&opt.Events, "events", 20000, "messages to generate")
+	fs.Float64Var(&opt.Rate, "rate", 5000, "messages per second")
+	fs.Float64Var(&opt.Bad, "bad", 0.01, "fraction of bad messages")
+	fs.StringVar(&opt.Dir, "dir", "", "keep the servers' data and logs here (default: a temporary folder)")
+	fs.Parse(args)
+	return demo.Run(ctx, opt, os.Stdout)
 }
