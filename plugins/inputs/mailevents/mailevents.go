@@ -480,7 +480,7 @@ func newMailEvents() *MailEvents {
 	return &MailEvents{
 		Channel:                "mailtick",
 		Topics:                 []string{"mail_events"},
-		MaxInFlight:            1000,
+		MaxInFlight:            2500,
 		MaxUndeliveredMessages: 10000,
 		RequeueDelay:           config.Duration(5 * time.Second),
 		ReconnectInterval:      config.Duration(5 * time.Second),
