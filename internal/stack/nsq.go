@@ -16,6 +16,11 @@ type ChannelStats struct {
 	RequeueCount int64  `json:"requeue_count"`
 	TimeoutCount int64  `json:"timeout_count"`
 	ClientCount  int64  `json:"client_count"`
+	Clients      []struct {
+		UserAgent string `json:"user_agent"`
+		TLS       bool   `json:"tls"`
+		Authed    bool   `json:"authed"`
+	} `json:"clients"`
 }
 
 // TopicStats are the counters nsqd keeps for one topic.

@@ -1,13 +1,27 @@
 package mailevents
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/influxdata/telegraf/config"
+	telegrafconfig "github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/nsqio/go-nsq"
 	"github.com/stretchr/testify/require"
@@ -23,7 +37,7 @@ func startPlugin(t *testing.T, nsqd *stack.NSQD, edit func(*MailEvents)) (*MailE
 	m := newMailEvents()
 	m.Nsqd = []string{nsqd.TCPAddr}
 	m.Log = testutil.Logger{}
-	m.RequeueDelay = config.Duration(10 * time.Millisecond)
+	m.RequeueDelay = telegrafconfig.Duration(10 * time.Millisecond)
 	if edit != nil {
 		edit(m)
 	}
@@ -106,7 +120,7 @@ func TestTouchWhileWaitingIntegration(t *testing.T) {
 	nsqd := stacktest.NSQD(t)
 	publish(t, nsqd, "mail_events", []byte(fullEvent))
 	_, acc := startPlugin(t, nsqd, func(m *MailEvents) {
-		m.MessageTimeout = config.Duration(time.Second)
+		m.MessageTimeout = telegrafconfig.Duration(time.Second)
 	})
 	acc.Wait(1)
 	// The outputs take three message timeouts to write it: the plugin must
@@ -193,7 +207,7 @@ func TestReconnectIntegration(t *testing.T) {
 	log := &testutil.CaptureLogger{}
 	m := newMailEvents()
 	m.Nsqd = []string{addr}
-	m.ReconnectInterval = config.Duration(50 * time.Millisecond)
+	m.ReconnectInterval = telegrafconfig.Duration(50 * time.Millisecond)
 	m.Log = log
 	require.NoError(t, m.Init())
 	acc := &testutil.Accumulator{}
@@ -209,4 +223,146 @@ func TestReconnectIntegration(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return channelStats(t, nsqd, "mail_events").MessageCount == 1 && channelStats(t, nsqd, "mail_events").InFlight == 0
 	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestLookupdIntegration finds the nsqd through nsqlookupd only.
+func TestLookupdIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	lookupd := stacktest.NSQLookupd(t)
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Lookupd: []string{lookupd.TCPAddr}})
+	publish(t, nsqd, "mail_events", []byte(fullEvent)) // creates the topic, registered with nsqlookupd
+	_, acc := startPlugin(t, nsqd, func(m *MailEvents) {
+		m.Nsqd = nil
+		m.Nsqlookupd = []string{lookupd.HTTPAddr}
+		m.ReconnectInterval = telegrafconfig.Duration(100 * time.Millisecond)
+	})
+	acc.Wait(1)
+	acc.GetTelegrafMetrics()[0].Accept()
+	require.Eventually(t, func() bool {
+		ch := channelStats(t, nsqd, "mail_events")
+		return ch.MessageCount == 1 && ch.InFlight == 0 && ch.Depth == 0
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestTLSAndAuthIntegration runs against an nsqd that requires TLS and an
+// auth secret, for the consumer and for the dead-letter producer.
+func TestTLSAndAuthIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	dir := t.TempDir()
+	certPath, keyPath := writeSelfSignedCert(t, dir)
+	const secret = "s3cret"
+	authd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("secret") != secret {
+			http.Error(w, "bad secret", http.StatusForbidden)
+			return
+		}
+		fmt.Fprint(w, `{"ttl":3600,"identity":"agent","authorizations":[{"topic":".*","channels":[".*"],"permissions":["subscribe","publish"]}]}`)
+	}))
+	defer authd.Close()
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Args: []string{
+		"--tls-cert=" + certPath, "--tls-key=" + keyPath,
+		"--auth-http-address=" + strings.TrimPrefix(authd.URL, "http://"),
+	}})
+
+	// Publish over TLS with the secret.
+	pool := x509.NewCertPool()
+	certPEM, err := os.ReadFile(certPath)
+	require.NoError(t, err)
+	require.True(t, pool.AppendCertsFromPEM(certPEM))
+	cfg := nsq.NewConfig()
+	cfg.TlsV1 = true
+	cfg.TlsConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	cfg.AuthSecret = secret
+	producer, err := nsq.NewProducer(nsqd.TCPAddr, cfg)
+	require.NoError(t, err)
+	producer.SetLogger(nil, nsq.LogLevelError)
+	defer producer.Stop()
+	require.NoError(t, producer.MultiPublish("mail_events", [][]byte{[]byte(fullEvent), []byte("not json")}))
+
+	_, acc := startPlugin(t, nsqd, func(m *MailEvents) {
+		m.TLSCA = certPath
+		m.AuthSecret = telegrafconfig.NewSecret([]byte(secret))
+	})
+	acc.Wait(1)
+	acc.GetTelegrafMetrics()[0].Accept()
+	require.Eventually(t, func() bool {
+		ch := channelStats(t, nsqd, "mail_events")
+		dead, err := nsqd.TopicStats("mail_events_dead")
+		return err == nil && ch.MessageCount == 2 && ch.InFlight == 0 && ch.Depth == 0 && dead.MessageCount == 1
+	}, 10*time.Second, 20*time.Millisecond, "both messages finished, the bad one dead-lettered over TLS")
+	ch := channelStats(t, nsqd, "mail_events")
+	require.Len(t, ch.Clients, 1)
+	require.True(t, ch.Clients[0].TLS, "the agent must connect with TLS")
+	require.True(t, ch.Clients[0].Authed, "the agent must be authenticated")
+}
+
+// TestAuthRefusedIntegration: a wrong secret is logged and retried, never
+// a crash.
+func TestAuthRefusedIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	authd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "bad secret", http.StatusForbidden)
+	}))
+	defer authd.Close()
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Args: []string{
+		"--auth-http-address=" + strings.TrimPrefix(authd.URL, "http://")}})
+	log := &testutil.CaptureLogger{}
+	m := newMailEvents()
+	m.Nsqd = []string{nsqd.TCPAddr}
+	m.AuthSecret = telegrafconfig.NewSecret([]byte("wrong"))
+	m.ReconnectInterval = telegrafconfig.Duration(50 * time.Millisecond)
+	m.Log = log
+	require.NoError(t, m.Init())
+	require.NoError(t, m.Start(&testutil.Accumulator{}))
+	t.Cleanup(m.Stop)
+	require.Eventually(t, func() bool {
+		for _, w := range log.Warnings() {
+			if strings.Contains(w, "AUTH") {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the refused AUTH must be logged")
+}
+
+func writeSelfSignedCert(t *testing.T, dir string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	return certPath, keyPath
+}
+
+func TestSampleConfigLoads(t *testing.T) {
+	c := telegrafconfig.NewConfig()
+	require.NoError(t, c.LoadConfigData([]byte(sampleConfig), ""))
+	require.Len(t, c.Inputs, 1)
+	require.NoError(t, c.Inputs[0].Init())
+
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
 }
