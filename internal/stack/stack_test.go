@@ -1,6 +1,9 @@
 package stack_test
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -25,6 +28,16 @@ func TestServersStartIntegration(t *testing.T) {
 	series, err := influx.Query("", "SHOW DATABASES")
 	require.NoError(t, err)
 	require.Contains(t, series[0].Values, []any{"smoke"})
+
+	// Flux is enabled (the flux/ scripts of later issues run on it).
+	resp, err := http.Post(influx.URL+"/api/v2/query", "application/vnd.flux",
+		strings.NewReader(`buckets()`))
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	require.Contains(t, string(body), "smoke/autogen")
 
 	kapa := stacktest.Kapacitor(t, influx.URL)
 	require.NotEmpty(t, kapa.URL)

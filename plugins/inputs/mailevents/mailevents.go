@@ -320,6 +320,7 @@ func (m *MailEvents) Stop() {
 	}
 	for _, p := range m.sent {
 		p.msg.Requeue(0)
+		p.st.inFlight.Incr(-1)
 	}
 	clear(m.held)
 	clear(m.sent)
@@ -377,6 +378,7 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	id := m.acc.AddTrackingMetricGroup(out.metrics)
 	m.sent[id] = pending{msg: msg, st: st, since: now}
 	m.mu.Unlock()
+	st.inFlight.Incr(1)
 	st.emitted.Incr(int64(len(out.metrics)))
 }
 
@@ -430,6 +432,7 @@ func (m *MailEvents) onDelivery(ctx context.Context) {
 				continue
 			}
 			<-m.sem
+			p.st.inFlight.Incr(-1)
 			m.answer(p.msg, info.Delivered(), p.st)
 		}
 	}

@@ -28,6 +28,7 @@ type topicStats struct {
 	finishedBad      selfstat.Stat
 	missingTime      selfstat.Stat
 	repairedUTF8     selfstat.Stat
+	inFlight         selfstat.Stat // messages waiting for the outputs (a gauge)
 	errors           map[string]selfstat.Stat
 	lag              []selfstat.Stat // one per lagNames entry
 }
@@ -45,6 +46,7 @@ func newTopicStats(topic, channel string) *topicStats {
 		finishedBad:      selfstat.Register("mailevents", "events_dropped", tags),
 		missingTime:      selfstat.Register("mailevents", "events_missing_time", tags),
 		repairedUTF8:     selfstat.Register("mailevents", "strings_repaired_utf8", tags),
+		inFlight:         selfstat.Register("mailevents", "messages_in_flight", tags),
 		errors:           make(map[string]selfstat.Stat, len(allReasons)),
 	}
 	for _, r := range allReasons {
