@@ -1,0 +1,125 @@
+package pii
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type found struct {
+	text string
+	kind Kind
+}
+
+func findAll(s string) []found {
+	var out []found
+	for m, ok := Find(s, 0); ok; m, ok = Find(s, m.End) {
+		out = append(out, found{s[m.Start:m.End], m.Kind})
+	}
+	return out
+}
+
+// The corpus: valid, tricky and invalid cases, as they appear in SMTP
+// replies and mail logs.
+func TestFind(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []found
+	}{
+		{"plain mailbox", "from alice@example.com ok", []found{{"alice@example.com", Email}}},
+		{"angle brackets in an SMTP reply", "550 5.1.1 <bob@x.org>: Recipient address rejected", []found{{"bob@x.org", Email}}},
+		{"plus tag and dots", "to first.last+news@mail.example.co.uk.", []found{{"first.last+news@mail.example.co.uk", Email}}},
+		{"quoted local part", `"john doe"@example.org said`, []found{{`"john doe"@example.org`, Email}}},
+		{"atext specials", "o'brien&co=1@example.net", []found{{"o'brien&co=1@example.net", Email}}},
+		{"IDN domain", "jörg@bücher.de", []found{{"jörg@bücher.de", Email}}},
+		{"IP literal domain", "postmaster@[192.0.2.1]", []found{{"postmaster@[192.0.2.1]", Email}}},
+		{"IPv6 literal domain", "postmaster@[IPv6:2001:db8::1]", []found{{"postmaster@[IPv6:2001:db8::1]", Email}}},
+		{"mailbox starting with digits", "1234@example.com", []found{{"1234@example.com", Email}}},
+		{"no domain dot", "user@localhost here", nil},
+		{"numeric tld", "user@1.2 here", nil},
+		{"at sign alone", "a @ b, @home, x@, @y.org", nil},
+		{"leading dot", ".alice@example.com", []found{{"alice@example.com", Email}}},
+		{"trailing dot local part", "alice.@example.com", nil},
+
+		{"IPv4", "client [203.0.113.7] blocked", []found{{"203.0.113.7", IPv4}}},
+		{"IPv4 with port", "connect to 198.51.100.25:25 refused", []found{{"198.51.100.25", IPv4}}},
+		{"IPv4 at sentence end", "from 192.0.2.1.", []found{{"192.0.2.1", IPv4}}},
+		{"version string", "postfix 1.2.3.4.5 and 10.0.0.1.2", nil},
+		{"octet out of range", "999.1.1.1 and 1.2.3.256", nil},
+		{"too few octets", "quota 1.2.3 exceeded, status 5.1.1", nil},
+		{"date and time", "2026-11-22 14:00:00 and 2026.11.22", nil},
+		{"long number", "1.2.3.45678", nil},
+		{"digits glued to letters", "mx12.dc3 v1.2.3.4", nil},
+
+		{"IPv6 compressed", "from 2001:db8::1 ok", []found{{"2001:db8::1", IPv6}}},
+		{"IPv6 full", "2001:0db8:0000:0000:0000:ff00:0042:8329", []found{{"2001:0db8:0000:0000:0000:ff00:0042:8329", IPv6}}},
+		{"IPv6 with zone", "fe80::1%eth0 link", []found{{"fe80::1%eth0", IPv6}}},
+		{"IPv4-mapped", "::ffff:192.0.2.1 mapped", []found{{"::ffff:192.0.2.1", IPv6}}},
+		{"IPv6 in brackets with port", "[2001:db8::25]:587", []found{{"2001:db8::25", IPv6}}},
+		{"loopback at sentence end", "bound to ::1.", []found{{"::1", IPv6}}},
+		{"clock times are not addresses", "at 12:30 and 12:30:45", nil},
+		{"MAC address", "00:1a:2b:3c:4d:5e", nil},
+
+		{"several", "<a@b.org> from 203.0.113.9 via 2001:db8::7",
+			[]found{{"a@b.org", Email}, {"203.0.113.9", IPv4}, {"2001:db8::7", IPv6}}},
+		{"nothing", "250 2.0.0 Ok: queued as 4F2A1C0D3B", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, findAll(tt.in))
+			require.Equal(t, tt.want != nil, Contains(tt.in))
+		})
+	}
+}
+
+func placeholder(dst []byte, m Match, _ string) []byte {
+	return append(append(append(dst, '['), m.Kind.String()...), ']')
+}
+
+func TestReplace(t *testing.T) {
+	var counts [4]int
+	out := Replace(nil, "550 <bob@x.org> from [203.0.113.7] via 2001:db8::1", placeholder, &counts)
+	require.Equal(t, "550 <[email]> from [[ipv4]] via [ipv6]", string(out))
+	require.Equal(t, [4]int{0, 1, 1, 1}, counts)
+
+	// Leftovers that form a new address are caught by the rescan.
+	out = Replace(nil, "a@b.co@c.org", placeholder, nil)
+	require.False(t, Contains(string(out)), "%q", out)
+}
+
+func FuzzReplace(f *testing.F) {
+	for _, s := range []string{
+		"550 5.1.1 <bob@x.org>: rejected", "from 203.0.113.7:25", "2001:db8::1%eth0.",
+		`"a b"@c.de`, "a@b.co@c.org", "1.2.3.4.5", "::ffff:1.2.3.4", "x@[1.2.3.4]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := string(Replace(nil, s, placeholder, nil))
+		if m, ok := Find(out, 0); ok {
+			t.Fatalf("redacted %q still holds %s %q: %q", s, m.Kind, out[m.Start:m.End], out)
+		}
+		if !Contains(s) && out != s {
+			t.Fatalf("text without addresses changed: %q -> %q", s, out)
+		}
+	})
+}
+
+func BenchmarkFind(b *testing.B) {
+	texts := map[string]string{
+		"reply_with_pii": "550 5.1.1 <rcpt7805@example45.org>: Recipient address rejected: User unknown",
+		"reply_clean":    "250 2.0.0 Ok: queued as 4F2A1C0D3B",
+		"long_clean":     strings.Repeat("the quick brown fox jumps over the lazy dog 12:30 ", 40),
+	}
+	for name, s := range texts {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				Contains(s)
+			}
+		})
+	}
+}
