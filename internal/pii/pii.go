@@ -15,7 +15,9 @@
 //     version, not an address);
 //   - IPv6 in every form net/netip parses: compressed, with a %zone,
 //     IPv4-mapped (::ffff:192.0.2.1), in [brackets]; a run like 12:30 is
-//     not (an address has at least two colons).
+//     not (an address has at least two colons);
+//   - not networks of many hosts: 203.0.113.0/24 and 2001:db8::/48 are what
+//     piiscrub's ip_prefix writes, and they name no one.
 package pii
 
 import (
@@ -228,6 +230,9 @@ func ipv4(s string, i int) (Match, bool) {
 	if j < len(s) && (isAlnum(s[j]) || (s[j] == '.' && j+1 < len(s) && isDigit(s[j+1]))) {
 		return Match{}, false
 	}
+	if isNetwork(s, j, MaxIPv4Prefix) {
+		return Match{}, false
+	}
 	return Match{i, j, IPv4}, true
 }
 
@@ -260,7 +265,7 @@ func ipv6(s string, i int) (Match, bool) {
 	// without one or two trailing dots or colons.
 	for tries := 0; tries < 3 && end-i >= 2; tries++ {
 		if a, err := netip.ParseAddr(s[i:end]); err == nil && a.Is6() {
-			if end < len(s) && isAlnum(s[end]) {
+			if end < len(s) && isAlnum(s[end]) || isNetwork(s, end, MaxIPv6Prefix) {
 				return Match{}, false
 			}
 			return Match{i, end, IPv6}, true
@@ -271,6 +276,28 @@ func ipv6(s string, i int) (Match, bool) {
 		end--
 	}
 	return Match{}, false
+}
+
+// Networks short enough to name many hosts are not personal data: an address
+// followed by a prefix length up to these (203.0.113.0/24, 2001:db8::/48) is
+// not reported. Longer prefixes narrow it to a few hosts and are.
+const (
+	MaxIPv4Prefix = 24
+	MaxIPv6Prefix = 48
+)
+
+// isNetwork tells whether s[j:] starts with "/N", N <= limit, and nothing
+// alphanumeric after it.
+func isNetwork(s string, j, limit int) bool {
+	if j >= len(s) || s[j] != '/' {
+		return false
+	}
+	n, k := 0, j+1
+	for k < len(s) && isDigit(s[k]) && k-j <= 3 {
+		n = n*10 + int(s[k]-'0')
+		k++
+	}
+	return k > j+1 && n <= limit && (k == len(s) || !isAlnum(s[k]))
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

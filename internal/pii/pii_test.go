@@ -62,6 +62,9 @@ func TestFind(t *testing.T) {
 		{"clock times are not addresses", "at 12:30 and 12:30:45", nil},
 		{"MAC address", "00:1a:2b:3c:4d:5e", nil},
 
+		{"networks are not addresses", "from 203.0.113.0/24 and 2001:db8:1::/48", nil},
+		{"narrow networks are", "host 203.0.113.7/32 and 2001:db8::1/128",
+			[]found{{"203.0.113.7", IPv4}, {"2001:db8::1", IPv6}}},
 		{"several", "<a@b.org> from 203.0.113.9 via 2001:db8::7",
 			[]found{{"a@b.org", Email}, {"203.0.113.9", IPv4}, {"2001:db8::7", IPv6}}},
 		{"nothing", "250 2.0.0 Ok: queued as 4F2A1C0D3B", nil},

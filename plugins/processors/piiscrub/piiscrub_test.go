@@ -1,0 +1,230 @@
+package piiscrub
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/pii"
+)
+
+const testKey = "0123456789abcdef-test-key"
+
+func newScrub(t testing.TB, def string, rules ...*Rule) *PIIScrub {
+	t.Helper()
+	p := &PIIScrub{
+		Default:        def,
+		HashKey:        config.NewSecret([]byte(testKey)),
+		HashKeyIDTag:   "pii_key_id",
+		HashLength:     12,
+		MaxRedactBytes: config.Size(64 * 1024),
+		Rules:          rules,
+		Log:            testutil.Logger{},
+	}
+	require.NoError(t, p.Init())
+	require.NoError(t, p.Start(nil))
+	return p
+}
+
+var at = time.Unix(1795356000, 0)
+
+func TestActions(t *testing.T) {
+	p := newScrub(t, "keep")
+	alice := string(p.pseudonym(nil, "alice@example.com"))
+	aliceLower := string(p.pseudonym(nil, "alice@example.com"))
+	require.Len(t, alice, 16, "12 bytes base64url")
+	tests := []struct {
+		name   string
+		rule   *Rule
+		value  any
+		want   any // nil: the key is removed
+		counts func(c *stats) int64
+	}{
+		{"hash", &Rule{Action: "hash"}, "alice@example.com", alice, nil},
+		{"drop", &Rule{Action: "drop"}, "x", nil, nil},
+		{"keep", &Rule{Action: "keep"}, "alice@example.com", "alice@example.com", nil},
+		{"email_domain", &Rule{Action: "email_domain"}, "Alice@Example.COM", "example.com", nil},
+		{"email_domain in angle brackets", &Rule{Action: "email_domain"}, "<bob@x.org>", "x.org", nil},
+		{"email_domain with hashed local part", &Rule{Action: "email_domain", LocalPart: "hash"}, "Alice@Example.com", aliceLower + ".example.com", nil},
+		{"email_domain invalid dropped", &Rule{Action: "email_domain"}, "not a mailbox", nil, nil},
+		{"email_domain invalid kept", &Rule{Action: "email_domain", OnInvalid: "keep"}, "postmaster", "postmaster", nil},
+		{"email_domain invalid hashed", &Rule{Action: "email_domain", OnInvalid: "hash"}, "alice@example.com@", alice[:0] + string(p.pseudonym(nil, "alice@example.com@")), nil},
+		{"ip_prefix v4", &Rule{Action: "ip_prefix"}, "203.0.113.7", "203.0.113.0/24", nil},
+		{"ip_prefix v4 /16", &Rule{Action: "ip_prefix", IPv4Prefix: 16}, "203.0.113.7", "203.0.0.0/16", nil},
+		{"ip_prefix v4 with port", &Rule{Action: "ip_prefix"}, "203.0.113.7:25", "203.0.113.0/24", nil},
+		{"ip_prefix v6", &Rule{Action: "ip_prefix"}, "2001:db8:1:2::7", "2001:db8:1::/48", nil},
+		{"ip_prefix v6 zone and brackets", &Rule{Action: "ip_prefix"}, "[fe80::1%eth0]", "fe80::/48", nil},
+		{"ip_prefix v4-mapped", &Rule{Action: "ip_prefix"}, "::ffff:192.0.2.9", "192.0.2.0/24", nil},
+		{"ip_prefix invalid dropped", &Rule{Action: "ip_prefix"}, "unknown", nil, nil},
+		{"ip_prefix invalid kept", &Rule{Action: "ip_prefix", OnInvalid: "keep"}, "unknown", "unknown", nil},
+		{"redact placeholder", &Rule{Action: "redact"}, "550 5.1.1 <bob@x.org>: from [203.0.113.7]", "550 5.1.1 <[email]>: from [[ipv4]]", nil},
+		{"redact pseudonym", &Rule{Action: "redact", RedactWith: "pseudonym"}, "to <alice@example.com>", "to <[email:" + alice + "]>", nil},
+		{"redact clean text unchanged", &Rule{Action: "redact"}, "250 2.0.0 Ok: queued as 4F2A1C0D3B", "250 2.0.0 Ok: queued as 4F2A1C0D3B", nil},
+		{"redact invalid UTF-8 repaired", &Rule{Action: "redact"}, "caf\xe9 bob@x.org", "caf\uFFFD [email]", nil},
+		{"redact number kept", &Rule{Action: "redact"}, int64(550), int64(550), nil},
+		{"hash number dropped", &Rule{Action: "hash"}, int64(550), nil, nil},
+		{"ip_prefix bool dropped", &Rule{Action: "ip_prefix"}, true, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.rule.Keys = []string{"v"}
+			p := newScrub(t, "keep", tt.rule)
+			m := metric.New("mail_event", map[string]string{"dc": "dc1"}, map[string]any{"v": tt.value, "n": 1.0}, at)
+			p.apply(m)
+			got, ok := m.GetField("v")
+			if tt.want == nil {
+				require.False(t, ok, "want v removed, got %v", got)
+			} else {
+				require.Equal(t, tt.want, got)
+			}
+			require.Equal(t, map[string]any{"n": 1.0}, without(m.Fields(), "v"), "other fields untouched")
+
+			// The same rule on a tag, where the value is a string.
+			if s, isString := tt.value.(string); isString {
+				m := metric.New("mail_event", map[string]string{"v": s}, map[string]any{"n": 1.0}, at)
+				p.apply(m)
+				tag, ok := m.GetTag("v")
+				if tt.want == nil {
+					require.False(t, ok)
+				} else {
+					require.Equal(t, tt.want, tag)
+				}
+			}
+		})
+	}
+}
+
+func without(m map[string]any, key string) map[string]any {
+	delete(m, key)
+	return m
+}
+
+func TestPseudonyms(t *testing.T) {
+	p := newScrub(t, "keep")
+	a1 := string(p.pseudonym(nil, "203.0.113.7"))
+	require.Equal(t, a1, string(p.pseudonym(nil, "203.0.113.7")), "same input, same key: same pseudonym")
+	require.NotEqual(t, a1, string(p.pseudonym(nil, "203.0.113.8")))
+	other := newScrub(t, "keep")
+	other.HashKey = config.NewSecret([]byte("another-key-of-16-bytes"))
+	require.NoError(t, other.Start(nil))
+	require.NotEqual(t, a1, string(other.pseudonym(nil, "203.0.113.7")), "another key, another pseudonym space")
+	require.False(t, pii.Contains(a1))
+}
+
+func TestDefaultModes(t *testing.T) {
+	in := func() telegraf.Metric {
+		return metric.New("mail_event",
+			map[string]string{"dc": "dc1", "mailer": "mx1 from 203.0.113.7"},
+			map[string]any{"sender": "a@b.org", "note": "mail for c@d.org", "latency_ms": 12.5}, at)
+	}
+	rules := func() []*Rule {
+		return []*Rule{{Keys: []string{"dc", "latency_ms"}, Action: "keep"}, {Keys: []string{"sender"}, Action: "email_domain"}}
+	}
+	tests := []struct {
+		def    string
+		tags   map[string]string
+		fields map[string]any
+	}{
+		{"keep", map[string]string{"dc": "dc1", "mailer": "mx1 from 203.0.113.7"},
+			map[string]any{"sender": "b.org", "note": "mail for c@d.org", "latency_ms": 12.5}},
+		{"redact", map[string]string{"dc": "dc1", "mailer": "mx1 from [ipv4]"},
+			map[string]any{"sender": "b.org", "note": "mail for [email]", "latency_ms": 12.5}},
+		{"drop", map[string]string{"dc": "dc1"},
+			map[string]any{"sender": "b.org", "latency_ms": 12.5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.def, func(t *testing.T) {
+			p := newScrub(t, tt.def, rules()...)
+			m := in()
+			p.apply(m)
+			require.Equal(t, tt.tags, m.Tags())
+			require.Equal(t, tt.fields, m.Fields())
+		})
+	}
+}
+
+func TestGlobsAndKeyID(t *testing.T) {
+	p := newScrub(t, "drop",
+		&Rule{Keys: []string{"smtp_*"}, Action: "redact"},
+		&Rule{Keys: []string{"smtp_code"}, Action: "keep"},
+	)
+	p.HashKeyID = "2026-11"
+	m := metric.New("m", nil, map[string]any{"smtp_code": int64(550), "smtp_response": "to a@b.org", "other": "x"}, at)
+	p.apply(m)
+	require.Equal(t, map[string]any{"smtp_code": int64(550), "smtp_response": "to [email]"}, m.Fields())
+	require.Equal(t, map[string]string{"pii_key_id": "2026-11"}, m.Tags())
+}
+
+func TestHugeStringBoundedCost(t *testing.T) {
+	p := newScrub(t, "keep", &Rule{Keys: []string{"v"}, Action: "redact"})
+	p.MaxRedactBytes = 1024
+	huge := strings.Repeat("x", 10<<20) + " a@b.org"
+	m := metric.New("m", nil, map[string]any{"v": huge}, at)
+	p.apply(m)
+	v, _ := m.GetField("v")
+	require.Equal(t, strings.Repeat("x", 1024), v, "only the first max_redact_bytes are scanned and kept")
+}
+
+func TestInit(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*PIIScrub)
+		want string
+	}{
+		{"default", func(p *PIIScrub) { p.Default = "allow" }, `invalid "default" value "allow"`},
+		{"action", func(p *PIIScrub) { p.Rules = []*Rule{{Keys: []string{"a"}, Action: "mask"}} }, `rule 1: invalid "action" value "mask"`},
+		{"no keys", func(p *PIIScrub) { p.Rules = []*Rule{{Action: "drop"}} }, `rule 1 (drop): "keys" must name`},
+		{"ipv4_prefix", func(p *PIIScrub) { p.Rules = []*Rule{{Keys: []string{"ip"}, Action: "ip_prefix", IPv4Prefix: 28}} }, `invalid "ipv4_prefix" value 28`},
+		{"on_invalid", func(p *PIIScrub) { p.Rules = []*Rule{{Keys: []string{"ip"}, Action: "ip_prefix", OnInvalid: "skip"}} }, `invalid "on_invalid" value "skip"`},
+		{"local_part", func(p *PIIScrub) { p.Rules = []*Rule{{Keys: []string{"e"}, Action: "email_domain", LocalPart: "keep"}} }, `invalid "local_part" value "keep"`},
+		{"redact_with", func(p *PIIScrub) { p.Rules = []*Rule{{Keys: []string{"e"}, Action: "redact", RedactWith: "x"}} }, `invalid "redact_with" value "x"`},
+		{"duplicate key", func(p *PIIScrub) {
+			p.Rules = []*Rule{{Keys: []string{"a"}, Action: "keep"}, {Keys: []string{"a"}, Action: "drop"}}
+		}, `rule 2: key "a" is already named`},
+		{"hash without key", func(p *PIIScrub) {
+			p.HashKey = config.Secret{}
+			p.Rules = []*Rule{{Keys: []string{"a"}, Action: "hash"}}
+		}, `"hash_key" is empty`},
+		{"hash_length", func(p *PIIScrub) { p.HashLength = 4 }, `invalid "hash_length" value 4`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &PIIScrub{Default: "drop", HashKey: config.NewSecret([]byte(testKey)), HashKeyIDTag: "pii_key_id",
+				HashLength: 12, MaxRedactBytes: 1024}
+			tt.edit(p)
+			require.ErrorContains(t, p.Init(), tt.want)
+		})
+	}
+	short := &PIIScrub{Default: "drop", HashKey: config.NewSecret([]byte("short")), HashLength: 12, MaxRedactBytes: 1024,
+		Rules: []*Rule{{Keys: []string{"a"}, Action: "hash"}}}
+	require.NoError(t, short.Init())
+	require.ErrorContains(t, short.Start(nil), "use at least 16 random bytes")
+}
+
+func FuzzRedact(f *testing.F) {
+	for _, s := range []string{"550 <bob@x.org> [203.0.113.7]", "2001:db8::1%eth0", "a@b.co@c.org", "\xff@x.org"} {
+		f.Add(s)
+	}
+	p := newScrub(f, "redact", &Rule{Keys: []string{"p"}, Action: "redact", RedactWith: "pseudonym"})
+	f.Fuzz(func(t *testing.T, s string) {
+		m := metric.New("m", map[string]string{"t": s}, map[string]any{"f": s, "p": s, "n": 1.0}, at)
+		p.apply(m)
+		for _, tag := range m.TagList() {
+			if pii.Contains(tag.Value) {
+				t.Fatalf("tag %q keeps an address: %q", tag.Key, tag.Value)
+			}
+		}
+		for _, fl := range m.FieldList() {
+			if s, ok := fl.Value.(string); ok && pii.Contains(s) {
+				t.Fatalf("field %q keeps an address: %q", fl.Key, s)
+			}
+		}
+		require.True(t, m.HasField("n"), "a metric is never emptied by accident")
+	})
+}
