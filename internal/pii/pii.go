@@ -23,6 +23,7 @@ package pii
 import (
 	"net/netip"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Kind is what a match is.
@@ -324,34 +325,36 @@ func isIDNRune(r rune) bool {
 
 // Replace appends s to dst with every address replaced by what repl
 // appends for it, and counts the replacements by kind. Replacement can join
-// leftovers into a new address (a@b.c@d.org); Replace rescans its own output
-// until nothing is found, and after maxPasses gives up on the text and
-// writes Unreadable instead, so its result never holds an address.
+// leftovers into a new address (a@b.c@d.org): Replace rescans what it
+// wrote, redacts again if needed, and after maxPasses gives up on the text
+// and writes Unreadable instead, so its result never holds an address.
 func Replace(dst []byte, s string, repl func(dst []byte, m Match, addr string) []byte, counts *[4]int) []byte {
 	base := len(dst)
 	cur := s
-	var buf []byte
 	for pass := 0; pass < maxPasses; pass++ {
+		dst = dst[:base]
 		m, ok := Find(cur, 0)
 		if !ok {
-			return append(dst[:base], cur...)
+			return append(dst, cur...)
 		}
-		buf = buf[:0]
 		last := 0
 		for ok {
-			buf = append(buf, cur[last:m.Start]...)
-			buf = repl(buf, m, cur[m.Start:m.End])
+			dst = append(dst, cur[last:m.Start]...)
+			dst = repl(dst, m, cur[m.Start:m.End])
 			if counts != nil {
 				counts[m.Kind]++
 			}
 			last = m.End
 			m, ok = Find(cur, last)
 		}
-		buf = append(buf, cur[last:]...)
-		cur = string(buf)
-	}
-	if !Contains(cur) {
-		return append(dst[:base], cur...)
+		dst = append(dst, cur[last:]...)
+		// A read-only view of what was written: nothing changes dst while
+		// Contains looks at it.
+		written := unsafe.String(unsafe.SliceData(dst[base:]), len(dst)-base)
+		if !Contains(written) {
+			return dst
+		}
+		cur = string(dst[base:]) // rare: redact the redacted text again
 	}
 	return append(dst[:base], Unreadable...)
 }

@@ -63,13 +63,13 @@ type Rule struct {
 // PIIScrub pseudonymizes, masks, redacts or drops personal data in tags
 // and fields, by key.
 type PIIScrub struct {
-	Default        string        `toml:"default"`
-	HashKey        config.Secret `toml:"hash_key"`
-	HashKeyID      string        `toml:"hash_key_id"`
-	HashKeyIDTag   string        `toml:"hash_key_id_tag"`
-	HashLength     int           `toml:"hash_length"`
-	MaxRedactBytes config.Size   `toml:"max_redact_bytes"`
-	Rules          []*Rule       `toml:"rule"`
+	Default        string          `toml:"default"`
+	HashKey        config.Secret   `toml:"hash_key"`
+	HashKeyID      string          `toml:"hash_key_id"`
+	HashKeyIDTag   string          `toml:"hash_key_id_tag"`
+	HashLength     int             `toml:"hash_length"`
+	MaxRedactBytes config.Size     `toml:"max_redact_bytes"`
+	Rules          []*Rule         `toml:"rule"`
 	Log            telegraf.Logger `toml:"-"`
 
 	def      *Rule            // the rule of keys no rule names
@@ -81,6 +81,7 @@ type PIIScrub struct {
 	pseudo   func(dst []byte, m pii.Match, addr string) []byte
 	buf      []byte
 	edits    []edit
+	last     []lastKey // tags then fields of the last metric, by position
 	stats    *stats
 }
 
@@ -243,7 +244,28 @@ func (p *PIIScrub) Add(m telegraf.Metric, acc telegraf.Accumulator) error {
 	return nil
 }
 
-func (p *PIIScrub) rule(key string) *Rule {
+// rule finds the rule of a key. Metrics of one kind list their keys in the
+// same order, so the rule at the same position of the last metric is tried
+// first: a string compare instead of a map lookup.
+func (p *PIIScrub) rule(pos int, key string) *Rule {
+	if pos < len(p.last) && p.last[pos].key == key {
+		return p.last[pos].rule
+	}
+	r := p.lookup(key)
+	if pos < len(p.last) {
+		p.last[pos] = lastKey{key, r}
+	} else if pos == len(p.last) && pos < 64 {
+		p.last = append(p.last, lastKey{key, r})
+	}
+	return r
+}
+
+type lastKey struct {
+	key  string
+	rule *Rule
+}
+
+func (p *PIIScrub) lookup(key string) *Rule {
 	if r, ok := p.resolved[key]; ok {
 		return r
 	}
@@ -274,8 +296,10 @@ func (p *PIIScrub) apply(m telegraf.Metric) {
 	var tagBuf, fieldBuf [16]string // on the stack for usual metrics
 	dropTags, dropFields := tagBuf[:0], fieldBuf[:0]
 
+	pos := 0
 	for _, t := range m.TagList() {
-		r := p.rule(t.Key)
+		r := p.rule(pos, t.Key)
+		pos++
 		if r.act == actKeep {
 			continue
 		}
@@ -288,7 +312,8 @@ func (p *PIIScrub) apply(m telegraf.Metric) {
 		}
 	}
 	for _, f := range m.FieldList() {
-		r := p.rule(f.Key)
+		r := p.rule(pos, f.Key)
+		pos++
 		if r.act == actKeep {
 			continue
 		}
