@@ -11,6 +11,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/pii"
 )
 
@@ -227,4 +228,34 @@ func FuzzRedact(f *testing.F) {
 		}
 		require.True(t, m.HasField("n"), "a metric is never emptied by accident")
 	})
+}
+
+// TestGeneratedEventsLeaveNoPII: with every PII key configured (the
+// recommended central config), no output string holds a sender, recipient
+// or IP address of the input, nor anything the detector finds.
+func TestGeneratedEventsLeaveNoPII(t *testing.T) {
+	p := centralConfig(t)
+	g, err := gen.New(gen.Config{Seed: 11, Senders: 500, Recipients: 5000})
+	require.NoError(t, err)
+	for i := 0; i < 5000; i++ {
+		ev := g.Next().Event
+		m := eventMetric(ev)
+		p.apply(m)
+		var values []string
+		for _, tag := range m.TagList() {
+			values = append(values, tag.Value)
+		}
+		for _, f := range m.FieldList() {
+			if s, ok := f.Value.(string); ok {
+				values = append(values, s)
+			}
+		}
+		for _, v := range values {
+			for _, secret := range []string{ev.Sender, ev.Recipient, ev.SenderIP} {
+				require.NotContains(t, v, secret, "event %d", i)
+			}
+			require.False(t, pii.Contains(v), "event %d: %q", i, v)
+		}
+		require.True(t, m.HasField("latency_ms"), "allowed keys stay")
+	}
 }
