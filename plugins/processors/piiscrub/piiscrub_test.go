@@ -1,6 +1,7 @@
 package piiscrub
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,10 @@ func TestGeneratedEventsLeaveNoPII(t *testing.T) {
 		}
 		require.True(t, m.HasField("latency_ms"), "allowed keys stay")
 	}
+}
+
+func TestSampleConfigInReadme(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
 }
