@@ -1,0 +1,379 @@
+//go:generate ../../../tools/readme_config_includer/generator
+package rollupfwd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/plugins/common/tls"
+	"github.com/influxdata/telegraf/plugins/outputs"
+	"github.com/influxdata/telegraf/plugins/serializers/influx"
+	"github.com/influxdata/telegraf/selfstat"
+
+	"github.com/mailtick/mailtick/internal/pii"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+// RollupFwd forwards metrics to central InfluxDB servers through a durable
+// disk spool, letting nothing personal leave.
+type RollupFwd struct {
+	URLs            []string        `toml:"urls"`
+	Database        string          `toml:"database"`
+	RetentionPolicy string          `toml:"retention_policy"`
+	Username        config.Secret   `toml:"username"`
+	Password        config.Secret   `toml:"password"`
+	Organization    string          `toml:"organization"`
+	Bucket          string          `toml:"bucket"`
+	Token           config.Secret   `toml:"token"`
+	CreateDatabase  bool            `toml:"create_database"`
+	ContentEncoding string          `toml:"content_encoding"`
+	Timeout         config.Duration `toml:"timeout"`
+	RetryMin        config.Duration `toml:"retry_min"`
+	RetryMax        config.Duration `toml:"retry_max"`
+
+	SpoolDir      string          `toml:"spool_dir"`
+	MaxSpoolBytes config.Size     `toml:"max_spool_bytes"`
+	SegmentBytes  config.Size     `toml:"segment_bytes"`
+	SpoolFull     string          `toml:"spool_full"`
+	Fsync         string          `toml:"fsync"`
+	FsyncInterval config.Duration `toml:"fsync_interval"`
+
+	AllowTags   []string `toml:"allow_tags"`
+	AllowFields []string `toml:"allow_fields"`
+
+	tls.ClientConfig
+	Log telegraf.Logger `toml:"-"`
+
+	allowTags, allowFields map[string]bool
+	serializer             influx.Serializer
+	spool                  *spool
+	dests                  []*destination
+	rejects                *rejects
+	cancel                 context.CancelFunc
+	wg                     sync.WaitGroup
+
+	spoolBytes, spoolSegments, droppedPoints selfstat.Stat
+}
+
+const (
+	fullBlock      = "block"
+	fullDropOldest = "drop_oldest"
+	fsyncBatch     = "batch"
+	fsyncInterval  = "interval"
+)
+
+func (*RollupFwd) SampleConfig() string { return sampleConfig }
+
+func (r *RollupFwd) Init() error {
+	if len(r.URLs) == 0 {
+		return errors.New(`"urls" must name at least one InfluxDB`)
+	}
+	v2 := r.Bucket != "" || r.Organization != ""
+	for _, u := range r.URLs {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("invalid %q value %q: want http(s)://host:port", "urls", u)
+		}
+	}
+	switch {
+	case v2 && (r.Bucket == "" || r.Organization == ""):
+		return errors.New(`InfluxDB 2.x/3.x needs both "organization" and "bucket"`)
+	case v2 && r.Database != "":
+		return errors.New(`set "database" (InfluxDB 1.x) or "organization"/"bucket" (2.x/3.x), not both`)
+	case !v2 && r.Database == "":
+		return errors.New(`"database" (InfluxDB 1.x) or "organization" and "bucket" (2.x/3.x) must be set`)
+	}
+	if r.SpoolDir == "" {
+		return fmt.Errorf("invalid %q value %q: must not be empty", "spool_dir", r.SpoolDir)
+	}
+	if r.MaxSpoolBytes <= 0 || r.SegmentBytes <= 0 || r.SegmentBytes > r.MaxSpoolBytes {
+		return fmt.Errorf("invalid %q value %d or %q value %d: both > 0, segments no larger than the spool",
+			"max_spool_bytes", r.MaxSpoolBytes, "segment_bytes", r.SegmentBytes)
+	}
+	if r.SpoolFull != fullBlock && r.SpoolFull != fullDropOldest {
+		return fmt.Errorf("invalid %q value %q: want %q or %q", "spool_full", r.SpoolFull, fullBlock, fullDropOldest)
+	}
+	if r.Fsync != fsyncBatch && r.Fsync != fsyncInterval {
+		return fmt.Errorf("invalid %q value %q: want %q or %q", "fsync", r.Fsync, fsyncBatch, fsyncInterval)
+	}
+	if r.Fsync == fsyncInterval && r.FsyncInterval <= 0 {
+		return fmt.Errorf("invalid %q value %s: must be > 0", "fsync_interval", time.Duration(r.FsyncInterval))
+	}
+	if r.ContentEncoding != "gzip" && r.ContentEncoding != "identity" {
+		return fmt.Errorf("invalid %q value %q: want \"gzip\" or \"identity\"", "content_encoding", r.ContentEncoding)
+	}
+	if r.Timeout <= 0 || r.RetryMin <= 0 || r.RetryMax < r.RetryMin {
+		return fmt.Errorf("invalid %q, %q or %q: all > 0 and retry_max >= retry_min", "timeout", "retry_min", "retry_max")
+	}
+	// Deny by default: empty lists let nothing through, which is safe and
+	// makes a forgotten list show at once (every metric rejected, counted).
+	r.allowTags, r.allowFields = set(r.AllowTags), set(r.AllowFields)
+	if len(r.AllowFields) == 0 {
+		r.Log.Warnf(`"allow_fields" is empty: every metric will be rejected (deny by default)`)
+	}
+	r.serializer = influx.Serializer{UintSupport: true}
+	return r.serializer.Init()
+}
+
+func set(keys []string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+// Connect opens and recovers the spool and starts one sender per URL. No
+// network I/O is needed to start: a central side that is down is the case
+// the spool is for.
+func (r *RollupFwd) Connect() error {
+	s, cut, err := openSpool(r.SpoolDir, int64(r.MaxSpoolBytes), int64(r.SegmentBytes), r.Fsync == fsyncBatch)
+	if err != nil {
+		return fmt.Errorf("opening %q %q: %w", "spool_dir", r.SpoolDir, err)
+	}
+	if cut > 0 {
+		r.Log.Warnf("Spool %q: skipped a broken tail of %d bytes (a write cut short by a crash); every intact record was kept", r.SpoolDir, cut)
+	}
+	r.spool = s
+	r.rejects = newRejects(r.SpoolDir, r.Log)
+	tags := map[string]string{"spool_dir": r.SpoolDir}
+	r.spoolBytes = selfstat.Register("rollupfwd", "spool_bytes", tags)
+	r.spoolSegments = selfstat.Register("rollupfwd", "spool_segments", tags)
+	r.droppedPoints = selfstat.Register("rollupfwd", "spool_dropped_records", tags)
+
+	tlsCfg, err := r.ClientConfig.TLSConfig()
+	if err != nil {
+		return fmt.Errorf("invalid TLS options: %w", err)
+	}
+	auth, err := r.authorizer()
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: time.Duration(r.Timeout), Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	for _, u := range r.URLs {
+		base := strings.TrimSuffix(u, "/")
+		sum := sha256.Sum256([]byte(base))
+		dtags := map[string]string{"url": base}
+		d := &destination{
+			url: base, write: r.writeURL(base), auth: auth, client: client,
+			gzip: r.ContentEncoding == "gzip", spool: s, log: r.Log, reject: r.rejects,
+			cursorPath: filepath.Join(r.SpoolDir, "cursor-"+hex.EncodeToString(sum[:8])+".json"),
+			backoffMin: time.Duration(r.RetryMin), backoffMax: time.Duration(r.RetryMax),
+			sent:      selfstat.Register("rollupfwd", "points_sent", dtags),
+			retries:   selfstat.Register("rollupfwd", "retries", dtags),
+			oldestAge: selfstat.Register("rollupfwd", "oldest_unsent_age_ns", dtags),
+		}
+		if r.CreateDatabase && r.Database != "" {
+			d.missingDB = func(ctx context.Context) { createDatabase(ctx, d.client, d.url, r.Database, d.auth, r.Log) }
+		}
+		if err := d.loadCursor(); err != nil {
+			cancel()
+			return fmt.Errorf("reading cursor of %q: %w", base, err)
+		}
+		r.dests = append(r.dests, d)
+	}
+	for _, d := range r.dests {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if d.missingDB != nil {
+				d.missingDB(ctx)
+			}
+			d.run(ctx, r.release)
+		}()
+	}
+	if r.Fsync == fsyncInterval {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			s.syncLoop(ctx, time.Duration(r.FsyncInterval), func(err error) { r.Log.Errorf("Syncing spool: %v", err) })
+		}()
+	}
+	r.updateStats()
+	return nil
+}
+
+func (r *RollupFwd) writeURL(base string) string {
+	q := url.Values{"precision": {"ns"}}
+	if r.Database != "" {
+		q.Set("db", r.Database)
+		if r.RetentionPolicy != "" {
+			q.Set("rp", r.RetentionPolicy)
+		}
+		return base + "/write?" + q.Encode()
+	}
+	q.Set("org", r.Organization)
+	q.Set("bucket", r.Bucket)
+	return base + "/api/v2/write?" + q.Encode()
+}
+
+// authorizer reads the credentials once and returns what sets them on a
+// request.
+func (r *RollupFwd) authorizer() (func(*http.Request), error) {
+	if !r.Token.Empty() {
+		tok, err := r.Token.Get()
+		if err != nil {
+			return nil, fmt.Errorf("reading %q: %w", "token", err)
+		}
+		header := "Token " + tok.String()
+		tok.Destroy()
+		return func(req *http.Request) { req.Header.Set("Authorization", header) }, nil
+	}
+	if !r.Username.Empty() {
+		u, err := r.Username.Get()
+		if err != nil {
+			return nil, fmt.Errorf("reading %q: %w", "username", err)
+		}
+		p, err := r.Password.Get()
+		if err != nil {
+			return nil, fmt.Errorf("reading %q: %w", "password", err)
+		}
+		user, pass := u.String(), p.String()
+		u.Destroy()
+		p.Destroy()
+		return func(req *http.Request) { req.SetBasicAuth(user, pass) }, nil
+	}
+	return func(*http.Request) {}, nil
+}
+
+// release deletes the segments every destination has sent.
+func (r *RollupFwd) release() {
+	cursors := make([]position, len(r.dests))
+	for i, d := range r.dests {
+		cursors[i] = d.position()
+	}
+	if err := r.spool.release(cursors); err != nil {
+		r.Log.Errorf("Deleting sent spool segments: %v", err)
+	}
+	r.updateStats()
+}
+
+func (r *RollupFwd) updateStats() {
+	size, segs := r.spool.stats()
+	r.spoolBytes.Set(size)
+	r.spoolSegments.Set(int64(segs))
+	now := time.Now()
+	for _, d := range r.dests {
+		d.oldestAge.Set(int64(d.age(now)))
+	}
+}
+
+// Write guards the batch, appends what may leave to the spool and returns
+// once it is there (and synced, with fsync = "batch"). An error leaves the
+// metrics in Telegraf's buffer, to be written again.
+func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
+	var buf bytes.Buffer
+	var minT, maxT int64
+	n := 0
+	for _, m := range metrics {
+		if reason, detail := r.guard(m); reason != "" {
+			line, _ := r.serializer.Serialize(m)
+			r.rejects.add(reason, detail, line)
+			continue
+		}
+		line, err := r.serializer.Serialize(m)
+		if err != nil {
+			r.rejects.add("unserializable", err.Error(), []byte(fmt.Sprintf("%s %v %v %d\n", m.Name(), m.Tags(), m.Fields(), m.Time().UnixNano())))
+			continue
+		}
+		buf.Write(line)
+		t := m.Time().UnixNano()
+		if n == 0 || t < minT {
+			minT = t
+		}
+		if n == 0 || t > maxT {
+			maxT = t
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	lost, err := r.spool.append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
+	if lost.records > 0 {
+		r.droppedPoints.Incr(lost.records)
+		r.Log.Errorf("Spool full (max_spool_bytes %d): dropped the %d oldest batches (%d bytes) holding points from %s to %s",
+			r.MaxSpoolBytes, lost.records, lost.bytes,
+			time.Unix(0, lost.minT).UTC().Format(time.RFC3339), time.Unix(0, lost.maxT).UTC().Format(time.RFC3339))
+	}
+	r.updateStats()
+	if errors.Is(err, errSpoolFull) {
+		return fmt.Errorf("spool %q is full (max_spool_bytes %d, spool_full = %q): keeping the metrics in Telegraf's buffer until the central side catches up", r.SpoolDir, r.MaxSpoolBytes, r.SpoolFull)
+	}
+	if err != nil {
+		return fmt.Errorf("writing to spool %q: %w", r.SpoolDir, err)
+	}
+	return nil
+}
+
+// guard is the last line before the WAN: only allowed keys, and no string
+// that holds an e-mail or IP address.
+func (r *RollupFwd) guard(m telegraf.Metric) (reason, detail string) {
+	for _, t := range m.TagList() {
+		if !r.allowTags[t.Key] {
+			return "tag_not_allowed", fmt.Sprintf("tag %q is not in allow_tags", t.Key)
+		}
+		if pii.Contains(t.Value) {
+			return "pii", fmt.Sprintf("tag %q holds an e-mail or IP address", t.Key)
+		}
+	}
+	for _, f := range m.FieldList() {
+		if !r.allowFields[f.Key] {
+			return "field_not_allowed", fmt.Sprintf("field %q is not in allow_fields", f.Key)
+		}
+		if s, ok := f.Value.(string); ok && pii.Contains(s) {
+			return "pii", fmt.Sprintf("field %q holds an e-mail or IP address", f.Key)
+		}
+	}
+	return "", ""
+}
+
+// Close stops the senders; what is not sent stays in the spool for the
+// next start.
+func (r *RollupFwd) Close() error {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.spool != nil {
+		return r.spool.close()
+	}
+	return nil
+}
+
+func init() {
+	outputs.Add("rollupfwd", func() telegraf.Output { return newRollupFwd() })
+}
+
+func newRollupFwd() *RollupFwd {
+	return &RollupFwd{
+		CreateDatabase:  true,
+		ContentEncoding: "gzip",
+		Timeout:         config.Duration(10 * time.Second),
+		RetryMin:        config.Duration(time.Second),
+		RetryMax:        config.Duration(time.Minute),
+		MaxSpoolBytes:   config.Size(4 << 30),
+		SegmentBytes:    config.Size(16 << 20),
+		SpoolFull:       fullBlock,
+		Fsync:           fsyncBatch,
+		FsyncInterval:   config.Duration(time.Second),
+	}
+}

@@ -1,0 +1,220 @@
+package rollupfwd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// newPlugin returns an initialised, connected plugin writing to urls with
+// its spool in dir.
+func newPlugin(t *testing.T, dir string, urls []string, edit func(*RollupFwd)) *RollupFwd {
+	t.Helper()
+	r := newRollupFwd()
+	r.URLs = urls
+	r.Database = "central"
+	r.SpoolDir = dir
+	r.RetryMin = config.Duration(20 * time.Millisecond)
+	r.RetryMax = config.Duration(200 * time.Millisecond)
+	r.Timeout = config.Duration(2 * time.Second)
+	r.AllowTags = []string{"dc", "direction"}
+	r.AllowFields = []string{"count", "p99", "label"}
+	r.Log = testutil.Logger{}
+	if edit != nil {
+		edit(r)
+	}
+	require.NoError(t, r.Init())
+	require.NoError(t, r.Connect())
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	return r
+}
+
+var t0 = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+
+// rollups returns n metrics from seq on, one second apart.
+func rollups(seq, n int) []telegraf.Metric {
+	ms := make([]telegraf.Metric, n)
+	for i := range ms {
+		ms[i] = metric.New("mail_counts", map[string]string{"dc": "dc1", "direction": "outbound"},
+			map[string]any{"count": int64(seq + i)}, t0.Add(time.Duration(seq+i)*time.Second))
+	}
+	return ms
+}
+
+// spooled reads every record of a spool folder, in order.
+func spooled(t *testing.T, dir string) []string {
+	t.Helper()
+	s, _, err := openSpool(dir, 1<<40, 1<<30, false)
+	require.NoError(t, err)
+	defer s.close()
+	var lines []string
+	for pos, ok := s.next(position{}); ok; pos, ok = s.next(pos) {
+		f, err := os.Open(segPath(dir, pos.Seg))
+		require.NoError(t, err)
+		r := recordReader{f: f}
+		_, _, payload, err := r.read(pos.Off)
+		f.Close()
+		require.NoError(t, err)
+		lines = append(lines, strings.Split(strings.TrimSuffix(string(payload), "\n"), "\n")...)
+		pos.Off += headerSize + int64(len(payload))
+	}
+	return lines
+}
+
+func TestInit(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*RollupFwd)
+		want string
+	}{
+		{"no url", func(r *RollupFwd) { r.URLs = nil }, `"urls" must name`},
+		{"bad url", func(r *RollupFwd) { r.URLs = []string{"central:8086"} }, `invalid "urls" value "central:8086"`},
+		{"no database", func(r *RollupFwd) { r.Database = "" }, `"database" (InfluxDB 1.x) or`},
+		{"v2 half", func(r *RollupFwd) { r.Database = ""; r.Bucket = "b" }, `needs both "organization" and "bucket"`},
+		{"both", func(r *RollupFwd) { r.Bucket, r.Organization = "b", "o" }, `not both`},
+		{"spool_dir", func(r *RollupFwd) { r.SpoolDir = "" }, `invalid "spool_dir" value ""`},
+		{"spool_full", func(r *RollupFwd) { r.SpoolFull = "wait" }, `invalid "spool_full" value "wait"`},
+		{"fsync", func(r *RollupFwd) { r.Fsync = "never" }, `invalid "fsync" value "never"`},
+		{"segment larger than spool", func(r *RollupFwd) { r.MaxSpoolBytes = 10; r.SegmentBytes = 20 }, `invalid "max_spool_bytes" value 10`},
+		{"encoding", func(r *RollupFwd) { r.ContentEncoding = "br" }, `invalid "content_encoding" value "br"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRollupFwd()
+			r.URLs, r.Database, r.SpoolDir, r.Log = []string{"http://127.0.0.1:8086"}, "central", t.TempDir(), testutil.Logger{}
+			tt.edit(r)
+			require.ErrorContains(t, r.Init(), tt.want)
+		})
+	}
+}
+
+func TestSpoolFullBlock(t *testing.T) {
+	dir := t.TempDir()
+	r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, func(r *RollupFwd) {
+		r.MaxSpoolBytes, r.SegmentBytes = 4096, 1024
+	})
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = r.Write(rollups(i*10, 10))
+	}
+	require.ErrorContains(t, err, "is full")
+	require.ErrorContains(t, err, "keeping the metrics in Telegraf's buffer")
+	size, _ := r.spool.stats()
+	require.LessOrEqual(t, size, int64(4096))
+}
+
+func TestSpoolFullDropOldest(t *testing.T) {
+	dir := t.TempDir()
+	log := &testutil.CaptureLogger{}
+	r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, func(r *RollupFwd) {
+		r.MaxSpoolBytes, r.SegmentBytes, r.SpoolFull, r.Log = 4096, 1024, "drop_oldest", log
+	})
+	for i := 0; i < 100; i++ {
+		require.NoError(t, r.Write(rollups(i*10, 10)), "drop_oldest never refuses")
+	}
+	size, _ := r.spool.stats()
+	require.LessOrEqual(t, size, int64(4096))
+	require.NotEmpty(t, log.Errors())
+	require.Contains(t, log.Errors()[0], "dropped the")
+	require.Contains(t, log.Errors()[0], "holding points from 2026-11-22T00:00:00Z")
+	lines := spooled(t, dir)
+	require.NotEmpty(t, lines)
+	require.Contains(t, lines[len(lines)-1], "count=999i", "the newest points are kept")
+}
+
+func TestSpoolUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-folder")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	r := newRollupFwd()
+	r.URLs, r.Database, r.SpoolDir, r.Log = []string{"http://127.0.0.1:1"}, "central", filepath.Join(file, "spool"), testutil.Logger{}
+	r.AllowFields = []string{"count"}
+	require.NoError(t, r.Init())
+	err := r.Connect()
+	require.ErrorContains(t, err, `opening "spool_dir"`)
+	require.ErrorContains(t, err, "not-a-folder")
+}
+
+// TestSpoolRecovery: a power cut leaves a half-written record at the end of
+// the last segment; the intact records are kept, the tail is cut with a
+// logged count, and the spool starts.
+func TestSpoolRecovery(t *testing.T) {
+	for _, tail := range []struct {
+		name string
+		cut  func(t *testing.T, path string)
+	}{
+		{"garbage appended", func(t *testing.T, path string) {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			require.NoError(t, err)
+			_, err = f.Write([]byte("\x00\x00\x01\x00garbage"))
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		}},
+		{"last record cut short", func(t *testing.T, path string) {
+			fi, err := os.Stat(path)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(path, fi.Size()-7))
+		}},
+	} {
+		t.Run(tail.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _, err := openSpool(dir, 1<<30, 1<<20, true)
+			require.NoError(t, err)
+			for i := 0; i < 5; i++ {
+				_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+				require.NoError(t, err)
+			}
+			require.NoError(t, s.close())
+			tail.cut(t, segPath(dir, 1))
+
+			log := &testutil.CaptureLogger{}
+			r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, func(r *RollupFwd) { r.Log = log })
+			require.Len(t, log.Warnings(), 1)
+			require.Contains(t, log.Warnings()[0], "skipped a broken tail of")
+			lines := spooled(t, dir)
+			want := 5
+			if tail.name == "last record cut short" {
+				want = 4
+			}
+			require.Len(t, lines, want)
+			require.NoError(t, r.Write(rollups(100, 1)), "the recovered spool takes new records")
+			require.Len(t, spooled(t, dir), want+1)
+		})
+	}
+}
+
+func TestGuard(t *testing.T) {
+	dir := t.TempDir()
+	r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, nil)
+	at := t0
+	bad := []telegraf.Metric{
+		metric.New("m", map[string]string{"dc": "dc1", "sender": "x"}, map[string]any{"count": 1}, at),
+		metric.New("m", map[string]string{"dc": "dc1"}, map[string]any{"count": 1, "recipient": "h"}, at),
+		metric.New("m", map[string]string{"dc": "bob@example.org"}, map[string]any{"count": 1}, at),
+		metric.New("m", map[string]string{"dc": "dc1"}, map[string]any{"label": "from 203.0.113.7"}, at),
+		metric.New("m", map[string]string{"dc": "dc1"}, map[string]any{"label": "2001:db8::1"}, at),
+	}
+	good := metric.New("m", map[string]string{"dc": "dc1"}, map[string]any{"count": 1, "label": "203.0.113.0/24"}, at)
+	require.NoError(t, r.Write(append(bad, good)))
+	require.Equal(t, []string{`m,dc=dc1 count=1i,label="203.0.113.0/24" 1795305600000000000`}, spooled(t, dir))
+	rejected, err := os.ReadFile(filepath.Join(dir, "rejected.jsonl"))
+	require.NoError(t, err)
+	for _, reason := range []string{"tag_not_allowed", "field_not_allowed", "pii"} {
+		require.Contains(t, string(rejected), `"reason":"`+reason+`"`)
+	}
+	require.Equal(t, len(bad), strings.Count(string(rejected), "\n"))
+}
+
+func TestSampleConfigInReadme(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+}
