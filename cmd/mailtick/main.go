@@ -116,12 +116,22 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&opt.InFlight, "in-flight", 100000, "events held in flight for the memory figure (0: skip)")
 	fs.Uint64Var(&opt.Seed, "seed", 1, "generator seed")
 	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
+	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
 	fs.Parse(args)
-	rep, err := bench.Run(ctx, opt, os.Stderr)
-	if err != nil {
-		return err
+	if opt.Events > 0 {
+		rep, err := bench.Run(ctx, opt, os.Stderr)
+		if err != nil {
+			return err
+		}
+		rep.Print(os.Stdout)
 	}
-	rep.Print(os.Stdout)
+	if *outage > 0 {
+		res, err := bench.Outage(ctx, *outage, os.Stderr)
+		if err != nil {
+			return err
+		}
+		bench.PrintOutage(os.Stdout, res)
+	}
 	return nil
 }
 
