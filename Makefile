@@ -33,7 +33,7 @@ demo: servers build
 
 ## bench: stock Telegraf nsq_consumer+json_v2 against mailevents, same events, same run
 bench: servers build
-	go test -run XXX -bench . -benchmem ./plugins/inputs/mailevents/ ./plugins/processors/piiscrub/ ./internal/pii/
+	go test -run XXX -bench . -benchmem ./plugins/inputs/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/
 	bin/mailtick bench
 
 ## fuzz: a short fuzzing round of the parser, the detector and the redaction

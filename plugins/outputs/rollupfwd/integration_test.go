@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/metric"
 	"github.com/stretchr/testify/require"
 
@@ -198,4 +199,22 @@ func TestAgentCrashIntegration(t *testing.T) {
 	require.NoError(t, err)
 	*agent = *restarted
 	requireAll(t, db, n, 60*time.Second)
+}
+
+// TestV2WriteIntegration writes through the InfluxDB 2.x API (/api/v2/write
+// with organization, bucket and token), which InfluxDB 1.8 also serves
+// (bucket = database/retention-policy).
+func TestV2WriteIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t)
+	_, err := db.Query("", "CREATE DATABASE central")
+	require.NoError(t, err)
+	r := newPlugin(t, t.TempDir(), []string{db.URL}, func(r *RollupFwd) {
+		r.Database, r.Organization, r.Bucket = "", "mail", "central/autogen"
+		r.Token = config.NewSecret([]byte("unused-by-1.8-without-auth"))
+	})
+	require.NoError(t, r.Write(rollups(0, 300)))
+	requireAll(t, db, 300, 30*time.Second)
 }
