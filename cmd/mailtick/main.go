@@ -15,12 +15,15 @@ import (
 	"github.com/mailtick/mailtick/internal/bench"
 	"github.com/mailtick/mailtick/internal/demo"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/tasks"
 )
 
 const usage = `mailtick — the operators' CLI of mailtick
 
 Usage:
   mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
+  mailtick tasks plan|apply|list|prune -c tasks.toml
+                           deploy the versioned TICKscripts to Kapacitor
   mailtick demo [flags]    run nsqd, influxd and bin/telegraf on loopback with generated traffic
   mailtick bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
 
@@ -42,6 +45,8 @@ func main() {
 		err = runBench(ctx, os.Args[2:])
 	case "demo":
 		err = runDemo(ctx, os.Args[2:])
+	case "tasks":
+		err = runTasks(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -144,4 +149,42 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&opt.Dir, "dir", "", "keep the servers' data and logs here (default: a temporary folder)")
 	fs.Parse(args)
 	return demo.Run(ctx, opt, os.Stdout)
+}
+
+func runTasks(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("want plan, apply, list or prune")
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("tasks "+verb, flag.ExitOnError)
+	path := fs.String("c", "tasks.toml", "the tasks file")
+	fs.Parse(args[1:])
+	f, want, err := tasks.Load(*path)
+	if err != nil {
+		return err
+	}
+	c, err := f.Client()
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "plan", "apply", "prune":
+		plan, err := tasks.Plan(c, f, want, verb == "prune")
+		if err != nil {
+			return err
+		}
+		tasks.PrintPlan(os.Stdout, plan)
+		if verb == "plan" {
+			return nil
+		}
+		return tasks.Apply(c, plan)
+	case "list":
+		list, err := tasks.List(c, f, want)
+		if err != nil {
+			return err
+		}
+		tasks.PrintList(os.Stdout, list)
+		return nil
+	}
+	return fmt.Errorf("unknown verb %q: want plan, apply, list or prune", verb)
 }

@@ -1,0 +1,409 @@
+package tasks
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	client "github.com/influxdata/kapacitor/client/v1"
+	"github.com/influxdata/toml"
+)
+
+// File is tasks.toml.
+type File struct {
+	Kapacitor struct {
+		URL                string `toml:"url"`
+		Username           string `toml:"username"`
+		Password           string `toml:"password"`
+		InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+		Timeout            string `toml:"timeout"`
+	} `toml:"kapacitor"`
+	// IDPrefix marks the tasks this file manages; others are never touched.
+	IDPrefix string     `toml:"id_prefix"`
+	Tasks    []TaskSpec `toml:"task"`
+
+	path string
+}
+
+// TaskSpec is one [[task]] of tasks.toml.
+type TaskSpec struct {
+	Name    string         `toml:"name"`   // the task ID is IDPrefix + Name
+	Script  string         `toml:"script"` // relative to tasks.toml
+	Enabled *bool          `toml:"enabled"`
+	DBRPs   []string       `toml:"dbrps"` // "db.rp", when the script has no dbrp line
+	Vars    map[string]any `toml:"vars"`
+}
+
+// Desired is a task as tasks.toml wants it, checked and ready to send.
+type Desired struct {
+	ID      string
+	Script  *Script
+	Enabled bool
+	DBRPs   []client.DBRP
+	Vars    client.Vars
+}
+
+// Load reads and checks tasks.toml and every script it names. Errors name
+// the file, the task and the var.
+func Load(path string) (*File, []Desired, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := &File{path: path}
+	if err := toml.Unmarshal([]byte(os.ExpandEnv(string(b))), f); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if f.Kapacitor.URL == "" {
+		return nil, nil, fmt.Errorf("%s: [kapacitor] url is not set", path)
+	}
+	if f.IDPrefix == "" {
+		f.IDPrefix = "mailtick_"
+	}
+	var out []Desired
+	seen := map[string]bool{}
+	for i, t := range f.Tasks {
+		if t.Name == "" {
+			return nil, nil, fmt.Errorf("%s: task %d has no name", path, i+1)
+		}
+		if seen[t.Name] {
+			return nil, nil, fmt.Errorf("%s: task %q is defined twice", path, t.Name)
+		}
+		seen[t.Name] = true
+		d, err := f.desired(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: task %q: %w", path, t.Name, err)
+		}
+		out = append(out, d)
+	}
+	return f, out, nil
+}
+
+func (f *File) desired(t TaskSpec) (Desired, error) {
+	scriptPath := t.Script
+	if !filepath.IsAbs(scriptPath) {
+		scriptPath = filepath.Join(filepath.Dir(f.path), scriptPath)
+	}
+	text, err := os.ReadFile(scriptPath)
+	if err != nil {
+		return Desired{}, fmt.Errorf("script: %w", err)
+	}
+	s, err := ParseScript(scriptPath, string(text))
+	if err != nil {
+		return Desired{}, err
+	}
+	d := Desired{ID: f.IDPrefix + t.Name, Script: s, Enabled: t.Enabled == nil || *t.Enabled, Vars: client.Vars{}}
+	for _, dbrp := range t.DBRPs {
+		db, rp, ok := strings.Cut(dbrp, ".")
+		if !ok || db == "" || rp == "" {
+			return Desired{}, fmt.Errorf("invalid dbrps entry %q: want \"database.retention_policy\"", dbrp)
+		}
+		d.DBRPs = append(d.DBRPs, client.DBRP{Database: strings.Trim(db, `"`), RetentionPolicy: strings.Trim(rp, `"`)})
+	}
+	if len(d.DBRPs) == 0 && !s.HasDBRP {
+		return Desired{}, errors.New("neither the script (dbrp line) nor tasks.toml (dbrps) names its database")
+	}
+	names := make([]string, 0, len(t.Vars))
+	for name := range t.Vars {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		typ, ok := s.Vars[name]
+		if !ok {
+			return Desired{}, fmt.Errorf("var %q is not declared in %s (declared: %s)", name, t.Script, strings.Join(sortedKeys(s.Vars), ", "))
+		}
+		v, err := toVar(typ, t.Vars[name])
+		if err != nil {
+			return Desired{}, fmt.Errorf("var %q (%s): %w", name, typ, err)
+		}
+		d.Vars[name] = v
+	}
+	return d, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Client connects to the Kapacitor of the file.
+func (f *File) Client() (*client.Client, error) {
+	cfg := client.Config{URL: f.Kapacitor.URL, InsecureSkipVerify: f.Kapacitor.InsecureSkipVerify, Timeout: 30 * time.Second}
+	if f.Kapacitor.Timeout != "" {
+		d, err := time.ParseDuration(f.Kapacitor.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("%s: invalid [kapacitor] timeout %q", f.path, f.Kapacitor.Timeout)
+		}
+		cfg.Timeout = d
+	}
+	if f.Kapacitor.Username != "" {
+		cfg.Credentials = &client.Credentials{Method: client.UserAuthentication, Username: f.Kapacitor.Username, Password: f.Kapacitor.Password}
+	}
+	return client.New(cfg)
+}
+
+// Action is one change a plan makes.
+type Action struct {
+	Kind    string // create, update, enable, disable, delete, unchanged
+	ID      string
+	Details []string // script diff, var changes
+	desired *Desired
+}
+
+// Plan compares tasks.toml with the managed tasks in Kapacitor. Managed
+// tasks missing from the file are planned for deletion only with prune.
+func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, error) {
+	have, err := managed(c, f.IDPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var plan []Action
+	for i := range want {
+		d := &want[i]
+		t, ok := have[d.ID]
+		delete(have, d.ID)
+		if !ok {
+			a := Action{Kind: "create", ID: d.ID, desired: d,
+				Details: []string{fmt.Sprintf("version %d, %s, %s", d.Script.Version, d.Script.Type, status(d.Enabled))}}
+			for _, name := range sortedKeys(d.Vars) {
+				a.Details = append(a.Details, fmt.Sprintf("var %s = %v", name, show(d.Vars[name])))
+			}
+			plan = append(plan, a)
+			continue
+		}
+		var details []string
+		if !sameScript(t.TICKscript, d.Script.Text) {
+			details = append(details, fmt.Sprintf("script: version %d -> %d", scriptVersion(t.TICKscript), d.Script.Version))
+			details = append(details, Diff(normalize(t.TICKscript), normalize(d.Script.Text))...)
+		}
+		details = append(details, varChanges(t.Vars, d.Vars)...)
+		if len(d.DBRPs) > 0 && !sameDBRPs(t.DBRPs, d.DBRPs) {
+			details = append(details, fmt.Sprintf("dbrps: %v -> %v", t.DBRPs, d.DBRPs))
+		}
+		switch {
+		case len(details) > 0:
+			if (t.Status == client.Enabled) != d.Enabled {
+				details = append(details, status(d.Enabled))
+			}
+			plan = append(plan, Action{Kind: "update", ID: d.ID, Details: details, desired: d})
+		case (t.Status == client.Enabled) != d.Enabled:
+			plan = append(plan, Action{Kind: map[bool]string{true: "enable", false: "disable"}[d.Enabled], ID: d.ID, desired: d})
+		default:
+			plan = append(plan, Action{Kind: "unchanged", ID: d.ID})
+		}
+	}
+	for _, id := range sortedKeys(have) {
+		if prune {
+			plan = append(plan, Action{Kind: "delete", ID: id, Details: []string{"no longer in tasks.toml"}})
+		}
+	}
+	return plan, nil
+}
+
+// Apply carries a plan out.
+func Apply(c *client.Client, plan []Action) error {
+	for _, a := range plan {
+		link := c.TaskLink(a.ID)
+		d := a.desired
+		var err error
+		switch a.Kind {
+		case "create":
+			_, err = c.CreateTask(client.CreateTaskOptions{ID: a.ID, Type: d.Script.Type, DBRPs: d.DBRPs,
+				TICKscript: d.Script.Text, Status: statusOf(d.Enabled), Vars: d.Vars})
+		case "update":
+			// Kapacitor applies a new script only to a disabled task.
+			if _, err = c.UpdateTask(link, client.UpdateTaskOptions{Status: client.Disabled}); err == nil {
+				_, err = c.UpdateTask(link, client.UpdateTaskOptions{Type: d.Script.Type, DBRPs: d.DBRPs,
+					TICKscript: d.Script.Text, Vars: d.Vars})
+			}
+			if err == nil && d.Enabled {
+				_, err = c.UpdateTask(link, client.UpdateTaskOptions{Status: client.Enabled})
+			}
+		case "enable", "disable":
+			_, err = c.UpdateTask(link, client.UpdateTaskOptions{Status: statusOf(d.Enabled)})
+		case "delete":
+			err = c.DeleteTask(link)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", a.Kind, a.ID, err)
+		}
+	}
+	return nil
+}
+
+// Deployed is what list shows for a managed task.
+type Deployed struct {
+	ID, Status, Error, Drift string
+	Version                  int
+	Executing                bool
+}
+
+// List shows every managed task with its drift from tasks.toml.
+func List(c *client.Client, f *File, want []Desired) ([]Deployed, error) {
+	have, err := managed(c, f.IDPrefix)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*Desired{}
+	for i := range want {
+		byID[want[i].ID] = &want[i]
+	}
+	var out []Deployed
+	for _, id := range sortedKeys(have) {
+		t := have[id]
+		dep := Deployed{ID: id, Status: t.Status.String(), Error: t.Error, Version: scriptVersion(t.TICKscript), Executing: t.Executing}
+		switch d, ok := byID[id]; {
+		case !ok:
+			dep.Drift = "not in tasks.toml (prune removes it)"
+		case !sameScript(t.TICKscript, d.Script.Text):
+			dep.Drift = fmt.Sprintf("script differs from %s (edited by hand, or not applied)", d.Script.Path)
+		case len(varChanges(t.Vars, d.Vars)) > 0:
+			dep.Drift = "vars differ from tasks.toml"
+		case (t.Status == client.Enabled) != d.Enabled:
+			dep.Drift = "status differs from tasks.toml"
+		default:
+			dep.Drift = "in sync"
+		}
+		out = append(out, dep)
+	}
+	for _, d := range want {
+		if _, ok := have[d.ID]; !ok {
+			out = append(out, Deployed{ID: d.ID, Status: "absent", Drift: "in tasks.toml, not deployed (apply creates it)"})
+		}
+	}
+	return out, nil
+}
+
+func managed(c *client.Client, prefix string) (map[string]client.Task, error) {
+	tasks, err := c.ListTasks(&client.ListTasksOptions{Pattern: prefix + "*",
+		Fields: []string{"type", "status", "executing", "error", "script", "vars", "dbrps"}})
+	if err != nil {
+		return nil, fmt.Errorf("listing Kapacitor tasks: %w", err)
+	}
+	out := make(map[string]client.Task, len(tasks))
+	for _, t := range tasks {
+		if strings.HasPrefix(t.ID, prefix) {
+			out[t.ID] = t
+		}
+	}
+	return out, nil
+}
+
+// sameScript compares scripts as Kapacitor keeps them: it reformats what
+// it stores (blank lines between vars, say), so blank lines and trailing
+// spaces do not count.
+func sameScript(deployed, repo string) bool {
+	return normalize(deployed) == normalize(repo)
+}
+
+func normalize(text string) string {
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimRight(l, " \t\r"); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func scriptVersion(text string) int {
+	s, err := ParseScript("", text)
+	if err != nil {
+		return 0
+	}
+	return s.Version
+}
+
+func statusOf(enabled bool) client.TaskStatus {
+	if enabled {
+		return client.Enabled
+	}
+	return client.Disabled
+}
+
+func status(enabled bool) string { return statusOf(enabled).String() }
+
+func show(v client.Var) string {
+	switch x := v.Value.(type) {
+	case time.Duration:
+		return x.String()
+	case string:
+		return fmt.Sprintf("%q", x)
+	case []client.Var:
+		var items []string
+		for _, it := range x {
+			items = append(items, show(it))
+		}
+		return "[" + strings.Join(items, ", ") + "]"
+	}
+	return fmt.Sprint(v.Value)
+}
+
+// varChanges lists the vars whose deployed value differs from the wanted
+// one (a var no longer set in tasks.toml goes back to the script default).
+func varChanges(have, want client.Vars) []string {
+	var out []string
+	for _, name := range sortedKeys(want) {
+		h, ok := have[name]
+		if !ok {
+			out = append(out, fmt.Sprintf("var %s: (script default) -> %s", name, show(want[name])))
+		} else if !sameVar(h, want[name]) {
+			out = append(out, fmt.Sprintf("var %s: %s -> %s", name, show(h), show(want[name])))
+		}
+	}
+	for _, name := range sortedKeys(have) {
+		if _, ok := want[name]; !ok {
+			out = append(out, fmt.Sprintf("var %s: %s -> (script default)", name, show(have[name])))
+		}
+	}
+	return out
+}
+
+func sameVar(a, b client.Var) bool {
+	return a.Type == b.Type && reflect.DeepEqual(a.Value, b.Value)
+}
+
+func sameDBRPs(a, b []client.DBRP) bool {
+	return reflect.DeepEqual(a, b)
+}
+
+// PrintPlan writes a plan for people.
+func PrintPlan(w io.Writer, plan []Action) {
+	changes := 0
+	for _, a := range plan {
+		fmt.Fprintf(w, "%-9s %s\n", a.Kind, a.ID)
+		for _, d := range a.Details {
+			fmt.Fprintf(w, "          %s\n", d)
+		}
+		if a.Kind != "unchanged" {
+			changes++
+		}
+	}
+	fmt.Fprintf(w, "%d change(s)\n", changes)
+}
+
+// PrintList writes list's table.
+func PrintList(w io.Writer, list []Deployed) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tVERSION\tSTATUS\tEXECUTING\tERROR\tDRIFT")
+	for _, d := range list {
+		errText := d.Error
+		if errText == "" {
+			errText = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%v\t%s\t%s\n", d.ID, d.Version, d.Status, d.Executing, errText, d.Drift)
+	}
+	tw.Flush()
+}

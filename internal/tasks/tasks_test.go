@@ -1,0 +1,239 @@
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	client "github.com/influxdata/kapacitor/client/v1"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/stack/stacktest"
+)
+
+func repoScript(name string) string {
+	p, _ := filepath.Abs(filepath.Join("..", "..", "tickscripts", name))
+	return p
+}
+
+// writeTasks writes a tasks.toml for url into dir.
+func writeTasks(t *testing.T, dir, url, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, "tasks.toml")
+	text := fmt.Sprintf("id_prefix = \"test_\"\n[kapacitor]\n  url = %q\n", url) +
+		strings.NewReplacer("COUNTS", repoScript("mail_counts.tick"), "LATENCY", repoScript("mail_latency.tick")).Replace(body)
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	return path
+}
+
+func TestParseScript(t *testing.T) {
+	text, err := os.ReadFile(repoScript("mail_counts.tick"))
+	require.NoError(t, err)
+	s, err := ParseScript("mail_counts.tick", string(text))
+	require.NoError(t, err)
+	require.Equal(t, 1, s.Version)
+	require.Equal(t, client.BatchTask, s.Type)
+	require.True(t, s.HasDBRP)
+	require.Equal(t, map[string]client.VarType{
+		"query": client.VarString, "window": client.VarDuration, "window_name": client.VarString,
+		"every": client.VarDuration, "period": client.VarDuration, "out_cluster": client.VarString,
+		"out_db": client.VarString, "out_rp": client.VarString,
+	}, s.Vars)
+
+	s, err = ParseScript("x.tick", "var data = stream|from()\nvar crit = lambda: \"value\" > 10\nvar n = 3\nvar f = 0.5\nvar on = TRUE\nvar hosts = ['a']\nvar re = /^mx/\nvar t duration\ndata|alert().crit(crit)\n")
+	require.NoError(t, err)
+	require.Equal(t, client.StreamTask, s.Type)
+	require.Equal(t, map[string]client.VarType{"crit": client.VarLambda, "n": client.VarInt, "f": client.VarFloat,
+		"on": client.VarBool, "hosts": client.VarList, "re": client.VarRegex, "t": client.VarDuration}, s.Vars)
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		body, want string
+	}{
+		{"[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n  [task.vars]\n    window = 5\n", `task "c": var "window" (duration): want a duration string like "5m", got int64 5`},
+		{"[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n  [task.vars]\n    windw = \"5m\"\n", `task "c": var "windw" is not declared`},
+		{"[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n  [task.vars]\n    period = \"soon\"\n", `var "period" (duration): want a duration string`},
+		{"[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n", `task "c" is defined twice`},
+		{"[[task]]\n  name = \"c\"\n  script = \"missing.tick\"\n", `task "c": script:`},
+		{"[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n  dbrps = [\"mail\"]\n", `invalid dbrps entry "mail"`},
+	}
+	for _, tt := range tests {
+		path := writeTasks(t, dir, "http://127.0.0.1:9092", tt.body)
+		_, _, err := Load(path)
+		require.ErrorContains(t, err, path+": ")
+		require.ErrorContains(t, err, tt.want)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	require.Equal(t, []string{"- b", "+ B", "+ d"}, Diff("a\nb\nc", "a\nB\nc\nd"))
+	require.Empty(t, Diff("a\nb", "a\nb"))
+}
+
+// TestTasksIntegration deploys the repository's TICKscripts to a real
+// Kapacitor reading a real InfluxDB, and checks the rollups they write
+// against the same events counted here.
+func TestTasksIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t)
+	kapa := stacktest.Kapacitor(t, db.URL)
+	_, err := db.Query("", "CREATE DATABASE mail; CREATE DATABASE mail_rollups")
+	require.NoError(t, err)
+
+	// Raw events of the last 20 minutes, as the agent writes them.
+	g, err := gen.New(gen.Config{Seed: 5, Interval: 600 * time.Millisecond, Start: time.Now().Add(-20 * time.Minute).Truncate(time.Minute)})
+	require.NoError(t, err)
+	var lines strings.Builder
+	var events []gen.Message
+	for i := 0; i < 2000; i++ {
+		m := g.Next()
+		events = append(events, m)
+		fmt.Fprintf(&lines, "mail_event,dc=dc1,direction=%s,event=%s,customer=%s queue_id=%q,latency_ms=%v %d\n",
+			m.Event.Direction, m.Event.Event, m.Event.Customer, m.Event.QueueID, m.Event.LatencyMs, m.Time.UnixNano())
+	}
+	resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(lines.String()))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	dir := t.TempDir()
+	tasksBody := `
+[[task]]
+  name = "counts_1m"
+  script = "COUNTS"
+  [task.vars]
+    every = "1s"
+    period = "1h"
+[[task]]
+  name = "latency_1m"
+  script = "LATENCY"
+  [task.vars]
+    every = "1s"
+    period = "1h"
+`
+	path := writeTasks(t, dir, kapa.URL, tasksBody)
+	f, want, err := Load(path)
+	require.NoError(t, err)
+	c, err := f.Client()
+	require.NoError(t, err)
+
+	plan, err := Plan(c, f, want, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"create test_counts_1m", "create test_latency_1m"}, kinds(plan))
+	require.NoError(t, Apply(c, plan))
+	plan, err = Plan(c, f, want, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"unchanged test_counts_1m", "unchanged test_latency_1m"}, kinds(plan), "apply twice changes nothing")
+
+	// The counts add up to every event; the percentiles are those of the events.
+	require.Eventually(t, func() bool {
+		n, err := db.Count("mail_rollups", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m'`)
+		return err == nil && n == int64(len(events))
+	}, 30*time.Second, 200*time.Millisecond, "sum of mail_counts = %d events", len(events))
+	expected := latencyByMinute(events)
+	const latencyQuery = `SELECT "p50", "p99", "max", "count" FROM mail_latency WHERE "window" = '1m' GROUP BY direction`
+	require.Eventually(t, func() bool {
+		series, err := db.Query("mail_rollups", latencyQuery)
+		return err == nil && len(series) == 2 && len(series[0].Values)+len(series[1].Values) == len(expected)
+	}, 30*time.Second, 200*time.Millisecond)
+	series, err := db.Query("mail_rollups", latencyQuery)
+	require.NoError(t, err)
+	for _, s := range series {
+		for _, row := range s.Values {
+			ts, err := row[0].(json.Number).Int64()
+			require.NoError(t, err)
+			key := fmt.Sprintf("%s %d", s.Tags["direction"], ts)
+			require.Contains(t, expected, key)
+			require.Equal(t, expected[key], fmt.Sprint(row[1:]), key)
+		}
+	}
+
+	// A var changed in tasks.toml: plan shows it, apply makes it so.
+	path = writeTasks(t, dir, kapa.URL, strings.Replace(tasksBody, `period = "1h"`, `period = "2h"`, 1))
+	f, want, err = Load(path)
+	require.NoError(t, err)
+	plan, err = Plan(c, f, want, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"update test_counts_1m", "unchanged test_latency_1m"}, kinds(plan))
+	require.Contains(t, plan[0].Details, "var period: 1h0m0s -> 2h0m0s")
+	require.NoError(t, Apply(c, plan))
+
+	// Edited by hand in Kapacitor: list shows the drift, plan the diff.
+	edited := want[1].Script.Text + "// hand edit\n"
+	_, err = c.UpdateTask(c.TaskLink("test_latency_1m"), client.UpdateTaskOptions{TICKscript: edited})
+	require.NoError(t, err)
+	list, err := List(c, f, want)
+	require.NoError(t, err)
+	require.Equal(t, "in sync", list[0].Drift)
+	require.Contains(t, list[1].Drift, "script differs")
+	require.Equal(t, "enabled", list[0].Status)
+	require.Equal(t, 1, list[0].Version)
+	plan, err = Plan(c, f, want, false)
+	require.NoError(t, err)
+	require.Contains(t, plan[1].Details, "- // hand edit")
+
+	// A task left out of tasks.toml is deleted by prune only; a task made
+	// by hand (no prefix) is never touched.
+	_, err = c.CreateTask(client.CreateTaskOptions{ID: "handmade", Type: client.BatchTask, TICKscript: want[0].Script.Text, Status: client.Disabled})
+	require.NoError(t, err)
+	path = writeTasks(t, dir, kapa.URL, tasksBody[:strings.Index(tasksBody, "[[task]]\n  name = \"latency_1m\"")])
+	f, want, err = Load(path)
+	require.NoError(t, err)
+	plan, err = Plan(c, f, want, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"update test_counts_1m"}, kinds(plan), "no delete without prune")
+	plan, err = Plan(c, f, want, true)
+	require.NoError(t, err)
+	require.Equal(t, []string{"update test_counts_1m", "delete test_latency_1m"}, kinds(plan))
+	require.NoError(t, Apply(c, plan))
+	all, err := c.ListTasks(nil)
+	require.NoError(t, err)
+	var ids []string
+	for _, tk := range all {
+		ids = append(ids, tk.ID)
+	}
+	sort.Strings(ids)
+	require.Equal(t, []string{"handmade", "test_counts_1m"}, ids)
+}
+
+func kinds(plan []Action) []string {
+	var out []string
+	for _, a := range plan {
+		out = append(out, a.Kind+" "+a.ID)
+	}
+	return out
+}
+
+// latencyByMinute computes, independently of InfluxDB, what mail_latency
+// holds per direction and minute: p50, p99 (nearest rank), max, count.
+func latencyByMinute(events []gen.Message) map[string]string {
+	groups := map[string][]float64{}
+	for _, m := range events {
+		key := fmt.Sprintf("%s %d", m.Event.Direction, m.Time.Truncate(time.Minute).UnixNano())
+		groups[key] = append(groups[key], m.Event.LatencyMs)
+	}
+	out := map[string]string{}
+	for key, v := range groups {
+		sort.Float64s(v)
+		rank := func(p float64) float64 {
+			i := int(math.Floor(float64(len(v))*p/100+0.5)) - 1
+			return v[max(0, min(i, len(v)-1))]
+		}
+		out[key] = fmt.Sprint([]any{jsonNum(rank(50)), jsonNum(rank(99)), jsonNum(v[len(v)-1]), jsonNum(float64(len(v)))})
+	}
+	return out
+}
+
+func jsonNum(f float64) string { return fmt.Sprint(f) }
