@@ -27,9 +27,11 @@ func repoScript(name string) string {
 // writeTasks writes a tasks.toml for url into dir.
 func writeTasks(t *testing.T, dir, url, body string) string {
 	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o750))
 	path := filepath.Join(dir, "tasks.toml")
 	text := fmt.Sprintf("id_prefix = \"test_\"\n[kapacitor]\n  url = %q\n", url) +
-		strings.NewReplacer("COUNTS", repoScript("mail_counts.tick"), "LATENCY", repoScript("mail_latency.tick")).Replace(body)
+		strings.NewReplacer("COUNTS", repoScript("mail_counts.tick"), "LATENCY", repoScript("mail_latency.tick"),
+			"VOLUME", repoScript("mail_volume_check.tick")).Replace(body)
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	return path
 }
@@ -159,6 +161,39 @@ func TestTasksIntegration(t *testing.T) {
 			require.Equal(t, expected[key], fmt.Sprint(row[1:]), key)
 		}
 	}
+
+	// The volume check: ~1000 mails per direction, above warn_above, below
+	// crit_above: a WARNING per dc and direction on the topic.
+	volume := writeTasks(t, filepath.Join(dir, "volume"), kapa.URL, fmt.Sprintf(`
+[[task]]
+  name = "volume"
+  script = "VOLUME"
+  [task.vars]
+    every = "1s"
+    period = "1h"
+    warn_above = 100
+    crit_above = 1000000
+    topic = "volume_test"
+    log_path = %q
+`, filepath.Join(dir, "volume.log")))
+	vf, vwant, err := Load(volume)
+	require.NoError(t, err)
+	vplan, err := Plan(c, vf, vwant, false)
+	require.NoError(t, err)
+	require.NoError(t, Apply(c, vplan))
+	require.Eventually(t, func() bool {
+		ev, err := c.ListTopicEvents(c.TopicEventsLink("volume_test"), nil)
+		if err != nil || len(ev.Events) != 2 {
+			return false
+		}
+		for _, e := range ev.Events {
+			if e.State.Level != "WARNING" || !strings.Contains(e.State.Message, "mails in dc1") {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 200*time.Millisecond, "a WARNING for inbound and one for outbound")
+	require.NoError(t, c.DeleteTask(c.TaskLink("test_volume")))
 
 	// A var changed in tasks.toml: plan shows it, apply makes it so.
 	path = writeTasks(t, dir, kapa.URL, strings.Replace(tasksBody, `period = "1h"`, `period = "2h"`, 1))
