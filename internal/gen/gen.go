@@ -272,3 +272,11 @@ func (g *Generator) ip() string {
 	}
 	return fmt.Sprintf("203.0.%d.%d", 113+r.IntN(3), 1+r.IntN(254))
 }
+
+// Line renders a message's event as inputs.mailevents stores it (the raw
+// mail_event point), for tests that seed a database directly.
+func (m Message) Line(dc string) string {
+	ev := m.Event
+	return fmt.Sprintf("mail_event,customer=%s,dc=%s,direction=%s,event=%s queue_id=%q,latency_ms=%v %d\n",
+		ev.Customer, dc, ev.Direction, ev.Event, ev.QueueID, ev.LatencyMs, m.Time.UnixNano())
+}

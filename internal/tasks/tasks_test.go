@@ -102,8 +102,7 @@ func TestTasksIntegration(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		m := g.Next()
 		events = append(events, m)
-		fmt.Fprintf(&lines, "mail_event,dc=dc1,direction=%s,event=%s,customer=%s queue_id=%q,latency_ms=%v %d\n",
-			m.Event.Direction, m.Event.Event, m.Event.Customer, m.Event.QueueID, m.Event.LatencyMs, m.Time.UnixNano())
+		lines.WriteString(m.Line("dc1"))
 	}
 	resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(lines.String()))
 	require.NoError(t, err)

@@ -1,0 +1,155 @@
+// Package flux holds the Flux versions of the rollups; its test runs their
+// query logic on InfluxDB 1.8's Flux engine against seeded events.
+package flux
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/stack"
+	"github.com/mailtick/mailtick/internal/stack/stacktest"
+)
+
+// queryOf returns the part of a task file between BEGIN QUERY and END
+// QUERY, with the parameters the test sets in front.
+func queryOf(t *testing.T, file, params string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	text := string(b)
+	begin := strings.Index(text, "// BEGIN QUERY")
+	end := strings.Index(text, "// END QUERY")
+	require.True(t, begin > 0 && end > begin, "%s needs BEGIN QUERY and END QUERY markers", file)
+	return params + text[begin:end]
+}
+
+// runFlux runs a Flux query on InfluxDB 1.8 and returns its rows as maps.
+func runFlux(t *testing.T, db *stack.InfluxDB, query string) []map[string]string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, db.URL+"/api/v2/query", strings.NewReader(query))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/vnd.flux")
+	req.Header.Set("Accept", "application/csv")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var rows []map[string]string
+	var header []string
+	r := csv.NewReader(strings.NewReader(string(body)))
+	r.FieldsPerRecord = -1
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		switch {
+		case len(rec) <= 1 || strings.HasPrefix(rec[0], "#"): // blank line or annotation: a table starts
+			header = nil
+		case header == nil:
+			header = rec
+		default:
+			row := map[string]string{}
+			for i, h := range header {
+				row[h] = rec[i]
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+func TestFluxRollupsIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t)
+	_, err := db.Query("", "CREATE DATABASE mail")
+	require.NoError(t, err)
+	g, err := gen.New(gen.Config{Seed: 8, Interval: 600 * time.Millisecond, Start: time.Now().Add(-20 * time.Minute).Truncate(time.Minute)})
+	require.NoError(t, err)
+	var lines strings.Builder
+	var events []gen.Message
+	for i := 0; i < 2000; i++ {
+		m := g.Next()
+		events = append(events, m)
+		lines.WriteString(m.Line("dc1"))
+	}
+	resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(lines.String()))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	params := "bucket = \"mail/autogen\"\nwindow = 1m\nwindow_name = \"1m\"\nperiod = 1h\n"
+
+	t.Run("mail_counts", func(t *testing.T) {
+		rows := runFlux(t, db, queryOf(t, "mail_counts.flux", params))
+		require.NotEmpty(t, rows)
+		total := 0
+		for _, r := range rows {
+			require.Equal(t, "mail_counts", r["_measurement"])
+			require.Equal(t, "count", r["_field"])
+			require.Equal(t, "1m", r["window"])
+			n, err := strconv.Atoi(r["_value"])
+			require.NoError(t, err)
+			total += n
+		}
+		require.Equal(t, len(events), total, "the counts add up to every event")
+	})
+
+	t.Run("mail_latency", func(t *testing.T) {
+		rows := runFlux(t, db, queryOf(t, "mail_latency.flux", params))
+		want := latency(events)
+		got := map[string]string{}
+		for _, r := range rows {
+			require.Equal(t, "mail_latency", r["_measurement"])
+			tm, err := time.Parse(time.RFC3339Nano, r["_time"])
+			require.NoError(t, err)
+			v, err := strconv.ParseFloat(r["_value"], 64)
+			require.NoError(t, err)
+			got[fmt.Sprintf("%s %d %s", r["direction"], tm.UnixNano(), r["_field"])] = strconv.FormatFloat(v, 'f', 6, 64)
+		}
+		require.Equal(t, want, got)
+	})
+}
+
+// latency computes, independently, what mail_latency.flux yields per
+// direction, minute and statistic (Flux's exact_selector: rank ceil(q*n)).
+func latency(events []gen.Message) map[string]string {
+	groups := map[string][]float64{}
+	for _, m := range events {
+		key := fmt.Sprintf("%s %d", m.Event.Direction, m.Time.Truncate(time.Minute).UnixNano())
+		groups[key] = append(groups[key], m.Event.LatencyMs)
+	}
+	out := map[string]string{}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+	for key, v := range groups {
+		sort.Float64s(v)
+		sum := 0.0
+		for _, x := range v {
+			sum += x
+		}
+		for name, q := range map[string]float64{"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99} {
+			out[key+" "+name] = f(v[max(0, int(math.Ceil(q*float64(len(v))))-1)])
+		}
+		out[key+" max"] = f(v[len(v)-1])
+		out[key+" mean"] = f(sum / float64(len(v)))
+		out[key+" count"] = f(float64(len(v)))
+	}
+	return out
+}
