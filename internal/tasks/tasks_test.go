@@ -31,7 +31,7 @@ func writeTasks(t *testing.T, dir, url, body string) string {
 	path := filepath.Join(dir, "tasks.toml")
 	text := fmt.Sprintf("id_prefix = \"test_\"\n[kapacitor]\n  url = %q\n", url) +
 		strings.NewReplacer("COUNTS", repoScript("mail_counts.tick"), "LATENCY", repoScript("mail_latency.tick"),
-			"VOLUME", repoScript("mail_volume_check.tick")).Replace(body)
+			"VOLUME", repoScript("mail_volume_check.tick"), "SPAM", repoScript("mail_spam.tick")).Replace(body)
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
 	return path
 }
@@ -271,3 +271,88 @@ func latencyByMinute(events []gen.Message) map[string]string {
 }
 
 func jsonNum(f float64) string { return fmt.Sprint(f) }
+
+// TestSpamIntegration streams events with a spam burst from one sender
+// through mail_spam.tick on a real Kapacitor subscribed to a real InfluxDB.
+func TestSpamIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t)
+	// The databases exist before Kapacitor starts, so it subscribes at once.
+	_, err := db.Query("", "CREATE DATABASE mail; CREATE DATABASE spam_out")
+	require.NoError(t, err)
+	kapa := stacktest.Kapacitor(t, db.URL)
+
+	dir := t.TempDir()
+	path := writeTasks(t, dir, kapa.URL, fmt.Sprintf(`
+[[task]]
+  name = "spam"
+  script = "SPAM"
+  [task.vars]
+    out_db = "spam_out"
+    recipients_warn = 50
+    recipients_crit = 100
+    topic = "spam_test"
+    log_path = %q
+`, filepath.Join(dir, "spam.log")))
+	f, want, err := Load(path)
+	require.NoError(t, err)
+	c, err := f.Client()
+	require.NoError(t, err)
+	plan, err := Plan(c, f, want, false)
+	require.NoError(t, err)
+	require.NoError(t, Apply(c, plan))
+
+	// Ordinary traffic over three minutes, and in the first minute one
+	// sender mailing 150 distinct recipients from 12 HELO names; its next
+	// event, a minute later, closes its window (stream windows close on the
+	// group's next point).
+	t0 := time.Now().Add(-5 * time.Minute).Truncate(time.Minute)
+	g, err := gen.New(gen.Config{Seed: 9, Interval: 400 * time.Millisecond, Start: t0})
+	require.NoError(t, err)
+	var msgs []gen.Message
+	for i := 0; i < 450; i++ {
+		msgs = append(msgs, g.Next())
+	}
+	spammer := "spammer@bad.example"
+	for i := 0; i < 150; i++ {
+		m := g.Next()
+		m.Event.Sender, m.Event.Recipient = spammer, fmt.Sprintf("victim%d@example%d.org", i, i%7)
+		m.Event.Helo = fmt.Sprintf("host%d.bad.example", i%12)
+		m.Time = t0.Add(time.Duration(i) * 300 * time.Millisecond)
+		msgs = append(msgs, m)
+	}
+	last := g.Next()
+	last.Event.Sender, last.Time = spammer, t0.Add(3*time.Minute+time.Second)
+	msgs = append(msgs, last)
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
+	var lines strings.Builder
+	for _, m := range msgs {
+		lines.WriteString(m.Line("dc1"))
+	}
+	resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(lines.String()))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	require.Eventually(t, func() bool {
+		n, err := db.Count("spam_out", `SELECT max("distinct_recipients") FROM mail_spam WHERE "sender" = 'spammer@bad.example'`)
+		return err == nil && n == 150
+	}, 60*time.Second, 250*time.Millisecond, "150 distinct recipients for the spammer, written in full")
+	n, err := db.Count("spam_out", `SELECT max("distinct_helos") FROM mail_spam WHERE "sender" = 'spammer@bad.example'`)
+	require.NoError(t, err)
+	require.Equal(t, int64(12), n)
+	require.Eventually(t, func() bool {
+		ev, err := c.ListTopicEvents(c.TopicEventsLink("spam_test"), nil)
+		if err != nil {
+			return false
+		}
+		for _, e := range ev.Events {
+			if e.ID == "mail_spam/recipients/dc1/"+spammer && e.State.Level == "CRITICAL" {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 250*time.Millisecond, "a CRITICAL alert for the spammer")
+}
