@@ -122,6 +122,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Uint64Var(&opt.Seed, "seed", 1, "generator seed")
 	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
 	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
+	spam := fs.Int("spam", 100000, "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory (0: skip)")
 	fs.Parse(args)
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, os.Stderr)
@@ -136,6 +137,13 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		bench.PrintOutage(os.Stdout, res)
+	}
+	if *spam > 0 {
+		res, err := bench.SpamMemory(ctx, *spam, os.Stderr)
+		if err != nil {
+			return err
+		}
+		res.Print(os.Stdout)
 	}
 	return nil
 }

@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/stack"
+	"github.com/mailtick/mailtick/internal/tasks"
+)
+
+// SpamResult is kapacitord's memory with mail_spam.tick holding one
+// minute of events from many distinct senders.
+type SpamResult struct {
+	Senders          int
+	RSSBefore, After int64 // VmRSS, bytes
+	Peak             int64 // VmHWM
+}
+
+// SpamMemory deploys tickscripts/mail_spam.tick on a real Kapacitor and
+// streams `senders` events from as many distinct senders into one minute.
+func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, error) {
+	res := SpamResult{Senders: senders}
+	root, err := stack.Root()
+	if err != nil {
+		return res, err
+	}
+	dir, err := os.MkdirTemp("", "mailtick-spam-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	db, err := stack.StartInfluxDB(filepath.Join(dir, "influxdb"))
+	if err != nil {
+		return res, err
+	}
+	defer db.Stop(10 * time.Second)
+	if _, err := db.Query("", "CREATE DATABASE mail"); err != nil {
+		return res, err
+	}
+	kapa, err := stack.StartKapacitor(filepath.Join(dir, "kapacitor"), db.URL)
+	if err != nil {
+		return res, err
+	}
+	defer kapa.Stop(10 * time.Second)
+
+	tasksFile := filepath.Join(dir, "tasks.toml")
+	conf := fmt.Sprintf("[kapacitor]\n  url = %q\n[[task]]\n  name = \"mail_spam\"\n  script = %q\n  [task.vars]\n    log_path = %q\n",
+		kapa.URL, filepath.Join(root, "tickscripts", "mail_spam.tick"), filepath.Join(dir, "spam.log"))
+	if err := os.WriteFile(tasksFile, []byte(conf), 0o600); err != nil {
+		return res, err
+	}
+	f, want, err := tasks.Load(tasksFile)
+	if err != nil {
+		return res, err
+	}
+	c, err := f.Client()
+	if err != nil {
+		return res, err
+	}
+	plan, err := tasks.Plan(c, f, want, false)
+	if err != nil {
+		return res, err
+	}
+	if err := tasks.Apply(c, plan); err != nil {
+		return res, err
+	}
+	time.Sleep(time.Second) // the task subscribes
+	if res.RSSBefore, err = procStatus(kapa.Pid(), "VmRSS"); err != nil {
+		return res, err
+	}
+
+	fmt.Fprintf(log, "spam: %d events from %d distinct senders into one minute\n", senders, senders)
+	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
+	g, err := gen.New(gen.Config{Seed: 3, Senders: senders})
+	if err != nil {
+		return res, err
+	}
+	step := time.Minute / time.Duration(senders+1)
+	for i := 0; i < senders; i += 5000 {
+		var body strings.Builder
+		for j := i; j < min(i+5000, senders); j++ {
+			m := g.Next()
+			m.Event.Sender = fmt.Sprintf("sender%d@example%d.org", j, j%97)
+			m.Time = t0.Add(time.Duration(j) * step)
+			body.WriteString(m.Line("dc1"))
+		}
+		resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(body.String()))
+		if err != nil {
+			return res, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return res, fmt.Errorf("writing events: %s", resp.Status)
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+	}
+	// Let Kapacitor take everything in, then read its memory.
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		tk, err := c.Task(c.TaskLink(want[0].ID), nil)
+		if err != nil {
+			return res, err
+		}
+		if n, _ := tk.ExecutionStats.NodeStats["from1"]["collected"].(float64); int(n) >= senders {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if res.After, err = procStatus(kapa.Pid(), "VmRSS"); err != nil {
+		return res, err
+	}
+	res.Peak, err = procStatus(kapa.Pid(), "VmHWM")
+	return res, err
+}
+
+// Print writes the figure.
+func (r SpamResult) Print(w io.Writer) {
+	fmt.Fprintf(w, "\nmail_spam.tick, one minute of %d distinct senders: kapacitord RSS %d MB -> %d MB (peak %d MB), %.1f KB per sender\n",
+		r.Senders, r.RSSBefore>>20, r.After>>20, r.Peak>>20, float64(r.After-r.RSSBefore)/1024/float64(r.Senders))
+}
