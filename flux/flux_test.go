@@ -81,19 +81,7 @@ func TestFluxRollupsIntegration(t *testing.T) {
 	db := stacktest.InfluxDB(t)
 	_, err := db.Query("", "CREATE DATABASE mail")
 	require.NoError(t, err)
-	g, err := gen.New(gen.Config{Seed: 8, Interval: 600 * time.Millisecond, Start: time.Now().Add(-20 * time.Minute).Truncate(time.Minute)})
-	require.NoError(t, err)
-	var lines strings.Builder
-	var events []gen.Message
-	for i := 0; i < 2000; i++ {
-		m := g.Next()
-		events = append(events, m)
-		lines.WriteString(m.Line("dc1"))
-	}
-	resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(lines.String()))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	events := stacktest.SeedEvents(t, db, "mail", 8, 2000)
 
 	params := "bucket = \"mail/autogen\"\nwindow = 1m\nwindow_name = \"1m\"\nperiod = 1h\n"
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,13 +90,8 @@ func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, er
 			m.Time = t0.Add(time.Duration(j) * step)
 			body.WriteString(m.Line("dc1"))
 		}
-		resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(body.String()))
-		if err != nil {
+		if err := db.Write("mail", body.String()); err != nil {
 			return res, err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			return res, fmt.Errorf("writing events: %s", resp.Status)
 		}
 		if err := ctx.Err(); err != nil {
 			return res, err

@@ -80,3 +80,17 @@ func (db *InfluxDB) Count(database, q string) (int64, error) {
 	}
 	return n.Int64()
 }
+
+// Write writes line protocol (ns precision) to a database of this server.
+func (db *InfluxDB) Write(database, lines string) error {
+	resp, err := http.Post(db.URL+"/write?precision=ns&db="+url.QueryEscape(database), "text/plain", strings.NewReader(lines))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("writing to %q: %s: %s", database, resp.Status, body)
+	}
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -95,19 +94,7 @@ func TestTasksIntegration(t *testing.T) {
 	require.NoError(t, err)
 
 	// Raw events of the last 20 minutes, as the agent writes them.
-	g, err := gen.New(gen.Config{Seed: 5, Interval: 600 * time.Millisecond, Start: time.Now().Add(-20 * time.Minute).Truncate(time.Minute)})
-	require.NoError(t, err)
-	var lines strings.Builder
-	var events []gen.Message
-	for i := 0; i < 2000; i++ {
-		m := g.Next()
-		events = append(events, m)
-		lines.WriteString(m.Line("dc1"))
-	}
-	resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(lines.String()))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	events := stacktest.SeedEvents(t, db, "mail", 5, 2000)
 
 	dir := t.TempDir()
 	tasksBody := `
@@ -331,10 +318,7 @@ func TestSpamIntegration(t *testing.T) {
 	for _, m := range msgs {
 		lines.WriteString(m.Line("dc1"))
 	}
-	resp, err := http.Post(db.URL+"/write?db=mail&precision=ns", "text/plain", strings.NewReader(lines.String()))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.NoError(t, db.Write("mail", lines.String()))
 
 	require.Eventually(t, func() bool {
 		n, err := db.Count("spam_out", `SELECT max("distinct_recipients") FROM mail_spam WHERE "sender" = 'spammer@bad.example'`)

@@ -4,11 +4,13 @@
 package stacktest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/stack"
 )
 
@@ -75,4 +77,23 @@ func stop(t testing.TB, p *stack.Process) {
 	if err := p.Stop(grace); err != nil {
 		t.Errorf("stopping %s: %v", p.Name, err)
 	}
+}
+
+// SeedEvents writes n generated mail events, ending about now and spaced
+// 600 ms apart (20 minutes for 2000), into database as the agent would
+// store them, tagged dc1; it returns them for the test to compute from.
+func SeedEvents(t testing.TB, db *stack.InfluxDB, database string, seed uint64, n int) []gen.Message {
+	t.Helper()
+	const interval = 600 * time.Millisecond
+	start := time.Now().Add(-time.Duration(n) * interval).Truncate(time.Minute)
+	g, err := gen.New(gen.Config{Seed: seed, Interval: interval, Start: start})
+	require.NoError(t, err)
+	var lines strings.Builder
+	events := make([]gen.Message, n)
+	for i := range events {
+		events[i] = g.Next()
+		lines.WriteString(events[i].Line("dc1"))
+	}
+	require.NoError(t, db.Write(database, lines.String()))
+	return events
 }
