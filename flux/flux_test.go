@@ -23,7 +23,7 @@ import (
 )
 
 // queryOf returns the part of a task file between BEGIN QUERY and END
-// QUERY, with the parameters the test sets in front.
+// QUERY, with the file's imports and the parameters the test sets in front.
 func queryOf(t *testing.T, file, params string) string {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -32,7 +32,13 @@ func queryOf(t *testing.T, file, params string) string {
 	begin := strings.Index(text, "// BEGIN QUERY")
 	end := strings.Index(text, "// END QUERY")
 	require.True(t, begin > 0 && end > begin, "%s needs BEGIN QUERY and END QUERY markers", file)
-	return params + text[begin:end]
+	var imports string
+	for _, line := range strings.Split(text[:begin], "\n") {
+		if strings.HasPrefix(line, "import ") {
+			imports += line + "\n"
+		}
+	}
+	return imports + params + text[begin:end]
 }
 
 // runFlux runs a Flux query on InfluxDB 1.8 and returns its rows as maps.
@@ -140,4 +146,51 @@ func latency(events []gen.Message) map[string]string {
 		out[key+" count"] = f(float64(len(v)))
 	}
 	return out
+}
+
+// TestFluxSpamIntegration runs mail_spam.flux's query over events with a
+// spam burst and checks every distinct count against its own.
+func TestFluxSpamIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t)
+	_, err := db.Query("", "CREATE DATABASE mail")
+	require.NoError(t, err)
+	events := stacktest.SeedEvents(t, db, "mail", 12, 300)
+	minute := events[0].Time.Truncate(time.Minute)
+	var burst strings.Builder
+	for i := 0; i < 150; i++ {
+		m := events[i%len(events)]
+		m.Event.Sender, m.Event.Recipient = "spammer@bad.example", fmt.Sprintf("victim%d@example.org", i)
+		m.Event.Helo = fmt.Sprintf("host%d.bad.example", i%12)
+		m.Time = minute.Add(time.Duration(i)*100*time.Millisecond + 7)
+		burst.WriteString(m.Line("dc1"))
+		events = append(events, m)
+	}
+	require.NoError(t, db.Write("mail", burst.String()))
+
+	rows := runFlux(t, db, queryOf(t, "mail_spam.flux", "bucket = \"mail/autogen\"\nspan = 1m\nperiod = 1h\n"))
+	got := map[string]string{}
+	for _, r := range rows {
+		require.Equal(t, "mail_spam", r["_measurement"])
+		key := r["sender"] + r["sender_domain"]
+		got[fmt.Sprintf("%s %s %s", r["_time"], key, r["_field"])] = r["_value"]
+	}
+	first := fmt.Sprintf("%s spammer@bad.example", minute.UTC().Format(time.RFC3339))
+	require.Equal(t, "150", got[first+" distinct_recipients"])
+	require.Equal(t, "12", got[first+" distinct_helos"])
+
+	// Every sender's distinct recipients per minute, counted here.
+	want := map[string]map[string]bool{}
+	for _, m := range events {
+		key := fmt.Sprintf("%s %s distinct_recipients", m.Time.Truncate(time.Minute).UTC().Format(time.RFC3339), m.Event.Sender)
+		if want[key] == nil {
+			want[key] = map[string]bool{}
+		}
+		want[key][m.Event.Recipient] = true
+	}
+	for key, rcpts := range want {
+		require.Equal(t, strconv.Itoa(len(rcpts)), got[key], key)
+	}
 }
