@@ -1,6 +1,8 @@
 package tasks
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +25,7 @@ type File struct {
 		Username           string `toml:"username"`
 		Password           string `toml:"password"`
 		InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+		CAFile             string `toml:"ca_file"`
 		Timeout            string `toml:"timeout"`
 	} `toml:"kapacitor"`
 	// IDPrefix marks the tasks this file manages; others are never touched.
@@ -147,6 +150,17 @@ func (f *File) Client() (*client.Client, error) {
 			return nil, fmt.Errorf("%s: invalid [kapacitor] timeout %q", f.path, f.Kapacitor.Timeout)
 		}
 		cfg.Timeout = d
+	}
+	if f.Kapacitor.CAFile != "" {
+		pem, err := os.ReadFile(f.Kapacitor.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [kapacitor] ca_file: %w", f.path, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: [kapacitor] ca_file %q holds no PEM certificate", f.path, f.Kapacitor.CAFile)
+		}
+		cfg.TLSConfig = &tls.Config{RootCAs: pool, InsecureSkipVerify: f.Kapacitor.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	}
 	if f.Kapacitor.Username != "" {
 		cfg.Credentials = &client.Credentials{Method: client.UserAuthentication, Username: f.Kapacitor.Username, Password: f.Kapacitor.Password}

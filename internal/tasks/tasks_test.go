@@ -227,6 +227,20 @@ func TestTasksIntegration(t *testing.T) {
 	}
 	sort.Strings(ids)
 	require.Equal(t, []string{"handmade", "test_counts_1m"}, ids)
+
+	// enabled = false disables, and nothing else.
+	path = writeTasks(t, dir, kapa.URL, strings.Replace(tasksBody[:strings.Index(tasksBody, "[[task]]\n  name = \"latency_1m\"")],
+		`script = "COUNTS"`, "script = \"COUNTS\"\n  enabled = false", 1))
+	f, want, err = Load(path)
+	require.NoError(t, err)
+	plan, err = Plan(c, f, want, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"disable test_counts_1m"}, kinds(plan))
+	require.NoError(t, Apply(c, plan))
+	list, err = List(c, f, want)
+	require.NoError(t, err)
+	require.Equal(t, "disabled", list[0].Status)
+	require.Equal(t, "in sync", list[0].Drift)
 }
 
 func kinds(plan []Action) []string {
