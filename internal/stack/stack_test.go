@@ -1,8 +1,12 @@
 package stack_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,4 +45,33 @@ func TestServersStartIntegration(t *testing.T) {
 
 	kapa := stacktest.Kapacitor(t, influx.URL)
 	require.NotEmpty(t, kapa.URL)
+}
+
+// TestTelegrafConfIntegration: the repository's telegraf.conf loads and
+// runs (`telegraf --test`) with its settings from the environment, against
+// a fresh stack.
+func TestTelegrafConfIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	root, err := stack.Root()
+	require.NoError(t, err)
+	bin, err := stack.Binary("telegraf")
+	require.NoError(t, err)
+	lookupd := stacktest.NSQLookupd(t)
+	stacktest.NSQDWith(t, stack.NSQDOptions{Lookupd: []string{lookupd.TCPAddr}})
+	influx := stacktest.InfluxDB(t)
+	port, err := stack.FreePort()
+	require.NoError(t, err)
+
+	cmd := exec.Command(bin, "--config", filepath.Join(root, "telegraf.conf"), "--test", "--test-wait", "1")
+	cmd.Env = append(os.Environ(),
+		"MAILTICK_DC=dc9", "NSQLOOKUPD_HTTP="+lookupd.HTTPAddr, "DC_INFLUXDB_URL="+influx.URL,
+		fmt.Sprintf("LISTEN_ADDRESS=127.0.0.1:%d", port), "CENTRAL_INFLUXDB_URL="+influx.URL,
+		"MAILTICK_PII_KEY=0123456789abcdef-test", "MAILTICK_PII_KEY_ID=test", "SPOOL_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, want := range []string{"internal_mailevents,", "output=rollupfwd", "processor=piiscrub", "input=influxdb_listener", "dc=dc9"} {
+		require.Contains(t, string(out), want)
+	}
 }
