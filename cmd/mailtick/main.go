@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailtick/mailtick/internal/bench"
+	"github.com/mailtick/mailtick/internal/check"
 	"github.com/mailtick/mailtick/internal/demo"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/tasks"
@@ -24,6 +25,8 @@ Usage:
   mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
   mailtick tasks plan|apply|list|prune -c tasks.toml
                            deploy the versioned TICKscripts to Kapacitor
+  mailtick check volume [flags]
+                           Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
   mailtick demo [flags]    run nsqd, influxd and bin/telegraf on loopback with generated traffic
   mailtick bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
 
@@ -47,6 +50,8 @@ func main() {
 		err = runDemo(ctx, os.Args[2:])
 	case "tasks":
 		err = runTasks(os.Args[2:])
+	case "check":
+		os.Exit(runCheck(os.Args[2:]))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -195,4 +200,31 @@ func runTasks(args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown verb %q: want plan, apply, list or prune", verb)
+}
+
+// runCheck prints one status line and returns the plugin exit code.
+func runCheck(args []string) int {
+	if len(args) == 0 || args[0] != "volume" {
+		fmt.Println("MAILTICK UNKNOWN - usage: mailtick check volume --dc DC --direction DIR [flags]")
+		return int(check.Unknown)
+	}
+	fs := flag.NewFlagSet("check volume", flag.ContinueOnError)
+	v := check.Volume{}
+	fs.StringVar(&v.URL, "url", "http://127.0.0.1:8086", "InfluxDB URL")
+	fs.StringVar(&v.Database, "db", "mail", "database of the raw events")
+	fs.StringVar(&v.Measurement, "measurement", "mail_event", "measurement of the raw events")
+	fs.StringVar(&v.DC, "dc", "", "DC (tag dc)")
+	fs.StringVar(&v.Direction, "direction", "", "inbound or outbound (tag direction)")
+	fs.DurationVar(&v.Window, "window", 5*time.Minute, "how far back to count")
+	fs.Int64Var(&v.WarnBelow, "warn-below", -1, "WARNING below this many mails (-1: off)")
+	fs.Int64Var(&v.CritBelow, "crit-below", -1, "CRITICAL below this many mails (-1: off)")
+	fs.Int64Var(&v.WarnAbove, "warn-above", -1, "WARNING above this many mails (-1: off)")
+	fs.Int64Var(&v.CritAbove, "crit-above", -1, "CRITICAL above this many mails (-1: off)")
+	if err := fs.Parse(args[1:]); err != nil {
+		fmt.Printf("MAIL VOLUME UNKNOWN - %v\n", err)
+		return int(check.Unknown)
+	}
+	res := v.Run()
+	fmt.Println(res.Line)
+	return int(res.Status)
 }
