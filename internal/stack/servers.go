@@ -199,8 +199,25 @@ skip-config-overrides = true
   enabled = false
 `
 
-// StartKapacitor starts kapacitord with its data in dir, reading influxURL.
-func StartKapacitor(dir, influxURL string) (*Kapacitor, error) {
+// Cluster is a further [[influxdb]] of kapacitor.conf that tasks write to
+// by name with influxDBOut().cluster(name), e.g. the agent's
+// influxdb_listener; Kapacitor does not subscribe to it.
+type Cluster struct {
+	Name, URL string
+}
+
+const clusterConf = `[[influxdb]]
+  enabled = true
+  name = %q
+  default = false
+  urls = [%q]
+  disable-subscriptions = true
+  startup-timeout = "30s"
+`
+
+// StartKapacitor starts kapacitord with its data in dir, reading influxURL
+// (its default cluster, subscribed to) and writing also to extra.
+func StartKapacitor(dir, influxURL string, extra ...Cluster) (*Kapacitor, error) {
 	bin, err := Binary("kapacitord")
 	if err != nil {
 		return nil, err
@@ -209,6 +226,9 @@ func StartKapacitor(dir, influxURL string) (*Kapacitor, error) {
 	p, addrs, err := startReady("kapacitord", 1, dir, func(a []string) (*Process, func() error, error) {
 		text := fmt.Sprintf(kapacitorConf, dir, a[0], filepath.Join(dir, "replay"),
 			filepath.Join(dir, "kapacitor.db"), filepath.Join(dir, "tasks"), influxURL)
+		for _, c := range extra {
+			text += fmt.Sprintf(clusterConf, c.Name, c.URL)
+		}
 		if err := writeFile(conf, text); err != nil {
 			return nil, nil, err
 		}

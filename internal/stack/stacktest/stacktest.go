@@ -49,10 +49,10 @@ func InfluxDB(t testing.TB) *stack.InfluxDB {
 	return s
 }
 
-// Kapacitor starts a kapacitord reading influxURL.
-func Kapacitor(t testing.TB, influxURL string) *stack.Kapacitor {
+// Kapacitor starts a kapacitord reading influxURL, writing also to extra.
+func Kapacitor(t testing.TB, influxURL string, extra ...stack.Cluster) *stack.Kapacitor {
 	t.Helper()
-	s, err := stack.StartKapacitor(t.TempDir(), influxURL)
+	s, err := stack.StartKapacitor(t.TempDir(), influxURL, extra...)
 	require.NoError(t, err, "kapacitord must start for this test")
 	t.Cleanup(func() { stop(t, s.Process) })
 	return s
