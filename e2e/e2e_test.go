@@ -22,10 +22,137 @@ import (
 	"github.com/mailtick/mailtick/internal/tasks"
 )
 
+// dc is one DC's stack, its agent running telegraf.conf and its Kapacitor
+// running the tasks, rollups sent through the agent to central.
+type dc struct {
+	nsqd        *stack.NSQD
+	db, central *stack.InfluxDB
+	agent       *stack.Telegraf
+}
+
 func TestOneDCIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
+	d := startDC(t)
+	nsqd, dcDB, central := d.nsqd, d.db, d.central
+
+	// K events with e-mail and IP addresses in every string field, into NSQ.
+	const k = 3000
+	g, err := gen.New(gen.Config{Seed: 77, Count: k, Interval: 300 * time.Millisecond,
+		Start: time.Now().Add(-k * 300 * time.Millisecond).Truncate(time.Minute)})
+	require.NoError(t, err)
+	sink, err := gen.NewNSQSink(nsqd.TCPAddr, "mail_events")
+	require.NoError(t, err)
+	byKey := map[string]int64{}
+	_, err = gen.Run(context.Background(), g, sink, 0, 200, func(m gen.Message) {
+		byKey[m.Event.Direction+" "+m.Event.Event]++
+	})
+	sink.Close()
+	require.NoError(t, err)
+	requireExact(t, d, k, byKey)
+
+	// Privacy: nothing in the central database holds an e-mail or IP
+	// address; the DC still has them.
+	require.Eventually(t, func() bool {
+		n, err := central.Count("mail_central", `SELECT count("distinct_recipients") FROM mail_spam`)
+		return err == nil && n > 0
+	}, 90*time.Second, 250*time.Millisecond, "spam signals central, senders pseudonymized")
+	dump, err := central.Query("mail_central", `SELECT * FROM /.*/`)
+	require.NoError(t, err)
+	keys, err := central.Query("mail_central", `SHOW TAG VALUES WITH KEY =~ /.*/`)
+	require.NoError(t, err)
+	raw, _ := json.Marshal(append(dump, keys...))
+	require.NotEmpty(t, dump)
+	for _, s := range append(dump, keys...) {
+		for _, row := range s.Values {
+			for _, v := range row {
+				if str, ok := v.(string); ok {
+					require.False(t, pii.Contains(str), "central holds %q", str)
+				}
+			}
+		}
+		for _, v := range s.Tags {
+			require.False(t, pii.Contains(v), "central holds tag %q", v)
+		}
+	}
+	require.NotContains(t, string(raw), "@example")
+	dcDump, err := dcDB.Query("mail", `SELECT sender FROM mail_event LIMIT 1`)
+	require.NoError(t, err)
+	require.True(t, pii.Contains(dcDump[0].Values[0][1].(string)), "the DC keeps the raw data")
+}
+
+// TestOneDCFaultsIntegration: 1% poison messages, the central InfluxDB
+// down for a while and the agent killed with SIGKILL, all during traffic;
+// central counts are still exact and every bad message is dead-lettered.
+func TestOneDCFaultsIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	d := startDC(t)
+	const n = 6000
+	g, err := gen.New(gen.Config{Seed: 78, Count: n, Bad: 0.01, Interval: 200 * time.Millisecond,
+		Start: time.Now().Add(-n * 200 * time.Millisecond).Truncate(time.Minute)})
+	require.NoError(t, err)
+	sink, err := gen.NewNSQSink(d.nsqd.TCPAddr, "mail_events")
+	require.NoError(t, err)
+	byKey := map[string]int64{}
+	done := make(chan gen.Summary, 1)
+	go func() {
+		defer sink.Close()
+		sum, _ := gen.Run(context.Background(), g, sink, 1000, 100, func(m gen.Message) {
+			if m.Kind == gen.Good || m.Kind == gen.MissingTime {
+				byKey[m.Event.Direction+" "+m.Event.Event]++
+			}
+		})
+		done <- sum
+	}()
+
+	time.Sleep(time.Second) // let traffic flow: the faults come mid-stream
+	require.NoError(t, d.central.Stop(10*time.Second))
+	time.Sleep(time.Second)
+	require.NoError(t, d.agent.Kill())
+	restarted, err := stack.RestartTelegraf(d.agent, "")
+	require.NoError(t, err)
+	*d.agent = *restarted
+	time.Sleep(time.Second)
+	require.NoError(t, d.central.Restart())
+	sum := <-done
+	require.Equal(t, n, sum.Messages)
+
+	stored := int64(sum.ByKind[gen.Good] + sum.ByKind[gen.MissingTime])
+	requireExact(t, d, stored, byKey)
+	dead, err := d.nsqd.TopicStats("mail_events_dead")
+	require.NoError(t, err)
+	require.Equal(t, int64(sum.ByKind[gen.Malformed]+sum.ByKind[gen.WrongType]+sum.ByKind[gen.Oversized]), dead.MessageCount,
+		"every bad message dead-lettered once")
+}
+
+// requireExact waits until the DC holds k raw events and the central
+// counts add up to k, per direction and event as byKey says.
+func requireExact(t *testing.T, d *dc, k int64, byKey map[string]int64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		n, err := d.db.Count("mail", `SELECT count("queue_id") FROM mail_event`)
+		return err == nil && n == k
+	}, 120*time.Second, 250*time.Millisecond, "every raw event in the DC database")
+	require.Eventually(t, func() bool {
+		n, err := d.central.Count("mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m'`)
+		return err == nil && n == k
+	}, 120*time.Second, 250*time.Millisecond, "central counts add up to every event")
+	series, err := d.central.Query("mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m' GROUP BY "direction", "event"`)
+	require.NoError(t, err)
+	got := map[string]int64{}
+	for _, s := range series {
+		n, err := s.Values[0][1].(json.Number).Int64()
+		require.NoError(t, err)
+		got[s.Tags["direction"]+" "+s.Tags["event"]] = n
+	}
+	require.Equal(t, byKey, got)
+}
+
+func startDC(t *testing.T) *dc {
+	t.Helper()
 	root, err := stack.Root()
 	require.NoError(t, err)
 	lookupd := stacktest.NSQLookupd(t)
@@ -40,7 +167,7 @@ func TestOneDCIntegration(t *testing.T) {
 
 	conf, err := os.ReadFile(filepath.Join(root, "telegraf.conf"))
 	require.NoError(t, err)
-	stacktest.Telegraf(t, string(conf),
+	agent := stacktest.Telegraf(t, string(conf),
 		"MAILTICK_DC=dc1", "NSQLOOKUPD_HTTP="+lookupd.HTTPAddr, "DC_INFLUXDB_URL="+dcDB.URL,
 		"LISTEN_ADDRESS="+listen, "CENTRAL_INFLUXDB_URL="+central.URL,
 		"MAILTICK_PII_KEY=0123456789abcdef-e2e", "MAILTICK_PII_KEY_ID=e2e", "SPOOL_DIR="+t.TempDir())
@@ -73,67 +200,5 @@ func TestOneDCIntegration(t *testing.T) {
 	plan, err := tasks.Plan(c, f, want, false)
 	require.NoError(t, err)
 	require.NoError(t, tasks.Apply(c, plan))
-
-	// K events with e-mail and IP addresses in every string field, into NSQ.
-	const k = 3000
-	g, err := gen.New(gen.Config{Seed: 77, Count: k, Interval: 300 * time.Millisecond,
-		Start: time.Now().Add(-k * 300 * time.Millisecond).Truncate(time.Minute)})
-	require.NoError(t, err)
-	sink, err := gen.NewNSQSink(nsqd.TCPAddr, "mail_events")
-	require.NoError(t, err)
-	byKey := map[string]int64{}
-	_, err = gen.Run(context.Background(), g, sink, 0, 200, func(m gen.Message) {
-		byKey[m.Event.Direction+" "+m.Event.Event]++
-	})
-	sink.Close()
-	require.NoError(t, err)
-
-	// Exactness: the DC has every raw event; central counts add up to K
-	// per direction and event.
-	require.Eventually(t, func() bool {
-		n, err := dcDB.Count("mail", `SELECT count("queue_id") FROM mail_event`)
-		return err == nil && n == k
-	}, 60*time.Second, 250*time.Millisecond, "every raw event in the DC database")
-	require.Eventually(t, func() bool {
-		n, err := central.Count("mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m'`)
-		return err == nil && n == k
-	}, 90*time.Second, 250*time.Millisecond, "central counts add up to every event")
-	series, err := central.Query("mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m' GROUP BY "direction", "event"`)
-	require.NoError(t, err)
-	got := map[string]int64{}
-	for _, s := range series {
-		n, err := s.Values[0][1].(json.Number).Int64()
-		require.NoError(t, err)
-		got[s.Tags["direction"]+" "+s.Tags["event"]] = n
-	}
-	require.Equal(t, byKey, got)
-
-	// Privacy: nothing in the central database holds an e-mail or IP
-	// address; the DC still has them.
-	require.Eventually(t, func() bool {
-		n, err := central.Count("mail_central", `SELECT count("distinct_recipients") FROM mail_spam`)
-		return err == nil && n > 0
-	}, 90*time.Second, 250*time.Millisecond, "spam signals central, senders pseudonymized")
-	dump, err := central.Query("mail_central", `SELECT * FROM /.*/`)
-	require.NoError(t, err)
-	keys, err := central.Query("mail_central", `SHOW TAG VALUES WITH KEY =~ /.*/`)
-	require.NoError(t, err)
-	raw, _ := json.Marshal(append(dump, keys...))
-	require.NotEmpty(t, dump)
-	for _, s := range append(dump, keys...) {
-		for _, row := range s.Values {
-			for _, v := range row {
-				if str, ok := v.(string); ok {
-					require.False(t, pii.Contains(str), "central holds %q", str)
-				}
-			}
-		}
-		for _, v := range s.Tags {
-			require.False(t, pii.Contains(v), "central holds tag %q", v)
-		}
-	}
-	require.NotContains(t, string(raw), "@example")
-	dcDump, err := dcDB.Query("mail", `SELECT sender FROM mail_event LIMIT 1`)
-	require.NoError(t, err)
-	require.True(t, pii.Contains(dcDump[0].Values[0][1].(string)), "the DC keeps the raw data")
+	return &dc{nsqd: nsqd, db: dcDB, central: central, agent: agent}
 }

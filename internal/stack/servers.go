@@ -245,6 +245,7 @@ func StartKapacitor(dir, influxURL string, extra ...Cluster) (*Kapacitor, error)
 type Telegraf struct {
 	*Process
 	ConfigPath string
+	Env        []string // given again on restart
 }
 
 // StartTelegraf runs bin/telegraf with the given config text, written to
@@ -259,12 +260,12 @@ func StartTelegraf(dir, config string, env ...string) (*Telegraf, error) {
 	if err := writeFile(conf, config); err != nil {
 		return nil, err
 	}
-	return RestartTelegraf(&Telegraf{ConfigPath: conf, Process: &Process{Dir: dir}}, bin, env...)
+	return RestartTelegraf(&Telegraf{ConfigPath: conf, Env: env, Process: &Process{Dir: dir}}, bin)
 }
 
-// RestartTelegraf starts the agent again with the same config, e.g. after
-// a kill.
-func RestartTelegraf(t *Telegraf, bin string, env ...string) (*Telegraf, error) {
+// RestartTelegraf starts the agent again with the same config and
+// environment, e.g. after a kill.
+func RestartTelegraf(t *Telegraf, bin string) (*Telegraf, error) {
 	if bin == "" {
 		var err error
 		if bin, err = Binary("telegraf"); err != nil {
@@ -275,7 +276,7 @@ func RestartTelegraf(t *Telegraf, bin string, env ...string) (*Telegraf, error) 
 	if fi, err := os.Stat(filepath.Join(t.Dir, "telegraf.log")); err == nil {
 		logged = fi.Size()
 	}
-	p, err := StartProcess("telegraf", bin, []string{"--config", t.ConfigPath}, t.Dir, env...)
+	p, err := StartProcess("telegraf", bin, []string{"--config", t.ConfigPath}, t.Dir, t.Env...)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +293,7 @@ func RestartTelegraf(t *Telegraf, bin string, env ...string) (*Telegraf, error) 
 	if err := p.waitReady(30*time.Second, started); err != nil {
 		return nil, err
 	}
-	return &Telegraf{Process: p, ConfigPath: t.ConfigPath}, nil
+	return &Telegraf{Process: p, ConfigPath: t.ConfigPath, Env: t.Env}, nil
 }
 
 func writeFile(path, text string) error {
