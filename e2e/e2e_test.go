@@ -45,12 +45,33 @@ func TestOneDCIntegration(t *testing.T) {
 	sink, err := gen.NewNSQSink(nsqd.TCPAddr, "mail_events")
 	require.NoError(t, err)
 	byKey := map[string]int64{}
+	var events []gen.Message
 	_, err = gen.Run(context.Background(), g, sink, 0, 200, func(m gen.Message) {
 		byKey[m.Event.Direction+" "+m.Event.Event]++
+		events = append(events, m)
 	})
 	sink.Close()
 	require.NoError(t, err)
 	requireExact(t, d, k, byKey)
+
+	// Central percentiles equal those computed here from the same events.
+	expected := stacktest.LatencyByMinute(events)
+	const latencyQuery = `SELECT "p50", "p99", "max", "count" FROM mail_latency WHERE "window" = '1m' GROUP BY "direction"`
+	require.Eventually(t, func() bool {
+		series, err := central.Query("mail_central", latencyQuery)
+		if err != nil || len(series) != 2 || len(series[0].Values)+len(series[1].Values) != len(expected) {
+			return false
+		}
+		for _, s := range series {
+			for _, row := range s.Values {
+				ts, _ := row[0].(json.Number).Int64()
+				if expected[fmt.Sprintf("%s %d", s.Tags["direction"], ts)] != fmt.Sprint(row[1:]) {
+					return false
+				}
+			}
+		}
+		return true
+	}, 90*time.Second, 250*time.Millisecond, "central mail_latency equals the percentiles of the events sent")
 
 	// Privacy: nothing in the central database holds an e-mail or IP
 	// address; the DC still has them.
@@ -186,12 +207,20 @@ func startDC(t *testing.T) *dc {
     period = "1h"
     out_cluster = "agent"
 [[task]]
+  name = "mail_latency_1m"
+  script = %q
+  [task.vars]
+    every = "1s"
+    period = "1h"
+    out_cluster = "agent"
+[[task]]
   name = "mail_spam"
   script = %q
   [task.vars]
     out_cluster = "agent"
     log_path = %q
-`, kapa.URL, filepath.Join(root, "tickscripts", "mail_counts.tick"), filepath.Join(root, "tickscripts", "mail_spam.tick"),
+`, kapa.URL, filepath.Join(root, "tickscripts", "mail_counts.tick"), filepath.Join(root, "tickscripts", "mail_latency.tick"),
+		filepath.Join(root, "tickscripts", "mail_spam.tick"),
 		filepath.Join(dir, "spam.log"))), 0o600))
 	f, want, err := tasks.Load(tasksFile)
 	require.NoError(t, err)

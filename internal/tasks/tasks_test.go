@@ -3,7 +3,6 @@ package tasks
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -130,7 +129,7 @@ func TestTasksIntegration(t *testing.T) {
 		n, err := db.Count("mail_rollups", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m'`)
 		return err == nil && n == int64(len(events))
 	}, 30*time.Second, 200*time.Millisecond, "sum of mail_counts = %d events", len(events))
-	expected := latencyByMinute(events)
+	expected := stacktest.LatencyByMinute(events)
 	const latencyQuery = `SELECT "p50", "p99", "max", "count" FROM mail_latency WHERE "window" = '1m' GROUP BY direction`
 	require.Eventually(t, func() bool {
 		series, err := db.Query("mail_rollups", latencyQuery)
@@ -250,28 +249,6 @@ func kinds(plan []Action) []string {
 	}
 	return out
 }
-
-// latencyByMinute computes, independently of InfluxDB, what mail_latency
-// holds per direction and minute: p50, p99 (nearest rank), max, count.
-func latencyByMinute(events []gen.Message) map[string]string {
-	groups := map[string][]float64{}
-	for _, m := range events {
-		key := fmt.Sprintf("%s %d", m.Event.Direction, m.Time.Truncate(time.Minute).UnixNano())
-		groups[key] = append(groups[key], m.Event.LatencyMs)
-	}
-	out := map[string]string{}
-	for key, v := range groups {
-		sort.Float64s(v)
-		rank := func(p float64) float64 {
-			i := int(math.Floor(float64(len(v))*p/100+0.5)) - 1
-			return v[max(0, min(i, len(v)-1))]
-		}
-		out[key] = fmt.Sprint([]any{jsonNum(rank(50)), jsonNum(rank(99)), jsonNum(v[len(v)-1]), jsonNum(float64(len(v)))})
-	}
-	return out
-}
-
-func jsonNum(f float64) string { return fmt.Sprint(f) }
 
 // TestSpamIntegration streams events with a spam burst from one sender
 // through mail_spam.tick on a real Kapacitor subscribed to a real InfluxDB.

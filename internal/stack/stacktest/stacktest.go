@@ -4,6 +4,9 @@
 package stacktest
 
 import (
+	"fmt"
+	"math"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +99,26 @@ func SeedEvents(t testing.TB, db *stack.InfluxDB, database string, seed uint64, 
 	}
 	require.NoError(t, db.Write(database, lines.String()))
 	return events
+}
+
+// LatencyByMinute computes, independently of InfluxDB and Kapacitor, what
+// mail_latency holds per direction and minute: p50 and p99 (InfluxQL's
+// nearest rank), max and count, keyed "<direction> <minute, ns>" and
+// rendered as InfluxDB's JSON shows a row of them.
+func LatencyByMinute(events []gen.Message) map[string]string {
+	groups := map[string][]float64{}
+	for _, m := range events {
+		key := fmt.Sprintf("%s %d", m.Event.Direction, m.Time.Truncate(time.Minute).UnixNano())
+		groups[key] = append(groups[key], m.Event.LatencyMs)
+	}
+	out := map[string]string{}
+	for key, v := range groups {
+		sort.Float64s(v)
+		rank := func(p float64) float64 {
+			i := int(math.Floor(float64(len(v))*p/100+0.5)) - 1
+			return v[max(0, min(i, len(v)-1))]
+		}
+		out[key] = fmt.Sprint([]any{rank(50), rank(99), v[len(v)-1], float64(len(v))})
+	}
+	return out
 }
