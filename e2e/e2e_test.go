@@ -222,12 +222,7 @@ func startDC(t *testing.T) *dc {
 `, kapa.URL, filepath.Join(root, "tickscripts", "mail_counts.tick"), filepath.Join(root, "tickscripts", "mail_latency.tick"),
 		filepath.Join(root, "tickscripts", "mail_spam.tick"),
 		filepath.Join(dir, "spam.log"))), 0o600))
-	f, want, err := tasks.Load(tasksFile)
+	_, _, err = tasks.ApplyFile(tasksFile, false)
 	require.NoError(t, err)
-	c, err := f.Client()
-	require.NoError(t, err)
-	plan, err := tasks.Plan(c, f, want, false)
-	require.NoError(t, err)
-	require.NoError(t, tasks.Apply(c, plan))
 	return &dc{nsqd: nsqd, db: dcDB, central: central, agent: agent}
 }

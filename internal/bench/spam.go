@@ -55,19 +55,8 @@ func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, er
 	if err := os.WriteFile(tasksFile, []byte(conf), 0o600); err != nil {
 		return res, err
 	}
-	f, want, err := tasks.Load(tasksFile)
+	plan, c, err := tasks.ApplyFile(tasksFile, false)
 	if err != nil {
-		return res, err
-	}
-	c, err := f.Client()
-	if err != nil {
-		return res, err
-	}
-	plan, err := tasks.Plan(c, f, want, false)
-	if err != nil {
-		return res, err
-	}
-	if err := tasks.Apply(c, plan); err != nil {
 		return res, err
 	}
 	time.Sleep(time.Second) // the task subscribes
@@ -100,7 +89,7 @@ func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, er
 	// Let Kapacitor take everything in, then read its memory.
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		tk, err := c.Task(c.TaskLink(want[0].ID), nil)
+		tk, err := c.Task(c.TaskLink(plan[0].ID), nil)
 		if err != nil {
 			return res, err
 		}

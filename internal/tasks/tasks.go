@@ -421,3 +421,21 @@ func PrintList(w io.Writer, list []Deployed) {
 	}
 	tw.Flush()
 }
+
+// ApplyFile loads a tasks file, plans and applies it: what `mailtick tasks
+// apply` does, for programs (the benchmarks, the tests) that deploy tasks.
+func ApplyFile(path string, prune bool) ([]Action, *client.Client, error) {
+	f, want, err := Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := f.Client()
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := Plan(c, f, want, prune)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, c, Apply(c, plan)
+}

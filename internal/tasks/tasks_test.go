@@ -161,11 +161,8 @@ func TestTasksIntegration(t *testing.T) {
     topic = "volume_test"
     log_path = %q
 `, filepath.Join(dir, "volume.log")))
-	vf, vwant, err := Load(volume)
+	_, _, err = ApplyFile(volume, false)
 	require.NoError(t, err)
-	vplan, err := Plan(c, vf, vwant, false)
-	require.NoError(t, err)
-	require.NoError(t, Apply(c, vplan))
 	require.Eventually(t, func() bool {
 		ev, err := c.ListTopicEvents(c.TopicEventsLink("volume_test"), nil)
 		if err != nil || len(ev.Events) != 2 {
@@ -274,13 +271,8 @@ func TestSpamIntegration(t *testing.T) {
     topic = "spam_test"
     log_path = %q
 `, filepath.Join(dir, "spam.log")))
-	f, want, err := Load(path)
+	_, c, err := ApplyFile(path, false)
 	require.NoError(t, err)
-	c, err := f.Client()
-	require.NoError(t, err)
-	plan, err := Plan(c, f, want, false)
-	require.NoError(t, err)
-	require.NoError(t, Apply(c, plan))
 
 	// Ordinary traffic over three minutes, and in the first minute one
 	// sender mailing 150 distinct recipients from 12 HELO names; its next
