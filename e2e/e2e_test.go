@@ -8,26 +8,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/dc"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/pii"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
-	"github.com/mailtick/mailtick/internal/tasks"
 )
 
-// dc is one DC's stack, its agent running telegraf.conf and its Kapacitor
-// running the tasks, rollups sent through the agent to central.
-type dc struct {
-	nsqd        *stack.NSQD
-	db, central *stack.InfluxDB
-	agent       *stack.Telegraf
+// testDC is a DC and the central InfluxDB it forwards to.
+type testDC struct {
+	*dc.DC
+	central *stack.InfluxDB
 }
 
 func TestOneDCIntegration(t *testing.T) {
@@ -35,7 +31,7 @@ func TestOneDCIntegration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	d := startDC(t)
-	nsqd, dcDB, central := d.nsqd, d.db, d.central
+	nsqd, dcDB, central := d.NSQD, d.DB, d.central
 
 	// K events with e-mail and IP addresses in every string field, into NSQ.
 	const k = 3000
@@ -115,7 +111,7 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 	g, err := gen.New(gen.Config{Seed: 78, Count: n, Bad: 0.01, Interval: 200 * time.Millisecond,
 		Start: time.Now().Add(-n * 200 * time.Millisecond).Truncate(time.Minute)})
 	require.NoError(t, err)
-	sink, err := gen.NewNSQSink(d.nsqd.TCPAddr, "mail_events")
+	sink, err := gen.NewNSQSink(d.NSQD.TCPAddr, "mail_events")
 	require.NoError(t, err)
 	byKey := map[string]int64{}
 	done := make(chan gen.Summary, 1)
@@ -132,10 +128,10 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 	time.Sleep(time.Second) // let traffic flow: the faults come mid-stream
 	require.NoError(t, d.central.Stop(10*time.Second))
 	time.Sleep(time.Second)
-	require.NoError(t, d.agent.Kill())
-	restarted, err := stack.RestartTelegraf(d.agent, "")
+	require.NoError(t, d.Agent.Kill())
+	restarted, err := stack.RestartTelegraf(d.Agent, "")
 	require.NoError(t, err)
-	*d.agent = *restarted
+	*d.Agent = *restarted
 	time.Sleep(time.Second)
 	require.NoError(t, d.central.Restart())
 	sum := <-done
@@ -143,7 +139,7 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 
 	stored := int64(sum.ByKind[gen.Good] + sum.ByKind[gen.MissingTime])
 	requireExact(t, d, stored, byKey)
-	dead, err := d.nsqd.TopicStats("mail_events_dead")
+	dead, err := d.NSQD.TopicStats("mail_events_dead")
 	require.NoError(t, err)
 	require.Equal(t, int64(sum.ByKind[gen.Malformed]+sum.ByKind[gen.WrongType]+sum.ByKind[gen.Oversized]), dead.MessageCount,
 		"every bad message dead-lettered once")
@@ -151,10 +147,10 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 
 // requireExact waits until the DC holds k raw events and the central
 // counts add up to k, per direction and event as byKey says.
-func requireExact(t *testing.T, d *dc, k int64, byKey map[string]int64) {
+func requireExact(t *testing.T, d *testDC, k int64, byKey map[string]int64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		n, err := d.db.Count("mail", `SELECT count("queue_id") FROM mail_event`)
+		n, err := d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event`)
 		return err == nil && n == k
 	}, 120*time.Second, 250*time.Millisecond, "every raw event in the DC database")
 	require.Eventually(t, func() bool {
@@ -172,57 +168,17 @@ func requireExact(t *testing.T, d *dc, k int64, byKey map[string]int64) {
 	require.Equal(t, byKey, got)
 }
 
-func startDC(t *testing.T) *dc {
+// startDC starts a DC and a central InfluxDB, stopped when the test ends.
+func startDC(t *testing.T) *testDC {
 	t.Helper()
-	root, err := stack.Root()
-	require.NoError(t, err)
-	lookupd := stacktest.NSQLookupd(t)
-	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Lookupd: []string{lookupd.TCPAddr}})
-	dcDB := stacktest.InfluxDB(t)
 	central := stacktest.InfluxDB(t)
-	_, err = dcDB.Query("", "CREATE DATABASE mail")
-	require.NoError(t, err)
-	port, err := stack.FreePort()
-	require.NoError(t, err)
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
-
-	conf, err := os.ReadFile(filepath.Join(root, "telegraf.conf"))
-	require.NoError(t, err)
-	agent := stacktest.Telegraf(t, string(conf),
-		"MAILTICK_DC=dc1", "NSQLOOKUPD_HTTP="+lookupd.HTTPAddr, "DC_INFLUXDB_URL="+dcDB.URL,
-		"LISTEN_ADDRESS="+listen, "CENTRAL_INFLUXDB_URL="+central.URL,
-		"MAILTICK_PII_KEY=0123456789abcdef-e2e", "MAILTICK_PII_KEY_ID=e2e", "SPOOL_DIR="+t.TempDir())
-	kapa := stacktest.Kapacitor(t, dcDB.URL, stack.Cluster{Name: "agent", URL: "http://" + listen})
-
-	// The DC's tasks, rollups sent through the agent.
-	dir := t.TempDir()
-	tasksFile := filepath.Join(dir, "tasks.toml")
-	require.NoError(t, os.WriteFile(tasksFile, []byte(fmt.Sprintf(`[kapacitor]
-  url = %q
-[[task]]
-  name = "mail_counts_1m"
-  script = %q
-  [task.vars]
-    every = "1s"
-    period = "1h"
-    out_cluster = "agent"
-[[task]]
-  name = "mail_latency_1m"
-  script = %q
-  [task.vars]
-    every = "1s"
-    period = "1h"
-    out_cluster = "agent"
-[[task]]
-  name = "mail_spam"
-  script = %q
-  [task.vars]
-    out_cluster = "agent"
-    log_path = %q
-`, kapa.URL, filepath.Join(root, "tickscripts", "mail_counts.tick"), filepath.Join(root, "tickscripts", "mail_latency.tick"),
-		filepath.Join(root, "tickscripts", "mail_spam.tick"),
-		filepath.Join(dir, "spam.log"))), 0o600))
-	_, _, err = tasks.ApplyFile(tasksFile, false)
-	require.NoError(t, err)
-	return &dc{nsqd: nsqd, db: dcDB, central: central, agent: agent}
+	d, err := dc.Start(t.TempDir(), "dc1", central)
+	require.NoError(t, err, "the DC must start for this test")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent log ends:\n%s", d.Agent.LogTail(40))
+		}
+		require.NoError(t, d.Stop())
+	})
+	return &testDC{DC: d, central: central}
 }

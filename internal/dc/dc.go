@@ -1,0 +1,134 @@
+// Package dc starts one data center of mailtick on loopback as deployed:
+// nsqlookupd and nsqd, the DC InfluxDB, bin/telegraf running the
+// repository's telegraf.conf, and Kapacitor running the repository's
+// TICKscripts with their rollups sent through the agent to a central
+// InfluxDB. The end-to-end tests and the demo use it.
+package dc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mailtick/mailtick/internal/stack"
+	"github.com/mailtick/mailtick/internal/tasks"
+)
+
+// DC is one running data center.
+type DC struct {
+	Name      string
+	Lookupd   *stack.NSQLookupd
+	NSQD      *stack.NSQD
+	DB        *stack.InfluxDB // the DC database: raw events "mail", self-metrics "telegraf"
+	Agent     *stack.Telegraf
+	Kapacitor *stack.Kapacitor
+	Listen    string // the agent's influxdb_listener
+	SpamTopic string // where mail_spam.tick raises its alerts
+
+	servers []*stack.Process // but the agent, in start order
+}
+
+// PIIKey is the pseudonym key of the local stacks; real DCs take theirs
+// from a secret store.
+const PIIKey = "0123456789abcdef-local-stack-key"
+
+// Start starts DC name with its data in dir, forwarding to central. Tasks
+// recompute the last hour every second, so rollups show at once.
+func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
+	d := &DC{Name: name, SpamTopic: "mail_spam"}
+	var err error
+	fail := func(err error) (*DC, error) {
+		d.Stop()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	root, err := stack.Root()
+	if err != nil {
+		return nil, err
+	}
+	if d.Lookupd, err = stack.StartNSQLookupd(filepath.Join(dir, "nsqlookupd")); err != nil {
+		return fail(err)
+	}
+	d.servers = append(d.servers, d.Lookupd.Process)
+	if d.NSQD, err = stack.StartNSQD(filepath.Join(dir, "nsqd"), stack.NSQDOptions{Lookupd: []string{d.Lookupd.TCPAddr}}); err != nil {
+		return fail(err)
+	}
+	d.servers = append(d.servers, d.NSQD.Process)
+	if d.DB, err = stack.StartInfluxDB(filepath.Join(dir, "influxdb")); err != nil {
+		return fail(err)
+	}
+	d.servers = append(d.servers, d.DB.Process)
+	// The database exists before Kapacitor starts, so it subscribes at once.
+	if _, err = d.DB.Query("", "CREATE DATABASE mail"); err != nil {
+		return fail(err)
+	}
+	port, err := stack.FreePort()
+	if err != nil {
+		return fail(err)
+	}
+	d.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+	conf, err := os.ReadFile(filepath.Join(root, "telegraf.conf"))
+	if err != nil {
+		return fail(err)
+	}
+	if d.Agent, err = stack.StartTelegraf(filepath.Join(dir, "telegraf"), string(conf),
+		"MAILTICK_DC="+name, "NSQLOOKUPD_HTTP="+d.Lookupd.HTTPAddr, "DC_INFLUXDB_URL="+d.DB.URL,
+		"LISTEN_ADDRESS="+d.Listen, "CENTRAL_INFLUXDB_URL="+central.URL,
+		"MAILTICK_PII_KEY="+PIIKey, "MAILTICK_PII_KEY_ID=local", "SPOOL_DIR="+filepath.Join(dir, "spool")); err != nil {
+		return fail(err)
+	}
+	if d.Kapacitor, err = stack.StartKapacitor(filepath.Join(dir, "kapacitor"), d.DB.URL,
+		stack.Cluster{Name: "agent", URL: "http://" + d.Listen}); err != nil {
+		return fail(err)
+	}
+	d.servers = append(d.servers, d.Kapacitor.Process)
+
+	script := func(name string) string { return filepath.Join(root, "tickscripts", name) }
+	tasksFile := filepath.Join(dir, "tasks.toml")
+	text := fmt.Sprintf(`[kapacitor]
+  url = %q
+[[task]]
+  name = "mail_counts_1m"
+  script = %q
+  [task.vars]
+    every = "1s"
+    period = "1h"
+    out_cluster = "agent"
+[[task]]
+  name = "mail_latency_1m"
+  script = %q
+  [task.vars]
+    every = "1s"
+    period = "1h"
+    out_cluster = "agent"
+[[task]]
+  name = "mail_spam"
+  script = %q
+  [task.vars]
+    out_cluster = "agent"
+    topic = %q
+    log_path = %q
+`, d.Kapacitor.URL, script("mail_counts.tick"), script("mail_latency.tick"), script("mail_spam.tick"),
+		d.SpamTopic, filepath.Join(dir, "kapacitor", "mail_spam.log"))
+	if err := os.WriteFile(tasksFile, []byte(text), 0o600); err != nil {
+		return fail(err)
+	}
+	if _, _, err := tasks.ApplyFile(tasksFile, false); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+// Stop stops every server of the DC, the agent first (it may have been
+// restarted: its current process is stopped).
+func (d *DC) Stop() error {
+	var errs []error
+	if d.Agent != nil {
+		errs = append(errs, d.Agent.Stop(15*time.Second))
+	}
+	for i := len(d.servers) - 1; i >= 0; i-- {
+		errs = append(errs, d.servers[i].Stop(15*time.Second))
+	}
+	return errors.Join(errs...)
+}
