@@ -27,7 +27,7 @@ Usage:
                            deploy the versioned TICKscripts to Kapacitor
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
-  mailtick demo [flags]    run nsqd, influxd and bin/telegraf on loopback with generated traffic
+  mailtick demo [flags]    two DCs and a central InfluxDB on loopback, generated traffic, a report
   mailtick bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
 
 Run "mailtick <command> -h" for the flags of a command.
@@ -156,8 +156,8 @@ func runBench(ctx context.Context, args []string) error {
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	var opt demo.Options
-	fs.IntVar(&opt.Events, "events", 20000, "messages to generate")
-	fs.Float64Var(&opt.Rate, "rate", 5000, "messages per second")
+	fs.IntVar(&opt.Events, "events", 10000, "messages to generate per DC")
+	fs.Float64Var(&opt.Rate, "rate", 1000, "events per second of event time, per DC")
 	fs.Float64Var(&opt.Bad, "bad", 0.01, "fraction of bad messages")
 	fs.StringVar(&opt.Dir, "dir", "", "keep the servers' data and logs here (default: a temporary folder)")
 	fs.Parse(args)

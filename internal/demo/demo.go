@@ -1,6 +1,9 @@
-// Package demo runs mailtick end to end on loopback: a real nsqd and
-// influxd, the mailtick build of Telegraf between them, and generated
-// mailer traffic; then it shows what landed.
+// Package demo runs the whole system on loopback: two DCs, each with its
+// nsqd, DC InfluxDB, Kapacitor and agent (the repository's telegraf.conf and
+// TICKscripts), and a central InfluxDB; generated mail traffic into both,
+// with a spam burst from one sender in dc1; then a report of what reached
+// the central database, the alert that fired, the agents' counters, and a
+// check that nothing personal reached the centre.
 package demo
 
 import (
@@ -10,24 +13,29 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	client "github.com/influxdata/kapacitor/client/v1"
+
+	"github.com/mailtick/mailtick/internal/dc"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/pii"
 	"github.com/mailtick/mailtick/internal/stack"
 )
 
 // Options size the demo.
 type Options struct {
-	Events int     // messages to generate
-	Rate   float64 // per second
+	Events int     // messages per DC
+	Rate   float64 // per second, per DC
 	Bad    float64 // fraction of bad messages
 	Dir    string  // where servers keep their data; kept if set
 }
 
-// Run starts the stack, sends the traffic, waits until every good event is
-// stored, prints the report to w, and stops everything.
+// Run starts the system, sends the traffic, waits until the central
+// counts are complete, prints the report to w, and stops everything.
 func Run(ctx context.Context, opt Options, w io.Writer) error {
 	dir := opt.Dir
 	if dir == "" {
@@ -40,105 +48,233 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(w, "==> "+format+"\n", args...) }
 
-	step("starting nsqd %s and influxd %s (data in %s)", stack.NSQVersion, stack.InfluxDBVersion, dir)
-	nsqd, err := stack.StartNSQD(filepath.Join(dir, "nsqd"), stack.NSQDOptions{})
+	step("starting the central InfluxDB %s (data in %s)", stack.InfluxDBVersion, dir)
+	central, err := stack.StartInfluxDB(filepath.Join(dir, "central"))
 	if err != nil {
 		return err
 	}
-	defer nsqd.Stop(10 * time.Second)
-	influx, err := stack.StartInfluxDB(filepath.Join(dir, "influxdb"))
-	if err != nil {
-		return err
+	defer central.Stop(10 * time.Second)
+	var dcs []*dc.DC
+	defer func() {
+		for _, d := range dcs {
+			d.Stop()
+		}
+	}()
+	for _, name := range []string{"dc1", "dc2"} {
+		step("starting %s: nsqlookupd, nsqd %s, InfluxDB, bin/telegraf (telegraf.conf), Kapacitor %s (tickscripts/)",
+			name, stack.NSQVersion, stack.KapacitorVersion)
+		d, err := dc.Start(filepath.Join(dir, name), name, central)
+		if err != nil {
+			return err
+		}
+		dcs = append(dcs, d)
 	}
-	defer influx.Stop(10 * time.Second)
 
-	step("starting bin/telegraf (inputs.mailevents -> outputs.influxdb, dc = \"dc1\")")
-	agent, err := stack.StartTelegraf(filepath.Join(dir, "telegraf"), stack.IngestConfig(nsqd.TCPAddr, influx.URL, "dc1"))
-	if err != nil {
-		return err
+	// Event times: from a few minutes ago, opt.Rate per second; all in the
+	// past, so every rollup window that holds them is computed.
+	span := time.Duration(float64(opt.Events) / max(opt.Rate, 1) * float64(time.Second))
+	start := time.Now().UTC().Add(-span - 5*time.Minute).Truncate(time.Minute)
+	stored, published := map[string]int64{}, map[string]int64{}
+	for i, d := range dcs {
+		g, err := gen.New(gen.Config{Seed: uint64(time.Now().UnixNano()) + uint64(i), Count: opt.Events, Bad: opt.Bad, DC: d.Name,
+			Start: start, Interval: time.Duration(float64(time.Second) / max(opt.Rate, 1))})
+		if err != nil {
+			return err
+		}
+		sink, err := gen.NewNSQSink(d.NSQD.TCPAddr, "mail_events")
+		if err != nil {
+			return err
+		}
+		sum, err := gen.Run(ctx, g, sink, 0, 500, nil)
+		if err == nil && d.Name == "dc1" {
+			err = spamBurst(ctx, d, sink, start.Add(time.Minute))
+			sum.Messages += 201
+			sum.ByKind[gen.Good] += 201
+		}
+		sink.Close()
+		if err != nil {
+			return err
+		}
+		kinds, _ := json.Marshal(sum.ByKind)
+		step("%s: published %d messages %s", d.Name, sum.Messages, kinds)
+		stored[d.Name] = int64(sum.ByKind[gen.Good] + sum.ByKind[gen.MissingTime])
+		published[d.Name] = int64(sum.Messages)
 	}
-	defer agent.Stop(10 * time.Second)
+	step("dc1: one sender mails 200 distinct recipients within a minute (the spam burst)")
 
-	step("publishing %d generated mailer events at %.0f/s, %.1f%% of them bad", opt.Events, opt.Rate, 100*opt.Bad)
-	g, err := gen.New(gen.Config{Seed: uint64(time.Now().UnixNano()), Count: opt.Events, Bad: opt.Bad,
-		Start: time.Now().UTC().Add(-time.Duration(opt.Events) * time.Millisecond)})
-	if err != nil {
-		return err
+	step("waiting until the central counts hold every event")
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, d := range dcs {
+		for {
+			n, err := central.Count("mail_central", fmt.Sprintf(`SELECT sum("count") FROM mail_counts WHERE "window" = '1m' AND "dc" = '%s'`, d.Name))
+			if err == nil && n >= stored[d.Name] {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: only %d of %d events counted centrally after 3 minutes (%v); agent log: %s", d.Name, n, stored[d.Name], err, d.Agent.LogPath)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
 	}
-	sink, err := gen.NewNSQSink(nsqd.TCPAddr, "mail_events")
-	if err != nil {
-		return err
+	// Self-metrics are gathered every interval (10s in telegraf.conf): wait
+	// for a round that saw every message.
+	for _, d := range dcs {
+		for time.Now().Before(deadline) {
+			n, err := d.DB.Count("telegraf", `SELECT last("messages_received") FROM internal_mailevents`)
+			h, _ := d.DB.Count("telegraf", `SELECT last("values_hashed") FROM internal_piiscrub`)
+			if err == nil && n >= published[d.Name] && h > 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
 	}
-	sum, err := gen.Run(ctx, g, sink, opt.Rate, 200, nil)
-	sink.Close()
-	if err != nil {
-		return err
-	}
-	stored := int64(sum.ByKind[gen.Good] + sum.ByKind[gen.MissingTime])
-	kinds, _ := json.Marshal(sum.ByKind)
-	step("published %d messages %s; waiting for %d points in InfluxDB", sum.Messages, kinds, stored)
+	return report(w, central, dcs)
+}
 
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		n, err := influx.Count("mail", "SELECT count(queue_id) FROM mail_event")
-		if err == nil && n >= stored {
+// spamBurst is one sender mailing 200 distinct recipients from rotating
+// HELO names within a minute, then once more two minutes later: Kapacitor
+// 1.5 closes a stream window on the group's next point, and drops points
+// that arrive after their window closed, so the late mail is sent once
+// the burst is stored.
+func spamBurst(ctx context.Context, d *dc.DC, sink gen.Sink, at time.Time) error {
+	g, err := gen.New(gen.Config{Seed: 99, DC: d.Name})
+	if err != nil {
+		return err
+	}
+	event := func(i int, tm time.Time) []byte {
+		m := g.Next()
+		m.Event.Sender = "mallory@spam.example"
+		m.Event.Recipient = fmt.Sprintf("victim%d@example%d.org", i, i%13)
+		m.Event.Helo = fmt.Sprintf("relay%d.spam.example", i%9)
+		m.Event.Time = tm.Format(time.RFC3339Nano)
+		b, _ := json.Marshal(m.Event)
+		return b
+	}
+	var burst [][]byte
+	for i := 0; i < 200; i++ {
+		burst = append(burst, event(i, at.Add(time.Second+time.Duration(i)*250*time.Millisecond)))
+	}
+	if err := sink.Write(burst); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		n, err := d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event WHERE "sender" = 'mallory@spam.example'`)
+		if err == nil && n >= 200 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d events reached InfluxDB in 2 minutes (%v); agent log: %s", n, stored, err, agent.LogPath)
+			return fmt.Errorf("the spam burst did not reach %s's database in a minute (%d of 200, %v)", d.Name, n, err)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-agent.Exited():
-			return fmt.Errorf("the agent exited; its log ends:\n%s", agent.LogTail(20))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	// Self-metrics are gathered every second: wait for the round that saw
-	// every message.
-	for time.Now().Before(deadline) {
-		n, err := influx.Count("telegraf", "SELECT last(messages_received) FROM internal_mailevents")
-		if err == nil && n >= int64(sum.Messages) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return report(w, influx, nsqd)
+	return sink.Write([][]byte{event(200, at.Add(2*time.Minute))})
 }
 
-func report(w io.Writer, influx *stack.InfluxDB, nsqd *stack.NSQD) error {
+func report(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 	sections := []struct {
-		title, db, q string
-		showTime     bool
+		title, q string
 	}{
-		{"Events stored, by event", "mail",
-			"SELECT count(queue_id) AS events FROM mail_event GROUP BY event", false},
-		{"Latency (ms) by direction", "mail",
-			"SELECT count(latency_ms) AS events, percentile(latency_ms, 50) AS p50, percentile(latency_ms, 95) AS p95, percentile(latency_ms, 99) AS p99, max(latency_ms) AS max FROM mail_event GROUP BY direction", false},
-		{"A few events, string fields kept (ns timestamps)", "mail",
-			"SELECT dc, event, sender, recipient, sender_ip, smtp_code, smtp_response FROM mail_event WHERE event = 'bounced' OR event = 'deferred' LIMIT 4", true},
-		{"Agent self-metrics (internal_mailevents)", "telegraf",
-			"SELECT last(messages_received) AS received, last(metrics_emitted) AS emitted, last(messages_finished) AS finished, last(messages_requeued) AS requeued, last(events_dead_lettered) AS dead_lettered, last(events_missing_time) AS missing_time FROM internal_mailevents", false},
-		{"Bad events by reason (internal_mailevents_errors)", "telegraf",
-			"SELECT last(events) AS events FROM internal_mailevents_errors WHERE events > 0 GROUP BY reason", false},
-		{"End-to-end lag (internal_mailevents_lag)", "telegraf",
-			"SELECT last(events) AS events FROM internal_mailevents_lag WHERE events > 0 GROUP BY lag", false},
+		{"Central: events counted, by DC and event (mail_counts, 1m windows summed)",
+			`SELECT sum("count") AS events FROM mail_counts WHERE "window" = '1m' GROUP BY "dc", "event"`},
+		{"Central: latency (ms) by DC and direction, the minute of the traffic (mail_latency)",
+			`SELECT first("p50") AS p50, first("p90") AS p90, first("p99") AS p99, first("max") AS max, first("count") AS events FROM mail_latency WHERE "window" = '1m' GROUP BY "dc", "direction"`},
+		{"Central: top senders by distinct recipients per minute (mail_spam; senders are pseudonyms)",
+			`SELECT top("distinct_recipients", "sender", 3) AS distinct_recipients FROM mail_spam GROUP BY "dc"`},
 	}
 	for _, s := range sections {
-		series, err := influx.Query(s.db, s.q)
+		series, err := central.Query("mail_central", s.q)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "\n%s\n", s.title)
-		printSeries(w, series, s.showTime)
+		printSeries(w, series, false)
 	}
-	dead, err := nsqd.TopicStats("mail_events_dead")
+
+	for _, d := range dcs {
+		fmt.Fprintf(w, "\n%s: the agent's counters (self-metrics in the DC database)\n", d.Name)
+		for _, q := range []string{
+			`SELECT last("messages_received") AS received, last("metrics_emitted") AS emitted, last("events_dead_lettered") AS dead_lettered, last("events_missing_time") AS missing_time FROM internal_mailevents`,
+			`SELECT last("values_hashed") AS hashed, last("values_dropped") AS dropped FROM internal_piiscrub`,
+			`SELECT last("points_sent") AS sent_central, last("retries") AS retries FROM internal_rollupfwd WHERE "url" != ''`,
+			`SELECT last("spool_bytes") AS spool_bytes, last("spool_segments") AS segments FROM internal_rollupfwd WHERE "spool_dir" != ''`,
+		} {
+			series, err := d.DB.Query("telegraf", q)
+			if err != nil {
+				return err
+			}
+			printSeries(w, series, false)
+		}
+		c, err := kapacitorTopic(d)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s: spam alerts on topic %q: %s\n", d.Name, d.SpamTopic, c)
+	}
+
+	// Nothing personal centrally: every string, tag and tag value checked.
+	dump, err := central.Query("mail_central", `SELECT * FROM /.*/`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nDead-letter topic mail_events_dead holds %d messages (each: reason, error, original body).\n", dead.Depth)
+	tags, err := central.Query("mail_central", `SHOW TAG VALUES WITH KEY =~ /.*/`)
+	if err != nil {
+		return err
+	}
+	values, found := 0, 0
+	for _, s := range append(dump, tags...) {
+		for _, row := range s.Values {
+			for _, v := range row {
+				if str, ok := v.(string); ok {
+					values++
+					if pii.Contains(str) {
+						found++
+						fmt.Fprintf(w, "  PII centrally: %q\n", str)
+					}
+				}
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nPrivacy check: %d string values and tag values in the central database, %d holding an e-mail or IP address.\n", values, found)
+	if found > 0 {
+		return fmt.Errorf("%d values with personal data reached the central database", found)
+	}
 	return nil
+}
+
+// kapacitorTopic lists the alerts a DC's Kapacitor raised on its spam topic.
+func kapacitorTopic(d *dc.DC) (string, error) {
+	c, err := client.New(client.Config{URL: d.Kapacitor.URL, Timeout: 10 * time.Second})
+	if err != nil {
+		return "", err
+	}
+	ev, err := c.ListTopicEvents(c.TopicEventsLink(d.SpamTopic), nil)
+	if err != nil && strings.Contains(err.Error(), "unknown topic") {
+		return "none", nil // no alert was ever raised
+	}
+	if err != nil {
+		return "", err
+	}
+	levels := map[string]int{}
+	var critical []string
+	for _, e := range ev.Events {
+		levels[e.State.Level]++
+		if e.State.Level == "CRITICAL" {
+			critical = append(critical, "\n    "+e.State.Message)
+		}
+	}
+	return fmt.Sprintf("%d CRITICAL, %d WARNING%s", levels["CRITICAL"], levels["WARNING"], strings.Join(critical, "")), nil
 }
 
 // printSeries prints InfluxQL results as one table, group-by tags first;
@@ -153,6 +289,7 @@ func printSeries(w io.Writer, series []stack.Series, showTime bool) {
 	for k := range series[0].Tags {
 		tagKeys = append(tagKeys, k)
 	}
+	sort.Strings(tagKeys)
 	first := 1 // column 0 is time
 	if showTime {
 		first = 0

@@ -221,9 +221,10 @@ func (g *Generator) event(tm time.Time) Event {
 	if r.IntN(2) == 0 {
 		direction = "inbound"
 	}
-	sender := g.address("sender", r.IntN(c.Senders))
+	senderN := r.IntN(c.Senders)
+	sender := g.address("sender", senderN)
 	recipient := g.address("rcpt", r.IntN(c.Recipients))
-	ip := g.ip()
+	ip := g.ip(senderN % domains)
 	queueID := fmt.Sprintf("%010X", r.Uint64()&0xFFFFFFFFFF)
 	latency := math.Round(math.Exp(r.NormFloat64()*0.9+5.5)*10) / 10 // median ~245 ms, long tail
 	return Event{
@@ -237,7 +238,7 @@ func (g *Generator) event(tm time.Time) Event {
 		Sender:       sender,
 		Recipient:    recipient,
 		SenderIP:     ip,
-		Helo:         fmt.Sprintf("mail%d.%s", r.IntN(50), domainOf(sender)),
+		Helo:         fmt.Sprintf("mail%d.%s", senderN%3, domainOf(sender)),
 		SMTPCode:     o.code,
 		SMTPStatus:   o.status,
 		SMTPResponse: fmt.Sprintf(o.response, queueID, recipient, ip, sender),
@@ -249,8 +250,11 @@ func (g *Generator) event(tm time.Time) Event {
 }
 
 // address returns a mailbox; some carry plus-tags or dots, as real ones do.
+// domains is how many mail domains the generated addresses spread over.
+const domains = 97
+
 func (g *Generator) address(role string, n int) string {
-	domain := fmt.Sprintf("example%d.org", n%97)
+	domain := fmt.Sprintf("example%d.org", n%domains)
 	switch n % 10 {
 	case 0:
 		return fmt.Sprintf("%s%d+news@%s", role, n, domain)
@@ -265,12 +269,14 @@ func domainOf(addr string) string {
 	return addr[strings.LastIndexByte(addr, '@')+1:]
 }
 
-func (g *Generator) ip() string {
-	r := g.rng
-	if r.IntN(5) == 0 {
-		return fmt.Sprintf("2001:db8:%x::%x", r.IntN(0xffff), r.IntN(0xffff)+1)
+// ip returns one of the four sending addresses of a sender domain, as a
+// domain's outbound relays would be; one domain in five sends over IPv6.
+func (g *Generator) ip(domain int) string {
+	host := domain*4 + g.rng.IntN(4)
+	if domain%5 == 0 {
+		return fmt.Sprintf("2001:db8:%x::%x", domain+1, host%4+1)
 	}
-	return fmt.Sprintf("203.0.%d.%d", 113+r.IntN(3), 1+r.IntN(254))
+	return fmt.Sprintf("203.0.%d.%d", 113+host/254, 1+host%254)
 }
 
 // Line renders a message's event as inputs.mailevents stores it (the raw
