@@ -16,6 +16,7 @@ import (
 	"github.com/mailtick/mailtick/internal/check"
 	"github.com/mailtick/mailtick/internal/demo"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/localstack"
 	"github.com/mailtick/mailtick/internal/tasks"
 )
 
@@ -27,6 +28,8 @@ Usage:
                            deploy the versioned TICKscripts to Kapacitor
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
+  mailtick stack up|down --dir DIR [--dcs N]
+                           run central + N DCs on loopback until down (or Ctrl-C)
   mailtick demo [flags]    two DCs and a central InfluxDB on loopback, generated traffic, a report
   mailtick bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
 
@@ -52,6 +55,8 @@ func main() {
 		err = runTasks(os.Args[2:])
 	case "check":
 		os.Exit(runCheck(os.Args[2:]))
+	case "stack":
+		err = runStack(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -227,4 +232,18 @@ func runCheck(args []string) int {
 	res := v.Run()
 	fmt.Println(res.Line)
 	return int(res.Status)
+}
+
+func runStack(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
+		return fmt.Errorf("want up or down")
+	}
+	fs := flag.NewFlagSet("stack "+args[0], flag.ExitOnError)
+	dir := fs.String("dir", ".cache/stack", "where the servers keep their data and logs")
+	dcs := fs.Int("dcs", 2, "how many DCs (up)")
+	fs.Parse(args[1:])
+	if args[0] == "up" {
+		return localstack.Up(ctx, *dir, *dcs, os.Stdout)
+	}
+	return localstack.Down(*dir, time.Minute)
 }
