@@ -5,7 +5,7 @@ export GOFLAGS := -buildvcs=false
 
 GO_TEST_TIMEOUT ?= 25m
 
-.PHONY: all build servers test test-short demo bench fuzz clean
+.PHONY: all build servers chromium test test-short demo bench fuzz clean
 
 all: build
 
@@ -18,8 +18,14 @@ build:
 servers:
 	./scripts/servers.sh
 
+## chromium: Debian's Chromium, for the test that renders the HTML report
+chromium:
+	@command -v chromium >/dev/null || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -q && $$sudo apt-get install -y -q chromium; }
+
 ## test: every test, integration tests against real servers included
-test: servers build
+test: servers build chromium
 	go vet ./...
 	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
 

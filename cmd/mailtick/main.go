@@ -165,6 +165,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.Float64Var(&opt.Rate, "rate", 1000, "events per second of event time, per DC")
 	fs.Float64Var(&opt.Bad, "bad", 0.01, "fraction of bad messages")
 	fs.StringVar(&opt.Dir, "dir", "", "keep the servers' data and logs here (default: a temporary folder)")
+	fs.StringVar(&opt.HTML, "html", "mailtick-demo.html", "where to write the HTML report with charts")
 	fs.Parse(args)
 	return demo.Run(ctx, opt, os.Stdout)
 }

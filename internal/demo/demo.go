@@ -32,6 +32,7 @@ type Options struct {
 	Rate   float64 // per second, per DC
 	Bad    float64 // fraction of bad messages
 	Dir    string  // where servers keep their data; kept if set
+	HTML   string  // where the HTML report goes
 }
 
 // Run starts the system, sends the traffic, waits until the central
@@ -136,7 +137,104 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 			}
 		}
 	}
-	return report(w, central, dcs)
+	if err := report(w, central, dcs); err != nil {
+		return err
+	}
+	charts, err := chartData(central, dcs)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(opt.HTML)
+	if err != nil {
+		return err
+	}
+	if err := WriteHTML(f, "mailtick demo: two DCs and the central database", charts); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	step("HTML report with charts: %s (open it in a browser; no server needed)", opt.HTML)
+	return nil
+}
+
+// slowMs is what the report calls a slow message.
+const slowMs = 1000
+
+// chartData reads the charts of the HTML report: latency percentiles over
+// time per DC and counts by event from the central database, and the slow
+// messages by direction, DC, mailer and customer from the DC databases
+// (mailers are not in the rollups).
+func chartData(central *stack.InfluxDB, dcs []*dc.DC) ([]Chart, error) {
+	latency := Chart{Title: "Latency percentiles over time per DC (ms, central mail_latency)", Kind: "line", Series: map[string][][2]float64{}}
+	series, err := central.Query("mail_central",
+		`SELECT max("p50") AS p50, max("p99") AS p99 FROM mail_latency WHERE "window" = '1m' AND time > now() - 2h GROUP BY time(1m), "dc" fill(none)`)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range series {
+		for _, row := range s.Values {
+			ts, _ := row[0].(json.Number).Int64()
+			for i, name := range s.Columns[1:] {
+				if v, ok := row[i+1].(json.Number); ok {
+					f, _ := v.Float64()
+					key := s.Tags["dc"] + " " + name
+					latency.Series[key] = append(latency.Series[key], [2]float64{float64(ts) / 1e9, f})
+				}
+			}
+		}
+	}
+	counts := Chart{Title: "Events by type, all DCs (central mail_counts)", Kind: "bar", Bars: map[string]float64{}}
+	if err := addBars(counts.Bars, central, "mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m' GROUP BY "event"`, "event"); err != nil {
+		return nil, err
+	}
+	slow := func(by string) Chart {
+		return Chart{Title: fmt.Sprintf("Slow messages (over %d ms) by %s", slowMs, by), Kind: "bar", Bars: map[string]float64{}}
+	}
+	byDirection, byDC, byMailer, byCustomer := slow("direction"), slow("DC"), slow("mailer"), slow("customer")
+	for _, d := range dcs {
+		q := fmt.Sprintf(`SELECT count("latency_ms") FROM mail_event WHERE "latency_ms" > %d GROUP BY `, slowMs)
+		for _, x := range []struct {
+			chart Chart
+			tag   string
+		}{{byDirection, "direction"}, {byDC, "dc"}, {byMailer, "mailer"}, {byCustomer, "customer"}} {
+			if err := addBars(x.chart.Bars, d.DB, "mail", q+`"`+x.tag+`"`, x.tag); err != nil {
+				return nil, err
+			}
+		}
+	}
+	keepTop(byCustomer.Bars, 12)
+	return []Chart{latency, counts, byDirection, byDC, byMailer, byCustomer}, nil
+}
+
+// addBars adds the single value of each group of q to bars, by tag.
+func addBars(bars map[string]float64, db *stack.InfluxDB, database, q, tag string) error {
+	series, err := db.Query(database, q)
+	if err != nil {
+		return err
+	}
+	for _, s := range series {
+		if len(s.Values) > 0 {
+			if v, ok := s.Values[0][1].(json.Number); ok {
+				f, _ := v.Float64()
+				bars[s.Tags[tag]] += f
+			}
+		}
+	}
+	return nil
+}
+
+// keepTop keeps the n largest bars.
+func keepTop(bars map[string]float64, n int) {
+	keys := make([]string, 0, len(bars))
+	for k := range bars {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return bars[keys[i]] > bars[keys[j]] })
+	for _, k := range keys[min(n, len(keys)):] {
+		delete(bars, k)
+	}
 }
 
 // spamBurst is one sender mailing 200 distinct recipients from rotating
