@@ -18,6 +18,7 @@ import (
 	"github.com/mailtick/mailtick/internal/pii"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/plugins/inputs/mailevents"
 )
 
 // testDC is a DC and the central InfluxDB it forwards to.
@@ -114,35 +115,63 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 	sink, err := gen.NewNSQSink(d.NSQD.TCPAddr, "mail_events")
 	require.NoError(t, err)
 	byKey := map[string]int64{}
-	done := make(chan gen.Summary, 1)
+	type result struct {
+		sum gen.Summary
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
 		defer sink.Close()
-		sum, _ := gen.Run(context.Background(), g, sink, 1000, 100, func(m gen.Message) {
+		sum, err := gen.Run(context.Background(), g, sink, 1000, 100, func(m gen.Message) {
 			if m.Kind == gen.Good || m.Kind == gen.MissingTime {
 				byKey[m.Event.Direction+" "+m.Event.Event]++
 			}
 		})
-		done <- sum
+		done <- result{sum, err}
 	}()
 
-	time.Sleep(time.Second) // let traffic flow: the faults come mid-stream
+	// The faults come mid-stream, each once the DC database holds so many
+	// events: the central side goes down, the agent is killed and
+	// restarted, the central side comes back once the new agent writes.
+	// What the killed agent held in flight comes back after nsqd's message
+	// timeout (60s).
+	raw := func(atLeast int64) int64 {
+		var got int64
+		require.Eventually(t, func() bool {
+			got, _ = d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event`)
+			return got >= atLeast
+		}, 60*time.Second, 50*time.Millisecond, "want %d raw events stored", atLeast)
+		return got
+	}
+	raw(1000)
 	require.NoError(t, d.central.Stop(10*time.Second))
-	time.Sleep(time.Second)
+	atKill := raw(2500)
+	require.Less(t, atKill, int64(n), "the kill must land mid-stream")
 	require.NoError(t, d.Agent.Kill())
-	restarted, err := stack.RestartTelegraf(d.Agent, "")
-	require.NoError(t, err)
-	*d.Agent = *restarted
-	time.Sleep(time.Second)
+	require.NoError(t, d.Agent.Restart()) // the test's cleanup stops the live process
+	raw(atKill + 500)                     // the new agent is writing
 	require.NoError(t, d.central.Restart())
-	sum := <-done
+	res := <-done
+	require.NoError(t, res.err)
+	sum := res.sum
 	require.Equal(t, n, sum.Messages)
 
 	stored := int64(sum.ByKind[gen.Good] + sum.ByKind[gen.MissingTime])
 	requireExact(t, d, stored, byKey)
+	// Every bad message is dead-lettered. A message dead-lettered just before
+	// the kill, but not yet finished, is dead-lettered again when NSQ hands
+	// it out again: duplicates carry the same message_id.
+	bad := sum.ByKind[gen.Malformed] + sum.ByKind[gen.WrongType] + sum.ByKind[gen.Oversized]
 	dead, err := d.NSQD.TopicStats("mail_events_dead")
 	require.NoError(t, err)
-	require.Equal(t, int64(sum.ByKind[gen.Malformed]+sum.ByKind[gen.WrongType]+sum.ByKind[gen.Oversized]), dead.MessageCount,
-		"every bad message dead-lettered once")
+	require.GreaterOrEqual(t, dead.MessageCount, int64(bad))
+	ids := map[string]bool{}
+	for _, body := range stacktest.Consume(t, d.NSQD, "mail_events_dead", int(dead.MessageCount)) {
+		var dl mailevents.DeadLetter
+		require.NoError(t, json.Unmarshal(body, &dl))
+		ids[dl.MessageID] = true
+	}
+	require.Len(t, ids, bad, "every bad message dead-lettered, duplicates only of the same message")
 }
 
 // requireExact waits until the DC holds k raw events and the central

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,15 +124,9 @@ func TestFluxRollupsIntegration(t *testing.T) {
 // latency computes, independently, what mail_latency.flux yields per
 // direction, minute and statistic (Flux's exact_selector: rank ceil(q*n)).
 func latency(events []gen.Message) map[string]string {
-	groups := map[string][]float64{}
-	for _, m := range events {
-		key := fmt.Sprintf("%s %d", m.Event.Direction, m.Time.Truncate(time.Minute).UnixNano())
-		groups[key] = append(groups[key], m.Event.LatencyMs)
-	}
 	out := map[string]string{}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
-	for key, v := range groups {
-		sort.Float64s(v)
+	for key, v := range stacktest.LatencyGroups(events) {
 		sum := 0.0
 		for _, x := range v {
 			sum += x

@@ -116,7 +116,7 @@ func Outage(ctx context.Context, n int, log io.Writer) ([]OutageResult, error) {
 		if err := a.proc.Kill(); err != nil {
 			return nil, err
 		}
-		if a.proc, err = stack.RestartTelegraf(a.proc, ""); err != nil {
+		if err := a.proc.Restart(); err != nil {
 			return nil, err
 		}
 	}

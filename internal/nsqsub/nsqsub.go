@@ -87,9 +87,6 @@ func (m *Message) Touch() {
 	}
 }
 
-// Responded tells whether Finish or Requeue was called.
-func (m *Message) Responded() bool { return m.responded.Load() }
-
 // Subscriber delivers messages of its topic to its channel Messages.
 type Subscriber struct {
 	cfg  Config

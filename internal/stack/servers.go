@@ -252,25 +252,23 @@ type Telegraf struct {
 // dir/telegraf.conf. It is ready once the agent logs that it started its
 // plugins (Telegraf has no health endpoint unless configured).
 func StartTelegraf(dir, config string, env ...string) (*Telegraf, error) {
-	bin, err := Binary("telegraf")
-	if err != nil {
-		return nil, err
-	}
 	conf := filepath.Join(dir, "telegraf.conf")
 	if err := writeFile(conf, config); err != nil {
 		return nil, err
 	}
-	return RestartTelegraf(&Telegraf{ConfigPath: conf, Env: env, Process: &Process{Dir: dir}}, bin)
+	t := &Telegraf{ConfigPath: conf, Env: env, Process: &Process{Dir: dir}}
+	if err := t.Restart(); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
-// RestartTelegraf starts the agent again with the same config and
-// environment, e.g. after a kill.
-func RestartTelegraf(t *Telegraf, bin string) (*Telegraf, error) {
-	if bin == "" {
-		var err error
-		if bin, err = Binary("telegraf"); err != nil {
-			return nil, err
-		}
+// Restart starts the agent again with the same config and environment,
+// e.g. after a kill; t then refers to the new process.
+func (t *Telegraf) Restart() error {
+	bin, err := Binary("telegraf")
+	if err != nil {
+		return err
 	}
 	var logged int64 // the log is appended to across restarts
 	if fi, err := os.Stat(filepath.Join(t.Dir, "telegraf.log")); err == nil {
@@ -278,7 +276,7 @@ func RestartTelegraf(t *Telegraf, bin string) (*Telegraf, error) {
 	}
 	p, err := StartProcess("telegraf", bin, []string{"--config", t.ConfigPath}, t.Dir, t.Env...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	started := func() error {
 		b, err := os.ReadFile(p.LogPath)
@@ -291,9 +289,10 @@ func RestartTelegraf(t *Telegraf, bin string) (*Telegraf, error) {
 		return nil
 	}
 	if err := p.waitReady(30*time.Second, started); err != nil {
-		return nil, err
+		return err
 	}
-	return &Telegraf{Process: p, ConfigPath: t.ConfigPath, Env: t.Env}, nil
+	t.Process = p
+	return nil
 }
 
 func writeFile(path, text string) error {

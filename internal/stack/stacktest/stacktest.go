@@ -8,9 +8,11 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nsqio/go-nsq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
@@ -61,8 +63,8 @@ func Kapacitor(t testing.TB, influxURL string, extra ...stack.Cluster) *stack.Ka
 	return s
 }
 
-// Telegraf runs bin/telegraf with config. Restart it with stack.RestartTelegraf;
-// the test stops whichever process runs last through the returned pointer.
+// Telegraf runs bin/telegraf with config; after a Restart, the test's
+// cleanup stops the process that runs then.
 func Telegraf(t testing.TB, config string, env ...string) *stack.Telegraf {
 	t.Helper()
 	s, err := stack.StartTelegraf(t.TempDir(), config, env...)
@@ -106,14 +108,8 @@ func SeedEvents(t testing.TB, db *stack.InfluxDB, database string, seed uint64, 
 // nearest rank), max and count, keyed "<direction> <minute, ns>" and
 // rendered as InfluxDB's JSON shows a row of them.
 func LatencyByMinute(events []gen.Message) map[string]string {
-	groups := map[string][]float64{}
-	for _, m := range events {
-		key := fmt.Sprintf("%s %d", m.Event.Direction, m.Time.Truncate(time.Minute).UnixNano())
-		groups[key] = append(groups[key], m.Event.LatencyMs)
-	}
 	out := map[string]string{}
-	for key, v := range groups {
-		sort.Float64s(v)
+	for key, v := range LatencyGroups(events) {
 		rank := func(p float64) float64 {
 			i := int(math.Floor(float64(len(v))*p/100+0.5)) - 1
 			return v[max(0, min(i, len(v)-1))]
@@ -121,4 +117,46 @@ func LatencyByMinute(events []gen.Message) map[string]string {
 		out[key] = fmt.Sprint([]any{rank(50), rank(99), v[len(v)-1], float64(len(v))})
 	}
 	return out
+}
+
+// Consume reads at least n messages of topic from nsqd through a fresh
+// channel, and returns their bodies.
+func Consume(t testing.TB, nsqd *stack.NSQD, topic string, n int) [][]byte {
+	t.Helper()
+	c, err := nsq.NewConsumer(topic, "test", nsq.NewConfig())
+	require.NoError(t, err)
+	c.SetLogger(nil, nsq.LogLevelError)
+	var mu sync.Mutex
+	var bodies [][]byte
+	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
+		mu.Lock()
+		bodies = append(bodies, m.Body)
+		mu.Unlock()
+		return nil
+	}))
+	require.NoError(t, c.ConnectToNSQD(nsqd.TCPAddr))
+	defer func() { c.Stop(); <-c.StopChan }()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) >= n
+	}, 20*time.Second, 20*time.Millisecond, "want %d messages on %q", n, topic)
+	mu.Lock()
+	defer mu.Unlock()
+	return bodies
+}
+
+// LatencyGroups returns the latencies of events by direction and minute,
+// keyed "<direction> <minute, ns>", each sorted: the groups the latency
+// rollups are computed over.
+func LatencyGroups(events []gen.Message) map[string][]float64 {
+	groups := map[string][]float64{}
+	for _, m := range events {
+		key := fmt.Sprintf("%s %d", m.Event.Direction, m.Time.Truncate(time.Minute).UnixNano())
+		groups[key] = append(groups[key], m.Event.LatencyMs)
+	}
+	for _, v := range groups {
+		sort.Float64s(v)
+	}
+	return groups
 }

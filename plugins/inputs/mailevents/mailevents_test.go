@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,32 +61,6 @@ func channelStats(t *testing.T, nsqd *stack.NSQD, topic string) stack.ChannelSta
 	require.NoError(t, err)
 	ch, _ := st.Channel("mailtick")
 	return ch
-}
-
-// consumeAll reads n messages of topic through a fresh channel.
-func consumeAll(t *testing.T, nsqd *stack.NSQD, topic string, n int) [][]byte {
-	t.Helper()
-	c, err := nsq.NewConsumer(topic, "test", nsq.NewConfig())
-	require.NoError(t, err)
-	c.SetLogger(nil, nsq.LogLevelError)
-	var mu sync.Mutex
-	var bodies [][]byte
-	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
-		mu.Lock()
-		bodies = append(bodies, m.Body)
-		mu.Unlock()
-		return nil
-	}))
-	require.NoError(t, c.ConnectToNSQD(nsqd.TCPAddr))
-	defer func() { c.Stop(); <-c.StopChan }()
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(bodies) >= n
-	}, 20*time.Second, 20*time.Millisecond, "want %d messages on %q", n, topic)
-	mu.Lock()
-	defer mu.Unlock()
-	return bodies
 }
 
 func TestAtLeastOnceIntegration(t *testing.T) {
@@ -154,7 +127,7 @@ func TestDeadLetterIntegration(t *testing.T) {
 	}
 
 	var letters []DeadLetter
-	for _, body := range consumeAll(t, nsqd, "mail_events_dead", 3) {
+	for _, body := range stacktest.Consume(t, nsqd, "mail_events_dead", 3) {
 		var dl DeadLetter
 		require.NoError(t, json.Unmarshal(body, &dl))
 		letters = append(letters, dl)

@@ -106,7 +106,7 @@ func TestPipelineIntegration(t *testing.T) {
 		ev.SenderIP, ev.SMTPResponse, json.Number(fmt.Sprint(ev.SMTPCode)), json.Number(fmt.Sprint(ev.LatencyMs))}, row[1:])
 
 	// Bad messages are in the dead-letter topic, each with its reason.
-	letters := consumeAll(t, nsqd, "mail_events_dead", int(dead))
+	letters := stacktest.Consume(t, nsqd, "mail_events_dead", int(dead))
 	require.Len(t, letters, int(dead))
 	byReason := map[string]int{}
 	for _, b := range letters {
@@ -154,9 +154,7 @@ func TestKillRestartIntegration(t *testing.T) {
 	before := countEvents(t, influx)
 	require.Less(t, before, int64(n), "the kill must land mid-stream")
 
-	restarted, err := stack.RestartTelegraf(agent, "")
-	require.NoError(t, err)
-	*agent = *restarted // the test's cleanup stops the live process
+	require.NoError(t, agent.Restart()) // the test's cleanup stops the live process
 	res := <-done
 	require.NoError(t, res.err)
 	require.Equal(t, n, res.sum.ByKind[gen.Good])

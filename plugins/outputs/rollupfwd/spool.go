@@ -40,10 +40,6 @@ type position struct {
 	Off int64  `json:"offset"`
 }
 
-func (p position) before(q position) bool {
-	return p.Seg < q.Seg || (p.Seg == q.Seg && p.Off < q.Off)
-}
-
 type segment struct {
 	seq        uint64
 	size       int64
