@@ -22,6 +22,7 @@ package pii
 
 import (
 	"net/netip"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -47,10 +48,12 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// Match is one address found in a text: s[Start:End].
+// Match is one address found in a text: s[Start:End]. For an e-mail,
+// s[At:AtEnd] is its at-sign, which may be encoded (%40, &#64;, ＠ ...).
 type Match struct {
 	Start, End int
 	Kind       Kind
+	At, AtEnd  int
 }
 
 // Find returns the first address in s at or after from, or ok=false.
@@ -59,8 +62,14 @@ func Find(s string, from int) (m Match, ok bool) {
 		c := s[i]
 		switch {
 		case c == '@':
-			if m, ok := email(s, i); ok && m.Start >= from {
+			if m, ok := email(s, i, i+1, from); ok {
 				return m, true
+			}
+		case c == '%' || c == '&' || c == '\\' || c == 0xEF:
+			if n := encodedAt(s, i); n > 0 {
+				if m, ok := email(s, i, i+n, from); ok {
+					return m, true
+				}
 			}
 		case isDigit(c):
 			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.') {
@@ -68,7 +77,7 @@ func Find(s string, from int) (m Match, ok bool) {
 			}
 			if m, ok := ipv4(s, i); ok {
 				// An e-mail may start with the digits: prefer it.
-				if e, eok := emailAround(s, m.End); eok && e.Start <= i {
+				if e, eok := emailAround(s, m.End, from); eok && e.Start <= i {
 					return e, true
 				}
 				return m, true
@@ -77,7 +86,9 @@ func Find(s string, from int) (m Match, ok bool) {
 				return m, true
 			}
 		case isHex(c) || c == ':':
-			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == ':' || s[i-1] == '.') {
+			// Inside a word or a dotted run no address starts; right after
+			// a colon one may ("[IPv6:fd00::17]", "ip:fd00::beef").
+			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.' || (s[i-1] == ':' && c == ':')) {
 				continue
 			}
 			if m, ok := ipv6(s, i); ok {
@@ -88,18 +99,57 @@ func Find(s string, from int) (m Match, ok bool) {
 	return Match{}, false
 }
 
+// encodedAt returns the length of an encoded at-sign at s[i:], 0 if none:
+// percent-encoded (%40, and %2540 ... encoded again), an HTML character
+// reference (&#64;, &#x40;), a JSON or C escape (\u0040, \x40), or the
+// fullwidth and small commercial at (＠, ﹫). Tracking and unsubscribe URLs
+// and JSON text carry addresses in these forms.
+func encodedAt(s string, i int) int {
+	rest := s[i:]
+	switch rest[0] {
+	case '%':
+		j := 1
+		for strings.HasPrefix(rest[j:], "25") { // %25 is '%': encoded again
+			j += 2
+		}
+		if strings.HasPrefix(rest[j:], "40") {
+			return j + 2
+		}
+	case '&':
+		for _, e := range [...]string{"&#64;", "&#064;", "&#x40;", "&#X40;", "&commat;"} {
+			if len(rest) >= len(e) && strings.EqualFold(rest[:len(e)], e) {
+				return len(e)
+			}
+		}
+	case '\\':
+		for _, e := range [...]string{`\u0040`, `\x40`} {
+			if strings.HasPrefix(rest, e) {
+				return len(e)
+			}
+		}
+	case 0xEF:
+		if strings.HasPrefix(rest, "\uFF20") || strings.HasPrefix(rest, "\uFE6B") {
+			return 3
+		}
+	}
+	return 0
+}
+
 // Contains tells whether s holds an e-mail or IP address.
 func Contains(s string) bool {
 	_, ok := Find(s, 0)
 	return ok
 }
 
-// emailAround finds an e-mail whose '@' comes at or after i, before the
-// next space.
-func emailAround(s string, i int) (Match, bool) {
+// emailAround finds an e-mail whose at-sign comes at or after i, before
+// the next character that cannot be in a local part.
+func emailAround(s string, i, from int) (Match, bool) {
 	for j := i; j < len(s) && j < i+256; j++ {
 		if s[j] == '@' {
-			return email(s, j)
+			return email(s, j, j+1, from)
+		}
+		if n := encodedAt(s, j); n > 0 {
+			return email(s, j, j+n, from)
 		}
 		if !isAtext(s[j]) {
 			break
@@ -108,35 +158,15 @@ func emailAround(s string, i int) (Match, bool) {
 	return Match{}, false
 }
 
-// email checks the mailbox around the '@' at at.
-func email(s string, at int) (Match, bool) {
-	// Local part, backwards.
-	start := at
-	if at > 0 && s[at-1] == '"' {
-		j := at - 2
-		for j >= 0 && s[j] != '"' {
-			if s[j] == '\n' {
-				return Match{}, false
-			}
-			j--
-		}
-		if j < 0 || j == at-2 {
-			return Match{}, false
-		}
-		start = j
-	} else {
-		for start > 0 && isAtext(s[start-1]) {
-			start--
-		}
-		for start < at && s[start] == '.' { // a local part does not start with a dot
-			start++
-		}
-		if start == at || s[at-1] == '.' {
-			return Match{}, false
-		}
+// email checks the mailbox around the at-sign s[at:atEnd]. Its local part
+// does not reach back before from (the end of the previous address).
+func email(s string, at, atEnd, from int) (Match, bool) {
+	start, ok := localPart(s, at, from)
+	if !ok {
+		return Match{}, false
 	}
 	// Domain, forwards.
-	end := at + 1
+	end := atEnd
 	if end < len(s) && s[end] == '[' { // user@[192.0.2.1]
 		j := end + 1
 		for j < len(s) && s[j] != ']' && j-end < 64 {
@@ -144,20 +174,18 @@ func email(s string, at int) (Match, bool) {
 		}
 		if j < len(s) && s[j] == ']' {
 			if _, err := netip.ParseAddr(trimIPv6Tag(s[end+1 : j])); err == nil {
-				return Match{start, j + 1, Email}, true
+				return Match{Start: start, End: j + 1, Kind: Email, At: at, AtEnd: atEnd}, true
 			}
 		}
 		return Match{}, false
 	}
-	labels, labelLen, lastEnd, tldAlpha := 0, 0, end, true
+	labels, labelLen, lastEnd, letter, tldLetter := 0, 0, end, false, false
 	for end < len(s) {
 		c := s[end]
 		switch {
 		case isAlnum(c) || c == '-':
 			labelLen++
-			if isDigit(c) {
-				tldAlpha = false
-			}
+			letter = letter || isAlpha(c)
 			end++
 		case c >= 0x80: // IDN label in UTF-8
 			r, n := utf8.DecodeRuneInString(s[end:])
@@ -165,12 +193,12 @@ func email(s string, at int) (Match, bool) {
 				goto done
 			}
 			labelLen++
+			letter = true
 			end += n
 		case c == '.' && labelLen > 0:
 			labels++
 			lastEnd = end
-			labelLen = 0
-			tldAlpha = true
+			tldLetter, letter, labelLen = letter, false, 0
 			end++
 		default:
 			goto done
@@ -180,24 +208,75 @@ done:
 	if labelLen > 0 {
 		labels++
 		lastEnd = end
-	} else {
-		tldAlpha = tldAlphaOf(s[at+1 : lastEnd])
+		tldLetter = letter
 	}
-	if labels < 2 || !tldAlpha {
+	if labels < 2 {
 		return Match{}, false
 	}
-	return Match{start, lastEnd, Email}, true
-}
-
-// tldAlphaOf tells whether the last label of domain has a letter, so that
-// user@1.2 is not a mailbox but user@mail.example is.
-func tldAlphaOf(domain string) bool {
-	for i := len(domain) - 1; i >= 0 && domain[i] != '.'; i-- {
-		if !isDigit(domain[i]) {
-			return true
+	if !tldLetter {
+		// A bare IPv4 domain (lou@203.0.113.12) is a mailbox too; other
+		// all-digit top labels (user@1.2) are not.
+		if a, err := netip.ParseAddr(s[atEnd:lastEnd]); err != nil || !a.Is4() {
+			return Match{}, false
 		}
 	}
-	return false
+	return Match{Start: start, End: lastEnd, Kind: Email, At: at, AtEnd: atEnd}, true
+}
+
+// localPart returns where the local part before s[at] starts. It is a
+// quoted string, or a run of atext cut after the last separator that lists
+// and URLs put between an address and what comes before it (= & ? / |, and
+// percent-encoded characters that cannot stand in a dot-atom): in
+// "rcpts=a@x.org|b@x.org" and "?to=b%40x.org" the address is "b@x.org".
+func localPart(s string, at, from int) (int, bool) {
+	if at > from && s[at-1] == '"' {
+		j := at - 2
+		for j >= from && s[j] != '"' {
+			if s[j] == '\n' {
+				return 0, false
+			}
+			j--
+		}
+		if j < from || j == at-2 {
+			return 0, false
+		}
+		return j, true
+	}
+	start := at
+	for start > from && isAtext(s[start-1]) {
+		start--
+		if c := s[start]; c == '=' || c == '&' || c == '?' || c == '/' || c == '|' {
+			start++
+			break
+		}
+		if s[start] == '%' && start+2 < at && isHex(s[start+1]) && isHex(s[start+2]) {
+			if d := unhex(s[start+1])<<4 | unhex(s[start+2]); !isAtext(d) || isSeparator(d) {
+				start += 3
+				break
+			}
+		}
+	}
+	for start < at && s[start] == '.' { // a local part does not start with a dot
+		start++
+	}
+	if start == at || s[at-1] == '.' {
+		return 0, false
+	}
+	return start, true
+}
+
+func isSeparator(c byte) bool {
+	return c == '=' || c == '&' || c == '?' || c == '/' || c == '|' || c == '%'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c|0x20 >= 'a' && c|0x20 <= 'f':
+		return c | 0x20 - 'a' + 10
+	}
+	return 0
 }
 
 func trimIPv6Tag(s string) string {
@@ -210,6 +289,7 @@ func trimIPv6Tag(s string) string {
 // ipv4 checks a dotted quad starting at i.
 func ipv4(s string, i int) (Match, bool) {
 	j := i
+	var oct [4]byte
 	for part := 0; part < 4; part++ {
 		if part > 0 {
 			if j >= len(s) || s[j] != '.' {
@@ -226,15 +306,16 @@ func ipv4(s string, i int) (Match, bool) {
 		if digits == 0 || digits > 3 || n > 255 {
 			return Match{}, false
 		}
+		oct[part] = byte(n)
 	}
 	// Not part of a longer number or dotted run (1.2.3.4.5, 1.2.3.45678).
 	if j < len(s) && (isAlnum(s[j]) || (s[j] == '.' && j+1 < len(s) && isDigit(s[j+1]))) {
 		return Match{}, false
 	}
-	if isNetwork(s, j, MaxIPv4Prefix) {
+	if isNetwork(s, j, netip.AddrFrom4(oct), MaxIPv4Prefix) {
 		return Match{}, false
 	}
-	return Match{i, j, IPv4}, true
+	return Match{Start: i, End: j, Kind: IPv4}, true
 }
 
 // ipv6 checks the longest run at i that could be an IPv6 address.
@@ -266,10 +347,10 @@ func ipv6(s string, i int) (Match, bool) {
 	// without one or two trailing dots or colons.
 	for tries := 0; tries < 3 && end-i >= 2; tries++ {
 		if a, err := netip.ParseAddr(s[i:end]); err == nil && a.Is6() {
-			if end < len(s) && isAlnum(s[end]) || isNetwork(s, end, MaxIPv6Prefix) {
+			if end < len(s) && isAlnum(s[end]) || isNetwork(s, end, a, MaxIPv6Prefix) {
 				return Match{}, false
 			}
-			return Match{i, end, IPv6}, true
+			return Match{Start: i, End: end, Kind: IPv6}, true
 		}
 		if c := s[end-1]; c != '.' && c != ':' {
 			break
@@ -279,17 +360,19 @@ func ipv6(s string, i int) (Match, bool) {
 	return Match{}, false
 }
 
-// Networks short enough to name many hosts are not personal data: an address
-// followed by a prefix length up to these (203.0.113.0/24, 2001:db8::/48) is
-// not reported. Longer prefixes narrow it to a few hosts and are.
+// Networks short enough to name many hosts are not personal data: a
+// network address followed by a prefix length up to these (203.0.113.0/24,
+// 2001:db8::/48) is not reported. Longer prefixes narrow it to a few hosts
+// and are; so is a host address with a prefix (inet 203.0.113.45/24 is the
+// host .45, not a network).
 const (
 	MaxIPv4Prefix = 24
 	MaxIPv6Prefix = 48
 )
 
-// isNetwork tells whether s[j:] starts with "/N", N <= limit, and nothing
-// alphanumeric after it.
-func isNetwork(s string, j, limit int) bool {
+// isNetwork tells whether s[j:] starts with "/N", N <= limit, nothing
+// alphanumeric after it, and a's bits past N all zero.
+func isNetwork(s string, j int, a netip.Addr, limit int) bool {
 	if j >= len(s) || s[j] != '/' {
 		return false
 	}
@@ -298,7 +381,11 @@ func isNetwork(s string, j, limit int) bool {
 		n = n*10 + int(s[k]-'0')
 		k++
 	}
-	return k > j+1 && n <= limit && (k == len(s) || !isAlnum(s[k]))
+	if k == j+1 || n > limit || (k < len(s) && isAlnum(s[k])) {
+		return false
+	}
+	p, err := a.WithZone("").Prefix(n)
+	return err == nil && p.Addr() == a.WithZone("")
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -324,11 +411,11 @@ func isIDNRune(r rune) bool {
 }
 
 // Replace appends s to dst with every address replaced by what repl
-// appends for it, and counts the replacements by kind. Replacement can join
+// appends for it (repl gets the match and the text it indexes into), and counts the replacements by kind. Replacement can join
 // leftovers into a new address (a@b.c@d.org): Replace rescans what it
 // wrote, redacts again if needed, and after maxPasses gives up on the text
 // and writes Unreadable instead, so its result never holds an address.
-func Replace(dst []byte, s string, repl func(dst []byte, m Match, addr string) []byte, counts *[4]int) []byte {
+func Replace(dst []byte, s string, repl func(dst []byte, m Match, text string) []byte, counts *[4]int) []byte {
 	base := len(dst)
 	cur := s
 	for pass := 0; pass < maxPasses; pass++ {
@@ -340,7 +427,7 @@ func Replace(dst []byte, s string, repl func(dst []byte, m Match, addr string) [
 		last := 0
 		for ok {
 			dst = append(dst, cur[last:m.Start]...)
-			dst = repl(dst, m, cur[m.Start:m.End])
+			dst = repl(dst, m, cur)
 			if counts != nil {
 				counts[m.Kind]++
 			}
@@ -363,3 +450,100 @@ const maxPasses = 3
 
 // Unreadable replaces a text that kept yielding addresses after redaction.
 const Unreadable = "[redacted]"
+
+// Canonical appends the form of the address s[m.Start:m.End] that
+// pseudonyms are made of, so that one address has one pseudonym wherever it
+// stands and however it is written: an e-mail with its at-sign decoded, its
+// local part percent-decoded, its domain in lower case, and with foldLocal
+// its local part too (mailbox names are case-insensitive in practice, and
+// RFC 5321 leaves it to the receiving host); an IP address as net/netip
+// writes it, without zone, IPv4-mapped IPv6 as IPv4.
+func Canonical(dst []byte, s string, m Match, foldLocal bool) []byte {
+	if m.Kind != Email {
+		a, err := netip.ParseAddr(s[m.Start:m.End])
+		if err != nil {
+			return append(dst, s[m.Start:m.End]...)
+		}
+		return a.WithZone("").Unmap().AppendTo(dst)
+	}
+	local := s[m.Start:m.At]
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		if c == '%' && i+2 < len(local) && isHex(local[i+1]) && isHex(local[i+2]) {
+			c = unhex(local[i+1])<<4 | unhex(local[i+2])
+			i += 2
+		}
+		if foldLocal {
+			c = lower(c)
+		}
+		dst = append(dst, c)
+	}
+	if foldLocal && hasNonASCII(local) {
+		// Rare: fold an internationalized local part rune by rune.
+		n := len(dst) - len(local)
+		dst = append(dst[:n], strings.ToLower(string(dst[n:]))...)
+	}
+	dst = append(dst, '@')
+	domain := s[m.AtEnd:m.End]
+	if hasNonASCII(domain) {
+		return append(dst, strings.ToLower(domain)...)
+	}
+	for i := 0; i < len(domain); i++ {
+		dst = append(dst, lower(domain[i]))
+	}
+	return dst
+}
+
+// Whole returns the address that is all of s but for white space and angle
+// brackets around it ("<Bob@Example.org>"), or ok=false.
+func Whole(s string) (Match, bool) {
+	start, end := 0, len(s)
+	for start < end && (s[start] == ' ' || s[start] == '\t' || s[start] == '<') {
+		start++
+	}
+	for end > start && (s[end-1] == ' ' || s[end-1] == '\t' || s[end-1] == '>') {
+		end--
+	}
+	m, ok := Find(s[:end], start)
+	if !ok || m.Start != start || m.End != end {
+		return Match{}, false
+	}
+	return m, true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func hasNonASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// SafeCut returns where to cut s to at most n bytes without leaving part
+// of an address at the end: before the token the cut falls in, a token
+// being a run of bytes other than white space and < > " ( ) , ;.
+func SafeCut(s string, n int) int {
+	if n >= len(s) {
+		return len(s)
+	}
+	for n > 0 && !isTokenEnd(s[n-1]) {
+		n--
+	}
+	return n
+}
+
+func isTokenEnd(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '<', '>', '"', '(', ')', ',', ';':
+		return true
+	}
+	return false
+}

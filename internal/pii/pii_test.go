@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/pii/piitest"
 )
 
 type found struct {
@@ -33,7 +35,22 @@ func TestFind(t *testing.T) {
 		{"angle brackets in an SMTP reply", "550 5.1.1 <bob@x.org>: Recipient address rejected", []found{{"bob@x.org", Email}}},
 		{"plus tag and dots", "to first.last+news@mail.example.co.uk.", []found{{"first.last+news@mail.example.co.uk", Email}}},
 		{"quoted local part", `"john doe"@example.org said`, []found{{`"john doe"@example.org`, Email}}},
-		{"atext specials", "o'brien&co=1@example.net", []found{{"o'brien&co=1@example.net", Email}}},
+		{"atext specials", "o'brien.co+1@example.net", []found{{"o'brien.co+1@example.net", Email}}},
+		// Lists and URLs: = & ? / | end what comes before the address.
+		{"list joined by |", "rcpts=ann@x.org|ben@x.org|cat@x.org", []found{{"ann@x.org", Email}, {"ben@x.org", Email}, {"cat@x.org", Email}}},
+		{"mailto cc and bcc", "mailto:ann@x.org?cc=ben@x.org&bcc=cat@x.org", []found{{"ann@x.org", Email}, {"ben@x.org", Email}, {"cat@x.org", Email}}},
+		{"list joined by /", "ann@x.org/ben@x.org", []found{{"ann@x.org", Email}, {"ben@x.org", Email}}},
+		{"key=value is not the local part", "to=xena@example.com sasl_username=hugo@example.org", []found{{"xena@example.com", Email}, {"hugo@example.org", Email}}},
+		{"percent-encoded list separator", "e=mia%40x.org%7Cben%40x.org", []found{{"mia%40x.org", Email}, {"ben%40x.org", Email}}},
+		// Encoded at-signs.
+		{"percent-encoded", "u=mia%40example.com&x=1", []found{{"mia%40example.com", Email}}},
+		{"percent-encoded plus tag", "u=nina%2Btag%40example.org", []found{{"nina%2Btag%40example.org", Email}}},
+		{"double-encoded", "e%3Dolga%2540example.org", []found{{"olga%2540example.org", Email}}},
+		{"HTML references", "pete&#64;example.com quentin&#x40;example.com", []found{{"pete&#64;example.com", Email}, {"quentin&#x40;example.com", Email}}},
+		{"JSON escape", `"ursula\u0040example.com"`, []found{{`ursula\u0040example.com`, Email}}},
+		{"fullwidth at", "rita＠example.com", []found{{"rita＠example.com", Email}}},
+		{"punycode TLDs", "leo@xn--e1afmkfd.xn--p1ai mei@example.xn--fiqs8s", []found{{"leo@xn--e1afmkfd.xn--p1ai", Email}, {"mei@example.xn--fiqs8s", Email}}},
+		{"bare IPv4 domain", "from lou@203.0.113.12", []found{{"lou@203.0.113.12", Email}}},
 		{"IDN domain", "jörg@bücher.de", []found{{"jörg@bücher.de", Email}}},
 		{"IP literal domain", "postmaster@[192.0.2.1]", []found{{"postmaster@[192.0.2.1]", Email}}},
 		{"IPv6 literal domain", "postmaster@[IPv6:2001:db8::1]", []found{{"postmaster@[IPv6:2001:db8::1]", Email}}},
@@ -64,6 +81,10 @@ func TestFind(t *testing.T) {
 		{"MAC address", "00:1a:2b:3c:4d:5e", nil},
 
 		{"networks are not addresses", "from 203.0.113.0/24 and 2001:db8:1::/48", nil},
+		{"a host with a prefix is a host", "inet 203.0.113.45/24 and 198.51.100.77/0 and 2001:db8::5/48",
+			[]found{{"203.0.113.45", IPv4}, {"198.51.100.77", IPv4}, {"2001:db8::5", IPv6}}},
+		{"IPv6 after a colon, starting with a letter", "[IPv6:fd00:abcd::17] ip:fd00::beef",
+			[]found{{"fd00:abcd::17", IPv6}, {"fd00::beef", IPv6}}},
 		{"narrow networks are", "host 203.0.113.7/32 and 2001:db8::1/128",
 			[]found{{"203.0.113.7", IPv4}, {"2001:db8::1", IPv6}}},
 		{"several", "<a@b.org> from 203.0.113.9 via 2001:db8::7",
@@ -91,6 +112,48 @@ func TestReplace(t *testing.T) {
 	// Leftovers that form a new address are caught by the rescan.
 	out = Replace(nil, "a@b.co@c.org", placeholder, nil)
 	require.False(t, Contains(string(out)), "%q", out)
+}
+
+// Every address of the public mail-text corpus is found: redaction leaves
+// none of it.
+func TestReplaceCorpus(t *testing.T) {
+	for _, c := range piitest.Corpus() {
+		t.Run(c.Source, func(t *testing.T) {
+			out := string(Replace(nil, c.Text, placeholder, nil))
+			require.Empty(t, piitest.Leftover(out, c.Secrets), "redacted: %q", out)
+			require.False(t, Contains(out), "%q", out)
+		})
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	forms := []string{"bob@example.org", "Bob@Example.ORG", "<BOB@example.org>", "bob%40example.org", "bob&#64;EXAMPLE.org", "bob＠example.org", "BOB%2540example.org"}
+	for _, f := range forms {
+		m, ok := Whole(f)
+		require.True(t, ok, f)
+		require.Equal(t, "bob@example.org", string(Canonical(nil, f, m, true)), f)
+	}
+	m, _ := Whole("Bob@Example.ORG")
+	require.Equal(t, "Bob@example.org", string(Canonical(nil, "Bob@Example.ORG", m, false)), "the domain is folded always")
+	m, _ = Whole("nina%2Btag@x.org")
+	require.Equal(t, "nina+tag@x.org", string(Canonical(nil, "nina%2Btag@x.org", m, true)))
+	m, _ = Whole("::ffff:192.0.2.1")
+	require.Equal(t, "192.0.2.1", string(Canonical(nil, "::ffff:192.0.2.1", m, true)))
+	_, ok := Whole("to=bob@example.org")
+	require.False(t, ok, "more than the address")
+}
+
+func TestSafeCut(t *testing.T) {
+	s := "550 <zoe.quinn@example.com> rejected"
+	for n := 0; n <= len(s); n++ {
+		cut := s[:SafeCut(s, n)]
+		require.LessOrEqual(t, len(cut), n)
+		if n >= len("550 <zoe.quinn@example.com>") {
+			require.Contains(t, cut, "zoe.quinn@example.com")
+			break
+		}
+		require.NotContains(t, cut, "zoe", "cut at %d: %q", n, cut)
+	}
 }
 
 func FuzzReplace(f *testing.F) {

@@ -112,6 +112,15 @@ type decoder struct {
 	maxSize      int
 }
 
+// nested returns what to do with the nested key at path, and whether an
+// option names it.
+func (d *decoder) nested(path string) (keySpec, bool) {
+	if sp, ok := d.keys[path]; ok {
+		return *sp, true
+	}
+	return keySpec{name: path}, false
+}
+
 // spec returns what to do with the key at path; raw is path's bytes when
 // the caller has them, so that a known key costs no allocation.
 func (d *decoder) spec(raw []byte, path string) keySpec {
@@ -159,7 +168,7 @@ func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
 		d.event(sc, v, now, trimmed, &out)
 		return out
 	}
-	if bytes.IndexByte(trimmed, '\n') < 0 {
+	if !isNDJSON(trimmed) {
 		out.bad = append(out.bad, badEvent{reasonMalformed, err, body})
 		return out
 	}
@@ -178,6 +187,22 @@ func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
 		d.event(sc, v, now, line, &out)
 	}
 	return out
+}
+
+// isNDJSON tells whether b has several lines and each that is not blank
+// starts an object: only then is a body that is not one JSON value taken as
+// newline-delimited events. A broken pretty-printed body stays one message,
+// dead-lettered whole.
+func isNDJSON(b []byte) bool {
+	if bytes.IndexByte(b, '\n') < 0 {
+		return false
+	}
+	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
+		if line = trimSpace(line); len(line) > 0 && line[0] != '{' {
+			return false
+		}
+	}
+	return true
 }
 
 // event turns one parsed JSON value into a metric, or records why not.
@@ -202,7 +227,7 @@ func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byt
 	// metric may wait long for the outputs, and its memory is what
 	// max_undelivered_messages multiplies.
 	b := builder{d: d, arena: newArena(stringBytes(obj)), m: m, seen: &sc.seen}
-	b.object(obj, "")
+	b.object(obj, "", kindField)
 	if b.err != nil {
 		fail(b.reason, b.err)
 		return
@@ -278,7 +303,10 @@ func (b *builder) fail(reason string, err error) {
 	}
 }
 
-func (b *builder) object(obj *fastjson.Object, prefix string) {
+// object walks the keys of obj. A nested key no option names inherits the
+// kind of its object: drop_keys = ["envelope"] drops envelope.from too,
+// and tag_keys = ["envelope"] makes its scalars tags.
+func (b *builder) object(obj *fastjson.Object, prefix string, inherit keyKind) {
 	obj.Visit(func(k []byte, v *fastjson.Value) {
 		if b.err != nil {
 			return
@@ -287,11 +315,18 @@ func (b *builder) object(obj *fastjson.Object, prefix string) {
 		if prefix == "" {
 			sp = b.topLevel(k)
 		} else {
-			sp = b.d.spec(nil, prefix+"."+string(k))
+			var known bool
+			sp, known = b.d.nested(prefix + "." + string(k))
+			if !known && (inherit == kindDrop || inherit == kindTag) {
+				sp.kind = inherit
+			}
 		}
 		if v.Type() == fastjson.TypeObject {
+			if sp.kind == kindDrop {
+				return
+			}
 			inner, _ := v.Object()
-			b.object(inner, sp.name)
+			b.object(inner, sp.name, sp.kind)
 			return
 		}
 		b.value(sp, v)
@@ -525,38 +560,47 @@ func isDigits(s string) bool {
 	return true
 }
 
-// epoch parses an epoch number exactly: integers without going through
-// float64 (which cannot hold ns since 1970), fractions as float seconds.
-// In auto mode the unit is chosen by magnitude.
+// epoch parses an epoch number exactly: integers and decimal fractions
+// without going through float64 (which holds only ~16 digits: ns since 1970
+// need 19). In auto mode the unit is chosen by the integer part's magnitude.
 func epoch(s string, f timeFormat) (time.Time, error) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if f == timeAuto {
-			f = unitByMagnitude(n)
+	if strings.ContainsAny(s, "eE") { // 1.7e9: rare, and float64 is all it says
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil || x < 0 || x >= 1e19 {
+			return time.Time{}, fmt.Errorf("%q is not an epoch time", s)
 		}
-		switch f {
-		case timeUnix:
-			return time.Unix(n, 0).UTC(), nil
-		case timeUnixMs:
-			return time.UnixMilli(n).UTC(), nil
-		case timeUnixUs:
-			return time.UnixMicro(n).UTC(), nil
-		default:
-			return time.Unix(0, n).UTC(), nil
-		}
+		s = strconv.FormatFloat(x, 'f', -1, 64)
 	}
-	x, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+	intPart, frac, _ := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(intPart, 10, 64)
+	if err != nil || n < 0 || !isDigits(frac) && frac != "" || strings.Contains(frac, ".") {
 		return time.Time{}, fmt.Errorf("%q is not an epoch time", s)
 	}
 	if f == timeAuto {
-		f = unitByMagnitude(int64(x))
+		f = unitByMagnitude(n)
 	}
-	scale := map[timeFormat]float64{timeUnix: 1e9, timeUnixMs: 1e6, timeUnixUs: 1e3, timeUnixNs: 1}[f]
-	ns := x * scale
-	if ns >= math.MaxInt64 {
+	var perUnit int64
+	switch f {
+	case timeUnix:
+		perUnit = 1e9
+	case timeUnixMs:
+		perUnit = 1e6
+	case timeUnixUs:
+		perUnit = 1e3
+	default:
+		perUnit = 1
+	}
+	if n > math.MaxInt64/perUnit {
 		return time.Time{}, fmt.Errorf("%q is out of range", s)
 	}
-	return time.Unix(0, int64(ns)).UTC(), nil
+	ns := n * perUnit
+	// The fraction, digit by digit, down to the nanosecond; finer digits
+	// are cut (truncation, as time.Parse does with RFC3339 fractions).
+	for scale := perUnit / 10; scale > 0 && frac != ""; scale /= 10 {
+		ns += int64(frac[0]-'0') * scale
+		frac = frac[1:]
+	}
+	return time.Unix(0, ns).UTC(), nil
 }
 
 // unitByMagnitude guesses an epoch unit for times between 1973 and 5138.

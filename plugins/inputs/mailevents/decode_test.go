@@ -84,6 +84,26 @@ func TestDecode(t *testing.T) {
 			reasons: []string{reasonMalformed},
 		},
 		{
+			name:    "a broken pretty-printed body is one dead letter, not one per line",
+			body:    "{\n  \"event\": \"delivered\",\n  \"time\": 1700000000,\n  \"a\": [1, 2\n}\n",
+			reasons: []string{reasonMalformed},
+		},
+		{
+			name:   "drop_keys naming an object drops its nested keys",
+			edit:   func(m *MailEvents) { m.DropKeys = []string{"envelope"} },
+			body:   ev(`,"envelope":{"from":"alice@example.com","to":{"addr":"bob@x.org"}},"a":"x"`),
+			fields: []map[string]any{{"a": "x"}},
+			times:  []time.Time{at},
+		},
+		{
+			name:   "tag_keys naming an object makes its scalars tags",
+			edit:   func(m *MailEvents) { m.TagKeys = []string{"envelope"} },
+			body:   ev(`,"envelope":{"sending-ip":"203.0.113.7","mta":{"name":"mx1"}},"a":"x"`),
+			fields: []map[string]any{{"a": "x", "event": "delivered"}},
+			tags:   map[string]string{"envelope.sending-ip": "203.0.113.7", "envelope.mta.name": "mx1"},
+			times:  []time.Time{at},
+		},
+		{
 			name:    "malformed single line",
 			body:    `{"time":1700000000,"event":`,
 			reasons: []string{reasonMalformed},
@@ -134,9 +154,9 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name:    "wrong types",
-			body:    "[" + ev(`,"smtp_code":"five-fifty"`) + "," + ev(`,"latency_ms":true`) + "," + ev(`,"attempt":1.5`) + "," + ev(`,"event":{"a":1}`) + "]",
-			fields:  []map[string]any{{"event.a": 1.0}},
-			tags:    map[string]string{"event": "delivered"},
+			body:    "[" + ev(`,"smtp_code":"five-fifty"`) + "," + ev(`,"latency_ms":true`) + "," + ev(`,"attempt":1.5`) + "," + ev(`,"event":{"a":1},"b":2`) + "]",
+			fields:  []map[string]any{{"b": 2.0}},
+			tags:    map[string]string{"event": "delivered", "event.a": "1"},
 			times:   []time.Time{at},
 			reasons: []string{reasonWrongType, reasonWrongType, reasonWrongType},
 		},
@@ -201,6 +221,12 @@ func TestDecodeTimeFormats(t *testing.T) {
 		{"auto", `"2026-11-22T15:00:00.123456789+01:00"`, ns},
 		{"auto", `1795356000`, time.Unix(1795356000, 0)},
 		{"auto", `1795356000.5`, time.Unix(1795356000, 5e8)},
+		// Decimal seconds are parsed exactly, not through float64 (which
+		// makes 1521472262.908181 ...908180992 ns).
+		{"auto", `1521472262.908181`, time.Unix(1521472262, 908181000)},
+		{"auto", `"1521472262.908181123"`, time.Unix(1521472262, 908181123)},
+		{"unix_ms", `1521472262908.181123`, time.Unix(1521472262, 908181123)},
+		{"auto", `1.7e9`, time.Unix(1700000000, 0)},
 		{"auto", `1795356000123`, time.UnixMilli(1795356000123)},
 		{"auto", `1795356000123456`, time.UnixMicro(1795356000123456)},
 		{"auto", `1795356000123456789`, time.Unix(0, 1795356000123456789)},

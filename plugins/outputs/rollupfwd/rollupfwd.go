@@ -22,8 +22,6 @@ import (
 	"github.com/influxdata/telegraf/plugins/outputs"
 	"github.com/influxdata/telegraf/plugins/serializers/influx"
 	"github.com/influxdata/telegraf/selfstat"
-
-	"github.com/mailtick/mailtick/internal/pii"
 )
 
 //go:embed sample.conf
@@ -322,28 +320,6 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 		return fmt.Errorf("writing to spool %q: %w", r.SpoolDir, err)
 	}
 	return nil
-}
-
-// guard is the last line before the WAN: only allowed keys, and no string
-// that holds an e-mail or IP address.
-func (r *RollupFwd) guard(m telegraf.Metric) (reason, detail string) {
-	for _, t := range m.TagList() {
-		if !r.allowTags[t.Key] {
-			return "tag_not_allowed", fmt.Sprintf("tag %q is not in allow_tags", t.Key)
-		}
-		if pii.Contains(t.Value) {
-			return "pii", fmt.Sprintf("tag %q holds an e-mail or IP address", t.Key)
-		}
-	}
-	for _, f := range m.FieldList() {
-		if !r.allowFields[f.Key] {
-			return "field_not_allowed", fmt.Sprintf("field %q is not in allow_fields", f.Key)
-		}
-		if s, ok := f.Value.(string); ok && pii.Contains(s) {
-			return "pii", fmt.Sprintf("field %q holds an e-mail or IP address", f.Key)
-		}
-	}
-	return "", ""
 }
 
 // Close stops the senders; what is not sent stays in the spool for the

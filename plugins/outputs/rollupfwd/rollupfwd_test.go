@@ -13,6 +13,8 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/pii/piitest"
 )
 
 // newPlugin returns an initialised, connected plugin writing to urls with
@@ -211,6 +213,44 @@ func TestGuard(t *testing.T) {
 		require.Contains(t, string(rejected), `"reason":"`+reason+`"`)
 	}
 	require.Equal(t, len(bad), strings.Count(string(rejected), "\n"))
+}
+
+// The guard refuses every text of the public mail-text corpus and every
+// address in it, alone, in a tag or a field.
+func TestGuardCorpus(t *testing.T) {
+	r := newRollupFwd()
+	r.allowTags, r.allowFields = set([]string{"dc"}), set([]string{"label"})
+	for _, c := range piitest.Corpus() {
+		for _, s := range append([]string{c.Text}, c.Secrets...) {
+			if !strings.ContainsAny(s, "@.:") {
+				continue // a local part alone is no address
+			}
+			if reason, _ := r.guard(metric.New("m", nil, map[string]any{"label": s}, t0)); reason == "" {
+				t.Errorf("%s: field %q passed the guard", c.Source, s)
+			}
+			if reason, _ := r.guard(metric.New("m", map[string]string{"dc": s}, map[string]any{"label": "x"}, t0)); reason == "" {
+				t.Errorf("%s: tag %q passed the guard", c.Source, s)
+			}
+		}
+	}
+}
+
+// The guard's own check, apart from the detector, catches addresses and
+// what merely looks like one, and lets through what central rollups carry.
+func TestGuardSuspect(t *testing.T) {
+	for _, s := range []string{
+		"bob@intranet", "bob%40intranet", "bob&#64;intranet", "bob＠intranet", `bob\u0040intranet`, "x@[10.1]",
+		"999.1.2.3", "1.2.3.4/24", "203.0.113.45/24", "198.51.100.0/25",
+		"fe80:0:0:0:0:0:0:0:1", "2001:db8::zz", "2001:db8:1::/64", "12:30:45",
+	} {
+		require.True(t, suspect(s), s)
+	}
+	for _, s := range []string{
+		"dc3", "outbound", "c10234", "example.org", "xn--e1afmkfd.xn--p1ai", "OXzfjrb1J-UhrfGm", "2026-11",
+		"[email]", "[email:OXzfjrb1J-UhrfGm]", "203.0.113.0/24", "2001:db8:1::/48", "5.1.1", "header.i=@example.com",
+	} {
+		require.Empty(t, unsafeText(s), s)
+	}
 }
 
 func TestSampleConfigInReadme(t *testing.T) {

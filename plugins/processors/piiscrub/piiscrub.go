@@ -69,8 +69,11 @@ type PIIScrub struct {
 	HashKeyIDTag   string          `toml:"hash_key_id_tag"`
 	HashLength     int             `toml:"hash_length"`
 	MaxRedactBytes config.Size     `toml:"max_redact_bytes"`
+	LocalPartCase  string          `toml:"local_part_case"`
 	Rules          []*Rule         `toml:"rule"`
 	Log            telegraf.Logger `toml:"-"`
+
+	foldLocal bool
 
 	def      *Rule            // the rule of keys no rule names
 	exact    map[string]*Rule // keys named exactly
@@ -78,7 +81,7 @@ type PIIScrub struct {
 	resolved map[string]*Rule // every key seen, resolved once
 	mac      hash.Hash
 	in, sum  []byte
-	pseudo   func(dst []byte, m pii.Match, addr string) []byte
+	pseudo   func(dst []byte, m pii.Match, text string) []byte
 	buf      []byte
 	edits    []edit
 	last     []lastKey // tags then fields of the last metric, by position
@@ -97,6 +100,8 @@ const (
 	modeRedact = "redact"
 	modeDrop   = "drop"
 	maxCached  = 10000 // distinct key names remembered
+	caseFold   = "fold"
+	caseKeep   = "keep"
 )
 
 func (*PIIScrub) SampleConfig() string {
@@ -116,6 +121,15 @@ func (p *PIIScrub) Init() error {
 	}
 	if p.HashLength < 8 || p.HashLength > 32 {
 		return fmt.Errorf("invalid %q value %d: want 8..32 bytes", "hash_length", p.HashLength)
+	}
+	switch p.LocalPartCase {
+	case caseFold, "":
+		p.LocalPartCase = caseFold
+		p.foldLocal = true
+	case caseKeep:
+		p.foldLocal = false
+	default:
+		return fmt.Errorf("invalid %q value %q: want %q or %q", "local_part_case", p.LocalPartCase, caseFold, caseKeep)
 	}
 	if p.MaxRedactBytes <= 0 {
 		return fmt.Errorf("invalid %q value %d: must be > 0", "max_redact_bytes", p.MaxRedactBytes)
@@ -227,9 +241,10 @@ func (p *PIIScrub) Start(telegraf.Accumulator) error {
 		return fmt.Errorf("%q is %d bytes: use at least 16 random bytes", "hash_key", len(key.Bytes()))
 	}
 	p.mac = hmac.New(sha256.New, append([]byte(nil), key.Bytes()...))
-	p.pseudo = func(dst []byte, m pii.Match, addr string) []byte {
+	p.pseudo = func(dst []byte, m pii.Match, s string) []byte {
 		dst = append(append(append(dst, '['), m.Kind.String()...), ':')
-		return append(p.pseudonym(dst, addr), ']')
+		p.in = pii.Canonical(p.in[:0], s, m, p.foldLocal)
+		return append(p.pseudonymOf(dst, p.in), ']')
 	}
 	return nil
 }
@@ -390,12 +405,23 @@ func (p *PIIScrub) scrub(r *Rule, s string, c *counts) outcome {
 	return outSame
 }
 
-// pseudonym appends the keyed hash of s: HMAC-SHA256, truncated to
-// hash_length bytes, base64url without padding.
+// pseudonym appends the keyed hash of s, or of its canonical form when s
+// is one address (so "<Bob@Example.org>" in a field and "bob@example.org"
+// inside a text are one sender).
 func (p *PIIScrub) pseudonym(dst []byte, s string) []byte {
+	if m, ok := pii.Whole(s); ok {
+		p.in = pii.Canonical(p.in[:0], s, m, p.foldLocal)
+	} else {
+		p.in = append(p.in[:0], s...)
+	}
+	return p.pseudonymOf(dst, p.in)
+}
+
+// pseudonymOf appends HMAC-SHA256 of b, truncated to hash_length bytes,
+// base64url without padding.
+func (p *PIIScrub) pseudonymOf(dst, b []byte) []byte {
 	p.mac.Reset()
-	p.in = append(p.in[:0], s...)
-	p.mac.Write(p.in)
+	p.mac.Write(b)
 	p.sum = p.mac.Sum(p.sum[:0])
 	return base64.RawURLEncoding.AppendEncode(dst, p.sum[:p.HashLength])
 }
@@ -415,18 +441,23 @@ func (p *PIIScrub) invalid(r *Rule, s string, why int, c *counts) outcome {
 }
 
 // emailDomain keeps the domain of a mailbox, lower-cased; with local_part
-// = "hash", prefixed by the pseudonym of the whole address and a dot.
+// = "hash", prefixed by the pseudonym of the whole address and a dot. A
+// mailbox at an IP address (user@[192.0.2.1], user@192.0.2.1) has no
+// domain to keep: it is invalid.
 func (p *PIIScrub) emailDomain(r *Rule, s string, c *counts) outcome {
-	addr := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "<"), ">")
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 || strings.ContainsAny(addr[at+1:], " \t<>@") || !utf8.ValidString(addr) {
+	m, ok := pii.Whole(s)
+	if !ok || m.Kind != pii.Email {
 		return p.invalid(r, s, invalidNotEmail, c)
 	}
+	domain := s[m.AtEnd:m.End]
+	if domain[0] == '[' || pii.Contains(domain) {
+		return p.invalid(r, s, invalidIPDomain, c)
+	}
 	if r.LocalPart == "hash" {
-		p.buf = p.pseudonym(p.buf, strings.ToLower(addr))
+		p.buf = p.pseudonym(p.buf, s)
 		p.buf = append(p.buf, '.')
 	}
-	p.buf = appendLower(p.buf, addr[at+1:])
+	p.buf = appendLower(p.buf, domain)
 	c.masked++
 	return outNew
 }
@@ -466,7 +497,8 @@ func (p *PIIScrub) redact(r *Rule, s string, c *counts) outcome {
 		changed = true
 	}
 	if len(s) > int(p.MaxRedactBytes) { // bounded cost: scan and keep a prefix
-		s = strings.ToValidUTF8(s[:p.MaxRedactBytes], "")
+		// Cut before the token the limit falls in: never half an address.
+		s = strings.ToValidUTF8(s[:pii.SafeCut(s, int(p.MaxRedactBytes))], "")
 		c.truncated++
 		changed = true
 	}
@@ -503,6 +535,7 @@ func init() {
 			HashKeyIDTag:   "pii_key_id",
 			HashLength:     12,
 			MaxRedactBytes: config.Size(64 * 1024),
+			LocalPartCase:  caseFold,
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/pii"
+	"github.com/mailtick/mailtick/internal/pii/piitest"
 )
 
 const testKey = "0123456789abcdef-test-key"
@@ -26,6 +27,7 @@ func newScrub(t testing.TB, def string, rules ...*Rule) *PIIScrub {
 		HashKeyIDTag:   "pii_key_id",
 		HashLength:     12,
 		MaxRedactBytes: config.Size(64 * 1024),
+		LocalPartCase:  "fold",
 		Rules:          rules,
 		Log:            testutil.Logger{},
 	}
@@ -55,6 +57,8 @@ func TestActions(t *testing.T) {
 		{"email_domain in angle brackets", &Rule{Action: "email_domain"}, "<bob@x.org>", "x.org", nil},
 		{"email_domain with hashed local part", &Rule{Action: "email_domain", LocalPart: "hash"}, "Alice@Example.com", aliceLower + ".example.com", nil},
 		{"email_domain invalid dropped", &Rule{Action: "email_domain"}, "not a mailbox", nil, nil},
+		{"email_domain on an IP literal", &Rule{Action: "email_domain"}, "user@[203.0.113.7]", nil, nil},
+		{"email_domain on a bare IP", &Rule{Action: "email_domain", OnInvalid: "keep"}, "user@192.0.2.1", "user@192.0.2.1", nil},
 		{"email_domain invalid kept", &Rule{Action: "email_domain", OnInvalid: "keep"}, "postmaster", "postmaster", nil},
 		{"email_domain invalid hashed", &Rule{Action: "email_domain", OnInvalid: "hash"}, "alice@example.com@", alice[:0] + string(p.pseudonym(nil, "alice@example.com@")), nil},
 		{"ip_prefix v4", &Rule{Action: "ip_prefix"}, "203.0.113.7", "203.0.113.0/24", nil},
@@ -166,11 +170,68 @@ func TestGlobsAndKeyID(t *testing.T) {
 func TestHugeStringBoundedCost(t *testing.T) {
 	p := newScrub(t, "keep", &Rule{Keys: []string{"v"}, Action: "redact"})
 	p.MaxRedactBytes = 1024
-	huge := strings.Repeat("x", 10<<20) + " a@b.org"
+	huge := strings.Repeat("word ", 2<<20) + " a@b.org"
 	m := metric.New("m", nil, map[string]any{"v": huge}, at)
 	p.apply(m)
 	v, _ := m.GetField("v")
-	require.Equal(t, strings.Repeat("x", 1024), v, "only the first max_redact_bytes are scanned and kept")
+	require.Equal(t, strings.Repeat("word ", 1024/5), v, "only the first max_redact_bytes are scanned and kept, cut between words")
+}
+
+// A cut never leaves part of an address: the token the limit falls in goes.
+func TestTruncationKeepsNoPartOfAnAddress(t *testing.T) {
+	p := newScrub(t, "keep", &Rule{Keys: []string{"v"}, Action: "redact"})
+	text := "550 5.1.1 <zoe.quinn@example.com>: Recipient address rejected"
+	for n := 1; n < len(text); n++ {
+		p.MaxRedactBytes = config.Size(n)
+		m := metric.New("m", nil, map[string]any{"v": text}, at)
+		p.apply(m)
+		v, _ := m.GetField("v")
+		require.NotContains(t, v, "zoe", "max_redact_bytes %d", n)
+		require.NotContains(t, v, "exam", "max_redact_bytes %d", n)
+	}
+}
+
+// The public mail-text corpus through redact (both ways): no part of any
+// address survives.
+func TestRedactCorpus(t *testing.T) {
+	for _, with := range []string{"placeholder", "pseudonym"} {
+		p := newScrub(t, "keep", &Rule{Keys: []string{"v"}, Action: "redact", RedactWith: with})
+		for _, c := range piitest.Corpus() {
+			m := metric.New("m", map[string]string{"t": c.Text}, map[string]any{"v": c.Text}, at)
+			p.apply(m)
+			v, _ := m.GetField("v")
+			require.Empty(t, piitest.Leftover(v.(string), c.Secrets), "%s (%s): %q", c.Source, with, v)
+			require.False(t, pii.Contains(v.(string)), "%s (%s): %q", c.Source, with, v)
+		}
+	}
+}
+
+// One address, one pseudonym: however it is written, and wherever it
+// stands (a field of its own, or inside a text after "to=").
+func TestOnePseudonymPerAddress(t *testing.T) {
+	p := newScrub(t, "keep",
+		&Rule{Keys: []string{"sender"}, Action: "hash"},
+		&Rule{Keys: []string{"text"}, Action: "redact", RedactWith: "pseudonym"})
+	want := string(p.pseudonym(nil, "xena@example.com"))
+	for _, form := range []string{"xena@example.com", "Xena@Example.COM", "<XENA@example.com>", "xena%40example.com"} {
+		m := metric.New("m", nil, map[string]any{"sender": form}, at)
+		p.apply(m)
+		got, _ := m.GetField("sender")
+		require.Equal(t, want, got, form)
+	}
+	for _, text := range []string{"to=xena@example.com", "sasl_username=Xena@example.com", "rcpts=a@x.org|xena@example.com", "u=xena%40example.com&x=1"} {
+		m := metric.New("m", nil, map[string]any{"text": text}, at)
+		p.apply(m)
+		got, _ := m.GetField("text")
+		require.Contains(t, got, "[email:"+want+"]", text)
+	}
+
+	// local_part_case = "keep": the domain is still folded.
+	p.LocalPartCase = "keep"
+	require.NoError(t, p.Init())
+	require.NoError(t, p.Start(nil))
+	require.NotEqual(t, string(p.pseudonym(nil, "Xena@example.com")), string(p.pseudonym(nil, "xena@example.com")))
+	require.Equal(t, string(p.pseudonym(nil, "Xena@EXAMPLE.com")), string(p.pseudonym(nil, "Xena@example.com")))
 }
 
 func TestInit(t *testing.T) {

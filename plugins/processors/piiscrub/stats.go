@@ -8,10 +8,11 @@ const (
 	invalidNotEmail         // email_domain on a value that is not a mailbox: on_invalid
 	invalidNotIP            // ip_prefix on a value that is not an address: on_invalid
 	invalidUTF8             // redact on invalid UTF-8: repaired with U+FFFD
+	invalidIPDomain         // email_domain on a mailbox at an IP address: on_invalid
 	numInvalid
 )
 
-var invalidNames = [numInvalid]string{"not_string", "not_email", "not_ip", "invalid_utf8"}
+var invalidNames = [numInvalid]string{"not_string", "not_email", "not_ip", "invalid_utf8", "ip_domain"}
 
 // counts are gathered per metric and added to the self-metrics once.
 type counts struct {
