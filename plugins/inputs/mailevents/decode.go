@@ -76,6 +76,7 @@ type badEvent struct {
 
 // decoded is what one NSQ message turned into.
 type decoded struct {
+	events      int // seen, good or bad
 	metrics     []telegraf.Metric
 	bad         []badEvent
 	missingTime int
@@ -139,7 +140,12 @@ func (d *decoder) spec(raw []byte, path string) keySpec {
 // decode parses one NSQ message: a JSON object, an array of objects, or
 // newline-delimited objects. Good events become metrics; each bad event is
 // returned with its reason so that it can be dead-lettered on its own.
-func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
+//
+// Events without a time take published: the time the message was
+// published, which nsqd keeps across redeliveries, plus the event's index
+// in the message in nanoseconds. A redelivered message then yields the same
+// points, which overwrite the first ones instead of adding to them.
+func (d *decoder) decode(sc *scratch, body []byte, published time.Time) decoded {
 	p := &sc.parser
 	var out decoded
 	if d.maxSize > 0 && len(body) > d.maxSize {
@@ -161,11 +167,11 @@ func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
 				out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty array"), body})
 			}
 			for _, elem := range arr {
-				d.event(sc, elem, now, nil, &out)
+				d.event(sc, elem, published, nil, &out)
 			}
 			return out
 		}
-		d.event(sc, v, now, trimmed, &out)
+		d.event(sc, v, published, trimmed, &out)
 		return out
 	}
 	if !isNDJSON(trimmed) {
@@ -184,7 +190,7 @@ func (d *decoder) decode(sc *scratch, body []byte, now time.Time) decoded {
 			out.bad = append(out.bad, badEvent{reasonMalformed, err, line})
 			continue
 		}
-		d.event(sc, v, now, line, &out)
+		d.event(sc, v, published, line, &out)
 	}
 	return out
 }
@@ -207,7 +213,9 @@ func isNDJSON(b []byte) bool {
 
 // event turns one parsed JSON value into a metric, or records why not.
 // raw is the event's own text when known; otherwise it is rendered from v.
-func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byte, out *decoded) {
+func (d *decoder) event(sc *scratch, v *fastjson.Value, published time.Time, raw []byte, out *decoded) {
+	index := out.events
+	out.events++
 	fail := func(reason string, err error) {
 		if raw == nil {
 			raw = v.MarshalTo(nil)
@@ -222,7 +230,7 @@ func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byt
 		return
 	}
 
-	m := metric.New(d.measurement, nil, nil, now)
+	m := metric.New(d.measurement, nil, nil, published)
 	// One allocation holds every string of the event, sized exactly: the
 	// metric may wait long for the outputs, and its memory is what
 	// max_undelivered_messages multiplies.
@@ -237,7 +245,7 @@ func (d *decoder) event(sc *scratch, v *fastjson.Value, now time.Time, raw []byt
 		return
 	}
 	out.repairedUTF += b.repaired
-	tm := now
+	tm := published.Add(time.Duration(index))
 	switch {
 	case b.hasTime:
 		tm = b.tm

@@ -161,11 +161,11 @@ func TestDecode(t *testing.T) {
 			reasons: []string{reasonWrongType, reasonWrongType, reasonWrongType},
 		},
 		{
-			name:    "missing time takes the receive time and is counted",
-			body:    `{"event":"delivered","a":"b"}`,
-			fields:  []map[string]any{{"a": "b"}},
-			times:   []time.Time{receivedAt},
-			missing: 1,
+			name:    "missing time takes the publish time, plus the event's index in ns, and is counted",
+			body:    `[{"event":"delivered","a":"b"},{"event":"delivered","a":"c"}]`,
+			fields:  []map[string]any{{"a": "b"}, {"a": "c"}},
+			times:   []time.Time{receivedAt, receivedAt.Add(1)},
+			missing: 2,
 		},
 		{
 			name:    "missing time can be dead-lettered",

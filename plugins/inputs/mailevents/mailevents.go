@@ -40,7 +40,8 @@ var (
 const (
 	deadLetterTopic  = "topic"
 	deadLetterFinish = "finish"
-	missingReceive   = "receive_time"
+	missingPublish   = "publish_time"
+	missingReceive   = "receive_time" // the name before 0.2: now publish_time
 	missingDeadLet   = "dead_letter"
 )
 
@@ -183,8 +184,11 @@ func (m *MailEvents) Init() error {
 }
 
 func (m *MailEvents) initDecoder() error {
-	if m.MissingTime != missingReceive && m.MissingTime != missingDeadLet {
-		return fmt.Errorf("invalid %q value %q: want %q or %q", "missing_time", m.MissingTime, missingReceive, missingDeadLet)
+	if m.MissingTime == missingReceive {
+		m.MissingTime = missingPublish
+	}
+	if m.MissingTime != missingPublish && m.MissingTime != missingDeadLet {
+		return fmt.Errorf("invalid %q value %q: want %q or %q", "missing_time", m.MissingTime, missingPublish, missingDeadLet)
 	}
 	if m.MaxMessageSize < 0 {
 		return fmt.Errorf("invalid %q value %d: must not be negative", "max_message_size", m.MaxMessageSize)
@@ -338,7 +342,7 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	st.received.Incr(1)
 	sc := m.scratch.Get().(*scratch)
 	now := time.Now()
-	out := m.dec.decode(sc, msg.Body, now)
+	out := m.dec.decode(sc, msg.Body, time.Unix(0, msg.Timestamp))
 	m.scratch.Put(sc)
 
 	st.observe(out, now)
@@ -493,7 +497,7 @@ func newMailEvents() *MailEvents {
 		TagKeys:                append([]string(nil), defaultTagKeys...),
 		TimeKey:                "time",
 		TimeFormat:             "auto",
-		MissingTime:            missingReceive,
+		MissingTime:            missingPublish,
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -44,12 +44,13 @@ type RollupFwd struct {
 	RetryMin        config.Duration `toml:"retry_min"`
 	RetryMax        config.Duration `toml:"retry_max"`
 
-	SpoolDir      string          `toml:"spool_dir"`
-	MaxSpoolBytes config.Size     `toml:"max_spool_bytes"`
-	SegmentBytes  config.Size     `toml:"segment_bytes"`
-	SpoolFull     string          `toml:"spool_full"`
-	Fsync         string          `toml:"fsync"`
-	FsyncInterval config.Duration `toml:"fsync_interval"`
+	SpoolDir       string          `toml:"spool_dir"`
+	MaxSpoolBytes  config.Size     `toml:"max_spool_bytes"`
+	SegmentBytes   config.Size     `toml:"segment_bytes"`
+	SpoolFull      string          `toml:"spool_full"`
+	Fsync          string          `toml:"fsync"`
+	FsyncInterval  config.Duration `toml:"fsync_interval"`
+	MaxRejectBytes config.Size     `toml:"max_reject_bytes"`
 
 	AllowTags   []string `toml:"allow_tags"`
 	AllowFields []string `toml:"allow_fields"`
@@ -62,6 +63,7 @@ type RollupFwd struct {
 	spool                  *spool
 	dests                  []*destination
 	rejects                *rejects
+	openSegment            func(string) (*os.File, error) // tests inject read faults
 	cancel                 context.CancelFunc
 	wg                     sync.WaitGroup
 
@@ -99,9 +101,14 @@ func (r *RollupFwd) Init() error {
 	if r.SpoolDir == "" {
 		return fmt.Errorf("invalid %q value %q: must not be empty", "spool_dir", r.SpoolDir)
 	}
-	if r.MaxSpoolBytes <= 0 || r.SegmentBytes <= 0 || r.SegmentBytes > r.MaxSpoolBytes {
-		return fmt.Errorf("invalid %q value %d or %q value %d: both > 0, segments no larger than the spool",
+	// The segment being written is deleted only once it is full and sent:
+	// the spool must hold at least two of them, or it would never free.
+	if r.MaxSpoolBytes <= 0 || r.SegmentBytes <= 0 || r.SegmentBytes > r.MaxSpoolBytes/2 {
+		return fmt.Errorf("invalid %q value %d or %q value %d: both > 0, segments at most half the spool",
 			"max_spool_bytes", r.MaxSpoolBytes, "segment_bytes", r.SegmentBytes)
+	}
+	if r.MaxRejectBytes < 4096 {
+		return fmt.Errorf("invalid %q value %d: at least 4KiB", "max_reject_bytes", r.MaxRejectBytes)
 	}
 	if r.SpoolFull != fullBlock && r.SpoolFull != fullDropOldest {
 		return fmt.Errorf("invalid %q value %q: want %q or %q", "spool_full", r.SpoolFull, fullBlock, fullDropOldest)
@@ -140,15 +147,18 @@ func set(keys []string) map[string]bool {
 // network I/O is needed to start: a central side that is down is the case
 // the spool is for.
 func (r *RollupFwd) Connect() error {
-	s, cut, err := openSpool(r.SpoolDir, int64(r.MaxSpoolBytes), int64(r.SegmentBytes), r.Fsync == fsyncBatch)
+	s, cut, err := openSpool(r.SpoolDir, int64(r.MaxSpoolBytes), int64(r.SegmentBytes), r.Fsync == fsyncBatch, r.Log)
 	if err != nil {
 		return fmt.Errorf("opening %q %q: %w", "spool_dir", r.SpoolDir, err)
 	}
 	if cut > 0 {
 		r.Log.Warnf("Spool %q: skipped a broken tail of %d bytes (a write cut short by a crash); every intact record was kept", r.SpoolDir, cut)
 	}
+	if r.openSegment != nil {
+		s.open = r.openSegment
+	}
 	r.spool = s
-	r.rejects = newRejects(r.SpoolDir, r.Log)
+	r.rejects = newRejects(r.SpoolDir, int64(r.MaxRejectBytes), r.Log)
 	tags := map[string]string{"spool_dir": r.SpoolDir}
 	r.spoolBytes = selfstat.Register("rollupfwd", "spool_bytes", tags)
 	r.spoolSegments = selfstat.Register("rollupfwd", "spool_segments", tags)
@@ -168,24 +178,27 @@ func (r *RollupFwd) Connect() error {
 	r.cancel = cancel
 	for _, u := range r.URLs {
 		base := strings.TrimSuffix(u, "/")
-		sum := sha256.Sum256([]byte(base))
 		dtags := map[string]string{"url": base}
 		d := &destination{
 			url: base, write: r.writeURL(base), auth: auth, client: client,
 			gzip: r.ContentEncoding == "gzip", spool: s, log: r.Log, reject: r.rejects,
-			cursorPath: filepath.Join(r.SpoolDir, "cursor-"+hex.EncodeToString(sum[:8])+".json"),
+			name:       cursorName(base),
 			backoffMin: time.Duration(r.RetryMin), backoffMax: time.Duration(r.RetryMax),
-			sent:      selfstat.Register("rollupfwd", "points_sent", dtags),
-			retries:   selfstat.Register("rollupfwd", "retries", dtags),
-			oldestAge: selfstat.Register("rollupfwd", "oldest_unsent_age_ns", dtags),
+			sent:       selfstat.Register("rollupfwd", "points_sent", dtags),
+			retries:    selfstat.Register("rollupfwd", "retries", dtags),
+			oldestAge:  selfstat.Register("rollupfwd", "oldest_unsent_age_ns", dtags),
+			lostBytes:  selfstat.Register("rollupfwd", "spool_lost_bytes", dtags),
+			readErrors: selfstat.Register("rollupfwd", "spool_read_errors", dtags),
 		}
 		if r.CreateDatabase && r.Database != "" {
 			d.missingDB = func(ctx context.Context) { createDatabase(ctx, d.client, d.url, r.Database, d.auth, r.Log) }
 		}
-		if err := d.loadCursor(); err != nil {
+		pos, err := s.cursor(d.name)
+		if err != nil {
 			cancel()
 			return fmt.Errorf("reading cursor of %q: %w", base, err)
 		}
+		d.cursor = pos
 		r.dests = append(r.dests, d)
 	}
 	for _, d := range r.dests {
@@ -195,18 +208,27 @@ func (r *RollupFwd) Connect() error {
 			if d.missingDB != nil {
 				d.missingDB(ctx)
 			}
-			d.run(ctx, r.release)
+			d.run(ctx)
 		}()
 	}
 	if r.Fsync == fsyncInterval {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			s.syncLoop(ctx, time.Duration(r.FsyncInterval), func(err error) { r.Log.Errorf("Syncing spool: %v", err) })
+			s.syncLoop(ctx, time.Duration(r.FsyncInterval), func(lost dropped, err error) {
+				r.droppedPoints.Incr(lost.records)
+				r.Log.Errorf("Syncing spool %q: %v; %s", r.SpoolDir, err, lost)
+			})
 		}()
 	}
 	r.updateStats()
 	return nil
+}
+
+// cursorName names a destination's cursor in the spool after its URL.
+func cursorName(url string) string {
+	sum := sha256.Sum256([]byte(strings.TrimSuffix(url, "/")))
+	return hex.EncodeToString(sum[:8])
 }
 
 func (r *RollupFwd) writeURL(base string) string {
@@ -252,18 +274,6 @@ func (r *RollupFwd) authorizer() (func(*http.Request), error) {
 	return func(*http.Request) {}, nil
 }
 
-// release deletes the segments every destination has sent.
-func (r *RollupFwd) release() {
-	cursors := make([]position, len(r.dests))
-	for i, d := range r.dests {
-		cursors[i] = d.position()
-	}
-	if err := r.spool.release(cursors); err != nil {
-		r.Log.Errorf("Deleting sent spool segments: %v", err)
-	}
-	r.updateStats()
-}
-
 func (r *RollupFwd) updateStats() {
 	size, segs := r.spool.stats()
 	r.spoolBytes.Set(size)
@@ -284,12 +294,12 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 	for _, m := range metrics {
 		if reason, detail := r.guard(m); reason != "" {
 			line, _ := r.serializer.Serialize(m)
-			r.rejects.add(reason, detail, line)
+			r.rejects.add(reason, detail, m, line)
 			continue
 		}
 		line, err := r.serializer.Serialize(m)
 		if err != nil {
-			r.rejects.add("unserializable", err.Error(), []byte(fmt.Sprintf("%s %v %v %d\n", m.Name(), m.Tags(), m.Fields(), m.Time().UnixNano())))
+			r.rejects.add("unserializable", err.Error(), m, nil)
 			continue
 		}
 		buf.Write(line)
@@ -308,9 +318,7 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 	lost, err := r.spool.append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
 	if lost.records > 0 {
 		r.droppedPoints.Incr(lost.records)
-		r.Log.Errorf("Spool full (max_spool_bytes %d): dropped the %d oldest batches (%d bytes) holding points from %s to %s",
-			r.MaxSpoolBytes, lost.records, lost.bytes,
-			time.Unix(0, lost.minT).UTC().Format(time.RFC3339), time.Unix(0, lost.maxT).UTC().Format(time.RFC3339))
+		r.Log.Errorf("Spool full (max_spool_bytes %d), the oldest records go: %s", r.MaxSpoolBytes, lost)
 	}
 	r.updateStats()
 	if errors.Is(err, errSpoolFull) {
@@ -329,6 +337,9 @@ func (r *RollupFwd) Close() error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	if r.rejects != nil {
+		r.rejects.close()
+	}
 	if r.spool != nil {
 		return r.spool.close()
 	}
@@ -351,5 +362,6 @@ func newRollupFwd() *RollupFwd {
 		SpoolFull:       fullBlock,
 		Fsync:           fsyncBatch,
 		FsyncInterval:   config.Duration(time.Second),
+		MaxRejectBytes:  config.Size(16 << 20),
 	}
 }

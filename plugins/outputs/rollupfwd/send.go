@@ -11,8 +11,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -29,8 +27,8 @@ type destination struct {
 	client *http.Client
 	gzip   bool
 
-	spool      *spool
-	cursorPath string
+	spool *spool
+	name  string // of its cursor in the spool
 	// missingDB, if set, is called when the server says the database does
 	// not exist (it came back empty, or was dropped): it creates it.
 	missingDB  func(ctx context.Context)
@@ -43,7 +41,7 @@ type destination struct {
 	cursor position
 	oldest int64 // event time (ns) of the oldest unsent record, 0 if none
 
-	sent, retries, oldestAge selfstat.Stat
+	sent, retries, oldestAge, lostBytes, readErrors selfstat.Stat
 }
 
 // errBadData is a refusal of the points themselves (400/422): resending
@@ -61,60 +59,16 @@ func (d *destination) position() position {
 	return d.cursor
 }
 
-// loadCursor reads where this destination stopped last time.
-func (d *destination) loadCursor() error {
-	b, err := os.ReadFile(d.cursorPath)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var p position
-	if err := json.Unmarshal(b, &p); err != nil {
-		d.log.Warnf("Cursor %q is unreadable (%v): starting from the oldest record; points may be sent twice (the same points, overwritten)", d.cursorPath, err)
-		return nil
-	}
-	d.cursor = p
-	return nil
-}
-
-// saveCursor writes the cursor atomically: a crash leaves the old one or
-// the new one, never half of either.
-func (d *destination) saveCursor(p position) error {
-	b, _ := json.Marshal(p)
-	tmp := d.cursorPath + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, d.cursorPath)
-}
-
 // run drains the spool to the destination, in order, until ctx ends.
-func (d *destination) run(ctx context.Context, release func()) {
-	var seg *os.File
-	var segSeq uint64
-	defer func() {
-		if seg != nil {
-			seg.Close()
-		}
-	}()
-	for ctx.Err() == nil {
+func (d *destination) run(ctx context.Context) {
+	r := d.spool.reader()
+	defer r.close()
+	pos := d.position()
+	for attempt := 0; ctx.Err() == nil; {
 		wake := d.spool.wait()
-		pos, ok := d.spool.next(d.position())
-		if !ok {
+		rec, err := r.read(pos)
+		switch {
+		case errors.Is(err, errCaughtUp):
 			d.setOldest(0)
 			select {
 			case <-ctx.Done():
@@ -122,49 +76,48 @@ func (d *destination) run(ctx context.Context, release func()) {
 			case <-wake:
 			}
 			continue
-		}
-		if seg == nil || segSeq != pos.Seg {
-			if seg != nil {
-				seg.Close()
+		case err != nil:
+			// Not "deleted": the data is there but cannot be read now
+			// (EMFILE, EACCES, EIO). Retry; never skip it.
+			d.readErrors.Incr(1)
+			wait := d.backoff(attempt)
+			if attempt == 0 || attempt%10 == 0 {
+				d.log.Errorf("Reading the spool at segment %d offset %d failed (attempt %d), retrying in %s: %v", pos.Seg, pos.Off, attempt+1, wait.Round(time.Millisecond), err)
 			}
-			f, err := os.Open(segPath(d.spool.dir, pos.Seg))
-			if err != nil { // deleted under us by drop_oldest: go on from the next
-				seg = nil
-				d.setCursor(position{Seg: pos.Seg + 1})
-				continue
+			attempt++
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
 			}
-			seg, segSeq = f, pos.Seg
-		}
-		r := recordReader{f: seg}
-		minT, _, payload, err := r.read(pos.Off)
-		if err != nil {
-			d.log.Errorf("Spool segment %d is broken at offset %d (%v): skipping the rest of it", pos.Seg, pos.Off, err)
-			d.setCursor(position{Seg: pos.Seg + 1})
 			continue
 		}
-		d.setOldest(minT)
-		next := position{Seg: pos.Seg, Off: pos.Off + headerSize + int64(len(payload))}
-		// Backfilling: more records of this segment go in the same request.
-		for len(payload) < maxRequestBytes {
-			p, ok := d.spool.next(next)
-			if !ok || p.Seg != next.Seg {
-				break
-			}
-			_, _, more, err := r.read(p.Off)
-			if err != nil {
-				break // the next round reports it
-			}
-			payload = append(payload, more...)
-			next.Off += headerSize + int64(len(more))
+		attempt = 0
+		if rec.gap != nil {
+			d.lostBytes.Incr(rec.gap.to - rec.gap.from)
+			d.log.Errorf("Skipping unreadable spool data for %q: %v", d.url, rec.gap)
 		}
-		if !d.deliver(ctx, payload) {
-			return // stopping
+		next, payload := rec.next, rec.payload
+		if payload != nil {
+			d.setOldest(rec.minT)
+			// Backfilling: more records of this segment go in the same request.
+			for len(payload) < maxRequestBytes {
+				more, err := r.read(next)
+				if err != nil || more.gap != nil || more.next.Seg != next.Seg {
+					break // the next round takes it, and reports a gap
+				}
+				payload = append(payload, more.payload...)
+				next = more.next
+			}
+			if !d.deliver(ctx, payload) {
+				return // stopping
+			}
 		}
-		if err := d.saveCursor(next); err != nil {
-			d.log.Errorf("Saving cursor %q: %v", d.cursorPath, err)
+		if err := d.spool.commit(d.name, next); err != nil {
+			d.log.Errorf("Saving the cursor of %q: %v", d.url, err)
 		}
 		d.setCursor(next)
-		release()
+		pos = next
 	}
 }
 
@@ -231,9 +184,9 @@ func (d *destination) split(ctx context.Context, payload []byte, cause error) bo
 	lines := bytes.SplitAfter(bytes.TrimSuffix(payload, []byte{'\n'}), []byte{'\n'})
 	if len(lines) == 1 {
 		if errors.Is(cause, errTooLarge) {
-			d.reject.add("too_large", d.url+": "+cause.Error(), payload)
+			d.reject.add("too_large", d.url+": "+cause.Error(), nil, payload)
 		} else {
-			d.reject.add("refused", d.url+": "+cause.Error(), payload)
+			d.reject.add("refused", d.url+": "+cause.Error(), nil, payload)
 		}
 		return true
 	}
@@ -324,43 +277,4 @@ func createDatabase(ctx context.Context, client *http.Client, base, db string, a
 		return
 	}
 	resp.Body.Close()
-}
-
-// rejects is the local reject file: one JSON object per refused point or
-// batch, with the reason.
-type rejects struct {
-	mu    sync.Mutex
-	path  string
-	log   telegraf.Logger
-	stats map[string]selfstat.Stat
-}
-
-func newRejects(dir string, log telegraf.Logger) *rejects {
-	return &rejects{path: filepath.Join(dir, "rejected.jsonl"), log: log, stats: make(map[string]selfstat.Stat)}
-}
-
-func (r *rejects) add(reason, detail string, line []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st, ok := r.stats[reason]
-	if !ok {
-		st = selfstat.Register("rollupfwd_rejected", "points", map[string]string{"reason": reason})
-		r.stats[reason] = st
-	}
-	st.Incr(int64(max(1, bytes.Count(line, []byte{'\n'}))))
-	rec, _ := json.Marshal(struct {
-		Time   time.Time `json:"time"`
-		Reason string    `json:"reason"`
-		Detail string    `json:"detail"`
-		Lines  string    `json:"lines"`
-	}{time.Now().UTC(), reason, detail, string(line)})
-	f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		r.log.Errorf("Cannot write the reject file %q (%v); rejected (%s): %s", r.path, err, reason, detail)
-		return
-	}
-	defer f.Close()
-	if _, err := f.Write(append(rec, '\n')); err != nil {
-		r.log.Errorf("Cannot write the reject file %q: %v", r.path, err)
-	}
 }

@@ -1,8 +1,10 @@
 package rollupfwd
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -14,20 +16,26 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/influxdata/telegraf"
 )
 
-// The spool is a folder of segment files, seg-<seq>.log, each a sequence
-// of records. A record is one batch Telegraf handed to Write, as line
+// The spool owns its folder: segment files seg-<seq>.log, one cursor file
+// per destination, and the reject file. A segment is a sequence of
+// records; a record is one batch Telegraf handed to Write, as line
 // protocol, behind a header:
 //
-//	length uint32 | crc32c uint32 | min time int64 | max time int64 | payload
+//	magic uint32 | length uint32 | crc32c uint32 | min time int64 | max time int64 | payload
 //
-// The CRC covers the times and the payload. On open, the last segment is
-// checked record by record and cut after the last intact one: a power cut
-// mid-write loses only the record being written, never the spool.
+// The CRC covers length, times and payload. The magic lets a reader find
+// the next record after a damaged one. Records are handed to senders only
+// once they are on disk (fsynced), so no cursor ever points past what a
+// power cut keeps. On open, a torn tail of the last segment is cut; damage
+// inside a segment is skipped by the reader, which reports what it lost.
 const (
-	headerSize = 24
-	maxRecord  = 256 << 20
+	recordMagic = 0x4d544b31 // "MTK1"
+	headerSize  = 28
+	maxRecord   = 256 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -42,9 +50,16 @@ type position struct {
 
 type segment struct {
 	seq        uint64
-	size       int64
-	minT, maxT int64 // event time range, ns; 0 when empty
+	size       int64 // bytes written
+	durable    int64 // bytes known to be on disk
+	minT, maxT int64 // event time range, ns
 	records    int64
+	pending    []pendingRecord // written since the last fsync
+}
+
+// pendingRecord is a record not yet fsynced: what is lost if fsync fails.
+type pendingRecord struct {
+	minT, maxT int64
 }
 
 type spool struct {
@@ -52,13 +67,15 @@ type spool struct {
 	maxBytes int64
 	segBytes int64
 	syncEach bool // fsync after every record, else syncLoop does it
+	log      telegraf.Logger
+	open     func(string) (*os.File, error) // os.Open; tests inject faults
 
-	mu     sync.Mutex
-	segs   []*segment // oldest first; the last one is written to
-	active *os.File
-	size   int64
-	dirty  bool
-	notify chan struct{} // closed and replaced on every append
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last one is written to
+	active  *os.File
+	size    int64
+	cursors map[string]position // by destination
+	notify  chan struct{}       // closed and replaced when records become durable
 }
 
 func segPath(dir string, seq uint64) string {
@@ -67,7 +84,7 @@ func segPath(dir string, seq uint64) string {
 
 // openSpool opens (or creates) the spool in dir and recovers it. It
 // returns the number of bytes cut from a broken tail.
-func openSpool(dir string, maxBytes, segBytes int64, syncEach bool) (*spool, int64, error) {
+func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf.Logger) (*spool, int64, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, err
 	}
@@ -75,7 +92,8 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool) (*spool, int
 	if err != nil {
 		return nil, 0, err
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, notify: make(chan struct{})}
+	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open,
+		notify: make(chan struct{}), cursors: make(map[string]position)}
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "seg-") || !strings.HasSuffix(name, ".log") {
@@ -91,52 +109,88 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool) (*spool, int
 
 	var cut int64
 	for i, seg := range s.segs {
-		valid, err := scanSegment(segPath(dir, seg.seq), seg)
+		path := segPath(dir, seg.seq)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, 0, err
 		}
-		fi, err := os.Stat(segPath(dir, seg.seq))
-		if err != nil {
-			return nil, 0, err
-		}
-		if valid < fi.Size() {
-			cut += fi.Size() - valid
-			if i == len(s.segs)-1 { // the tail a crash left: cut it off
-				if err := os.Truncate(segPath(dir, seg.seq), valid); err != nil {
-					return nil, 0, err
-				}
+		end := scanSegment(data, seg)
+		size := int64(len(data))
+		if end < size && i == len(s.segs)-1 { // the tail a crash left: cut it off
+			if err := os.Truncate(path, end); err != nil {
+				return nil, 0, err
 			}
+			cut += size - end
+			size = end
 		}
-		seg.size = valid
-		s.size += valid
+		seg.size, seg.durable = size, size
+		s.size += size
 	}
 	if len(s.segs) == 0 {
 		s.segs = append(s.segs, &segment{seq: 1})
 	}
-	if err := s.openActive(); err != nil {
+	f, err := s.create(s.segs[len(s.segs)-1].seq)
+	if err != nil {
 		return nil, 0, err
 	}
+	s.active = f
 	return s, cut, nil
 }
 
-// scanSegment reads the records of a segment, fills in its counters and
-// returns the size of its intact prefix.
-func scanSegment(path string, seg *segment) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var off int64
-	r := &recordReader{f: f}
-	for {
-		minT, maxT, payload, err := r.read(off)
-		if err != nil {
-			return off, nil // io.EOF, or a broken record: the prefix stands
+// scanSegment notes the records of a segment's bytes and returns the end
+// of its last intact record. Damage in the middle is skipped over.
+func scanSegment(data []byte, seg *segment) int64 {
+	var off, end int64
+	for off < int64(len(data)) {
+		n, minT, maxT, ok := parseRecord(data[off:])
+		if !ok {
+			next := resync(data, off+1)
+			if next < 0 {
+				break
+			}
+			off = next
+			continue
 		}
 		seg.note(minT, maxT)
-		off += headerSize + int64(len(payload))
+		off += int64(n)
+		end = off
 	}
+	return end
+}
+
+// parseRecord checks the record at the start of b and returns its length
+// and times.
+func parseRecord(b []byte) (n int, minT, maxT int64, ok bool) {
+	if len(b) < headerSize || binary.BigEndian.Uint32(b[0:]) != recordMagic {
+		return 0, 0, 0, false
+	}
+	length := binary.BigEndian.Uint32(b[4:])
+	if length > maxRecord || int64(headerSize)+int64(length) > int64(len(b)) {
+		return 0, 0, 0, false
+	}
+	crc := crc32.Update(crc32.Checksum(b[4:8], crcTable), crcTable, b[12:headerSize+int(length)])
+	if crc != binary.BigEndian.Uint32(b[8:]) {
+		return 0, 0, 0, false
+	}
+	return headerSize + int(length), int64(binary.BigEndian.Uint64(b[12:])), int64(binary.BigEndian.Uint64(b[20:])), true
+}
+
+// resync returns the offset of the next intact record at or after from,
+// or -1.
+func resync(data []byte, from int64) int64 {
+	var magic [4]byte
+	binary.BigEndian.PutUint32(magic[:], recordMagic)
+	for from < int64(len(data)) {
+		i := bytes.Index(data[from:], magic[:])
+		if i < 0 {
+			return -1
+		}
+		if _, _, _, ok := parseRecord(data[from+int64(i):]); ok {
+			return from + int64(i)
+		}
+		from += int64(i) + 1
+	}
+	return -1
 }
 
 func (seg *segment) note(minT, maxT int64) {
@@ -149,21 +203,57 @@ func (seg *segment) note(minT, maxT int64) {
 	seg.records++
 }
 
-func (s *spool) openActive() error {
-	last := s.segs[len(s.segs)-1]
-	f, err := os.OpenFile(segPath(s.dir, last.seq), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+// create opens segment seq for appending, creating it durably.
+func (s *spool) create(seq uint64) (*os.File, error) {
+	path := segPath(s.dir, seq)
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if os.IsNotExist(statErr) {
+		if err := syncDir(s.dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// syncDir makes the folder's entries (files created, renamed, removed)
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	s.active = f
-	return nil
+	defer d.Close()
+	return d.Sync()
 }
 
-// dropped describes segments given up by drop_oldest.
+// dropped describes records given up: by drop_oldest, or by an fsync
+// that failed.
 type dropped struct {
 	records    int64
 	bytes      int64
 	minT, maxT int64
+}
+
+func (d dropped) String() string {
+	return fmt.Sprintf("dropped %d batches (%d bytes) holding points from %s to %s", d.records, d.bytes,
+		time.Unix(0, d.minT).UTC().Format(time.RFC3339), time.Unix(0, d.maxT).UTC().Format(time.RFC3339))
+}
+
+func (d *dropped) add(records, bytes, minT, maxT int64) {
+	if records == 0 {
+		return
+	}
+	if d.records == 0 || minT < d.minT {
+		d.minT = minT
+	}
+	d.maxT = max(d.maxT, maxT)
+	d.records += records
+	d.bytes += bytes
 }
 
 // append writes one record. When the spool would outgrow maxBytes it
@@ -177,6 +267,23 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.active == nil { // a reopen failed: try again
+		f, err := s.create(s.segs[len(s.segs)-1].seq)
+		if err != nil {
+			return lost, err
+		}
+		s.active = f
+	}
+	if s.size+need > s.maxBytes && s.allSent() {
+		// Everything is sent but the active segment holds the space:
+		// start a new one so that the sent one can go.
+		if err := s.roll(); err != nil {
+			return lost, err
+		}
+		if err := s.releaseLocked(); err != nil {
+			return lost, err
+		}
+	}
 	for s.size+need > s.maxBytes {
 		if !dropOldest {
 			return lost, errSpoolFull
@@ -190,17 +297,10 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 			}
 		}
 		old := s.segs[0]
-		if err := os.Remove(segPath(s.dir, old.seq)); err != nil {
+		if err := s.remove(old); err != nil {
 			return lost, err
 		}
-		s.segs = s.segs[1:]
-		s.size -= old.size
-		if lost.records == 0 || old.minT < lost.minT {
-			lost.minT = old.minT
-		}
-		lost.maxT = max(lost.maxT, old.maxT)
-		lost.records += old.records
-		lost.bytes += old.size
+		lost.add(old.records, old.size, old.minT, old.maxT)
 	}
 	last := s.segs[len(s.segs)-1]
 	if last.size > 0 && last.size+need > s.segBytes {
@@ -210,102 +310,228 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 		last = s.segs[len(s.segs)-1]
 	}
 	buf := make([]byte, headerSize, need)
-	binary.BigEndian.PutUint64(buf[8:], uint64(minT))
-	binary.BigEndian.PutUint64(buf[16:], uint64(maxT))
+	binary.BigEndian.PutUint32(buf[0:], recordMagic)
+	binary.BigEndian.PutUint32(buf[4:], uint32(len(payload)))
+	binary.BigEndian.PutUint64(buf[12:], uint64(minT))
+	binary.BigEndian.PutUint64(buf[20:], uint64(maxT))
 	buf = append(buf, payload...)
-	binary.BigEndian.PutUint32(buf[0:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(buf[4:], crc32.Checksum(buf[8:], crcTable))
+	binary.BigEndian.PutUint32(buf[8:], crc32.Update(crc32.Checksum(buf[4:8], crcTable), crcTable, buf[12:]))
 	if _, err := s.active.Write(buf); err != nil {
 		// Leave no half record behind (disk full): cut back, report.
-		_ = s.active.Truncate(last.size)
-		return lost, err
-	}
-	if s.syncEach {
-		if err := s.active.Sync(); err != nil {
-			return lost, err
+		if terr := s.active.Truncate(last.size); terr != nil {
+			return lost, s.reopen(err, terr)
 		}
-	} else {
-		s.dirty = true
+		return lost, err
 	}
 	last.size += need
 	last.note(minT, maxT)
+	last.pending = append(last.pending, pendingRecord{minT, maxT})
 	s.size += need
+	if s.syncEach {
+		if _, err := s.syncLocked(); err != nil {
+			return lost, err // the record was taken back: Telegraf writes it again
+		}
+	}
+	return lost, nil
+}
+
+// allSent tells whether every destination has read all there is.
+func (s *spool) allSent() bool {
+	if len(s.cursors) == 0 {
+		return false
+	}
+	last := s.segs[len(s.segs)-1]
+	for _, c := range s.cursors {
+		if c.Seg != last.seq || c.Off < last.size {
+			return false
+		}
+	}
+	return last.size > 0
+}
+
+// roll starts the next segment. The active one is synced first; on any
+// error the spool stays as it was, still writable.
+func (s *spool) roll() error {
+	if _, err := s.syncLocked(); err != nil {
+		return err
+	}
+	next := s.segs[len(s.segs)-1].seq + 1
+	f, err := s.create(next)
+	if err != nil {
+		return err
+	}
+	if s.active != nil {
+		if err := s.active.Close(); err != nil {
+			s.log.Warnf("Closing spool segment: %v", err)
+		}
+	}
+	s.active = f
+	s.segs = append(s.segs, &segment{seq: next})
+	return nil
+}
+
+// reopen is the way out when the active segment cannot be cut back: the
+// file is reopened, and the records it holds are checked on the next open.
+func (s *spool) reopen(cause, truncErr error) error {
+	s.active.Close()
+	s.active = nil
+	f, err := s.create(s.segs[len(s.segs)-1].seq)
+	if err != nil {
+		return fmt.Errorf("%w; cutting back the segment: %v; reopening it: %v", cause, truncErr, err)
+	}
+	s.active = f
+	return fmt.Errorf("%w; cutting back the segment: %v", cause, truncErr)
+}
+
+// sync flushes appended records to disk (the fsync = "interval" policy).
+// When fsync fails, what it covered cannot be trusted: those records are
+// cut off, and reported as lost.
+func (s *spool) sync() (dropped, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncLocked()
+}
+
+func (s *spool) syncLocked() (dropped, error) {
+	var lost dropped
+	last := s.segs[len(s.segs)-1]
+	if last.durable == last.size || s.active == nil {
+		return lost, nil
+	}
+	if err := s.active.Sync(); err != nil {
+		// The kernel may have dropped the pages it could not write and
+		// will not report it twice (a later fsync would succeed): cut the
+		// segment back to what is known to be on disk.
+		for _, p := range last.pending {
+			lost.add(1, 0, p.minT, p.maxT)
+		}
+		lost.bytes = last.size - last.durable
+		s.size -= lost.bytes
+		last.size = last.durable
+		last.records -= lost.records
+		last.pending = last.pending[:0]
+		if terr := s.active.Truncate(last.durable); terr != nil {
+			return lost, s.reopen(fmt.Errorf("fsync: %w", err), terr)
+		}
+		return lost, fmt.Errorf("fsync: %w", err)
+	}
+	last.durable = last.size
+	last.pending = last.pending[:0]
 	close(s.notify)
 	s.notify = make(chan struct{})
 	return lost, nil
 }
 
-// roll closes the active segment and starts the next one.
-func (s *spool) roll() error {
-	if err := s.active.Sync(); err != nil {
-		return err
-	}
-	if err := s.active.Close(); err != nil {
-		return err
-	}
-	s.segs = append(s.segs, &segment{seq: s.segs[len(s.segs)-1].seq + 1})
-	return s.openActive()
-}
-
-// sync flushes appended records to disk (the fsync = "interval" policy).
-func (s *spool) sync() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.dirty {
-		return nil
-	}
-	s.dirty = false
-	return s.active.Sync()
-}
-
-// wait returns a channel closed at the next append.
+// wait returns a channel closed when more records become durable.
 func (s *spool) wait() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.notify
 }
 
-// next returns where the record after pos starts, skipping to the next
-// segment at the end of one, and whether there is a record there.
-func (s *spool) next(pos position) (position, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	first := s.segs[0].seq
-	if pos.Seg < first { // dropped by drop_oldest, or a stale cursor
-		pos = position{Seg: first}
-	}
-	for _, seg := range s.segs {
-		if seg.seq < pos.Seg {
-			continue
-		}
-		if seg.seq == pos.Seg && pos.Off < seg.size {
-			return pos, true
-		}
-		if seg.seq > pos.Seg && seg.size > 0 {
-			return position{Seg: seg.seq}, true
-		}
-	}
-	return pos, false
+// cursorPath is where destination name keeps its position.
+func (s *spool) cursorPath(name string) string {
+	return filepath.Join(s.dir, "cursor-"+name+".json")
 }
 
-// release deletes the segments every cursor has passed, but the active one.
-func (s *spool) release(cursors []position) error {
+// cursor loads where destination name stopped last time, and registers
+// it: segments are deleted only once every registered destination has
+// passed them. A cursor past the end of its segment (a tail cut after a
+// crash) takes the segment's end, where new records go; one past the last
+// segment (a spool restored from an older copy) starts again from the
+// oldest record: points may be sent twice, and are overwritten, never lost.
+func (s *spool) cursor(name string) (position, error) {
+	path := s.cursorPath(name)
+	var p position
+	b, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+	case err != nil:
+		return p, err
+	default:
+		if err := json.Unmarshal(b, &p); err != nil {
+			s.log.Warnf("Cursor %q is unreadable (%v): starting from the oldest record; points may be sent twice (the same points, overwritten)", path, err)
+			p = position{}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if last := s.segs[len(s.segs)-1]; p.Seg > last.seq {
+		s.log.Warnf("Cursor %q points past the last spool segment (%d > %d): starting from the oldest record; points may be sent twice (the same points, overwritten)", path, p.Seg, last.seq)
+		p = position{Seg: s.segs[0].seq}
+	}
+	for _, seg := range s.segs {
+		if seg.seq == p.Seg && p.Off > seg.size {
+			s.log.Warnf("Cursor %q points past the end of segment %d (offset %d > %d): taking its end", path, p.Seg, p.Off, seg.size)
+			p.Off = seg.size
+		}
+	}
+	s.cursors[name] = p
+	return p, nil
+}
+
+// commit saves where destination name stands, durably, and deletes the
+// segments every destination has passed.
+func (s *spool) commit(name string, p position) error {
+	b, _ := json.Marshal(p)
+	path := s.cursorPath(name)
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cursors[name] = p
+	return s.releaseLocked()
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// releaseLocked deletes the segments every cursor has passed, but the
+// active one.
+func (s *spool) releaseLocked() error {
 	for len(s.segs) > 1 {
 		old := s.segs[0]
-		for _, c := range cursors {
+		for _, c := range s.cursors {
 			if c.Seg <= old.seq {
 				return nil
 			}
 		}
-		if err := os.Remove(segPath(s.dir, old.seq)); err != nil && !os.IsNotExist(err) {
+		if err := s.remove(old); err != nil {
 			return err
 		}
-		s.segs = s.segs[1:]
-		s.size -= old.size
 	}
 	return nil
+}
+
+// remove deletes the oldest segment, durably.
+func (s *spool) remove(old *segment) error {
+	if err := os.Remove(segPath(s.dir, old.seq)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	s.segs = s.segs[1:]
+	s.size -= old.size
+	return syncDir(s.dir)
 }
 
 // stats returns the spool's size and segment count.
@@ -318,15 +544,19 @@ func (s *spool) stats() (int64, int) {
 func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.active.Sync()
+	if s.active == nil {
+		return nil
+	}
+	_, err := s.syncLocked()
 	if cerr := s.active.Close(); err == nil {
 		err = cerr
 	}
+	s.active = nil
 	return err
 }
 
 // syncLoop fsyncs every interval until ctx ends.
-func (s *spool) syncLoop(ctx context.Context, every time.Duration, onErr func(error)) {
+func (s *spool) syncLoop(ctx context.Context, every time.Duration, onErr func(dropped, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -334,39 +564,148 @@ func (s *spool) syncLoop(ctx context.Context, every time.Duration, onErr func(er
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.sync(); err != nil {
-				onErr(err)
+			if lost, err := s.sync(); err != nil {
+				onErr(lost, err)
 			}
 		}
 	}
 }
 
-// recordReader reads records of one segment file.
-type recordReader struct {
-	f   *os.File
-	hdr [headerSize]byte
+// record is one record read from the spool.
+type record struct {
+	payload    []byte
+	minT, maxT int64
+	next       position // where the record after it starts
+	gap        *gap     // what was skipped to reach it, if anything
 }
 
-var errCorrupt = errors.New("corrupt record")
+// gap is a part of the spool that could not be read: damaged bytes, or a
+// segment file gone. The records in it are lost; their event times lie in
+// (afterT, beforeT), 0 where unknown.
+type gap struct {
+	seg             uint64
+	from, to        int64
+	afterT, beforeT int64
+	missing         bool // the segment file itself is gone
+}
 
-func (r *recordReader) read(off int64) (minT, maxT int64, payload []byte, err error) {
-	if _, err := r.f.ReadAt(r.hdr[:], off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, 0, nil, io.EOF
+func (g *gap) String() string {
+	times := func(ns int64) string {
+		if ns == 0 {
+			return "?"
 		}
-		return 0, 0, nil, err
+		return time.Unix(0, ns).UTC().Format(time.RFC3339)
 	}
-	n := binary.BigEndian.Uint32(r.hdr[0:])
-	if n > maxRecord {
-		return 0, 0, nil, errCorrupt
+	what := fmt.Sprintf("%d damaged bytes at offset %d", g.to-g.from, g.from)
+	if g.missing {
+		what = "the whole file is missing"
 	}
-	body := make([]byte, 16+int(n))
-	copy(body, r.hdr[8:])
-	if _, err := r.f.ReadAt(body[16:], off+headerSize); err != nil {
-		return 0, 0, nil, errCorrupt // cut short
+	return fmt.Sprintf("spool segment %d: %s; the points in it, from %s to %s, are lost", g.seg, what, times(g.afterT), times(g.beforeT))
+}
+
+// errCaughtUp says there is no durable record at the position yet.
+var errCaughtUp = errors.New("caught up")
+
+// reader reads the spool in order for one destination.
+type reader struct {
+	s     *spool
+	f     *os.File
+	seq   uint64
+	lastT int64 // max time of the last record read
+}
+
+func (s *spool) reader() *reader { return &reader{s: s} }
+
+func (r *reader) close() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
 	}
-	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(r.hdr[4:]) {
-		return 0, 0, nil, errCorrupt
+}
+
+// locate moves pos to the next durable record, or says there is none.
+// It returns pos, the durable end of its segment, and the segment's times.
+func (s *spool) locate(pos position) (position, int64, *segment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pos.Seg < s.segs[0].seq { // dropped by drop_oldest (logged there)
+		pos = position{Seg: s.segs[0].seq}
 	}
-	return int64(binary.BigEndian.Uint64(body[0:])), int64(binary.BigEndian.Uint64(body[8:])), body[16:], nil
+	for i, seg := range s.segs {
+		if seg.seq < pos.Seg {
+			continue
+		}
+		if seg.seq > pos.Seg {
+			pos = position{Seg: seg.seq}
+		}
+		if pos.Off < seg.durable {
+			return pos, seg.durable, seg, nil
+		}
+		if i == len(s.segs)-1 {
+			break
+		}
+	}
+	return pos, 0, nil, errCaughtUp
+}
+
+// read returns the record at pos or the first intact one after it. It
+// returns errCaughtUp when there is none yet, and other errors (a segment
+// that cannot be opened or read) for the caller to retry: only a file that
+// does not exist is skipped, as a gap.
+func (r *reader) read(pos position) (record, error) {
+	pos, limit, seg, err := r.s.locate(pos)
+	if err != nil {
+		return record{}, err
+	}
+	if r.f == nil || r.seq != pos.Seg {
+		r.close()
+		f, err := r.s.open(segPath(r.s.dir, pos.Seg))
+		if os.IsNotExist(err) {
+			g := &gap{seg: pos.Seg, from: pos.Off, to: limit, afterT: r.lastT, beforeT: seg.maxT, missing: true}
+			return record{next: position{Seg: pos.Seg, Off: limit}, gap: g}, nil
+		}
+		if err != nil {
+			return record{}, err
+		}
+		r.f, r.seq = f, pos.Seg
+	}
+	var hdr [headerSize]byte
+	if _, err := r.f.ReadAt(hdr[:], pos.Off); err == nil {
+		n := int64(binary.BigEndian.Uint32(hdr[4:]))
+		if binary.BigEndian.Uint32(hdr[0:]) == recordMagic && n <= maxRecord && pos.Off+headerSize+n <= limit {
+			buf := make([]byte, headerSize+n)
+			if _, err := r.f.ReadAt(buf, pos.Off); err != nil && !errors.Is(err, io.EOF) {
+				return record{}, err
+			}
+			if _, minT, maxT, ok := parseRecord(buf); ok {
+				r.lastT = maxT
+				return record{payload: buf[headerSize:], minT: minT, maxT: maxT, next: position{Seg: pos.Seg, Off: pos.Off + int64(len(buf))}}, nil
+			}
+		}
+	} else if !errors.Is(err, io.EOF) {
+		return record{}, err
+	}
+	return r.skipDamage(pos, limit, seg)
+}
+
+// skipDamage finds the first intact record after the damaged one at pos.
+func (r *reader) skipDamage(pos position, limit int64, seg *segment) (record, error) {
+	data := make([]byte, limit-pos.Off)
+	n, err := r.f.ReadAt(data, pos.Off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return record{}, err
+	}
+	data = data[:n]
+	g := &gap{seg: pos.Seg, from: pos.Off, to: limit, afterT: r.lastT, beforeT: seg.maxT}
+	next := resync(data, 1)
+	if next < 0 {
+		return record{next: position{Seg: pos.Seg, Off: limit}, gap: g}, nil
+	}
+	g.to = pos.Off + next
+	n2, minT, maxT, _ := parseRecord(data[next:])
+	g.beforeT = minT
+	return record{
+		payload: data[next+headerSize : next+int64(n2)], minT: minT, maxT: maxT,
+		next: position{Seg: pos.Seg, Off: g.to + int64(n2)}, gap: g,
+	}, nil
 }

@@ -1,0 +1,338 @@
+package rollupfwd
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// central is a fake central InfluxDB that keeps every line it is sent.
+// The spool's fault tests need to see exactly what arrived; the real
+// influxd is in integration_test.go.
+type central struct {
+	*httptest.Server
+	mu    sync.Mutex
+	lines []string
+}
+
+func newCentral(t *testing.T) *central {
+	c := &central{}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var body io.Reader = req.Body
+		if req.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(req.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = zr
+		}
+		b, _ := io.ReadAll(body)
+		c.mu.Lock()
+		c.lines = append(c.lines, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")...)
+		c.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+// counts returns how often each count=N value arrived.
+func (c *central) counts() map[int]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got := make(map[int]int)
+	for _, l := range c.lines {
+		var n int
+		if i := strings.Index(l, "count="); i >= 0 {
+			fmt.Sscanf(l[i:], "count=%di", &n)
+			got[n]++
+		}
+	}
+	return got
+}
+
+// waitFor waits until every value in want arrived.
+func (c *central) waitFor(t *testing.T, want []int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		got := c.counts()
+		for _, n := range want {
+			if got[n] == 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "points that never arrived")
+}
+
+func seq(from, to int) []int {
+	var s []int
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// requireOnce checks that each value of want arrived exactly once and
+// nothing else did.
+func requireOnce(t *testing.T, c *central, want []int) {
+	t.Helper()
+	got := c.counts()
+	for _, n := range want {
+		require.Equal(t, 1, got[n], "count=%d arrived %d times", n, got[n])
+	}
+	require.Len(t, got, len(want), "only the points written arrive")
+}
+
+// With fsync = "interval", records reach the senders only once they are
+// fsynced, so a power cut (the spool restarted from a copy holding only
+// what was fsynced) never leaves a cursor past the end of the data: new
+// records written after the restart are all sent.
+func TestSpoolPowerCut(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 1<<20, false, testutil.Logger{})
+	require.NoError(t, err)
+	for i := 0; i < 5; i++ {
+		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		require.NoError(t, err)
+	}
+	_, err = s.sync()
+	require.NoError(t, err)
+	durable, err := os.ReadFile(segPath(dir, 1))
+	require.NoError(t, err)
+	for i := 5; i < 8; i++ { // written, not yet fsynced
+		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		require.NoError(t, err)
+	}
+	r := s.reader()
+	pos := position{}
+	for i := 0; i < 5; i++ {
+		rec, err := r.read(pos)
+		require.NoError(t, err)
+		pos = rec.next
+	}
+	_, err = r.read(pos)
+	require.ErrorIs(t, err, errCaughtUp, "a record not on disk is not handed to a sender")
+	require.NoError(t, s.commit("c", pos))
+	r.close()
+
+	// The power cut: the disk holds what was fsynced, and the cursor.
+	cut := t.TempDir()
+	require.NoError(t, os.WriteFile(segPath(cut, 1), durable, 0o640))
+	cursor, err := os.ReadFile(s.cursorPath("c"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(cut, "cursor-c.json"), cursor, 0o640))
+	require.NoError(t, s.close())
+
+	log := &testutil.CaptureLogger{}
+	s2, _, err := openSpool(cut, 1<<30, 1<<20, true, log)
+	require.NoError(t, err)
+	defer s2.close()
+	pos, err = s2.cursor("c")
+	require.NoError(t, err)
+	for i := 100; i < 103; i++ {
+		_, err := s2.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		require.NoError(t, err)
+	}
+	r2 := s2.reader()
+	defer r2.close()
+	var got []string
+	for {
+		rec, err := r2.read(pos)
+		if err != nil {
+			require.ErrorIs(t, err, errCaughtUp)
+			break
+		}
+		require.Nil(t, rec.gap, "nothing is skipped")
+		got = append(got, string(rec.payload))
+		pos = rec.next
+	}
+	require.Equal(t, []string{"m count=100i 100\n", "m count=101i 101\n", "m count=102i 102\n"}, got)
+	require.Empty(t, log.Errors())
+}
+
+// A cursor past the end of its segment (saved by an older version that
+// sent unsynced records) is clamped to the segment's real size.
+func TestSpoolCursorPastEnd(t *testing.T) {
+	c := newCentral(t)
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.close())
+	r := newRollupFwd()
+	r.URLs = []string{c.URL}
+	name := cursorName(c.URL)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cursor-"+name+".json"), []byte(`{"segment":1,"offset":999999}`), 0o640))
+
+	log := &testutil.CaptureLogger{}
+	p := newPlugin(t, dir, []string{c.URL}, func(r *RollupFwd) { r.Log = log })
+	require.NoError(t, p.Write(rollups(10, 3)))
+	c.waitFor(t, seq(10, 13))
+	requireOnce(t, c, seq(10, 13))
+	require.Contains(t, strings.Join(log.Warnings(), "\n"), "points past the end of segment 1")
+}
+
+// Bytes flipped in the middle of a segment cost only the damaged record:
+// the sender resynchronises on the next intact one, and the loss is
+// counted and logged with its time range.
+func TestSpoolDamageMidSegment(t *testing.T) {
+	c := newCentral(t)
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	require.NoError(t, err)
+	var offsets []int64
+	for i := 0; i < 10; i++ {
+		offsets = append(offsets, s.segs[0].size)
+		line := rollups(i, 1)[0]
+		_, err := s.append([]byte(fmt.Sprintf("mail_counts count=%di %d\n", i, line.Time().UnixNano())), line.Time().UnixNano(), line.Time().UnixNano(), false)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.close())
+	f, err := os.OpenFile(segPath(dir, 1), os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("XXXX"), offsets[4]+headerSize+3) // inside record 4's payload
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	log := &testutil.CaptureLogger{}
+	newPlugin(t, dir, []string{c.URL}, func(r *RollupFwd) { r.Log = log })
+	want := append(seq(0, 4), seq(5, 10)...)
+	c.waitFor(t, want)
+	requireOnce(t, c, want)
+	errs := strings.Join(log.Errors(), "\n")
+	require.Contains(t, errs, "spool segment 1:")
+	require.Contains(t, errs, fmt.Sprintf("damaged bytes at offset %d", offsets[4]))
+	require.Contains(t, errs, "from 2026-11-22T00:00:03Z to 2026-11-22T00:00:05Z", "the time range lost lies between its neighbours")
+}
+
+// A segment that cannot be opened for a while (EMFILE, EACCES, EIO) is
+// retried, never taken as deleted and skipped: once it opens, everything
+// arrives.
+func TestSpoolUnreadableSegment(t *testing.T) {
+	c := newCentral(t)
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.close())
+	var broken atomic.Bool
+	broken.Store(true)
+	log := &testutil.CaptureLogger{}
+	newPlugin(t, dir, []string{c.URL}, func(r *RollupFwd) {
+		r.Log = log
+		r.openSegment = func(name string) (*os.File, error) {
+			if broken.Load() {
+				return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EMFILE}
+			}
+			return os.Open(name)
+		}
+	})
+	require.Eventually(t, func() bool { return strings.Count(strings.Join(log.Errors(), "\n"), "too many open files") >= 1 },
+		10*time.Second, 10*time.Millisecond)
+	require.Empty(t, c.counts(), "nothing sent, nothing skipped")
+	broken.Store(false)
+	c.waitFor(t, seq(0, 3))
+	requireOnce(t, c, seq(0, 3))
+}
+
+// With segment_bytes = max_spool_bytes / 2, a spool that filled up while
+// central was down frees itself once everything is sent: "block" unblocks.
+func TestSpoolFullUnblocks(t *testing.T) {
+	c := newCentral(t)
+	dir := t.TempDir()
+	r := newPlugin(t, dir, []string{c.URL}, func(r *RollupFwd) {
+		r.MaxSpoolBytes, r.SegmentBytes = 2048, 1024
+	})
+	for i := 0; i < 200; i++ {
+		require.Eventually(t, func() bool { return r.Write(rollups(i, 1)) == nil }, 10*time.Second, time.Millisecond,
+			"write %d stays blocked", i)
+	}
+	c.waitFor(t, seq(0, 200))
+	requireOnce(t, c, seq(0, 200))
+}
+
+// A full file system: writes fail (Telegraf keeps the metrics and retries),
+// no half record stays behind, and once there is room again every point
+// Write accepted arrives exactly once.
+func TestSpoolFullFilesystem(t *testing.T) {
+	mnt := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput()
+	require.NoError(t, err, "this test makes a small file system and needs root (CI runs as root): %s", out)
+	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
+	dir := filepath.Join(mnt, "spool")
+	down := "http://127.0.0.1:1"
+	r := newPlugin(t, dir, []string{down}, func(r *RollupFwd) {
+		r.MaxSpoolBytes, r.SegmentBytes = 1<<20, 16<<10
+	})
+	var accepted []int
+	var failed error
+	for i := 0; i < 2000 && failed == nil; i++ {
+		if failed = r.Write(rollups(i*10, 10)); failed == nil {
+			accepted = append(accepted, seq(i*10, i*10+10)...)
+		}
+	}
+	require.Error(t, failed, "the file system fills up")
+	require.NotEmpty(t, accepted)
+	require.NoError(t, r.Close())
+
+	// Room again: the spool opens with every accepted record intact and
+	// sends them to central.
+	out, err = exec.Command("mount", "-o", "remount,size=4m", mnt).CombinedOutput()
+	require.NoError(t, err, "remount: %s", out)
+	c := newCentral(t)
+	log := &testutil.CaptureLogger{}
+	newPlugin(t, dir, []string{c.URL}, func(r *RollupFwd) { r.Log = log })
+	c.waitFor(t, accepted)
+	requireOnce(t, c, accepted)
+	require.Empty(t, log.Errors())
+}
+
+func TestRejectFileBounded(t *testing.T) {
+	dir := t.TempDir()
+	r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, func(r *RollupFwd) {
+		r.MaxRejectBytes = config.Size(8 << 10)
+	})
+	for i := 0; i < 200; i++ {
+		m := rollups(i, 1)[0]
+		m.AddTag("recipient", fmt.Sprintf("user%d@example.org", i))
+		require.NoError(t, r.Write(append(rollups(i, 1), m)))
+	}
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	path := filepath.Join(dir, "rejected.jsonl")
+	require.LessOrEqual(t, size(path)+size(path+".1"), int64(8<<10))
+	require.Positive(t, r.rejects.dropped.Get(), "what rotation dropped is counted")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "@example.org", "no address is stored")
+	require.Contains(t, string(b), `"reason":"tag_not_allowed"`)
+	require.Contains(t, string(b), `"tag_keys":["dc","direction","recipient"]`)
+}
