@@ -34,7 +34,20 @@ type DeadLetter struct {
 	Truncated bool   `json:"truncated,omitempty"`
 }
 
-const maxDeadLetterBody = 64 * 1024
+const (
+	maxDeadLetterBody = 64 * 1024
+	// Past this many bad events in one message, the message is one dead
+	// letter: a body of 174,762 "{}" lines must not become as many.
+	maxDeadLettersPerMessage = 100
+	// One MPUB stays well under nsqd's --max-body-size (5 MiB by default);
+	// each dead letter (at most 64 KiB of body, hex-encoded 128 KiB) under
+	// its --max-msg-size (1 MiB).
+	maxPublishBytes = 1 << 20
+)
+
+// reasonTooManyBad is the reason of the one dead letter of a message with
+// more than maxDeadLettersPerMessage bad events.
+const reasonTooManyBad = "too_many_bad_events"
 
 // deadLetters publishes to the nsqd a message came from, one producer per
 // nsqd, created on first use.
@@ -77,6 +90,11 @@ func (d *deadLetters) producer(addr string) (*nsq.Producer, error) {
 // them, so the source message is finished only when nothing can be lost.
 func (d *deadLetters) publish(topic, channel string, msg *nsqsub.Message, bad []badEvent) error {
 	now := time.Now().UTC()
+	if len(bad) > maxDeadLettersPerMessage {
+		bad = []badEvent{{reasonTooManyBad,
+			fmt.Errorf("%d events of the message are bad (the first: %s: %v): the message is dead-lettered whole", len(bad), bad[0].reason, bad[0].err),
+			msg.Body}}
+	}
 	bodies := make([][]byte, 0, len(bad))
 	for _, b := range bad {
 		dl := DeadLetter{
@@ -108,7 +126,18 @@ func (d *deadLetters) publish(topic, channel string, msg *nsqsub.Message, bad []
 	if err != nil {
 		return err
 	}
-	return p.MultiPublish(d.topicFor(topic), bodies)
+	for len(bodies) > 0 {
+		n, size := 0, 0
+		for n < len(bodies) && (n == 0 || size+len(bodies[n]) <= maxPublishBytes) {
+			size += len(bodies[n])
+			n++
+		}
+		if err := p.MultiPublish(d.topicFor(topic), bodies[:n]); err != nil {
+			return err
+		}
+		bodies = bodies[n:]
+	}
+	return nil
 }
 
 func (d *deadLetters) stop() {

@@ -69,6 +69,7 @@ type MailEvents struct {
 	MaxMessageSize         config.Size     `toml:"max_message_size"`
 	DeadLetter             string          `toml:"dead_letter"`
 	DeadLetterTopic        string          `toml:"dead_letter_topic"`
+	DeadLetterMaxAttempts  int             `toml:"dead_letter_max_attempts"`
 
 	Measurement string            `toml:"measurement"`
 	TagKeys     []string          `toml:"tag_keys"`
@@ -143,6 +144,9 @@ func (m *MailEvents) Init() error {
 	case deadLetterTopic:
 		if m.DeadLetterTopic != "" && !nsq.IsValidTopicName(m.DeadLetterTopic) {
 			return fmt.Errorf("invalid %q value %q", "dead_letter_topic", m.DeadLetterTopic)
+		}
+		if m.DeadLetterMaxAttempts <= 0 {
+			return fmt.Errorf("invalid %q value %d: must be > 0", "dead_letter_max_attempts", m.DeadLetterMaxAttempts)
 		}
 	case deadLetterFinish:
 	default:
@@ -348,10 +352,19 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	st.observe(out, now)
 	if len(out.bad) > 0 {
 		if err := m.deadLetter(st, msg, out.bad); err != nil {
-			// Keep the message: requeued, it is tried again later.
-			m.Log.Errorf("Dead-lettering message %s from %q failed, requeueing it: %v", msg.ID[:], st.topic, err)
-			m.answer(msg, false, st)
-			return
+			if int(msg.Attempts) < m.DeadLetterMaxAttempts {
+				// Keep the message: requeued, it is tried again later.
+				m.Log.Errorf("Dead-lettering message %s from %q failed (attempt %d of %d), requeueing it: %v",
+					msg.ID[:], st.topic, msg.Attempts, m.DeadLetterMaxAttempts, err)
+				m.answer(msg, false, st)
+				return
+			}
+			// Requeueing forever would keep a poison message in the
+			// channel: give its bad events up, counted and logged, and
+			// deliver its good ones.
+			st.deadLetterGaveUp.Incr(int64(len(out.bad)))
+			m.Log.Errorf("Dead-lettering message %s from %q failed %d times (dead_letter_max_attempts): dropping its %d bad events (the first: %s): %v",
+				msg.ID[:], st.topic, msg.Attempts, len(out.bad), out.bad[0].reason, err)
 		}
 	}
 	if len(out.metrics) == 0 {
@@ -493,6 +506,7 @@ func newMailEvents() *MailEvents {
 		ReconnectInterval:      config.Duration(5 * time.Second),
 		MaxMessageSize:         config.Size(512 * 1024),
 		DeadLetter:             deadLetterTopic,
+		DeadLetterMaxAttempts:  10,
 		Measurement:            "mail_event",
 		TagKeys:                append([]string(nil), defaultTagKeys...),
 		TimeKey:                "time",

@@ -157,7 +157,7 @@ func TestDeadLetterFailureRequeuesIntegration(t *testing.T) {
 	}
 	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Args: []string{"--max-msg-size=64"}})
 	publish(t, nsqd, "mail_events", []byte(`not json`))
-	startPlugin(t, nsqd, nil)
+	startPlugin(t, nsqd, func(m *MailEvents) { m.DeadLetterMaxAttempts = 1000 })
 	require.Eventually(t, func() bool {
 		return channelStats(t, nsqd, "mail_events").RequeueCount >= 2
 	}, 20*time.Second, 20*time.Millisecond, "the message must be requeued, again and again")
@@ -166,6 +166,60 @@ func TestDeadLetterFailureRequeuesIntegration(t *testing.T) {
 	dead, err := nsqd.TopicStats("mail_events_dead")
 	require.NoError(t, err)
 	require.Zero(t, dead.MessageCount)
+}
+
+// TestDeadLetterGiveUpIntegration: a message whose dead letters nsqd keeps
+// refusing is given up after dead_letter_max_attempts deliveries: finished,
+// counted, logged with its id; its good events are delivered.
+func TestDeadLetterGiveUpIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Args: []string{"--max-msg-size=200"}})
+	publish(t, nsqd, "mail_events", []byte(`[{"time":1700000000,"a":1},{"time":1700000000,"smtp_code":"not a number"}]`))
+	log := &testutil.CaptureLogger{}
+	_, acc := startPlugin(t, nsqd, func(m *MailEvents) { m.DeadLetterMaxAttempts = 3; m.Log = log })
+	acc.Wait(1)
+	for _, m := range acc.GetTelegrafMetrics() {
+		m.Accept()
+	}
+	require.Eventually(t, func() bool {
+		ch := channelStats(t, nsqd, "mail_events")
+		return ch.Depth+ch.InFlight+ch.Deferred == 0
+	}, 20*time.Second, 20*time.Millisecond, "the message must be finished")
+	require.Equal(t, int64(2), channelStats(t, nsqd, "mail_events").RequeueCount, "requeued until its third delivery")
+	require.Contains(t, strings.Join(log.Errors(), "\n"), "failed 3 times (dead_letter_max_attempts): dropping its 1 bad events")
+}
+
+// TestPoisonMessageIntegration: a 512 KiB message of "{}" lines (174,762
+// bad events) against nsqd with its default limits becomes one dead letter
+// and is finished, not requeued forever.
+func TestPoisonMessageIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQD(t)
+	poison := []byte(strings.Repeat("{}\n", 512*1024/3))
+	publish(t, nsqd, "mail_events", poison, []byte(fullEvent))
+	_, acc := startPlugin(t, nsqd, nil)
+	acc.Wait(1)
+	for _, m := range acc.GetTelegrafMetrics() {
+		m.Accept()
+	}
+	letters := stacktest.Consume(t, nsqd, "mail_events_dead", 1)
+	var dl DeadLetter
+	require.NoError(t, json.Unmarshal(letters[0], &dl))
+	require.Equal(t, reasonTooManyBad, dl.Reason)
+	require.Contains(t, dl.Error, "174762 events of the message are bad")
+	require.Equal(t, len(poison), dl.BodyBytes)
+	require.True(t, dl.Truncated)
+	require.Eventually(t, func() bool {
+		ch := channelStats(t, nsqd, "mail_events")
+		return ch.MessageCount == 2 && ch.Depth+ch.InFlight+ch.Deferred == 0 && ch.RequeueCount == 0
+	}, 20*time.Second, 20*time.Millisecond, "both messages finished once: %+v", channelStats(t, nsqd, "mail_events"))
+	dead, err := nsqd.TopicStats("mail_events_dead")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), dead.MessageCount)
 }
 
 // TestReconnectIntegration: the agent starts before its nsqd, as happens

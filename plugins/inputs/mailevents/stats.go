@@ -25,6 +25,7 @@ type topicStats struct {
 	requeued         selfstat.Stat
 	deadLettered     selfstat.Stat
 	deadLetterErrors selfstat.Stat
+	deadLetterGaveUp selfstat.Stat
 	finishedBad      selfstat.Stat
 	missingTime      selfstat.Stat
 	repairedUTF8     selfstat.Stat
@@ -43,6 +44,7 @@ func newTopicStats(topic, channel string) *topicStats {
 		requeued:         selfstat.Register("mailevents", "messages_requeued", tags),
 		deadLettered:     selfstat.Register("mailevents", "events_dead_lettered", tags),
 		deadLetterErrors: selfstat.Register("mailevents", "dead_letter_errors", tags),
+		deadLetterGaveUp: selfstat.Register("mailevents", "dead_letters_given_up", tags),
 		finishedBad:      selfstat.Register("mailevents", "events_dropped", tags),
 		missingTime:      selfstat.Register("mailevents", "events_missing_time", tags),
 		repairedUTF8:     selfstat.Register("mailevents", "strings_repaired_utf8", tags),
