@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -80,6 +81,11 @@ func (m *Message) Requeue(delay time.Duration) {
 	}
 }
 
+// Timeout is nsqd's message timeout on the connection the message came
+// on (its --msg-timeout, or the msg_timeout asked for in IDENTIFY): a
+// message not answered or touched within it is redelivered.
+func (m *Message) Timeout() time.Duration { return m.sess.msgTimeout }
+
 // Touch resets nsqd's timeout of the message.
 func (m *Message) Touch() {
 	if !m.responded.Load() {
@@ -97,6 +103,18 @@ type Subscriber struct {
 
 	mu    sync.Mutex
 	conns map[string]*conn
+
+	// Messages read wait here until the consumer takes them, touched
+	// while they wait: a read loop never blocks on a slow consumer (so
+	// heartbeats are always read), and no waiting message times out.
+	qmu   sync.Mutex
+	queue []queued
+	wake  chan struct{}
+}
+
+type queued struct {
+	m     *Message
+	since time.Time // read, or last touched
 }
 
 // New checks cfg; Start connects.
@@ -122,8 +140,9 @@ func New(cfg Config) (*Subscriber, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		cfg: cfg, ctx: ctx, stop: cancel,
-		out:   make(chan *Message, cfg.MaxInFlight),
+		out:   make(chan *Message),
 		conns: make(map[string]*conn),
+		wake:  make(chan struct{}, 1),
 	}, nil
 }
 
@@ -133,6 +152,9 @@ func (s *Subscriber) Messages() <-chan *Message { return s.out }
 // Start connects to every nsqd and starts polling nsqlookupd. An nsqd that
 // is down is retried in the background; Start itself does not fail on it.
 func (s *Subscriber) Start() {
+	s.wg.Add(2)
+	go s.forward()
+	go s.touchQueued()
 	for _, addr := range s.cfg.Nsqd {
 		s.keep(addr, true)
 	}
@@ -153,6 +175,78 @@ func (s *Subscriber) Stop() {
 	s.mu.Unlock()
 	s.wg.Wait()
 }
+
+// enqueue adds a message read from nsqd to the queue.
+func (s *Subscriber) enqueue(m *Message) {
+	s.qmu.Lock()
+	s.queue = append(s.queue, queued{m: m, since: time.Now()})
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// forward hands queued messages to the consumer, in order. A message whose
+// connection closed meanwhile is left out: nsqd has taken it back.
+func (s *Subscriber) forward() {
+	defer s.wg.Done()
+	for {
+		s.qmu.Lock()
+		if len(s.queue) == 0 {
+			s.qmu.Unlock()
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-s.wake:
+			}
+			continue
+		}
+		head := s.queue[0].m
+		s.qmu.Unlock()
+		select {
+		case <-head.sess.done:
+		case s.out <- head:
+		case <-s.ctx.Done():
+			return
+		}
+		s.qmu.Lock()
+		s.queue[0] = queued{}
+		s.queue = s.queue[1:]
+		if len(s.queue) == 0 {
+			s.queue = s.queue[:0:0] // let the backing array go
+		}
+		s.qmu.Unlock()
+	}
+}
+
+// touchQueued touches messages that have waited in the queue for half
+// their timeout.
+func (s *Subscriber) touchQueued() {
+	defer s.wg.Done()
+	t := time.NewTicker(touchCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			s.qmu.Lock()
+			for i := range s.queue {
+				q := &s.queue[i]
+				if now.Sub(q.since) >= q.m.Timeout()/2 {
+					q.m.Touch()
+					q.since = now
+				}
+			}
+			s.qmu.Unlock()
+		}
+	}
+}
+
+// touchCheck is how often waiting messages are looked at; nsqd's message
+// timeout is at least 1s.
+const touchCheck = 250 * time.Millisecond
 
 // keep runs one nsqd connection: connect, serve, and (if persistent, or
 // while nsqlookupd still lists it) reconnect when it breaks.
@@ -244,7 +338,7 @@ func lookup(client *http.Client, lookupd, topic string) ([]string, error) {
 	if !hasScheme(u) {
 		u = "http://" + u
 	}
-	resp, err := client.Get(u + "/lookup?topic=" + topic)
+	resp, err := client.Get(u + "/lookup?topic=" + url.QueryEscape(topic))
 	if err != nil {
 		return nil, err
 	}
@@ -305,14 +399,15 @@ type conn struct {
 // an answer to a message of a closed session is dropped, as nsqd has
 // already taken the message back.
 type session struct {
-	net  net.Conn
-	cmds chan command
-	done chan struct{}
-	once sync.Once
+	net        net.Conn
+	cmds       chan command
+	done       chan struct{}
+	once       sync.Once
+	msgTimeout time.Duration
 }
 
-func newSession(nc net.Conn) *session {
-	return &session{net: nc, cmds: make(chan command, 4096), done: make(chan struct{})}
+func newSession(nc net.Conn, msgTimeout time.Duration) *session {
+	return &session{net: nc, cmds: make(chan command, 4096), done: make(chan struct{}), msgTimeout: msgTimeout}
 }
 
 func (s *session) send(cmd command) {
@@ -326,8 +421,15 @@ func (s *session) close() {
 	s.once.Do(func() {
 		close(s.done)
 		_ = s.net.SetReadDeadline(time.Now()) // unblocks the reader
+		// Bounds the writer: its last flush, or a write blocked on a peer
+		// that stopped reading, ends within closeFlush.
+		_ = s.net.SetWriteDeadline(time.Now().Add(closeFlush))
 	})
 }
+
+// closeFlush is how long a closing session may take to write its last
+// answers.
+const closeFlush = time.Second
 
 func (c *conn) setRDY(n int) {
 	if sess := c.cur.Load(); sess != nil && c.rdy.Swap(int64(n)) != int64(n) {
@@ -344,11 +446,11 @@ func (c *conn) close() {
 // run connects, subscribes and serves until the connection ends.
 func (c *conn) run() error {
 	cfg := &c.sub.cfg
-	nc, r, maxRdy, err := c.handshake()
+	nc, r, hs, err := c.handshake()
 	if err != nil {
 		return fmt.Errorf("%w: %w", errConnect, err)
 	}
-	sess := newSession(nc)
+	sess := newSession(nc, hs.msgTimeout)
 	c.rdy.Store(0)
 	c.cur.Store(sess)
 	defer c.cur.Store(nil)
@@ -359,7 +461,7 @@ func (c *conn) run() error {
 	cfg.Log.Infof("Subscribed to %q/%q on nsqd %q", cfg.Topic, cfg.Channel, c.addr)
 
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- sess.writeLoop(maxRdy) }()
+	go func() { writerDone <- sess.writeLoop(hs.maxRdy) }()
 	c.sub.updateRDY()
 
 	readErr := c.readLoop(r, sess)
@@ -375,15 +477,28 @@ func (c *conn) run() error {
 	return werr
 }
 
-func (c *conn) handshake() (net.Conn, *bufio.Reader, int, error) {
+// negotiated is what nsqd's IDENTIFY answer settles for a connection.
+type negotiated struct {
+	maxRdy     int
+	msgTimeout time.Duration
+}
+
+// identifyResponse is nsqd's answer to IDENTIFY (go-nsq's type lacks
+// msg_timeout).
+type identifyResponse struct {
+	nsq.IdentifyResponse
+	MsgTimeout int64 `json:"msg_timeout"` // ms
+}
+
+func (c *conn) handshake() (net.Conn, *bufio.Reader, negotiated, error) {
 	cfg := &c.sub.cfg
 	nc, err := net.DialTimeout("tcp", c.addr, cfg.DialTimeout)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, negotiated{}, err
 	}
-	fail := func(err error) (net.Conn, *bufio.Reader, int, error) {
+	fail := func(err error) (net.Conn, *bufio.Reader, negotiated, error) {
 		nc.Close()
-		return nil, nil, 0, err
+		return nil, nil, negotiated{}, err
 	}
 	_ = nc.SetDeadline(time.Now().Add(cfg.DialTimeout))
 	if _, err := nc.Write(nsq.MagicV2); err != nil {
@@ -406,7 +521,7 @@ func (c *conn) handshake() (net.Conn, *bufio.Reader, int, error) {
 	if err != nil {
 		return fail(fmt.Errorf("IDENTIFY: %w", err))
 	}
-	var resp nsq.IdentifyResponse
+	var resp identifyResponse
 	if len(body) > 0 && body[0] == '{' {
 		if err := json.Unmarshal(body, &resp); err != nil {
 			return fail(fmt.Errorf("IDENTIFY response: %w", err))
@@ -445,11 +560,17 @@ func (c *conn) handshake() (net.Conn, *bufio.Reader, int, error) {
 		return fail(fmt.Errorf("SUB: %w", err))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	maxRdy := int(resp.MaxRdyCount)
-	if maxRdy <= 0 {
-		maxRdy = 2500 // nsqd's default --max-rdy-count
+	hs := negotiated{maxRdy: int(resp.MaxRdyCount), msgTimeout: time.Duration(resp.MsgTimeout) * time.Millisecond}
+	if hs.maxRdy <= 0 {
+		hs.maxRdy = 2500 // nsqd's default --max-rdy-count
 	}
-	return nc, bufio.NewReaderSize(nc, 64*1024), maxRdy, nil
+	if hs.msgTimeout <= 0 {
+		hs.msgTimeout = cfg.MsgTimeout
+	}
+	if hs.msgTimeout <= 0 {
+		hs.msgTimeout = 60 * time.Second // nsqd's default --msg-timeout
+	}
+	return nc, bufio.NewReaderSize(nc, 64*1024), hs, nil
 }
 
 func roundTrip(w io.Writer, r io.Reader, cmd *nsq.Command) ([]byte, error) {
@@ -463,10 +584,25 @@ func roundTrip(w io.Writer, r io.Reader, cmd *nsq.Command) ([]byte, error) {
 	return f, nil
 }
 
-// readFrame reads one frame and returns its data if it is a response.
+// maxHandshakeFrame bounds what a handshake answer may announce: nsqd's
+// are a few hundred bytes, and a peer found through an unauthenticated
+// nsqlookupd must not make the agent allocate gigabytes.
+const maxHandshakeFrame = 64 << 10
+
+// readFrame reads one handshake frame and returns its data if it is a
+// response.
 func readFrame(r io.Reader) ([]byte, error) {
-	typ, data, err := nsq.ReadUnpackedResponse(r)
-	if err != nil {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(hdr[:4])
+	if size < 4 || size > maxHandshakeFrame {
+		return nil, fmt.Errorf("bad handshake frame size %d (at most %d)", size, maxHandshakeFrame)
+	}
+	typ := int32(binary.BigEndian.Uint32(hdr[4:]))
+	data := make([]byte, size-4)
+	if _, err := io.ReadFull(r, data); err != nil {
 		return nil, err
 	}
 	if typ == nsq.FrameTypeError {
@@ -536,11 +672,7 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 				sess:      sess,
 			}
 			copy(m.ID[:], data[10:26])
-			select {
-			case c.sub.out <- m:
-			case <-done:
-				return nil
-			}
+			c.sub.enqueue(m)
 		case nsq.FrameTypeResponse:
 			if string(data) == "_heartbeat_" {
 				sess.send(command{op: opNop})

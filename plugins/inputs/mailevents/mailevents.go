@@ -299,7 +299,7 @@ func (m *MailEvents) Start(acc telegraf.Accumulator) error {
 	}()
 	go func() {
 		defer m.wg.Done()
-		m.touchLoop(ctx, subCfg.MsgTimeout)
+		m.touchLoop(ctx)
 	}()
 	for _, c := range m.consumers {
 		c.start(ctx, m)
@@ -455,14 +455,12 @@ func (m *MailEvents) onDelivery(ctx context.Context) {
 	}
 }
 
-// touchLoop keeps messages that wait for the outputs from timing out in
-// nsqd, which would redeliver them while they are still being written.
-func (m *MailEvents) touchLoop(ctx context.Context, timeout time.Duration) {
-	if timeout <= 0 {
-		timeout = 60 * time.Second // nsqd's default --msg-timeout
-	}
-	every := timeout / 2
-	tick := time.NewTicker(every / 2)
+// touchLoop keeps messages that wait for room or for the outputs from
+// timing out in nsqd, which would redeliver them while they are still
+// being written: each is touched at half the timeout nsqd announced for
+// its connection.
+func (m *MailEvents) touchLoop(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -472,13 +470,13 @@ func (m *MailEvents) touchLoop(ctx context.Context, timeout time.Duration) {
 			var stale []*nsqsub.Message
 			m.mu.Lock()
 			for msg, since := range m.held {
-				if now.Sub(since) >= every {
+				if now.Sub(since) >= msg.Timeout()/2 {
 					stale = append(stale, msg)
 					m.held[msg] = now
 				}
 			}
 			for id, p := range m.sent {
-				if now.Sub(p.since) >= every {
+				if now.Sub(p.since) >= p.msg.Timeout()/2 {
 					stale = append(stale, p.msg)
 					p.since = now
 					m.sent[id] = p

@@ -109,6 +109,44 @@ func TestTouchWhileWaitingIntegration(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 }
 
+// TestQueuedMessagesTouchedIntegration: with max_undelivered_messages
+// below max_in_flight, messages wait in the subscriber's queue while the
+// outputs are slow; they are touched there, at half the timeout nsqd
+// announced, and none times out and comes back.
+func TestQueuedMessagesTouchedIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQD(t)
+	const n = 20
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = []byte(fmt.Sprintf(`{"time":%d,"event":"delivered","a":%d}`, 1700000000+i, i))
+	}
+	publish(t, nsqd, "mail_events", bodies...)
+	_, acc := startPlugin(t, nsqd, func(m *MailEvents) {
+		m.MaxInFlight, m.MaxUndeliveredMessages = n, 2
+		m.MessageTimeout = telegrafconfig.Duration(time.Second)
+	})
+	acc.Wait(2)
+	require.Never(t, func() bool { return channelStats(t, nsqd, "mail_events").TimeoutCount > 0 },
+		3*time.Second, 50*time.Millisecond, "a message timed out in nsqd while it waited")
+	accepted := 0
+	require.Eventually(t, func() bool {
+		ms := acc.GetTelegrafMetrics()
+		for _, m := range ms[accepted:] {
+			m.Accept()
+		}
+		accepted = len(ms)
+		ch := channelStats(t, nsqd, "mail_events")
+		return ch.Depth+ch.InFlight == 0
+	}, 20*time.Second, 20*time.Millisecond)
+	ch := channelStats(t, nsqd, "mail_events")
+	require.Zero(t, ch.TimeoutCount)
+	require.Zero(t, ch.RequeueCount)
+	require.Equal(t, n, accepted, "each message delivered once")
+}
+
 func TestDeadLetterIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
