@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -211,13 +212,16 @@ func runTasks(args []string) error {
 // runCheck prints one status line and returns the plugin exit code.
 func runCheck(args []string) int {
 	if len(args) == 0 || args[0] != "volume" {
-		fmt.Println("MAILTICK UNKNOWN - usage: mailtick check volume --dc DC --direction DIR [flags]")
+		fmt.Println("MAIL VOLUME UNKNOWN - usage: mailtick check volume --dc DC --direction DIR [flags]")
 		return int(check.Unknown)
 	}
 	fs := flag.NewFlagSet("check volume", flag.ContinueOnError)
 	v := check.Volume{}
 	fs.StringVar(&v.URL, "url", "http://127.0.0.1:8086", "InfluxDB URL")
 	fs.StringVar(&v.Database, "db", "mail", "database of the raw events")
+	fs.StringVar(&v.Username, "username", "", "InfluxDB user (the password comes from --password-file or $INFLUX_PASSWORD)")
+	passwordFile := fs.String("password-file", "", "file holding the InfluxDB password")
+	fs.DurationVar(&v.Timeout, "timeout", 8*time.Second, "how long to wait for InfluxDB (below the monitoring system's own check timeout)")
 	fs.StringVar(&v.Measurement, "measurement", "mail_event", "measurement of the raw events")
 	fs.StringVar(&v.DC, "dc", "", "DC (tag dc)")
 	fs.StringVar(&v.Direction, "direction", "", "inbound or outbound (tag direction)")
@@ -229,6 +233,15 @@ func runCheck(args []string) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		fmt.Printf("MAIL VOLUME UNKNOWN - %v\n", err)
 		return int(check.Unknown)
+	}
+	v.Password = os.Getenv("INFLUX_PASSWORD")
+	if *passwordFile != "" {
+		b, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			fmt.Printf("MAIL VOLUME UNKNOWN - reading --password-file: %v\n", err)
+			return int(check.Unknown)
+		}
+		v.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	res := v.Run()
 	fmt.Println(res.Line)

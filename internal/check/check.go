@@ -30,6 +30,8 @@ func (s Status) String() string {
 // set.
 type Volume struct {
 	URL, Database, Measurement string
+	Username, Password         string
+	Timeout                    time.Duration // of the query; Nagios' own is 10s by default
 	DC, Direction              string
 	Window                     time.Duration
 	WarnBelow, CritBelow       int64
@@ -63,7 +65,10 @@ func (v Volume) Run() Result {
 	}
 	q := fmt.Sprintf(`SELECT count("queue_id") FROM %q WHERE "dc" = '%s' AND "direction" = '%s' AND time > now() - %ds`,
 		v.Measurement, escape(v.DC), escape(v.Direction), int64(v.Window.Seconds()))
-	series, err := stack.Query(v.URL, v.Database, q)
+	if v.Timeout <= 0 {
+		return unknown("invalid --timeout %s", v.Timeout)
+	}
+	series, err := stack.Querier{URL: v.URL, Username: v.Username, Password: v.Password, Timeout: v.Timeout}.Query(v.Database, q)
 	if err != nil {
 		return unknown("cannot ask InfluxDB %s: %v", v.URL, err)
 	}

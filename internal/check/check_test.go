@@ -1,6 +1,9 @@
 package check
 
 import (
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -38,7 +41,20 @@ func TestVolumeIntegration(t *testing.T) {
 	require.NoError(t, db.Write("mail", lines.String()))
 
 	base := Volume{URL: db.URL, Database: "mail", Measurement: "mail_event", DC: "dc1", Direction: "outbound",
-		Window: 5 * time.Minute, WarnBelow: -1, CritBelow: -1, WarnAbove: -1, CritAbove: -1}
+		Window: 5 * time.Minute, WarnBelow: -1, CritBelow: -1, WarnAbove: -1, CritAbove: -1, Timeout: 10 * time.Second}
+	// A server that accepts the connection and never answers.
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer hung.Close()
+	// One that wants credentials.
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "nagios" || p != "s3cret" {
+			http.Error(w, `{"error":"authorization failed"}`, http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"results":[{"series":[{"name":"mail_event","columns":["time","count"],"values":[[0,7]]}]}]}`))
+	}))
+	defer auth.Close()
 	tests := []struct {
 		name string
 		edit func(*Volume)
@@ -51,6 +67,10 @@ func TestVolumeIntegration(t *testing.T) {
 		{"far too many", func(v *Volume) { v.WarnAbove, v.CritAbove = 10, 20 }, Critical, "| mails=30;~:10;~:20;0;"},
 		{"other direction", func(v *Volume) { v.Direction = "inbound"; v.CritBelow = 1 }, Critical, "MAIL VOLUME CRITICAL - 0 inbound"},
 		{"InfluxDB unreachable", func(v *Volume) { v.URL = "http://127.0.0.1:1" }, Unknown, "MAIL VOLUME UNKNOWN - cannot ask InfluxDB"},
+		{"InfluxDB hangs: the timeout answers", func(v *Volume) { v.URL = "http://" + hung.Addr().String(); v.Timeout = 500 * time.Millisecond },
+			Unknown, "MAIL VOLUME UNKNOWN - cannot ask InfluxDB"},
+		{"credentials", func(v *Volume) { v.URL, v.Username, v.Password = auth.URL, "nagios", "s3cret" }, OK, "MAIL VOLUME OK - 7 outbound"},
+		{"wrong credentials", func(v *Volume) { v.URL, v.Username, v.Password = auth.URL, "nagios", "guess" }, Unknown, "authorization failed"},
 		{"thresholds crossed", func(v *Volume) { v.WarnBelow, v.CritBelow = 5, 10 }, Unknown, "--crit-below 10 is above --warn-below 5"},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Series is one series of an InfluxQL result.
@@ -21,11 +22,31 @@ type Series struct {
 // returns the series of every statement, in order. Times come back as
 // epoch nanoseconds (json.Number), numbers as json.Number.
 func Query(baseURL, db, q string) ([]Series, error) {
+	return Querier{URL: baseURL, Timeout: time.Minute}.Query(db, q)
+}
+
+// Querier asks an InfluxDB 1.x, with credentials and a time limit.
+type Querier struct {
+	URL                string
+	Username, Password string
+	Timeout            time.Duration // of the whole request; 0: none
+}
+
+// Query runs q on db ("" for none) and returns its series.
+func (c Querier) Query(db, q string) ([]Series, error) {
 	form := url.Values{"q": {q}, "epoch": {"ns"}}
 	if db != "" {
 		form.Set("db", db)
 	}
-	resp, err := http.PostForm(baseURL+"/query", form)
+	req, err := http.NewRequest(http.MethodPost, c.URL+"/query", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password)
+	}
+	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
 	if err != nil {
 		return nil, err
 	}

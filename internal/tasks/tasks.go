@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -28,9 +29,14 @@ type File struct {
 		CAFile             string `toml:"ca_file"`
 		Timeout            string `toml:"timeout"`
 	} `toml:"kapacitor"`
-	// IDPrefix marks the tasks this file manages; others are never touched.
-	IDPrefix string     `toml:"id_prefix"`
-	Tasks    []TaskSpec `toml:"task"`
+	// IDPrefix names the tasks this file manages.
+	IDPrefix string `toml:"id_prefix"`
+	// Owner is stamped into every script this file deploys: prune and
+	// update touch only tasks with this file's stamp (or none, from before
+	// stamps), so two files sharing a prefix on one Kapacitor never remove
+	// or overwrite each other's tasks. Default: tasks.toml's absolute path.
+	Owner string     `toml:"owner"`
+	Tasks []TaskSpec `toml:"task"`
 
 	path string
 }
@@ -48,6 +54,7 @@ type TaskSpec struct {
 type Desired struct {
 	ID      string
 	Script  *Script
+	Text    string // the script as deployed: stamped with the owner
 	Enabled bool
 	DBRPs   []client.DBRP
 	Vars    client.Vars
@@ -61,8 +68,18 @@ func Load(path string) (*File, []Desired, error) {
 		return nil, nil, err
 	}
 	f := &File{path: path}
-	if err := toml.Unmarshal([]byte(os.ExpandEnv(string(b))), f); err != nil {
+	if err := toml.Unmarshal([]byte(expandEnv(string(b))), f); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if f.Owner == "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		f.Owner = abs
+	}
+	if strings.ContainsAny(f.Owner, "\r\n") {
+		return nil, nil, fmt.Errorf("%s: invalid %q value %q: one line", path, "owner", f.Owner)
 	}
 	if f.Kapacitor.URL == "" {
 		return nil, nil, fmt.Errorf("%s: [kapacitor] url is not set", path)
@@ -89,6 +106,15 @@ func Load(path string) (*File, []Desired, error) {
 	return f, out, nil
 }
 
+// braced is ${NAME}: the only form expanded, so that a "$" in a password
+// or a regular expression stays as it is.
+var braced = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${NAME} by the environment's NAME (empty if unset).
+func expandEnv(s string) string {
+	return braced.ReplaceAllStringFunc(s, func(m string) string { return os.Getenv(m[2 : len(m)-1]) })
+}
+
 func (f *File) desired(t TaskSpec) (Desired, error) {
 	scriptPath := t.Script
 	if !filepath.IsAbs(scriptPath) {
@@ -102,7 +128,7 @@ func (f *File) desired(t TaskSpec) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	d := Desired{ID: f.IDPrefix + t.Name, Script: s, Enabled: t.Enabled == nil || *t.Enabled, Vars: client.Vars{}}
+	d := Desired{ID: f.IDPrefix + t.Name, Script: s, Text: stamp(f.Owner, s.Text), Enabled: t.Enabled == nil || *t.Enabled, Vars: client.Vars{}}
 	for _, dbrp := range t.DBRPs {
 		db, rp, ok := strings.Cut(dbrp, ".")
 		if !ok || db == "" || rp == "" {
@@ -174,6 +200,7 @@ type Action struct {
 	ID      string
 	Details []string // script diff, var changes
 	desired *Desired
+	enabled bool // update: whether the task runs now
 }
 
 // Plan compares tasks.toml with the managed tasks in Kapacitor. Managed
@@ -188,6 +215,9 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 		d := &want[i]
 		t, ok := have[d.ID]
 		delete(have, d.ID)
+		if o := ownerOf(t.TICKscript); ok && o != "" && o != f.Owner {
+			return nil, fmt.Errorf("task %s belongs to %q, not to this file (owner %q): change id_prefix, or set owner = %q to take it over", d.ID, o, f.Owner, o)
+		}
 		if !ok {
 			a := Action{Kind: "create", ID: d.ID, desired: d,
 				Details: []string{fmt.Sprintf("version %d, %s, %s", d.Script.Version, d.Script.Type, status(d.Enabled))}}
@@ -198,9 +228,9 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 			continue
 		}
 		var details []string
-		if !sameScript(t.TICKscript, d.Script.Text) {
+		if !sameScript(t.TICKscript, d.Text) {
 			details = append(details, fmt.Sprintf("script: version %d -> %d", scriptVersion(t.TICKscript), d.Script.Version))
-			details = append(details, Diff(normalize(t.TICKscript), normalize(d.Script.Text))...)
+			details = append(details, Diff(normalize(t.TICKscript), normalize(d.Text))...)
 		}
 		details = append(details, varChanges(t.Vars, d.Vars)...)
 		if len(d.DBRPs) > 0 && !sameDBRPs(t.DBRPs, d.DBRPs) {
@@ -211,7 +241,7 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 			if (t.Status == client.Enabled) != d.Enabled {
 				details = append(details, status(d.Enabled))
 			}
-			plan = append(plan, Action{Kind: "update", ID: d.ID, Details: details, desired: d})
+			plan = append(plan, Action{Kind: "update", ID: d.ID, Details: details, desired: d, enabled: t.Status == client.Enabled})
 		case (t.Status == client.Enabled) != d.Enabled:
 			plan = append(plan, Action{Kind: map[bool]string{true: "enable", false: "disable"}[d.Enabled], ID: d.ID, desired: d})
 		default:
@@ -219,7 +249,7 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 		}
 	}
 	for _, id := range sortedKeys(have) {
-		if prune {
+		if prune && ownerOf(have[id].TICKscript) == f.Owner {
 			plan = append(plan, Action{Kind: "delete", ID: id, Details: []string{"no longer in tasks.toml"}})
 		}
 	}
@@ -235,16 +265,9 @@ func Apply(c *client.Client, plan []Action) error {
 		switch a.Kind {
 		case "create":
 			_, err = c.CreateTask(client.CreateTaskOptions{ID: a.ID, Type: d.Script.Type, DBRPs: d.DBRPs,
-				TICKscript: d.Script.Text, Status: statusOf(d.Enabled), Vars: d.Vars})
+				TICKscript: d.Text, Status: statusOf(d.Enabled), Vars: d.Vars})
 		case "update":
-			// Kapacitor applies a new script only to a disabled task.
-			if _, err = c.UpdateTask(link, client.UpdateTaskOptions{Status: client.Disabled}); err == nil {
-				_, err = c.UpdateTask(link, client.UpdateTaskOptions{Type: d.Script.Type, DBRPs: d.DBRPs,
-					TICKscript: d.Script.Text, Vars: d.Vars})
-			}
-			if err == nil && d.Enabled {
-				_, err = c.UpdateTask(link, client.UpdateTaskOptions{Status: client.Enabled})
-			}
+			err = update(c, link, a)
 		case "enable", "disable":
 			_, err = c.UpdateTask(link, client.UpdateTaskOptions{Status: statusOf(d.Enabled)})
 		case "delete":
@@ -255,6 +278,46 @@ func Apply(c *client.Client, plan []Action) error {
 		}
 	}
 	return nil
+}
+
+// update applies a new script, vars and dbrps. Kapacitor applies a new
+// script only to a disabled task: it is disabled first, and if the update
+// then fails, a task that ran is enabled again with what it had, so a live
+// alert never stays off because of a bad change.
+func update(c *client.Client, link client.Link, a Action) error {
+	d := a.desired
+	if _, err := c.UpdateTask(link, client.UpdateTaskOptions{Status: client.Disabled}); err != nil {
+		return err
+	}
+	_, err := c.UpdateTask(link, client.UpdateTaskOptions{Type: d.Script.Type, DBRPs: d.DBRPs, TICKscript: d.Text, Vars: d.Vars})
+	if err != nil {
+		if a.enabled {
+			if _, rerr := c.UpdateTask(link, client.UpdateTaskOptions{Status: client.Enabled}); rerr != nil {
+				return fmt.Errorf("%w; enabling the old task again failed too: %v", err, rerr)
+			}
+			return fmt.Errorf("%w (the task runs on with its old script)", err)
+		}
+		return err
+	}
+	if d.Enabled {
+		_, err = c.UpdateTask(link, client.UpdateTaskOptions{Status: client.Enabled})
+	}
+	return err
+}
+
+// ownerLine starts the stamp line of a deployed script.
+const ownerLine = "// mailtick-owner: "
+
+// stamp puts the owner's line above a script.
+func stamp(owner, text string) string { return ownerLine + owner + "\n" + text }
+
+// ownerOf reads the stamp of a deployed script, "" if it has none.
+func ownerOf(text string) string {
+	first, _, _ := strings.Cut(text, "\n")
+	if o, ok := strings.CutPrefix(first, ownerLine); ok {
+		return strings.TrimSpace(o)
+	}
+	return ""
 }
 
 // Deployed is what list shows for a managed task.
@@ -281,7 +344,7 @@ func List(c *client.Client, f *File, want []Desired) ([]Deployed, error) {
 		switch d, ok := byID[id]; {
 		case !ok:
 			dep.Drift = "not in tasks.toml (prune removes it)"
-		case !sameScript(t.TICKscript, d.Script.Text):
+		case !sameScript(t.TICKscript, d.Text):
 			dep.Drift = fmt.Sprintf("script differs from %s (edited by hand, or not applied)", d.Script.Path)
 		case len(varChanges(t.Vars, d.Vars)) > 0:
 			dep.Drift = "vars differ from tasks.toml"
@@ -300,20 +363,29 @@ func List(c *client.Client, f *File, want []Desired) ([]Deployed, error) {
 	return out, nil
 }
 
+// managed lists every task whose ID has the prefix, page by page
+// (Kapacitor answers at most Limit tasks at a time).
 func managed(c *client.Client, prefix string) (map[string]client.Task, error) {
-	tasks, err := c.ListTasks(&client.ListTasksOptions{Pattern: prefix + "*",
-		Fields: []string{"type", "status", "executing", "error", "script", "vars", "dbrps"}})
-	if err != nil {
-		return nil, fmt.Errorf("listing Kapacitor tasks: %w", err)
-	}
-	out := make(map[string]client.Task, len(tasks))
-	for _, t := range tasks {
-		if strings.HasPrefix(t.ID, prefix) {
-			out[t.ID] = t
+	out := make(map[string]client.Task)
+	for offset := 0; ; offset += listPage {
+		tasks, err := c.ListTasks(&client.ListTasksOptions{Pattern: prefix + "*", Offset: offset, Limit: listPage,
+			Fields: []string{"type", "status", "executing", "error", "script", "vars", "dbrps"}})
+		if err != nil {
+			return nil, fmt.Errorf("listing Kapacitor tasks: %w", err)
+		}
+		for _, t := range tasks {
+			if strings.HasPrefix(t.ID, prefix) {
+				out[t.ID] = t
+			}
+		}
+		if len(tasks) < listPage {
+			return out, nil
 		}
 	}
-	return out, nil
 }
+
+// listPage is how many tasks one list request asks for.
+const listPage = 100
 
 // sameScript compares scripts as Kapacitor keeps them: it reformats what
 // it stores (blank lines between vars, say), so blank lines and trailing

@@ -188,7 +188,7 @@ func TestTasksIntegration(t *testing.T) {
 	require.NoError(t, Apply(c, plan))
 
 	// Edited by hand in Kapacitor: list shows the drift, plan the diff.
-	edited := want[1].Script.Text + "// hand edit\n"
+	edited := want[1].Text + "// hand edit\n"
 	_, err = c.UpdateTask(c.TaskLink("test_latency_1m"), client.UpdateTaskOptions{TICKscript: edited})
 	require.NoError(t, err)
 	list, err := List(c, f, want)
@@ -237,6 +237,80 @@ func TestTasksIntegration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "disabled", list[0].Status)
 	require.Equal(t, "in sync", list[0].Drift)
+}
+
+// TestOwnershipIntegration: two tasks.toml with one prefix on one
+// Kapacitor never prune or overwrite each other's tasks; lists are read
+// past Kapacitor's page of 100; an update that Kapacitor refuses leaves
+// the running task enabled, with its old script.
+func TestOwnershipIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t)
+	kapa := stacktest.Kapacitor(t, db.URL)
+	body := func(name, script string) string {
+		return fmt.Sprintf("[[task]]\n  name = %q\n  script = %q\n  [task.vars]\n    every = \"1h\"\n", name, script)
+	}
+	a := writeTasks(t, filepath.Join(t.TempDir(), "a"), kapa.URL, body("a", "COUNTS"))
+	b := writeTasks(t, filepath.Join(t.TempDir(), "b"), kapa.URL, body("b", "COUNTS"))
+	_, c, err := ApplyFile(a, true)
+	require.NoError(t, err)
+	_, _, err = ApplyFile(b, true)
+	require.NoError(t, err)
+	_, _, err = ApplyFile(a, true)
+	require.NoError(t, err)
+	ids := func() []string {
+		all, err := c.ListTasks(&client.ListTasksOptions{Limit: 1000})
+		require.NoError(t, err)
+		var ids []string
+		for _, tk := range all {
+			ids = append(ids, tk.ID)
+		}
+		sort.Strings(ids)
+		return ids
+	}
+	require.Equal(t, []string{"test_a", "test_b"}, ids(), "prune of one file leaves the other's tasks")
+
+	// The other file's task is not taken over by name.
+	clash := writeTasks(t, filepath.Join(t.TempDir(), "c"), kapa.URL, body("a", "COUNTS"))
+	_, _, err = ApplyFile(clash, false)
+	require.ErrorContains(t, err, "task test_a belongs to")
+
+	// More tasks than one list page: all are seen, all pruned.
+	fa, _, err := Load(a)
+	require.NoError(t, err)
+	script, err := os.ReadFile(repoScript("mail_counts.tick"))
+	require.NoError(t, err)
+	for i := 0; i < 120; i++ {
+		_, err := c.CreateTask(client.CreateTaskOptions{ID: fmt.Sprintf("test_old%03d", i), Type: client.BatchTask,
+			TICKscript: stamp(fa.Owner, string(script)), Status: client.Disabled})
+		require.NoError(t, err)
+	}
+	plan, _, err := ApplyFile(a, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"unchanged test_a"}, kinds(plan), "existing tasks on later pages are not created again")
+	plan, _, err = ApplyFile(a, true)
+	require.NoError(t, err)
+	require.Len(t, plan, 121)
+	require.Equal(t, []string{"test_a", "test_b"}, ids())
+
+	// A script Kapacitor refuses: the running task stays enabled, unchanged.
+	broken := filepath.Join(t.TempDir(), "broken.tick")
+	require.NoError(t, os.WriteFile(broken, []byte(strings.Replace(string(script), "|query(", "|nosuchnode()\n    |query(", 1)), 0o600))
+	bad := writeTasks(t, filepath.Dir(a), kapa.URL, body("a", broken))
+	_, _, err = ApplyFile(bad, false)
+	require.ErrorContains(t, err, "the task runs on with its old script")
+	task, err := c.Task(c.TaskLink("test_a"), nil)
+	require.NoError(t, err)
+	require.Equal(t, client.Enabled, task.Status)
+	require.NotContains(t, task.TICKscript, "nosuchnode")
+}
+
+func TestExpandEnv(t *testing.T) {
+	t.Setenv("MAILTICK_TEST_USER", "ops")
+	require.Equal(t, `user "ops" password "pa$$w0rd$HOME" regex "^a$"`, expandEnv(`user "${MAILTICK_TEST_USER}" password "pa$$w0rd$HOME" regex "^a$"`))
+	require.Equal(t, "x", expandEnv("x${MAILTICK_TEST_UNSET}"))
 }
 
 func kinds(plan []Action) []string {
