@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -101,12 +102,14 @@ func TestOneDCIntegration(t *testing.T) {
 }
 
 // TestOneDCFaultsIntegration: 1% poison messages, the central InfluxDB
-// down for a while and the agent killed with SIGKILL, all during traffic;
+// down for a while and the agent killed with SIGKILL, all during traffic,
+// with two busy processes beside it taking the machine's cores; raw and
 // central counts are still exact and every bad message is dead-lettered.
 func TestOneDCFaultsIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
+	busy(t, 2)
 	d := startDC(t)
 	const n = 6000
 	g, err := gen.New(gen.Config{Seed: 78, Count: n, Bad: 0.01, Interval: 200 * time.Millisecond,
@@ -172,6 +175,20 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 		ids[dl.MessageID] = true
 	}
 	require.Len(t, ids, bad, "every bad message dead-lettered, duplicates only of the same message")
+}
+
+// busy starts n processes that spin until the test ends: a busy machine,
+// where timing that holds only on an idle one breaks.
+func busy(t *testing.T, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		require.NoError(t, cmd.Start(), "starting a busy process")
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
 }
 
 // requireExact waits until the DC holds k raw events and the central
