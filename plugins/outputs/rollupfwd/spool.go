@@ -58,21 +58,36 @@ type segment struct {
 }
 
 // pendingRecord is a record not yet fsynced: what is lost if fsync fails.
+// segmentFile is what segments are written through: an *os.File, or in
+// tests one whose writes or fsyncs fail.
+type segmentFile interface {
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
+func appendFile(path string) (segmentFile, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+}
+
 type pendingRecord struct {
 	minT, maxT int64
 }
 
 type spool struct {
-	dir      string
-	maxBytes int64
-	segBytes int64
-	syncEach bool // fsync after every record, else syncLoop does it
-	log      telegraf.Logger
-	open     func(string) (*os.File, error) // os.Open; tests inject faults
+	dir        string
+	maxBytes   int64
+	segBytes   int64
+	syncEach   bool // fsync after every record, else syncLoop does it
+	log        telegraf.Logger
+	open       func(string) (*os.File, error)    // os.Open; tests inject faults
+	openAppend func(string) (segmentFile, error) // opens a segment to append; tests inject faults
+	syncDir    func(string) error                // fsyncs the folder; tests count it
 
 	mu      sync.Mutex
 	segs    []*segment // oldest first; the last one is written to
-	active  *os.File
+	active  segmentFile
 	size    int64
 	cursors map[string]position // by destination
 	notify  chan struct{}       // closed and replaced when records become durable
@@ -92,7 +107,7 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 	if err != nil {
 		return nil, 0, err
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open,
+	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: syncDir,
 		notify: make(chan struct{}), cursors: make(map[string]position)}
 	for _, e := range entries {
 		name := e.Name()
@@ -204,15 +219,15 @@ func (seg *segment) note(minT, maxT int64) {
 }
 
 // create opens segment seq for appending, creating it durably.
-func (s *spool) create(seq uint64) (*os.File, error) {
+func (s *spool) create(seq uint64) (segmentFile, error) {
 	path := segPath(s.dir, seq)
 	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := s.openAppend(path)
 	if err != nil {
 		return nil, err
 	}
 	if os.IsNotExist(statErr) {
-		if err := syncDir(s.dir); err != nil {
+		if err := s.syncDir(s.dir); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -482,7 +497,7 @@ func (s *spool) commit(name string, p position) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.syncDir(s.dir); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -531,7 +546,7 @@ func (s *spool) remove(old *segment) error {
 	}
 	s.segs = s.segs[1:]
 	s.size -= old.size
-	return syncDir(s.dir)
+	return s.syncDir(s.dir)
 }
 
 // stats returns the spool's size and segment count.

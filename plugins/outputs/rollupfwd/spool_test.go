@@ -2,6 +2,7 @@ package rollupfwd
 
 import (
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -335,4 +336,140 @@ func TestRejectFileBounded(t *testing.T) {
 	require.NotContains(t, string(b), "@example.org", "no address is stored")
 	require.Contains(t, string(b), `"reason":"tag_not_allowed"`)
 	require.Contains(t, string(b), `"tag_keys":["dc","direction","recipient"]`)
+}
+
+// failingFile is a segment file whose fsyncs fail while failSync is set.
+type failingFile struct {
+	segmentFile
+	failSync *atomic.Bool
+}
+
+func (f failingFile) Sync() error {
+	if f.failSync.Load() {
+		return syscall.EIO
+	}
+	return f.segmentFile.Sync()
+}
+
+// readAll returns the payloads of every durable record from the start.
+func readAll(t *testing.T, s *spool) []string {
+	t.Helper()
+	r := s.reader()
+	defer r.close()
+	var got []string
+	for pos := (position{}); ; {
+		rec, err := r.read(pos)
+		if errors.Is(err, errCaughtUp) {
+			return got
+		}
+		require.NoError(t, err)
+		require.Nil(t, rec.gap)
+		got = append(got, string(rec.payload))
+		pos = rec.next
+	}
+}
+
+// An fsync that fails leaves memory and disk agreeing: what it covered is
+// cut off, reported (with fsync = "batch": Write fails and Telegraf keeps
+// the batch; with "interval": logged as lost with its time range), and the
+// spool goes on.
+func TestSpoolFsyncFails(t *testing.T) {
+	for _, each := range []bool{true, false} {
+		t.Run(map[bool]string{true: "batch", false: "interval"}[each], func(t *testing.T) {
+			dir := t.TempDir()
+			var fail atomic.Bool
+			s, _, err := openSpool(dir, 1<<30, 1<<20, each, testutil.Logger{})
+			require.NoError(t, err)
+			defer s.close()
+			s.active = failingFile{s.active, &fail}
+			rec := func(i int) []byte { return []byte(fmt.Sprintf("m count=%di %d\n", i, i)) }
+			_, err = s.append(rec(0), 0, 0, false)
+			require.NoError(t, err)
+			_, err = s.sync()
+			require.NoError(t, err)
+
+			fail.Store(true)
+			_, err = s.append(rec(1), 1, 1, false)
+			if each {
+				require.ErrorContains(t, err, "fsync", "Write fails: Telegraf keeps the batch")
+			} else {
+				require.NoError(t, err)
+				_, err = s.append(rec(2), 2, 2, false)
+				require.NoError(t, err)
+				lost, err := s.sync()
+				require.ErrorContains(t, err, "fsync")
+				require.Equal(t, int64(2), lost.records)
+				require.Equal(t, int64(1), lost.minT)
+				require.Equal(t, int64(2), lost.maxT)
+			}
+			fail.Store(false)
+			_, err = s.append(rec(3), 3, 3, false)
+			require.NoError(t, err)
+			_, err = s.sync()
+			require.NoError(t, err)
+			require.Equal(t, []string{string(rec(0)), string(rec(3))}, readAll(t, s))
+			fi, err := os.Stat(segPath(dir, 1))
+			require.NoError(t, err)
+			size, _ := s.stats()
+			require.Equal(t, size, fi.Size(), "memory and disk agree")
+		})
+	}
+}
+
+// A roll whose new segment cannot be created fails that Write only: the
+// spool stays writable, and nothing written before is lost.
+func TestSpoolRollFails(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 64, true, testutil.Logger{})
+	require.NoError(t, err)
+	defer s.close()
+	var fail atomic.Bool
+	s.openAppend = func(path string) (segmentFile, error) {
+		if fail.Load() {
+			return nil, &os.PathError{Op: "open", Path: path, Err: syscall.EMFILE}
+		}
+		return appendFile(path)
+	}
+	rec := func(i int) []byte { return []byte(fmt.Sprintf("m count=%di %d\n", i, i)) }
+	_, err = s.append(rec(0), 0, 0, false)
+	require.NoError(t, err)
+	fail.Store(true)
+	_, err = s.append(rec(1), 1, 1, false) // the segment is full: rolls, and fails
+	require.ErrorContains(t, err, "too many open files")
+	fail.Store(false)
+	_, err = s.append(rec(1), 1, 1, false)
+	require.NoError(t, err, "the spool is still writable")
+	require.Equal(t, []string{string(rec(0)), string(rec(1))}, readAll(t, s))
+}
+
+// Creating a segment, saving a cursor (a rename) and deleting a segment
+// each end with an fsync of the folder, so the change survives a power cut.
+func TestSpoolSyncsFolder(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 64, true, testutil.Logger{})
+	require.NoError(t, err)
+	defer s.close()
+	var synced []string
+	s.syncDir = func(d string) error {
+		entries, _ := os.ReadDir(d)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		synced = append(synced, strings.Join(names, " "))
+		return syncDir(d)
+	}
+	_, err = s.append([]byte("m count=0i 0\n"), 0, 0, false)
+	require.NoError(t, err)
+	_, err = s.append([]byte("m count=1i 1\n"), 1, 1, false) // rolls: creates segment 2
+	require.NoError(t, err)
+	require.Equal(t, []string{"seg-00000000000000000001.log seg-00000000000000000002.log"}, synced, "after the create")
+	_, err = s.cursor("c")
+	require.NoError(t, err)
+	require.NoError(t, s.commit("c", position{Seg: 2})) // renames the cursor, deletes segment 1
+	require.Equal(t, []string{
+		"seg-00000000000000000001.log seg-00000000000000000002.log",
+		"cursor-c.json seg-00000000000000000001.log seg-00000000000000000002.log",
+		"cursor-c.json seg-00000000000000000002.log",
+	}, synced, "after the rename, and after the delete")
 }
