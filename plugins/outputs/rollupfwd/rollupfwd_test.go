@@ -1,8 +1,6 @@
 package rollupfwd
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,25 +51,17 @@ func rollups(seq, n int) []telegraf.Metric {
 	return ms
 }
 
-// spooled reads every record of a spool folder, in order.
+// spooled reads every line of a spool folder, in order.
 func spooled(t *testing.T, dir string) []string {
 	t.Helper()
 	s, _, err := openSpool(dir, 1<<40, 1<<30, false, testutil.Logger{})
 	require.NoError(t, err)
 	defer s.close()
-	r := s.reader()
-	defer r.close()
 	var lines []string
-	for pos := (position{}); ; {
-		rec, err := r.read(pos)
-		if errors.Is(err, errCaughtUp) {
-			return lines
-		}
-		require.NoError(t, err)
-		require.Nil(t, rec.gap)
-		lines = append(lines, strings.Split(strings.TrimSuffix(string(rec.payload), "\n"), "\n")...)
-		pos = rec.next
+	for _, payload := range readAll(t, s) {
+		lines = append(lines, strings.Split(strings.TrimSuffix(payload, "\n"), "\n")...)
 	}
+	return lines
 }
 
 func TestInit(t *testing.T) {
@@ -172,13 +162,7 @@ func TestSpoolRecovery(t *testing.T) {
 	} {
 		t.Run(tail.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
-			require.NoError(t, err)
-			for i := 0; i < 5; i++ {
-				_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
-				require.NoError(t, err)
-			}
-			require.NoError(t, s.close())
+			writeSpool(t, dir, 5)
 			tail.cut(t, segPath(dir, 1))
 
 			log := &testutil.CaptureLogger{}

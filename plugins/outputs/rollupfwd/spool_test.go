@@ -82,6 +82,21 @@ func (c *central) waitFor(t *testing.T, want []int) {
 	}, 30*time.Second, 10*time.Millisecond, "points that never arrived")
 }
 
+// testRecord is the payload of the i-th test record.
+func testRecord(i int) []byte { return []byte(fmt.Sprintf("m count=%di %d\n", i, i)) }
+
+// writeSpool writes records 0..n-1 into a new spool in dir.
+func writeSpool(t *testing.T, dir string, n int) {
+	t.Helper()
+	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	require.NoError(t, err)
+	for i := 0; i < n; i++ {
+		_, err := s.append(testRecord(i), int64(i), int64(i), false)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.close())
+}
+
 func seq(from, to int) []int {
 	var s []int
 	for i := from; i < to; i++ {
@@ -110,7 +125,7 @@ func TestSpoolPowerCut(t *testing.T) {
 	s, _, err := openSpool(dir, 1<<30, 1<<20, false, testutil.Logger{})
 	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
-		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		_, err := s.append(testRecord(i), int64(i), int64(i), false)
 		require.NoError(t, err)
 	}
 	_, err = s.sync()
@@ -118,7 +133,7 @@ func TestSpoolPowerCut(t *testing.T) {
 	durable, err := os.ReadFile(segPath(dir, 1))
 	require.NoError(t, err)
 	for i := 5; i < 8; i++ { // written, not yet fsynced
-		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		_, err := s.append(testRecord(i), int64(i), int64(i), false)
 		require.NoError(t, err)
 	}
 	r := s.reader()
@@ -148,7 +163,7 @@ func TestSpoolPowerCut(t *testing.T) {
 	pos, err = s2.cursor("c")
 	require.NoError(t, err)
 	for i := 100; i < 103; i++ {
-		_, err := s2.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
+		_, err := s2.append(testRecord(i), int64(i), int64(i), false)
 		require.NoError(t, err)
 	}
 	r2 := s2.reader()
@@ -173,15 +188,7 @@ func TestSpoolPowerCut(t *testing.T) {
 func TestSpoolCursorPastEnd(t *testing.T) {
 	c := newCentral(t)
 	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
-	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
-		require.NoError(t, err)
-	}
-	require.NoError(t, s.close())
-	r := newRollupFwd()
-	r.URLs = []string{c.URL}
+	writeSpool(t, dir, 3)
 	name := cursorName(c.URL)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "cursor-"+name+".json"), []byte(`{"segment":1,"offset":999999}`), 0o640))
 
@@ -232,13 +239,7 @@ func TestSpoolDamageMidSegment(t *testing.T) {
 func TestSpoolUnreadableSegment(t *testing.T) {
 	c := newCentral(t)
 	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
-	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		_, err := s.append([]byte(fmt.Sprintf("m count=%di %d\n", i, i)), int64(i), int64(i), false)
-		require.NoError(t, err)
-	}
-	require.NoError(t, s.close())
+	writeSpool(t, dir, 3)
 	var broken atomic.Bool
 	broken.Store(true)
 	log := &testutil.CaptureLogger{}
@@ -382,19 +383,18 @@ func TestSpoolFsyncFails(t *testing.T) {
 			require.NoError(t, err)
 			defer s.close()
 			s.active = failingFile{s.active, &fail}
-			rec := func(i int) []byte { return []byte(fmt.Sprintf("m count=%di %d\n", i, i)) }
-			_, err = s.append(rec(0), 0, 0, false)
+			_, err = s.append(testRecord(0), 0, 0, false)
 			require.NoError(t, err)
 			_, err = s.sync()
 			require.NoError(t, err)
 
 			fail.Store(true)
-			_, err = s.append(rec(1), 1, 1, false)
+			_, err = s.append(testRecord(1), 1, 1, false)
 			if each {
 				require.ErrorContains(t, err, "fsync", "Write fails: Telegraf keeps the batch")
 			} else {
 				require.NoError(t, err)
-				_, err = s.append(rec(2), 2, 2, false)
+				_, err = s.append(testRecord(2), 2, 2, false)
 				require.NoError(t, err)
 				lost, err := s.sync()
 				require.ErrorContains(t, err, "fsync")
@@ -403,11 +403,11 @@ func TestSpoolFsyncFails(t *testing.T) {
 				require.Equal(t, int64(2), lost.maxT)
 			}
 			fail.Store(false)
-			_, err = s.append(rec(3), 3, 3, false)
+			_, err = s.append(testRecord(3), 3, 3, false)
 			require.NoError(t, err)
 			_, err = s.sync()
 			require.NoError(t, err)
-			require.Equal(t, []string{string(rec(0)), string(rec(3))}, readAll(t, s))
+			require.Equal(t, []string{string(testRecord(0)), string(testRecord(3))}, readAll(t, s))
 			fi, err := os.Stat(segPath(dir, 1))
 			require.NoError(t, err)
 			size, _ := s.stats()
@@ -430,16 +430,15 @@ func TestSpoolRollFails(t *testing.T) {
 		}
 		return appendFile(path)
 	}
-	rec := func(i int) []byte { return []byte(fmt.Sprintf("m count=%di %d\n", i, i)) }
-	_, err = s.append(rec(0), 0, 0, false)
+	_, err = s.append(testRecord(0), 0, 0, false)
 	require.NoError(t, err)
 	fail.Store(true)
-	_, err = s.append(rec(1), 1, 1, false) // the segment is full: rolls, and fails
+	_, err = s.append(testRecord(1), 1, 1, false) // the segment is full: rolls, and fails
 	require.ErrorContains(t, err, "too many open files")
 	fail.Store(false)
-	_, err = s.append(rec(1), 1, 1, false)
+	_, err = s.append(testRecord(1), 1, 1, false)
 	require.NoError(t, err, "the spool is still writable")
-	require.Equal(t, []string{string(rec(0)), string(rec(1))}, readAll(t, s))
+	require.Equal(t, []string{string(testRecord(0)), string(testRecord(1))}, readAll(t, s))
 }
 
 // Creating a segment, saving a cursor (a rename) and deleting a segment
