@@ -274,7 +274,7 @@ func (t *Telegraf) Restart() error {
 	if fi, err := os.Stat(filepath.Join(t.Dir, "telegraf.log")); err == nil {
 		logged = fi.Size()
 	}
-	p, err := StartProcess("telegraf", bin, []string{"--config", t.ConfigPath}, t.Dir, t.Env...)
+	p, err := StartProcess("telegraf", bin, []string{"--config", t.ConfigPath, "--strict-env-handling"}, t.Dir, t.Env...)
 	if err != nil {
 		return err
 	}

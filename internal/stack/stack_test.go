@@ -64,7 +64,7 @@ func TestTelegrafConfIntegration(t *testing.T) {
 	port, err := stack.FreePort()
 	require.NoError(t, err)
 
-	cmd := exec.Command(bin, "--config", filepath.Join(root, "telegraf.conf"), "--test", "--test-wait", "1")
+	cmd := exec.Command(bin, "--config", filepath.Join(root, "telegraf.conf"), "--strict-env-handling", "--test", "--test-wait", "1")
 	cmd.Env = append(os.Environ(),
 		"MAILTICK_DC=dc9", "NSQLOOKUPD_HTTP="+lookupd.HTTPAddr, "DC_INFLUXDB_URL="+influx.URL,
 		fmt.Sprintf("LISTEN_ADDRESS=127.0.0.1:%d", port), "CENTRAL_INFLUXDB_URL="+influx.URL,
@@ -73,5 +73,12 @@ func TestTelegrafConfIntegration(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	for _, want := range []string{"internal_mailevents,", "output=rollupfwd", "processor=piiscrub", "input=influxdb_listener", "dc=dc9"} {
 		require.Contains(t, string(out), want)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "Outputs are not used in testing mode") {
+			continue // --test's own
+		}
+		require.NotContains(t, line, " W! ", "a fresh start logs no warning")
+		require.NotContains(t, line, " E! ", "a fresh start logs no error")
 	}
 }
