@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/mailtick/mailtick/internal/pii"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/tasks"
 	"github.com/mailtick/mailtick/plugins/inputs/mailevents"
 )
 
@@ -33,6 +35,7 @@ func TestOneDCIntegration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	d := startDC(t)
+	requireShippedTasks(t, d)
 	nsqd, dcDB, central := d.NSQD, d.DB, d.central
 
 	// K events with e-mail and IP addresses in every string field, into NSQ.
@@ -175,6 +178,56 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 		ids[dl.MessageID] = true
 	}
 	require.Len(t, ids, bad, "every bad message dead-lettered, duplicates only of the same message")
+}
+
+// requireShippedTasks checks that the tasks running in the DC's Kapacitor
+// are the repository's tasks.toml with the DC's overrides, and that these
+// change nothing but the vars they name.
+func requireShippedTasks(t *testing.T, d *testDC) {
+	t.Helper()
+	root, err := stack.Root()
+	require.NoError(t, err)
+	path := filepath.Join(root, "tasks.toml")
+	f, deployed, err := tasks.Load(path, tasks.Options{URL: d.Kapacitor.URL, Overrides: d.TaskOverrides})
+	require.NoError(t, err)
+	c, err := f.Client()
+	require.NoError(t, err)
+	list, err := tasks.List(c, f, deployed)
+	require.NoError(t, err)
+	require.Len(t, list, len(deployed), "every task of tasks.toml runs, and no other")
+	for _, l := range list {
+		require.Equal(t, "in sync", l.Drift, l.ID)
+	}
+	plan, err := tasks.Plan(c, f, deployed, false)
+	require.NoError(t, err)
+	for _, a := range plan {
+		require.Equal(t, "unchanged", a.Kind, a.ID)
+		if a.ID == f.IDPrefix+"mail_counts_1m" {
+			require.Equal(t, []string{"overrides over tasks.toml: every=1s, period=1h"}, a.Details, "plan shows the override layer")
+		}
+	}
+
+	_, shipped, err := tasks.Load(path, tasks.Options{URL: d.Kapacitor.URL})
+	require.NoError(t, err)
+	overridden := map[string]bool{}
+	for _, o := range d.TaskOverrides {
+		overridden[f.IDPrefix+o.Task+"."+o.Var] = true
+	}
+	require.Len(t, shipped, len(deployed))
+	for i, s := range shipped {
+		dep := deployed[i]
+		require.Equal(t, s.ID, dep.ID)
+		require.Equal(t, s.Text, dep.Text, "%s: the script as in the repository", s.ID)
+		require.Equal(t, s.Enabled, dep.Enabled, s.ID)
+		for name, v := range dep.Vars {
+			if !overridden[s.ID+"."+name] {
+				require.Equal(t, s.Vars[name], v, "%s: var %s as in tasks.toml", s.ID, name)
+			}
+		}
+		for name := range s.Vars {
+			require.Contains(t, dep.Vars, name, "%s: var %s of tasks.toml deployed", s.ID, name)
+		}
+	}
 }
 
 // busy starts n processes that spin until the test ends: a busy machine,

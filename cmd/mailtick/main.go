@@ -25,7 +25,7 @@ const usage = `mailtick — the operators' CLI of mailtick
 
 Usage:
   mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
-  mailtick tasks plan|apply|list|prune -c tasks.toml
+  mailtick tasks plan|apply|list|prune -c tasks.toml [--url URL] [--var [task.]var=value ...]
                            deploy the versioned TICKscripts to Kapacitor
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
@@ -178,8 +178,15 @@ func runTasks(args []string) error {
 	verb := args[0]
 	fs := flag.NewFlagSet("tasks "+verb, flag.ExitOnError)
 	path := fs.String("c", "tasks.toml", "the tasks file")
+	var opt tasks.Options
+	fs.StringVar(&opt.URL, "url", "", "Kapacitor's URL, over [kapacitor] url")
+	fs.Func("var", "var=value or task.var=value over tasks.toml (addresses, paths, test speed); repeatable", func(s string) error {
+		o, err := tasks.ParseOverride(s)
+		opt.Overrides = append(opt.Overrides, o)
+		return err
+	})
 	fs.Parse(args[1:])
-	f, want, err := tasks.Load(*path)
+	f, want, err := tasks.Load(*path, opt)
 	if err != nil {
 		return err
 	}

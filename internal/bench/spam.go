@@ -55,7 +55,7 @@ func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, er
 	if err := os.WriteFile(tasksFile, []byte(conf), 0o600); err != nil {
 		return res, err
 	}
-	plan, c, err := tasks.ApplyFile(tasksFile, false)
+	plan, c, err := tasks.ApplyFile(tasksFile, false, tasks.Options{})
 	if err != nil {
 		return res, err
 	}

@@ -26,16 +26,37 @@ type DC struct {
 	Kapacitor *stack.Kapacitor
 	Listen    string // the agent's influxdb_listener
 	SpamTopic string // where mail_spam.tick raises its alerts
+	// TaskOverrides is all that the deployed tasks differ by from the
+	// repository's tasks.toml.
+	TaskOverrides []tasks.Override
 
 	servers []*stack.Process // but the agent, in start order
+}
+
+// Overrides are what a local DC in dir sets over the shipped tasks.toml:
+// paths, and test speed. The events of tests and demos are back-dated
+// over the last 20 minutes and published at once: the per-minute rollups
+// recompute the last hour every second, so every minute is there within
+// seconds. Nothing else differs.
+func Overrides(dir string) []tasks.Override {
+	logs := filepath.Join(dir, "kapacitor")
+	return []tasks.Override{
+		{Task: "mail_counts_1m", Var: "every", Value: "1s"},
+		{Task: "mail_counts_1m", Var: "period", Value: "1h"},
+		{Task: "mail_latency_1m", Var: "every", Value: "1s"},
+		{Task: "mail_latency_1m", Var: "period", Value: "1h"},
+		{Task: "mail_volume_check", Var: "log_path", Value: filepath.Join(logs, "mail_volume.log")},
+		{Task: "mail_spam", Var: "log_path", Value: filepath.Join(logs, "mail_spam.log")},
+	}
 }
 
 // PIIKey is the pseudonym key of the local stacks; real DCs take theirs
 // from a secret store.
 const PIIKey = "0123456789abcdef-local-stack-key"
 
-// Start starts DC name with its data in dir, forwarding to central. Tasks
-// recompute the last hour every second, so rollups show at once.
+// Start starts DC name with its data in dir, forwarding to central, with
+// the repository's telegraf.conf and tasks.toml as they are, but for the
+// addresses and Overrides.
 func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
 	d := &DC{Name: name, SpamTopic: "mail_spam"}
 	var err error
@@ -84,37 +105,9 @@ func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
 	}
 	d.servers = append(d.servers, d.Kapacitor.Process)
 
-	script := func(name string) string { return filepath.Join(root, "tickscripts", name) }
-	tasksFile := filepath.Join(dir, "tasks.toml")
-	text := fmt.Sprintf(`[kapacitor]
-  url = %q
-[[task]]
-  name = "mail_counts_1m"
-  script = %q
-  [task.vars]
-    every = "1s"
-    period = "1h"
-    out_cluster = "agent"
-[[task]]
-  name = "mail_latency_1m"
-  script = %q
-  [task.vars]
-    every = "1s"
-    period = "1h"
-    out_cluster = "agent"
-[[task]]
-  name = "mail_spam"
-  script = %q
-  [task.vars]
-    out_cluster = "agent"
-    topic = %q
-    log_path = %q
-`, d.Kapacitor.URL, script("mail_counts.tick"), script("mail_latency.tick"), script("mail_spam.tick"),
-		d.SpamTopic, filepath.Join(dir, "kapacitor", "mail_spam.log"))
-	if err := os.WriteFile(tasksFile, []byte(text), 0o600); err != nil {
-		return fail(err)
-	}
-	if _, _, err := tasks.ApplyFile(tasksFile, false); err != nil {
+	d.TaskOverrides = Overrides(dir)
+	if _, _, err := tasks.ApplyFile(filepath.Join(root, "tasks.toml"), false,
+		tasks.Options{URL: d.Kapacitor.URL, Overrides: d.TaskOverrides}); err != nil {
 		return fail(err)
 	}
 	return d, nil

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,9 @@ type File struct {
 	} `toml:"kapacitor"`
 	// IDPrefix names the tasks this file manages.
 	IDPrefix string `toml:"id_prefix"`
+	// Vars apply to every task whose script declares them; a task's own
+	// vars win over them.
+	Vars map[string]any `toml:"vars"`
 	// Owner is stamped into every script this file deploys: prune and
 	// update touch only tasks with this file's stamp (or none, from before
 	// stamps), so two files sharing a prefix on one Kapacitor never remove
@@ -50,6 +54,42 @@ type TaskSpec struct {
 	Vars    map[string]any `toml:"vars"`
 }
 
+// Override sets a var over tasks.toml at deploy time: for every task whose
+// script declares it (Task empty), or for one task. It is for what differs
+// per deployment or test, never the logic: addresses, paths, test speed.
+type Override struct {
+	Task, Var, Value string
+}
+
+func (o Override) String() string {
+	if o.Task == "" {
+		return o.Var + "=" + o.Value
+	}
+	return o.Task + "." + o.Var + "=" + o.Value
+}
+
+// ParseOverride reads "var=value" or "task.var=value".
+func ParseOverride(s string) (Override, error) {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return Override{}, fmt.Errorf("invalid override %q: want var=value or task.var=value", s)
+	}
+	task, v, scoped := strings.Cut(name, ".")
+	if !scoped {
+		return Override{Var: name, Value: value}, nil
+	}
+	if task == "" || v == "" {
+		return Override{}, fmt.Errorf("invalid override %q: want var=value or task.var=value", s)
+	}
+	return Override{Task: task, Var: v, Value: value}, nil
+}
+
+// Options are what a deployment sets over tasks.toml.
+type Options struct {
+	URL       string // Kapacitor's, over [kapacitor] url
+	Overrides []Override
+}
+
 // Desired is a task as tasks.toml wants it, checked and ready to send.
 type Desired struct {
 	ID      string
@@ -58,11 +98,13 @@ type Desired struct {
 	Enabled bool
 	DBRPs   []client.DBRP
 	Vars    client.Vars
+	// Overridden lists the vars set by overrides, "name=value".
+	Overridden []string
 }
 
-// Load reads and checks tasks.toml and every script it names. Errors name
-// the file, the task and the var.
-func Load(path string) (*File, []Desired, error) {
+// Load reads and checks tasks.toml and every script it names, with the
+// deployment's options over it. Errors name the file, the task and the var.
+func Load(path string, opt Options) (*File, []Desired, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
@@ -81,6 +123,9 @@ func Load(path string) (*File, []Desired, error) {
 	if strings.ContainsAny(f.Owner, "\r\n") {
 		return nil, nil, fmt.Errorf("%s: invalid %q value %q: one line", path, "owner", f.Owner)
 	}
+	if opt.URL != "" {
+		f.Kapacitor.URL = opt.URL
+	}
 	if f.Kapacitor.URL == "" {
 		return nil, nil, fmt.Errorf("%s: [kapacitor] url is not set", path)
 	}
@@ -89,6 +134,7 @@ func Load(path string) (*File, []Desired, error) {
 	}
 	var out []Desired
 	seen := map[string]bool{}
+	used := make([]bool, len(opt.Overrides))
 	for i, t := range f.Tasks {
 		if t.Name == "" {
 			return nil, nil, fmt.Errorf("%s: task %d has no name", path, i+1)
@@ -97,11 +143,16 @@ func Load(path string) (*File, []Desired, error) {
 			return nil, nil, fmt.Errorf("%s: task %q is defined twice", path, t.Name)
 		}
 		seen[t.Name] = true
-		d, err := f.desired(t)
+		d, err := f.desired(t, opt.Overrides, used)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: task %q: %w", path, t.Name, err)
 		}
 		out = append(out, d)
+	}
+	for i, o := range opt.Overrides {
+		if !used[i] {
+			return nil, nil, fmt.Errorf("%s: override %q: no task has that name or declares that var", path, o)
+		}
 	}
 	return f, out, nil
 }
@@ -115,7 +166,7 @@ func expandEnv(s string) string {
 	return braced.ReplaceAllStringFunc(s, func(m string) string { return os.Getenv(m[2 : len(m)-1]) })
 }
 
-func (f *File) desired(t TaskSpec) (Desired, error) {
+func (f *File) desired(t TaskSpec, overrides []Override, used []bool) (Desired, error) {
 	scriptPath := t.Script
 	if !filepath.IsAbs(scriptPath) {
 		scriptPath = filepath.Join(filepath.Dir(f.path), scriptPath)
@@ -139,23 +190,59 @@ func (f *File) desired(t TaskSpec) (Desired, error) {
 	if len(d.DBRPs) == 0 && !s.HasDBRP {
 		return Desired{}, errors.New("neither the script (dbrp line) nor tasks.toml (dbrps) names its database")
 	}
-	names := make([]string, 0, len(t.Vars))
-	for name := range t.Vars {
-		names = append(names, name)
+	// File vars for what the script declares, then the task's own, then
+	// the overrides.
+	vars := map[string]any{}
+	for name, v := range f.Vars {
+		if _, ok := s.Vars[name]; ok {
+			vars[name] = v
+		}
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		typ, ok := s.Vars[name]
-		if !ok {
+	for name, v := range t.Vars {
+		if _, ok := s.Vars[name]; !ok {
 			return Desired{}, fmt.Errorf("var %q is not declared in %s (declared: %s)", name, t.Script, strings.Join(sortedKeys(s.Vars), ", "))
 		}
-		v, err := toVar(typ, t.Vars[name])
+		vars[name] = v
+	}
+	for i, o := range overrides {
+		typ, declared := s.Vars[o.Var]
+		switch {
+		case o.Task != "" && o.Task != t.Name:
+			continue
+		case !declared && o.Task != "":
+			return Desired{}, fmt.Errorf("override %q: var %q is not declared in %s", o, o.Var, t.Script)
+		case !declared:
+			continue
+		}
+		v, err := fromText(typ, o.Value)
 		if err != nil {
-			return Desired{}, fmt.Errorf("var %q (%s): %w", name, typ, err)
+			return Desired{}, fmt.Errorf("override %q (%s): %w", o, typ, err)
+		}
+		vars[o.Var] = v
+		used[i] = true
+		d.Overridden = append(d.Overridden, o.Var+"="+o.Value)
+	}
+	for _, name := range sortedKeys(vars) {
+		v, err := toVar(s.Vars[name], vars[name])
+		if err != nil {
+			return Desired{}, fmt.Errorf("var %q (%s): %w", name, s.Vars[name], err)
 		}
 		d.Vars[name] = v
 	}
 	return d, nil
+}
+
+// fromText reads an override's value as the type its var declares.
+func fromText(typ client.VarType, s string) (any, error) {
+	switch typ {
+	case client.VarInt:
+		return strconv.ParseInt(s, 10, 64)
+	case client.VarFloat:
+		return strconv.ParseFloat(s, 64)
+	case client.VarBool:
+		return strconv.ParseBool(s)
+	}
+	return s, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -224,7 +311,7 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 			for _, name := range sortedKeys(d.Vars) {
 				a.Details = append(a.Details, fmt.Sprintf("var %s = %v", name, show(d.Vars[name])))
 			}
-			plan = append(plan, a)
+			plan = append(plan, withOverrides(a, d))
 			continue
 		}
 		var details []string
@@ -241,11 +328,11 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 			if (t.Status == client.Enabled) != d.Enabled {
 				details = append(details, status(d.Enabled))
 			}
-			plan = append(plan, Action{Kind: "update", ID: d.ID, Details: details, desired: d, enabled: t.Status == client.Enabled})
+			plan = append(plan, withOverrides(Action{Kind: "update", ID: d.ID, Details: details, desired: d, enabled: t.Status == client.Enabled}, d))
 		case (t.Status == client.Enabled) != d.Enabled:
-			plan = append(plan, Action{Kind: map[bool]string{true: "enable", false: "disable"}[d.Enabled], ID: d.ID, desired: d})
+			plan = append(plan, withOverrides(Action{Kind: map[bool]string{true: "enable", false: "disable"}[d.Enabled], ID: d.ID, desired: d}, d))
 		default:
-			plan = append(plan, Action{Kind: "unchanged", ID: d.ID})
+			plan = append(plan, withOverrides(Action{Kind: "unchanged", ID: d.ID}, d))
 		}
 	}
 	for _, id := range sortedKeys(have) {
@@ -278,6 +365,15 @@ func Apply(c *client.Client, plan []Action) error {
 		}
 	}
 	return nil
+}
+
+// withOverrides notes in a plan which vars the deployment sets over
+// tasks.toml.
+func withOverrides(a Action, d *Desired) Action {
+	if len(d.Overridden) > 0 {
+		a.Details = append(a.Details, "overrides over tasks.toml: "+strings.Join(d.Overridden, ", "))
+	}
+	return a
 }
 
 // update applies a new script, vars and dbrps. Kapacitor applies a new
@@ -496,8 +592,8 @@ func PrintList(w io.Writer, list []Deployed) {
 
 // ApplyFile loads a tasks file, plans and applies it: what `mailtick tasks
 // apply` does, for programs (the benchmarks, the tests) that deploy tasks.
-func ApplyFile(path string, prune bool) ([]Action, *client.Client, error) {
-	f, want, err := Load(path)
+func ApplyFile(path string, prune bool, opt Options) ([]Action, *client.Client, error) {
+	f, want, err := Load(path, opt)
 	if err != nil {
 		return nil, nil, err
 	}

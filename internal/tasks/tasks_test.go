@@ -69,10 +69,59 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		path := writeTasks(t, dir, "http://127.0.0.1:9092", tt.body)
-		_, _, err := Load(path)
+		_, _, err := Load(path, Options{})
 		require.ErrorContains(t, err, path+": ")
 		require.ErrorContains(t, err, tt.want)
 	}
+}
+
+// Overrides set vars over tasks.toml: for every task declaring the var,
+// or for one task; they are typed as the script declares, and one that
+// matches nothing is an error. File vars apply where declared.
+func TestLoadOverrides(t *testing.T) {
+	dir := t.TempDir()
+	path := writeTasks(t, dir, "http://127.0.0.1:9092", `
+[vars]
+  out_cluster = "agent"
+[[task]]
+  name = "counts"
+  script = "COUNTS"
+[[task]]
+  name = "volume"
+  script = "VOLUME"
+  [task.vars]
+    warn_below = 100
+`)
+	over := func(ss ...string) Options {
+		var opt Options
+		for _, s := range ss {
+			o, err := ParseOverride(s)
+			require.NoError(t, err)
+			opt.Overrides = append(opt.Overrides, o)
+		}
+		return opt
+	}
+	_, want, err := Load(path, over("every=1s", "volume.warn_below=5", "counts.period=1h"))
+	require.NoError(t, err)
+	require.Equal(t, "agent", want[0].Vars["out_cluster"].Value, "file vars where the script declares them")
+	require.NotContains(t, want[1].Vars, "out_cluster", "not where it does not")
+	require.Equal(t, time.Second, want[0].Vars["every"].Value)
+	require.Equal(t, time.Second, want[1].Vars["every"].Value, "an unscoped override applies to every task declaring it")
+	require.Equal(t, int64(5), want[1].Vars["warn_below"].Value, "over the task's own var")
+	require.Equal(t, time.Hour, want[0].Vars["period"].Value)
+	require.Equal(t, []string{"every=1s", "period=1h"}, want[0].Overridden)
+
+	for _, tt := range []struct{ opt, want string }{
+		{"nosuchvar=1", `override "nosuchvar=1": no task has that name or declares that var`},
+		{"nosuchtask.every=1s", `override "nosuchtask.every=1s": no task has that name`},
+		{"counts.warn_below=5", `override "counts.warn_below=5": var "warn_below" is not declared`},
+		{"volume.warn_below=many", `override "volume.warn_below=many" (int)`},
+	} {
+		_, _, err := Load(path, over(tt.opt))
+		require.ErrorContains(t, err, tt.want)
+	}
+	_, err = ParseOverride("every")
+	require.ErrorContains(t, err, `invalid override "every"`)
 }
 
 func TestDiff(t *testing.T) {
@@ -111,7 +160,7 @@ func TestTasksIntegration(t *testing.T) {
     period = "1h"
 `
 	path := writeTasks(t, dir, kapa.URL, tasksBody)
-	f, want, err := Load(path)
+	f, want, err := Load(path, Options{})
 	require.NoError(t, err)
 	c, err := f.Client()
 	require.NoError(t, err)
@@ -161,7 +210,7 @@ func TestTasksIntegration(t *testing.T) {
     topic = "volume_test"
     log_path = %q
 `, filepath.Join(dir, "volume.log")))
-	_, _, err = ApplyFile(volume, false)
+	_, _, err = ApplyFile(volume, false, Options{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		ev, err := c.ListTopicEvents(c.TopicEventsLink("volume_test"), nil)
@@ -179,7 +228,7 @@ func TestTasksIntegration(t *testing.T) {
 
 	// A var changed in tasks.toml: plan shows it, apply makes it so.
 	path = writeTasks(t, dir, kapa.URL, strings.Replace(tasksBody, `period = "1h"`, `period = "2h"`, 1))
-	f, want, err = Load(path)
+	f, want, err = Load(path, Options{})
 	require.NoError(t, err)
 	plan, err = Plan(c, f, want, false)
 	require.NoError(t, err)
@@ -206,7 +255,7 @@ func TestTasksIntegration(t *testing.T) {
 	_, err = c.CreateTask(client.CreateTaskOptions{ID: "handmade", Type: client.BatchTask, TICKscript: want[0].Script.Text, Status: client.Disabled})
 	require.NoError(t, err)
 	path = writeTasks(t, dir, kapa.URL, tasksBody[:strings.Index(tasksBody, "[[task]]\n  name = \"latency_1m\"")])
-	f, want, err = Load(path)
+	f, want, err = Load(path, Options{})
 	require.NoError(t, err)
 	plan, err = Plan(c, f, want, false)
 	require.NoError(t, err)
@@ -227,7 +276,7 @@ func TestTasksIntegration(t *testing.T) {
 	// enabled = false disables, and nothing else.
 	path = writeTasks(t, dir, kapa.URL, strings.Replace(tasksBody[:strings.Index(tasksBody, "[[task]]\n  name = \"latency_1m\"")],
 		`script = "COUNTS"`, "script = \"COUNTS\"\n  enabled = false", 1))
-	f, want, err = Load(path)
+	f, want, err = Load(path, Options{})
 	require.NoError(t, err)
 	plan, err = Plan(c, f, want, false)
 	require.NoError(t, err)
@@ -254,11 +303,11 @@ func TestOwnershipIntegration(t *testing.T) {
 	}
 	a := writeTasks(t, filepath.Join(t.TempDir(), "a"), kapa.URL, body("a", "COUNTS"))
 	b := writeTasks(t, filepath.Join(t.TempDir(), "b"), kapa.URL, body("b", "COUNTS"))
-	_, c, err := ApplyFile(a, true)
+	_, c, err := ApplyFile(a, true, Options{})
 	require.NoError(t, err)
-	_, _, err = ApplyFile(b, true)
+	_, _, err = ApplyFile(b, true, Options{})
 	require.NoError(t, err)
-	_, _, err = ApplyFile(a, true)
+	_, _, err = ApplyFile(a, true, Options{})
 	require.NoError(t, err)
 	ids := func() []string {
 		all, err := c.ListTasks(&client.ListTasksOptions{Limit: 1000})
@@ -274,11 +323,11 @@ func TestOwnershipIntegration(t *testing.T) {
 
 	// The other file's task is not taken over by name.
 	clash := writeTasks(t, filepath.Join(t.TempDir(), "c"), kapa.URL, body("a", "COUNTS"))
-	_, _, err = ApplyFile(clash, false)
+	_, _, err = ApplyFile(clash, false, Options{})
 	require.ErrorContains(t, err, "task test_a belongs to")
 
 	// More tasks than one list page: all are seen, all pruned.
-	fa, _, err := Load(a)
+	fa, _, err := Load(a, Options{})
 	require.NoError(t, err)
 	script, err := os.ReadFile(repoScript("mail_counts.tick"))
 	require.NoError(t, err)
@@ -287,10 +336,10 @@ func TestOwnershipIntegration(t *testing.T) {
 			TICKscript: stamp(fa.Owner, string(script)), Status: client.Disabled})
 		require.NoError(t, err)
 	}
-	plan, _, err := ApplyFile(a, false)
+	plan, _, err := ApplyFile(a, false, Options{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"unchanged test_a"}, kinds(plan), "existing tasks on later pages are not created again")
-	plan, _, err = ApplyFile(a, true)
+	plan, _, err = ApplyFile(a, true, Options{})
 	require.NoError(t, err)
 	require.Len(t, plan, 121)
 	require.Equal(t, []string{"test_a", "test_b"}, ids())
@@ -299,7 +348,7 @@ func TestOwnershipIntegration(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "broken.tick")
 	require.NoError(t, os.WriteFile(broken, []byte(strings.Replace(string(script), "|query(", "|nosuchnode()\n    |query(", 1)), 0o600))
 	bad := writeTasks(t, filepath.Dir(a), kapa.URL, body("a", broken))
-	_, _, err = ApplyFile(bad, false)
+	_, _, err = ApplyFile(bad, false, Options{})
 	require.ErrorContains(t, err, "the task runs on with its old script")
 	task, err := c.Task(c.TaskLink("test_a"), nil)
 	require.NoError(t, err)
@@ -345,7 +394,7 @@ func TestSpamIntegration(t *testing.T) {
     topic = "spam_test"
     log_path = %q
 `, filepath.Join(dir, "spam.log")))
-	_, c, err := ApplyFile(path, false)
+	_, c, err := ApplyFile(path, false, Options{})
 	require.NoError(t, err)
 
 	// Ordinary traffic over three minutes, and in the first minute one
