@@ -297,7 +297,7 @@ func report(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 			return err
 		}
 		fmt.Fprintf(w, "\n%s\n", s.title)
-		printSeries(w, series, false)
+		printSeries(w, series)
 	}
 
 	for _, d := range dcs {
@@ -312,7 +312,7 @@ func report(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 			if err != nil {
 				return err
 			}
-			printSeries(w, series, false)
+			printSeries(w, series)
 		}
 		c, err := kapacitorTopic(d)
 		if err != nil {
@@ -375,9 +375,9 @@ func kapacitorTopic(d *dc.DC) (string, error) {
 	return fmt.Sprintf("%d CRITICAL, %d WARNING%s", levels["CRITICAL"], levels["WARNING"], strings.Join(critical, "")), nil
 }
 
-// printSeries prints InfluxQL results as one table, group-by tags first;
-// the time column only where rows are points, not aggregates.
-func printSeries(w io.Writer, series []stack.Series, showTime bool) {
+// printSeries prints InfluxQL aggregates as one table, group-by tags
+// first, without the time column.
+func printSeries(w io.Writer, series []stack.Series) {
 	if len(series) == 0 {
 		fmt.Fprintln(w, "  (none)")
 		return
@@ -388,10 +388,7 @@ func printSeries(w io.Writer, series []stack.Series, showTime bool) {
 		tagKeys = append(tagKeys, k)
 	}
 	sort.Strings(tagKeys)
-	first := 1 // column 0 is time
-	if showTime {
-		first = 0
-	}
+	const first = 1 // column 0 is time
 	header := append(append([]string{}, tagKeys...), series[0].Columns[first:]...)
 	fmt.Fprintln(tw, "  "+strings.Join(header, "\t"))
 	for _, s := range series {

@@ -25,7 +25,7 @@ func benchBodies(b *testing.B, n int) [][]byte {
 	return bodies
 }
 
-// decodeStdlib is the floor the issue asks to compare with: encoding/json
+// decodeStdlib is the floor to compare with: encoding/json
 // into a map, then a metric.
 func decodeStdlib(body []byte, tags map[string]bool) (telegraf.Metric, error) {
 	var ev map[string]any

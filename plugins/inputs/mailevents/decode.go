@@ -17,7 +17,8 @@ import (
 )
 
 // Reasons an event is not turned into a metric. They are the values of the
-// "reason" tag of the parse_errors self-metric and of the dead letters.
+// "reason" tag of the internal_mailevents_errors self-metric and of the
+// dead letters.
 const (
 	reasonMalformed   = "malformed_json"
 	reasonNotObject   = "not_object"

@@ -1,4 +1,3 @@
-//go:generate ../../../tools/readme_config_includer/generator
 package piiscrub
 
 import (
@@ -251,7 +250,7 @@ func (p *PIIScrub) Start(telegraf.Accumulator) error {
 
 func (*PIIScrub) Stop() {}
 
-// Add runs Apply on each metric as it comes (a streaming processor, so the
+// Add scrubs each metric as it comes (a streaming processor, so the
 // key can be read in Start rather than kept in the plugin's config).
 func (p *PIIScrub) Add(m telegraf.Metric, acc telegraf.Accumulator) error {
 	p.apply(m)
