@@ -5,7 +5,7 @@ export GOFLAGS := -buildvcs=false
 
 GO_TEST_TIMEOUT ?= 25m
 
-.PHONY: all build servers chromium test test-short demo bench fuzz clean
+.PHONY: all build servers setup chromium test test-short demo bench fuzz clean distclean
 
 all: build
 
@@ -18,6 +18,10 @@ build:
 servers:
 	./scripts/servers.sh
 
+## setup: what the machine needs for the tests, installed once: Debian's
+## Chromium (the test that renders the HTML report) and the servers
+setup: servers chromium
+
 ## chromium: Debian's Chromium, for the test that renders the HTML report
 chromium:
 	@command -v chromium >/dev/null || { \
@@ -25,7 +29,7 @@ chromium:
 	  $$sudo apt-get update -q && $$sudo apt-get install -y -q chromium; }
 
 ## test: every test, integration tests against real servers included
-test: servers build chromium
+test: setup build
 	go vet ./...
 	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
 
@@ -48,5 +52,11 @@ fuzz:
 	go test -run XXX -fuzz FuzzReplace -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzRedact -fuzztime 60s ./plugins/processors/piiscrub/
 
+## clean: removes what the build made: bin/ and build/ (the Telegraf copy)
 clean:
-	rm -rf bin build
+	rm -rf bin build mailtick-demo.html
+
+## distclean: clean, and removes the servers built into .cache/ too (the
+## next build of them takes minutes)
+distclean: clean
+	rm -rf .cache
