@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 )
@@ -24,10 +25,16 @@ func TestServersStartIntegration(t *testing.T) {
 	}
 	lookupd := stacktest.NSQLookupd(t)
 	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Lookupd: []string{lookupd.TCPAddr}})
-	require.NotEmpty(t, nsqd.TCPAddr)
+	sink, err := gen.NewNSQSink(nsqd.TCPAddr, "smoke")
+	require.NoError(t, err)
+	require.NoError(t, sink.Write([][]byte{[]byte("x"), []byte("y")}))
+	sink.Close()
+	st, err := nsqd.TopicStats("smoke")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), st.MessageCount, "nsqd takes messages")
 
 	influx := stacktest.InfluxDB(t)
-	_, err := influx.Query("", "CREATE DATABASE smoke")
+	_, err = influx.Query("", "CREATE DATABASE smoke")
 	require.NoError(t, err)
 	series, err := influx.Query("", "SHOW DATABASES")
 	require.NoError(t, err)
@@ -44,7 +51,10 @@ func TestServersStartIntegration(t *testing.T) {
 	require.Contains(t, string(body), "smoke/autogen")
 
 	kapa := stacktest.Kapacitor(t, influx.URL)
-	require.NotEmpty(t, kapa.URL)
+	resp, err = http.Get(kapa.URL + "/kapacitor/v1/ping")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, "kapacitord answers its ping")
 }
 
 // TestTelegrafConfIntegration: the repository's telegraf.conf loads and

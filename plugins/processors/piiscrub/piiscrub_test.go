@@ -44,38 +44,37 @@ func TestActions(t *testing.T) {
 	aliceLower := string(p.pseudonym(nil, "alice@example.com"))
 	require.Len(t, alice, 16, "12 bytes base64url")
 	tests := []struct {
-		name   string
-		rule   *Rule
-		value  any
-		want   any // nil: the key is removed
-		counts func(c *stats) int64
+		name  string
+		rule  *Rule
+		value any
+		want  any // nil: the key is removed
 	}{
-		{"hash", &Rule{Action: "hash"}, "alice@example.com", alice, nil},
-		{"drop", &Rule{Action: "drop"}, "x", nil, nil},
-		{"keep", &Rule{Action: "keep"}, "alice@example.com", "alice@example.com", nil},
-		{"email_domain", &Rule{Action: "email_domain"}, "Alice@Example.COM", "example.com", nil},
-		{"email_domain in angle brackets", &Rule{Action: "email_domain"}, "<bob@x.org>", "x.org", nil},
-		{"email_domain with hashed local part", &Rule{Action: "email_domain", LocalPart: "hash"}, "Alice@Example.com", aliceLower + ".example.com", nil},
-		{"email_domain invalid dropped", &Rule{Action: "email_domain"}, "not a mailbox", nil, nil},
-		{"email_domain on an IP literal", &Rule{Action: "email_domain"}, "user@[203.0.113.7]", nil, nil},
-		{"email_domain on a bare IP", &Rule{Action: "email_domain", OnInvalid: "keep"}, "user@192.0.2.1", "user@192.0.2.1", nil},
-		{"email_domain invalid kept", &Rule{Action: "email_domain", OnInvalid: "keep"}, "postmaster", "postmaster", nil},
-		{"email_domain invalid hashed", &Rule{Action: "email_domain", OnInvalid: "hash"}, "alice@example.com@", alice[:0] + string(p.pseudonym(nil, "alice@example.com@")), nil},
-		{"ip_prefix v4", &Rule{Action: "ip_prefix"}, "203.0.113.7", "203.0.113.0/24", nil},
-		{"ip_prefix v4 /16", &Rule{Action: "ip_prefix", IPv4Prefix: 16}, "203.0.113.7", "203.0.0.0/16", nil},
-		{"ip_prefix v4 with port", &Rule{Action: "ip_prefix"}, "203.0.113.7:25", "203.0.113.0/24", nil},
-		{"ip_prefix v6", &Rule{Action: "ip_prefix"}, "2001:db8:1:2::7", "2001:db8:1::/48", nil},
-		{"ip_prefix v6 zone and brackets", &Rule{Action: "ip_prefix"}, "[fe80::1%eth0]", "fe80::/48", nil},
-		{"ip_prefix v4-mapped", &Rule{Action: "ip_prefix"}, "::ffff:192.0.2.9", "192.0.2.0/24", nil},
-		{"ip_prefix invalid dropped", &Rule{Action: "ip_prefix"}, "unknown", nil, nil},
-		{"ip_prefix invalid kept", &Rule{Action: "ip_prefix", OnInvalid: "keep"}, "unknown", "unknown", nil},
-		{"redact placeholder", &Rule{Action: "redact"}, "550 5.1.1 <bob@x.org>: from [203.0.113.7]", "550 5.1.1 <[email]>: from [[ipv4]]", nil},
-		{"redact pseudonym", &Rule{Action: "redact", RedactWith: "pseudonym"}, "to <alice@example.com>", "to <[email:" + alice + "]>", nil},
-		{"redact clean text unchanged", &Rule{Action: "redact"}, "250 2.0.0 Ok: queued as 4F2A1C0D3B", "250 2.0.0 Ok: queued as 4F2A1C0D3B", nil},
-		{"redact invalid UTF-8 repaired", &Rule{Action: "redact"}, "caf\xe9 bob@x.org", "caf\uFFFD [email]", nil},
-		{"redact number kept", &Rule{Action: "redact"}, int64(550), int64(550), nil},
-		{"hash number dropped", &Rule{Action: "hash"}, int64(550), nil, nil},
-		{"ip_prefix bool dropped", &Rule{Action: "ip_prefix"}, true, nil, nil},
+		{"hash", &Rule{Action: "hash"}, "alice@example.com", alice},
+		{"drop", &Rule{Action: "drop"}, "x", nil},
+		{"keep", &Rule{Action: "keep"}, "alice@example.com", "alice@example.com"},
+		{"email_domain", &Rule{Action: "email_domain"}, "Alice@Example.COM", "example.com"},
+		{"email_domain in angle brackets", &Rule{Action: "email_domain"}, "<bob@x.org>", "x.org"},
+		{"email_domain with hashed local part", &Rule{Action: "email_domain", LocalPart: "hash"}, "Alice@Example.com", aliceLower + ".example.com"},
+		{"email_domain invalid dropped", &Rule{Action: "email_domain"}, "not a mailbox", nil},
+		{"email_domain on an IP literal", &Rule{Action: "email_domain"}, "user@[203.0.113.7]", nil},
+		{"email_domain on a bare IP", &Rule{Action: "email_domain", OnInvalid: "keep"}, "user@192.0.2.1", "user@192.0.2.1"},
+		{"email_domain invalid kept", &Rule{Action: "email_domain", OnInvalid: "keep"}, "postmaster", "postmaster"},
+		{"email_domain invalid hashed", &Rule{Action: "email_domain", OnInvalid: "hash"}, "alice@example.com@", alice[:0] + string(p.pseudonym(nil, "alice@example.com@"))},
+		{"ip_prefix v4", &Rule{Action: "ip_prefix"}, "203.0.113.7", "203.0.113.0/24"},
+		{"ip_prefix v4 /16", &Rule{Action: "ip_prefix", IPv4Prefix: 16}, "203.0.113.7", "203.0.0.0/16"},
+		{"ip_prefix v4 with port", &Rule{Action: "ip_prefix"}, "203.0.113.7:25", "203.0.113.0/24"},
+		{"ip_prefix v6", &Rule{Action: "ip_prefix"}, "2001:db8:1:2::7", "2001:db8:1::/48"},
+		{"ip_prefix v6 zone and brackets", &Rule{Action: "ip_prefix"}, "[fe80::1%eth0]", "fe80::/48"},
+		{"ip_prefix v4-mapped", &Rule{Action: "ip_prefix"}, "::ffff:192.0.2.9", "192.0.2.0/24"},
+		{"ip_prefix invalid dropped", &Rule{Action: "ip_prefix"}, "unknown", nil},
+		{"ip_prefix invalid kept", &Rule{Action: "ip_prefix", OnInvalid: "keep"}, "unknown", "unknown"},
+		{"redact placeholder", &Rule{Action: "redact"}, "550 5.1.1 <bob@x.org>: from [203.0.113.7]", "550 5.1.1 <[email]>: from [[ipv4]]"},
+		{"redact pseudonym", &Rule{Action: "redact", RedactWith: "pseudonym"}, "to <alice@example.com>", "to <[email:" + alice + "]>"},
+		{"redact clean text unchanged", &Rule{Action: "redact"}, "250 2.0.0 Ok: queued as 4F2A1C0D3B", "250 2.0.0 Ok: queued as 4F2A1C0D3B"},
+		{"redact invalid UTF-8 repaired", &Rule{Action: "redact"}, "caf\xe9 bob@x.org", "caf\uFFFD [email]"},
+		{"redact number kept", &Rule{Action: "redact"}, int64(550), int64(550)},
+		{"hash number dropped", &Rule{Action: "hash"}, int64(550), nil},
+		{"ip_prefix bool dropped", &Rule{Action: "ip_prefix"}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,6 +164,44 @@ func TestGlobsAndKeyID(t *testing.T) {
 	p.apply(m)
 	require.Equal(t, map[string]any{"smtp_code": int64(550), "smtp_response": "to [email]"}, m.Fields())
 	require.Equal(t, map[string]string{"pii_key_id": "2026-11"}, m.Tags())
+}
+
+// Every outcome is counted once, by kind and reason.
+func TestCounters(t *testing.T) {
+	p := newScrub(t, "drop",
+		&Rule{Keys: []string{"h"}, Action: "hash"},
+		&Rule{Keys: []string{"e"}, Action: "email_domain"},
+		&Rule{Keys: []string{"i"}, Action: "ip_prefix"},
+		&Rule{Keys: []string{"r"}, Action: "redact"})
+	before := func() map[string]int64 {
+		out := map[string]int64{"hashed": p.stats.hashed.Get(), "masked": p.stats.masked.Get(), "dropped": p.stats.dropped.Get()}
+		for kind, st := range p.stats.redacted {
+			if st != nil {
+				out["redacted "+pii.Kind(kind).String()] = st.Get()
+			}
+		}
+		for why, st := range p.stats.invalid {
+			out["invalid "+invalidNames[why]] = st.Get()
+		}
+		return out
+	}
+	was := before()
+	p.apply(metric.New("m", nil, map[string]any{
+		"h": "alice@example.com", "e": "user@[192.0.2.1]", "i": "not an ip", "r": "from bob@x.org at 203.0.113.7",
+		"other": "x", "n": 550,
+	}, at))
+	now := before()
+	delta := map[string]int64{}
+	for k, v := range now {
+		if d := v - was[k]; d != 0 {
+			delta[k] = d
+		}
+	}
+	require.Equal(t, map[string]int64{
+		"hashed": 1, "redacted email": 1, "redacted ipv4": 1,
+		"invalid ip_domain": 1, "invalid not_ip": 1,
+		"dropped": 4, // e and i (on_invalid drop), other and n (default drop)
+	}, delta)
 }
 
 func TestHugeStringBoundedCost(t *testing.T) {
