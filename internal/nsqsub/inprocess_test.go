@@ -1,0 +1,319 @@
+package nsqsub
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/nsqio/nsq/nsqd"
+	"github.com/stretchr/testify/require"
+)
+
+// These tests run nsqd in-process (the nsqd package of github.com/nsqio/nsq
+// on 127.0.0.1:0, as nsq's own tests do); mailevents' integration tests run
+// the nsqd binary.
+
+const topic, channel = "t", "c"
+
+// startNSQD runs an nsqd in-process until the test ends. addr "" takes a
+// free port.
+func startNSQD(t *testing.T, addr string, edit func(*nsqd.Options)) *nsqd.NSQD {
+	t.Helper()
+	opts := nsqd.NewOptions()
+	opts.TCPAddress = "127.0.0.1:0"
+	if addr != "" {
+		opts.TCPAddress = addr
+	}
+	opts.HTTPAddress, opts.HTTPSAddress = "127.0.0.1:0", "127.0.0.1:0"
+	opts.DataPath = t.TempDir()
+	opts.Logger = testLogger{t}
+	if edit != nil {
+		edit(opts)
+	}
+	n, err := nsqd.New(opts)
+	require.NoError(t, err, "nsqd must start for this test")
+	go func() { _ = n.Main() }()
+	t.Cleanup(n.Exit)
+	return n
+}
+
+type testLogger struct{ t *testing.T }
+
+func (l testLogger) Output(_ int, s string) error { l.t.Log(s); return nil }
+
+func publish(t *testing.T, n *nsqd.NSQD, count int, prefix string) {
+	t.Helper()
+	tp := n.GetTopic(topic)
+	for i := 0; i < count; i++ {
+		require.NoError(t, tp.PutMessage(nsqd.NewMessage(tp.GenerateID(), []byte(fmt.Sprintf("%s%d", prefix, i)))))
+	}
+}
+
+func channelStats(n *nsqd.NSQD) (nsqd.ChannelStats, bool) {
+	for _, tp := range n.GetStats(topic, channel, true).Topics {
+		for _, c := range tp.Channels {
+			return c, true
+		}
+	}
+	return nsqd.ChannelStats{}, false
+}
+
+func readyCounts(n *nsqd.NSQD) []int64 {
+	c, _ := channelStats(n)
+	var out []int64
+	for _, cl := range c.Clients {
+		if s, ok := cl.(nsqd.ClientV2Stats); ok {
+			out = append(out, s.ReadyCount)
+		}
+	}
+	return out
+}
+
+func newSub(t *testing.T, cfg Config) *Subscriber {
+	t.Helper()
+	cfg.Topic, cfg.Channel = topic, channel
+	if cfg.Log == nil {
+		cfg.Log = testutil.Logger{}
+	}
+	if cfg.ReconnectInterval == 0 {
+		cfg.ReconnectInterval = 100 * time.Millisecond
+	}
+	s, err := New(cfg)
+	require.NoError(t, err)
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// take receives n messages, leaving them unanswered: no more than RDY.
+func take(t *testing.T, s *Subscriber, n int) []*Message {
+	t.Helper()
+	return receive(t, s, n, false)
+}
+
+// finish receives n messages and finishes each as it comes.
+func finish(t *testing.T, s *Subscriber, n int) []*Message {
+	t.Helper()
+	return receive(t, s, n, true)
+}
+
+func receive(t *testing.T, s *Subscriber, n int, fin bool) []*Message {
+	t.Helper()
+	var got []*Message
+	timeout := time.After(30 * time.Second)
+	for len(got) < n {
+		select {
+		case m := <-s.Messages():
+			if fin {
+				m.Finish()
+			}
+			got = append(got, m)
+		case <-timeout:
+			t.Fatalf("received %d of %d messages", len(got), n)
+		}
+	}
+	return got
+}
+
+// max_in_flight is spread over the nsqd connected; every FIN reaches nsqd.
+func TestRDYSpreadAndFinish(t *testing.T) {
+	a, b := startNSQD(t, "", nil), startNSQD(t, "", nil)
+	publish(t, a, 50, "a")
+	publish(t, b, 50, "b")
+	s := newSub(t, Config{Nsqd: []string{a.RealTCPAddr().String(), b.RealTCPAddr().String()}, MaxInFlight: 10})
+	require.Eventually(t, func() bool {
+		ra, rb := readyCounts(a), readyCounts(b)
+		return len(ra) == 1 && len(rb) == 1 && ra[0] == 5 && rb[0] == 5
+	}, 10*time.Second, 10*time.Millisecond, "RDY 5 on each of two nsqd")
+	finish(t, s, 100)
+	for _, n := range []*nsqd.NSQD{a, b} {
+		require.Eventually(t, func() bool {
+			c, _ := channelStats(n)
+			return c.MessageCount == 50 && c.InFlightCount == 0 && c.Depth == 0 && c.RequeueCount == 0
+		}, 10*time.Second, 10*time.Millisecond, "every message finished once")
+	}
+}
+
+// A requeued message comes back after its delay, one attempt more.
+func TestRequeueDelay(t *testing.T) {
+	n := startNSQD(t, "", nil)
+	publish(t, n, 1, "m")
+	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 1})
+	first := take(t, s, 1)[0]
+	require.Equal(t, uint16(1), first.Attempts)
+	first.Requeue(300 * time.Millisecond)
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.DeferredCount == 1 || c.RequeueCount == 1 },
+		10*time.Second, 5*time.Millisecond, "nsqd defers it")
+	again := take(t, s, 1)[0]
+	require.Equal(t, first.ID, again.ID)
+	require.Equal(t, uint16(2), again.Attempts)
+	first.Finish() // answered already: no effect
+	again.Finish()
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 && c.Depth == 0 },
+		10*time.Second, 10*time.Millisecond)
+	c, _ := channelStats(n)
+	require.Equal(t, uint64(1), c.RequeueCount)
+}
+
+// Touch keeps a message past its timeout; the timeout is the one nsqd
+// announced in its IDENTIFY answer.
+func TestTouchAndMsgTimeout(t *testing.T) {
+	n := startNSQD(t, "", func(o *nsqd.Options) { o.MsgTimeout = time.Second })
+	publish(t, n, 1, "m")
+	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 1})
+	m := take(t, s, 1)[0]
+	require.Equal(t, time.Second, m.Timeout(), "msg_timeout from nsqd's IDENTIFY answer")
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(m.Timeout() / 4):
+				m.Touch()
+			}
+		}
+	}()
+	require.Never(t, func() bool { c, _ := channelStats(n); return c.TimeoutCount > 0 },
+		3*time.Second, 50*time.Millisecond, "a touched message does not time out")
+	close(stop)
+	m.Finish()
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 },
+		10*time.Second, 10*time.Millisecond)
+}
+
+// nsqlookupd answers 404 until the topic has a producer, then lists one
+// nsqd, then another: the subscriber follows.
+func TestLookupdProducersChange(t *testing.T) {
+	a, b := startNSQD(t, "", nil), startNSQD(t, "", nil)
+	var listed atomic.Value
+	listed.Store("")
+	lookupd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := listed.Load().(string)
+		if addr == "" {
+			http.Error(w, `{"message":"TOPIC_NOT_FOUND"}`, http.StatusNotFound)
+			return
+		}
+		host, port, _ := net.SplitHostPort(addr)
+		fmt.Fprintf(w, `{"channels":["c"],"producers":[{"broadcast_address":%q,"tcp_port":%s}]}`, host, port)
+	}))
+	defer lookupd.Close()
+	log := &testutil.CaptureLogger{}
+	s := newSub(t, Config{Lookupd: []string{lookupd.URL}, MaxInFlight: 4, Log: log})
+	require.Never(t, func() bool { return len(log.Warnings()) > 0 }, 300*time.Millisecond, 20*time.Millisecond,
+		"a 404 (no producer yet) is no error")
+
+	publish(t, a, 3, "a")
+	listed.Store(a.RealTCPAddr().String())
+	for _, m := range finish(t, s, 3) {
+		require.True(t, strings.HasPrefix(string(m.Body), "a"))
+	}
+	publish(t, b, 3, "b")
+	listed.Store(b.RealTCPAddr().String())
+	for _, m := range finish(t, s, 3) {
+		require.True(t, strings.HasPrefix(string(m.Body), "b"))
+	}
+}
+
+// An nsqd that goes away and comes back on the same address is
+// reconnected, and its messages are consumed.
+func TestReconnect(t *testing.T) {
+	first := startNSQD(t, "", nil)
+	addr := first.RealTCPAddr().String()
+	s := newSub(t, Config{Nsqd: []string{addr}, MaxInFlight: 2})
+	require.Eventually(t, func() bool { return len(readyCounts(first)) == 1 }, 10*time.Second, 10*time.Millisecond)
+	first.Exit()
+	second := startNSQD(t, addr, nil)
+	publish(t, second, 2, "x")
+	finish(t, s, 2)
+	require.Eventually(t, func() bool { c, _ := channelStats(second); return c.MessageCount == 2 && c.InFlightCount == 0 },
+		10*time.Second, 10*time.Millisecond)
+}
+
+// Stop with messages in flight returns, and nsqd gets them back.
+func TestStopWithMessagesInFlight(t *testing.T) {
+	n := startNSQD(t, "", func(o *nsqd.Options) { o.MsgTimeout = time.Second })
+	publish(t, n, 5, "m")
+	s, err := New(Config{Topic: topic, Channel: channel, Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 5, Log: testutil.Logger{}})
+	require.NoError(t, err)
+	s.Start()
+	take(t, s, 2)
+	done := make(chan struct{})
+	go func() { s.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop hangs with messages in flight")
+	}
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 && c.Depth == 5 },
+		10*time.Second, 20*time.Millisecond, "nsqd has every message back")
+}
+
+// A connection that stays open but carries no heartbeat is closed by the
+// watchdog after two heartbeat intervals, and connected again.
+func TestHeartbeatWatchdog(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go silentNSQD(c)
+		}
+	}()
+	log := &testutil.CaptureLogger{}
+	newSub(t, Config{Nsqd: []string{ln.Addr().String()}, MaxInFlight: 1, HeartbeatInterval: 200 * time.Millisecond, Log: log})
+	require.Eventually(t, func() bool { return conns.Load() >= 2 }, 30*time.Second, 20*time.Millisecond,
+		"the silent connection is dropped and made again")
+	require.Contains(t, strings.Join(log.Warnings(), "\n"), "No heartbeat from nsqd")
+}
+
+// silentNSQD answers the handshake as nsqd does, then says nothing more.
+func silentNSQD(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	magic := make([]byte, 4)
+	if _, err := r.Read(magic); err != nil {
+		return
+	}
+	respond := func(body string) {
+		var hdr [8]byte
+		binary.BigEndian.PutUint32(hdr[:4], uint32(4+len(body)))
+		c.Write(append(hdr[:], body...)) // frame type 0: response
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch {
+		case strings.HasPrefix(line, "IDENTIFY"):
+			var size [4]byte
+			if _, err := r.Read(size[:]); err != nil {
+				return
+			}
+			body := make([]byte, binary.BigEndian.Uint32(size[:]))
+			if _, err := io.ReadFull(r, body); err != nil {
+				return
+			}
+			respond(`{"max_rdy_count":2500,"msg_timeout":` + strconv.Itoa(60000) + `}`)
+		case strings.HasPrefix(line, "SUB"):
+			respond("OK")
+		}
+	}
+}
