@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	client "github.com/influxdata/kapacitor/client/v1"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 )
 
@@ -129,9 +127,9 @@ func TestDiff(t *testing.T) {
 	require.Empty(t, Diff("a\nb", "a\nb"))
 }
 
-// TestTasksIntegration deploys the repository's TICKscripts to a real
-// Kapacitor reading a real InfluxDB, and checks the rollups they write
-// against the same events counted here.
+// TestTasksIntegration deploys TICKscripts to a real Kapacitor with plan
+// and apply, and checks idempotence, var changes, drift, prune and
+// enable/disable. What the scripts compute is tested in tickscripts/.
 func TestTasksIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -142,7 +140,7 @@ func TestTasksIntegration(t *testing.T) {
 	require.NoError(t, err)
 
 	// Raw events of the last 20 minutes, as the agent writes them.
-	events := stacktest.SeedEvents(t, db, "mail", 5, 2000)
+	stacktest.SeedEvents(t, db, "mail", 5, 2000)
 
 	dir := t.TempDir()
 	tasksBody := `
@@ -172,59 +170,6 @@ func TestTasksIntegration(t *testing.T) {
 	plan, err = Plan(c, f, want, false)
 	require.NoError(t, err)
 	require.Equal(t, []string{"unchanged test_counts_1m", "unchanged test_latency_1m"}, kinds(plan), "apply twice changes nothing")
-
-	// The counts add up to every event; the percentiles are those of the events.
-	require.Eventually(t, func() bool {
-		n, err := db.Count("mail_rollups", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m'`)
-		return err == nil && n == int64(len(events))
-	}, 30*time.Second, 200*time.Millisecond, "sum of mail_counts = %d events", len(events))
-	expected := stacktest.LatencyByMinute(events)
-	const latencyQuery = `SELECT "p50", "p99", "max", "count" FROM mail_latency WHERE "window" = '1m' GROUP BY direction`
-	require.Eventually(t, func() bool {
-		series, err := db.Query("mail_rollups", latencyQuery)
-		return err == nil && len(series) == 2 && len(series[0].Values)+len(series[1].Values) == len(expected)
-	}, 30*time.Second, 200*time.Millisecond)
-	series, err := db.Query("mail_rollups", latencyQuery)
-	require.NoError(t, err)
-	for _, s := range series {
-		for _, row := range s.Values {
-			ts, err := row[0].(json.Number).Int64()
-			require.NoError(t, err)
-			key := fmt.Sprintf("%s %d", s.Tags["direction"], ts)
-			require.Contains(t, expected, key)
-			require.Equal(t, expected[key], fmt.Sprint(row[1:]), key)
-		}
-	}
-
-	// The volume check: ~1000 mails per direction, above warn_above, below
-	// crit_above: a WARNING per dc and direction on the topic.
-	volume := writeTasks(t, filepath.Join(dir, "volume"), kapa.URL, fmt.Sprintf(`
-[[task]]
-  name = "volume"
-  script = "VOLUME"
-  [task.vars]
-    every = "1s"
-    period = "1h"
-    warn_above = 100
-    crit_above = 1000000
-    topic = "volume_test"
-    log_path = %q
-`, filepath.Join(dir, "volume.log")))
-	_, _, err = ApplyFile(volume, false, Options{})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		ev, err := c.ListTopicEvents(c.TopicEventsLink("volume_test"), nil)
-		if err != nil || len(ev.Events) != 2 {
-			return false
-		}
-		for _, e := range ev.Events {
-			if e.State.Level != "WARNING" || !strings.Contains(e.State.Message, "mails in dc1") {
-				return false
-			}
-		}
-		return true
-	}, 30*time.Second, 200*time.Millisecond, "a WARNING for inbound and one for outbound")
-	require.NoError(t, c.DeleteTask(c.TaskLink("test_volume")))
 
 	// A var changed in tasks.toml: plan shows it, apply makes it so.
 	path = writeTasks(t, dir, kapa.URL, strings.Replace(tasksBody, `period = "1h"`, `period = "2h"`, 1))
@@ -372,77 +317,3 @@ func kinds(plan []Action) []string {
 
 // TestSpamIntegration streams events with a spam burst from one sender
 // through mail_spam.tick on a real Kapacitor subscribed to a real InfluxDB.
-func TestSpamIntegration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test")
-	}
-	db := stacktest.InfluxDB(t)
-	// The databases exist before Kapacitor starts, so it subscribes at once.
-	_, err := db.Query("", "CREATE DATABASE mail; CREATE DATABASE spam_out")
-	require.NoError(t, err)
-	kapa := stacktest.Kapacitor(t, db.URL)
-
-	dir := t.TempDir()
-	path := writeTasks(t, dir, kapa.URL, fmt.Sprintf(`
-[[task]]
-  name = "spam"
-  script = "SPAM"
-  [task.vars]
-    out_db = "spam_out"
-    recipients_warn = 50
-    recipients_crit = 100
-    topic = "spam_test"
-    log_path = %q
-`, filepath.Join(dir, "spam.log")))
-	_, c, err := ApplyFile(path, false, Options{})
-	require.NoError(t, err)
-
-	// Ordinary traffic over three minutes, and in the first minute one
-	// sender mailing 150 distinct recipients from 12 HELO names; its next
-	// event, a minute later, closes its window (stream windows close on the
-	// group's next point).
-	t0 := time.Now().Add(-5 * time.Minute).Truncate(time.Minute)
-	g, err := gen.New(gen.Config{Seed: 9, Interval: 400 * time.Millisecond, Start: t0})
-	require.NoError(t, err)
-	var msgs []gen.Message
-	for i := 0; i < 450; i++ {
-		msgs = append(msgs, g.Next())
-	}
-	spammer := "spammer@bad.example"
-	for i := 0; i < 150; i++ {
-		m := g.Next()
-		m.Event.Sender, m.Event.Recipient = spammer, fmt.Sprintf("victim%d@example%d.org", i, i%7)
-		m.Event.Helo = fmt.Sprintf("host%d.bad.example", i%12)
-		m.Time = t0.Add(time.Duration(i) * 300 * time.Millisecond)
-		msgs = append(msgs, m)
-	}
-	last := g.Next()
-	last.Event.Sender, last.Time = spammer, t0.Add(3*time.Minute+time.Second)
-	msgs = append(msgs, last)
-	sort.Slice(msgs, func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) })
-	var lines strings.Builder
-	for _, m := range msgs {
-		lines.WriteString(m.Line("dc1"))
-	}
-	require.NoError(t, db.Write("mail", lines.String()))
-
-	require.Eventually(t, func() bool {
-		n, err := db.Count("spam_out", `SELECT max("distinct_recipients") FROM mail_spam WHERE "sender" = 'spammer@bad.example'`)
-		return err == nil && n == 150
-	}, 60*time.Second, 250*time.Millisecond, "150 distinct recipients for the spammer, written in full")
-	n, err := db.Count("spam_out", `SELECT max("distinct_helos") FROM mail_spam WHERE "sender" = 'spammer@bad.example'`)
-	require.NoError(t, err)
-	require.Equal(t, int64(12), n)
-	require.Eventually(t, func() bool {
-		ev, err := c.ListTopicEvents(c.TopicEventsLink("spam_test"), nil)
-		if err != nil {
-			return false
-		}
-		for _, e := range ev.Events {
-			if e.ID == "mail_spam/recipients/dc1/"+spammer && e.State.Level == "CRITICAL" {
-				return true
-			}
-		}
-		return false
-	}, 30*time.Second, 250*time.Millisecond, "a CRITICAL alert for the spammer")
-}
