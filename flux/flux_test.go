@@ -83,9 +83,7 @@ func TestFluxRollupsIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t)
-	_, err := db.Query("", "CREATE DATABASE mail")
-	require.NoError(t, err)
+	db := stacktest.InfluxDB(t, "mail")
 	events := stacktest.SeedEvents(t, db, "mail", 8, 2000)
 
 	params := "bucket = \"mail/autogen\"\nwindow = 1m\nwindow_name = \"1m\"\nperiod = 1h\n"
@@ -147,9 +145,7 @@ func TestFluxSpamIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t)
-	_, err := db.Query("", "CREATE DATABASE mail")
-	require.NoError(t, err)
+	db := stacktest.InfluxDB(t, "mail")
 	events := stacktest.SeedEvents(t, db, "mail", 12, 300)
 	minute := events[0].Time.Truncate(time.Minute)
 	var burst strings.Builder

@@ -2,8 +2,8 @@
 # Builds the real servers the tests and the demo run (nsqd, nsqlookupd,
 # influxd, kapacitord) from their Go modules into a git-ignored cache keyed
 # by version: .cache/servers/<name>-<version>/<binary>. A binary already in
-# the cache is not rebuilt. See DESIGN.md "Field notes" for why each build
-# needs what it needs.
+# the cache is not rebuilt. The comments at each build say why it needs what
+# it needs.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,9 +11,8 @@ cache="$top/.cache/servers"
 work="$top/.cache/build-servers"
 mkdir -p "$cache" "$work"
 
-NSQ_VERSION=v1.3.0
-INFLUXDB_VERSION=v1.8.10
-KAPACITOR_VERSION=v1.5.9
+# NSQ_VERSION, INFLUXDB_VERSION, KAPACITOR_VERSION: set in one place.
+. "$top/internal/stack/versions.env"
 # influxd 1.8 and kapacitord 1.5 vendor an old ugorji codec that panics at
 # start when compiled with Go >= 1.22; the proxy serves this toolchain.
 OLD_TOOLCHAIN=go1.21.13

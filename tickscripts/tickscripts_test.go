@@ -45,10 +45,8 @@ func TestRollupsIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t)
+	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
 	kapa := stacktest.Kapacitor(t, db.URL)
-	_, err := db.Query("", "CREATE DATABASE mail; CREATE DATABASE mail_rollups")
-	require.NoError(t, err)
 	events := stacktest.SeedEvents(t, db, "mail", 5, 2000)
 	deploy(t, kapa.URL, fmt.Sprintf(`
 [[task]]
@@ -97,9 +95,7 @@ func TestVolumeCheckIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t)
-	_, err := db.Query("", "CREATE DATABASE mail")
-	require.NoError(t, err)
+	db := stacktest.InfluxDB(t, "mail")
 	kapa := stacktest.Kapacitor(t, db.URL)
 	stacktest.SeedEvents(t, db, "mail", 5, 2000)
 	c := deploy(t, kapa.URL, fmt.Sprintf(`
@@ -135,10 +131,7 @@ func TestSpamIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t)
-	// The databases exist before Kapacitor starts, so it subscribes at once.
-	_, err := db.Query("", "CREATE DATABASE mail; CREATE DATABASE spam_out")
-	require.NoError(t, err)
+	db := stacktest.InfluxDB(t, "mail", "spam_out")
 	kapa := stacktest.Kapacitor(t, db.URL)
 	c := deploy(t, kapa.URL, fmt.Sprintf(`
 [[task]]

@@ -33,14 +33,11 @@ func Outage(ctx context.Context, n int, log io.Writer) ([]OutageResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	central, err := stack.StartInfluxDB(filepath.Join(dir, "central"))
+	central, err := stack.StartInfluxDB(filepath.Join(dir, "central"), "stock", "fwd")
 	if err != nil {
 		return nil, err
 	}
 	defer central.Stop(10 * time.Second)
-	if _, err := central.Query("", "CREATE DATABASE stock; CREATE DATABASE fwd"); err != nil {
-		return nil, err
-	}
 
 	type agent struct {
 		name, db string

@@ -35,14 +35,11 @@ func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, er
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	db, err := stack.StartInfluxDB(filepath.Join(dir, "influxdb"))
+	db, err := stack.StartInfluxDB(filepath.Join(dir, "influxdb"), "mail")
 	if err != nil {
 		return res, err
 	}
 	defer db.Stop(10 * time.Second)
-	if _, err := db.Query("", "CREATE DATABASE mail"); err != nil {
-		return res, err
-	}
 	kapa, err := stack.StartKapacitor(filepath.Join(dir, "kapacitor"), db.URL)
 	if err != nil {
 		return res, err

@@ -20,9 +20,7 @@ func TestVolumeIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t)
-	_, err := db.Query("", "CREATE DATABASE mail")
-	require.NoError(t, err)
+	db := stacktest.InfluxDB(t, "mail")
 	// 30 outbound mails two minutes ago, 50 more eight minutes ago: far from
 	// the edge of a 5m window, so the count is 30 whenever the check runs.
 	g, err := gen.New(gen.Config{Seed: 4})

@@ -76,14 +76,10 @@ func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
 		return fail(err)
 	}
 	d.servers = append(d.servers, d.NSQD.Process)
-	if d.DB, err = stack.StartInfluxDB(filepath.Join(dir, "influxdb")); err != nil {
+	if d.DB, err = stack.StartInfluxDB(filepath.Join(dir, "influxdb"), "mail"); err != nil {
 		return fail(err)
 	}
 	d.servers = append(d.servers, d.DB.Process)
-	// The database exists before Kapacitor starts, so it subscribes at once.
-	if _, err = d.DB.Query("", "CREATE DATABASE mail"); err != nil {
-		return fail(err)
-	}
 	port, err := stack.FreePort()
 	if err != nil {
 		return fail(err)

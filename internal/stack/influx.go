@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,17 @@ type Series struct {
 // epoch nanoseconds (json.Number), numbers as json.Number.
 func Query(baseURL, db, q string) ([]Series, error) {
 	return Querier{URL: baseURL, Timeout: time.Minute}.Query(db, q)
+}
+
+// ErrNoDatabase is what Query's error wraps when the database does not
+// exist (yet): tests that wait for data take it as "nothing yet".
+var ErrNoDatabase = errors.New("database not found")
+
+func queryError(q, msg string) error {
+	if strings.HasPrefix(msg, "database not found") {
+		return fmt.Errorf("query %q: %w: %s", q, ErrNoDatabase, strings.TrimPrefix(msg, "database not found"))
+	}
+	return fmt.Errorf("query %q: %s", q, msg)
 }
 
 // Querier asks an InfluxDB 1.x, with credentials and a time limit.
@@ -68,12 +80,12 @@ func (c Querier) Query(db, q string) ([]Series, error) {
 		return nil, fmt.Errorf("query %q: %s: %w (body %.200q)", q, resp.Status, err, body)
 	}
 	if r.Error != "" {
-		return nil, fmt.Errorf("query %q: %s", q, r.Error)
+		return nil, queryError(q, r.Error)
 	}
 	var out []Series
 	for _, res := range r.Results {
 		if res.Error != "" {
-			return nil, fmt.Errorf("query %q: %s", q, res.Error)
+			return nil, queryError(q, res.Error)
 		}
 		out = append(out, res.Series...)
 	}

@@ -7,6 +7,7 @@ package stack
 
 import (
 	"bufio"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -19,12 +20,27 @@ import (
 	"time"
 )
 
-// Versions of the servers, as built by scripts/servers.sh into
-// .cache/servers/<name>-<version>/.
-const (
-	NSQVersion       = "v1.3.0"
-	InfluxDBVersion  = "v1.8.10"
-	KapacitorVersion = "v1.5.9"
+// versionsEnv holds the server versions, as scripts/servers.sh builds them
+// into .cache/servers/<name>-<version>/.
+//
+//go:embed versions.env
+var versionsEnv string
+
+// version returns a version that versions.env sets.
+func version(key string) string {
+	for _, line := range strings.Split(versionsEnv, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			return v
+		}
+	}
+	panic("internal/stack/versions.env does not set " + key)
+}
+
+// Versions of the servers.
+var (
+	NSQVersion       = version("NSQ_VERSION")
+	InfluxDBVersion  = version("INFLUXDB_VERSION")
+	KapacitorVersion = version("KAPACITOR_VERSION")
 )
 
 var binaries = map[string]string{

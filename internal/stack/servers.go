@@ -124,7 +124,7 @@ bind-address = %q
 `
 
 // StartInfluxDB starts influxd with its data in dir.
-func StartInfluxDB(dir string) (*InfluxDB, error) {
+func StartInfluxDB(dir string, databases ...string) (*InfluxDB, error) {
 	bin, err := Binary("influxd")
 	if err != nil {
 		return nil, err
@@ -142,7 +142,16 @@ func StartInfluxDB(dir string) (*InfluxDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &InfluxDB{Process: p, URL: "http://" + addrs[1], confPath: conf}, nil
+	db := &InfluxDB{Process: p, URL: "http://" + addrs[1], confPath: conf}
+	for _, name := range databases {
+		// Before anything that subscribes (Kapacitor) starts: it then
+		// subscribes at once.
+		if _, err := db.Query("", fmt.Sprintf("CREATE DATABASE %q", name)); err != nil {
+			db.Stop(10 * time.Second)
+			return nil, err
+		}
+	}
+	return db, nil
 }
 
 // Restart starts a stopped influxd again on the same port and data, as an

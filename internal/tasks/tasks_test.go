@@ -134,10 +134,8 @@ func TestTasksIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t)
+	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
 	kapa := stacktest.Kapacitor(t, db.URL)
-	_, err := db.Query("", "CREATE DATABASE mail; CREATE DATABASE mail_rollups")
-	require.NoError(t, err)
 
 	// Raw events of the last 20 minutes, as the agent writes them.
 	stacktest.SeedEvents(t, db, "mail", 5, 2000)

@@ -45,10 +45,11 @@ func NSQLookupd(t testing.TB) *stack.NSQLookupd {
 	return s
 }
 
-// InfluxDB starts an influxd 1.8 with Flux enabled.
-func InfluxDB(t testing.TB) *stack.InfluxDB {
+// InfluxDB starts an influxd 1.8 with Flux enabled, with the databases
+// named created.
+func InfluxDB(t testing.TB, databases ...string) *stack.InfluxDB {
 	t.Helper()
-	s, err := stack.StartInfluxDB(t.TempDir())
+	s, err := stack.StartInfluxDB(t.TempDir(), databases...)
 	require.NoError(t, err, "influxd must start for this test")
 	t.Cleanup(func() { stop(t, s.Process) })
 	return s
