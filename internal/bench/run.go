@@ -156,16 +156,7 @@ func createChannel(nsqd *stack.NSQD, topic, channel string) error {
 }
 
 func publish(ctx context.Context, nsqd *stack.NSQD, topic string, seed uint64, n int) error {
-	g, err := gen.New(gen.Config{Seed: seed, Count: n, Interval: time.Microsecond})
-	if err != nil {
-		return err
-	}
-	sink, err := gen.NewNSQSink(nsqd.TCPAddr, topic)
-	if err != nil {
-		return err
-	}
-	defer sink.Close()
-	_, err = gen.Run(ctx, g, sink, 0, 500, nil)
+	_, err := gen.Publish(ctx, nsqd.TCPAddr, topic, gen.Config{Seed: seed, Count: n, Interval: time.Microsecond}, 0, 500, nil)
 	return err
 }
 

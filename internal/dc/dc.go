@@ -121,3 +121,43 @@ func (d *DC) Stop() error {
 	}
 	return errors.Join(errs...)
 }
+
+// System is a central InfluxDB and the DCs that forward to it: what the
+// demo, `mailtick stack` and the end-to-end tests run.
+type System struct {
+	Central *stack.InfluxDB
+	DCs     []*DC
+}
+
+// StartSystem starts a central InfluxDB and DCs dc1..dcN in dir; started,
+// if set, is told each DC's name as it starts.
+func StartSystem(dir string, n int, started func(name string)) (*System, error) {
+	central, err := stack.StartInfluxDB(filepath.Join(dir, "central"))
+	if err != nil {
+		return nil, err
+	}
+	s := &System{Central: central}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("dc%d", i)
+		if started != nil {
+			started(name)
+		}
+		d, err := Start(filepath.Join(dir, name), name, central)
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+		s.DCs = append(s.DCs, d)
+	}
+	return s, nil
+}
+
+// Stop stops every DC, then the central InfluxDB.
+func (s *System) Stop() error {
+	var errs []error
+	for _, d := range s.DCs {
+		errs = append(errs, d.Stop())
+	}
+	errs = append(errs, s.Central.Stop(15*time.Second))
+	return errors.Join(errs...)
+}

@@ -142,3 +142,19 @@ func Run(ctx context.Context, g *Generator, sink Sink, rate float64, batchSize i
 	sum.Seconds = time.Since(start).Seconds()
 	return sum, err
 }
+
+// Publish generates cfg's messages and publishes them to topic on the nsqd
+// at addr, in batches of batchSize, at most rate per second (0: as fast as
+// it can); onMessage, if set, sees each one.
+func Publish(ctx context.Context, addr, topic string, cfg Config, rate float64, batchSize int, onMessage func(Message)) (Summary, error) {
+	g, err := New(cfg)
+	if err != nil {
+		return Summary{}, err
+	}
+	sink, err := NewNSQSink(addr, topic)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer sink.Close()
+	return Run(ctx, g, sink, rate, batchSize, onMessage)
+}

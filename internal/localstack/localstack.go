@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/mailtick/mailtick/internal/dc"
-	"github.com/mailtick/mailtick/internal/stack"
 )
 
 // State is stack.json: where everything listens.
@@ -51,26 +50,14 @@ func Up(ctx context.Context, dir string, dcs int, w io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	central, err := stack.StartInfluxDB(filepath.Join(dir, "central"))
+	sys, err := dc.StartSystem(dir, dcs, nil)
 	if err != nil {
 		return err
 	}
-	defer central.Stop(15 * time.Second)
-	state := State{Central: central.URL}
-	var started []*dc.DC
-	defer func() {
-		for _, d := range started {
-			d.Stop()
-		}
-	}()
-	for i := 1; i <= dcs; i++ {
-		name := fmt.Sprintf("dc%d", i)
-		d, err := dc.Start(filepath.Join(dir, name), name, central)
-		if err != nil {
-			return err
-		}
-		started = append(started, d)
-		state.DCs = append(state.DCs, DCState{Name: name, NSQD: d.NSQD.TCPAddr, Lookupd: d.Lookupd.HTTPAddr,
+	defer sys.Stop()
+	state := State{Central: sys.Central.URL}
+	for _, d := range sys.DCs {
+		state.DCs = append(state.DCs, DCState{Name: d.Name, NSQD: d.NSQD.TCPAddr, Lookupd: d.Lookupd.HTTPAddr,
 			InfluxDB: d.DB.URL, Kapacitor: d.Kapacitor.URL, Listener: d.Listen, AgentLog: d.Agent.LogPath, SelfMetrics: "telegraf"})
 	}
 	b, _ := json.MarshalIndent(state, "", "  ")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mailtick/mailtick/internal/pii"
 	"io"
 	"net/http"
 	"net/url"
@@ -126,4 +127,36 @@ func (db *InfluxDB) Write(database, lines string) error {
 		return fmt.Errorf("writing to %q: %s: %s", database, resp.Status, body)
 	}
 	return nil
+}
+
+// PrivacyScan reads every string value and tag value of database and
+// returns how many it read and those that hold an e-mail or IP address.
+func (db *InfluxDB) PrivacyScan(database string) (checked int, leaks []string, err error) {
+	dump, err := db.Query(database, `SELECT * FROM /.*/`)
+	if err != nil {
+		return 0, nil, err
+	}
+	tags, err := db.Query(database, `SHOW TAG VALUES WITH KEY =~ /.*/`)
+	if err != nil {
+		return 0, nil, err
+	}
+	check := func(s string) {
+		checked++
+		if pii.Contains(s) {
+			leaks = append(leaks, s)
+		}
+	}
+	for _, s := range append(dump, tags...) {
+		for _, row := range s.Values {
+			for _, v := range row {
+				if str, ok := v.(string); ok {
+					check(str)
+				}
+			}
+		}
+		for _, v := range s.Tags {
+			check(v)
+		}
+	}
+	return checked, leaks, nil
 }

@@ -20,17 +20,8 @@ import (
 
 // generate sends cfg's messages to nsqd and returns them.
 func generate(nsqd *stack.NSQD, cfg gen.Config, rate float64) ([]gen.Message, gen.Summary, error) {
-	g, err := gen.New(cfg)
-	if err != nil {
-		return nil, gen.Summary{}, err
-	}
-	sink, err := gen.NewNSQSink(nsqd.TCPAddr, "mail_events")
-	if err != nil {
-		return nil, gen.Summary{}, err
-	}
-	defer sink.Close()
 	var msgs []gen.Message
-	sum, err := gen.Run(context.Background(), g, sink, rate, 200, func(m gen.Message) { msgs = append(msgs, m) })
+	sum, err := gen.Publish(context.Background(), nsqd.TCPAddr, "mail_events", cfg, rate, 200, func(m gen.Message) { msgs = append(msgs, m) })
 	return msgs, sum, err
 }
 

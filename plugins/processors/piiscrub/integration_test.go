@@ -41,13 +41,9 @@ func TestAgentIntegration(t *testing.T) {
 	stacktest.Telegraf(t, conf, "MAILTICK_PII_KEY="+testKey)
 
 	const n = 2000
-	g, err := gen.New(gen.Config{Seed: 21, Count: n})
-	require.NoError(t, err)
-	sink, err := gen.NewNSQSink(nsqd.TCPAddr, "mail_events")
-	require.NoError(t, err)
 	var sent []gen.Event
-	_, err = gen.Run(context.Background(), g, sink, 0, 200, func(m gen.Message) { sent = append(sent, m.Event) })
-	sink.Close()
+	_, err := gen.Publish(context.Background(), nsqd.TCPAddr, "mail_events", gen.Config{Seed: 21, Count: n}, 0, 200,
+		func(m gen.Message) { sent = append(sent, m.Event) })
 	require.NoError(t, err)
 
 	var lines []string
