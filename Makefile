@@ -9,10 +9,12 @@ GO_TEST_TIMEOUT ?= 25m
 
 all: build
 
-## build: bin/telegraf (stock Telegraf + our plugins) and bin/mailtick
+## build: bin/telegraf (stock Telegraf + our plugins), bin/mailtick (the
+## operators' CLI) and bin/mailtick-dev (demo, bench, stack: a checkout's)
 build:
 	./scripts/build-telegraf.sh
 	go build -o bin/mailtick ./cmd/mailtick
+	go build -o bin/mailtick-dev ./cmd/mailtick-dev
 
 ## servers: nsqd, nsqlookupd, influxd, kapacitord, built once into .cache/servers
 servers:
@@ -39,12 +41,12 @@ test-short:
 
 ## demo: start a local stack, run the agent on a generated stream, show what landed
 demo: servers build
-	bin/mailtick demo
+	bin/mailtick-dev demo
 
 ## bench: stock Telegraf nsq_consumer+json_v2 against mailevents, same events, same run
 bench: servers build
 	go test -run XXX -bench . -benchmem ./plugins/inputs/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/
-	bin/mailtick bench
+	bin/mailtick-dev bench
 
 ## fuzz: a short fuzzing round of the parser, the detector and the redaction
 fuzz:

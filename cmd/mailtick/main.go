@@ -13,11 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mailtick/mailtick/internal/bench"
 	"github.com/mailtick/mailtick/internal/check"
-	"github.com/mailtick/mailtick/internal/demo"
 	"github.com/mailtick/mailtick/internal/gen"
-	"github.com/mailtick/mailtick/internal/localstack"
 	"github.com/mailtick/mailtick/internal/tasks"
 )
 
@@ -29,10 +26,6 @@ Usage:
                            deploy the versioned TICKscripts to Kapacitor
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
-  mailtick stack up|down --dir DIR [--dcs N]
-                           run central + N DCs on loopback until down (or Ctrl-C)
-  mailtick demo [flags]    two DCs and a central InfluxDB on loopback, generated traffic, a report
-  mailtick bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
 
 Run "mailtick <command> -h" for the flags of a command.
 `
@@ -48,16 +41,10 @@ func main() {
 	switch os.Args[1] {
 	case "gen":
 		err = runGen(ctx, os.Args[2:])
-	case "bench":
-		err = runBench(ctx, os.Args[2:])
-	case "demo":
-		err = runDemo(ctx, os.Args[2:])
 	case "tasks":
 		err = runTasks(os.Args[2:])
 	case "check":
 		os.Exit(runCheck(os.Args[2:]))
-	case "stack":
-		err = runStack(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -123,52 +110,6 @@ func runGen(ctx context.Context, args []string) error {
 	summary, _ := json.Marshal(sum)
 	fmt.Fprintf(os.Stderr, "%s\n", summary)
 	return err
-}
-
-func runBench(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	var opt bench.Options
-	fs.IntVar(&opt.Events, "events", 200000, "events each agent drains")
-	fs.IntVar(&opt.InFlight, "in-flight", 100000, "events held in flight for the memory figure (0: skip)")
-	fs.Uint64Var(&opt.Seed, "seed", 1, "generator seed")
-	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
-	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
-	spam := fs.Int("spam", 100000, "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory (0: skip)")
-	fs.Parse(args)
-	if opt.Events > 0 {
-		rep, err := bench.Run(ctx, opt, os.Stderr)
-		if err != nil {
-			return err
-		}
-		rep.Print(os.Stdout)
-	}
-	if *outage > 0 {
-		res, err := bench.Outage(ctx, *outage, os.Stderr)
-		if err != nil {
-			return err
-		}
-		bench.PrintOutage(os.Stdout, res)
-	}
-	if *spam > 0 {
-		res, err := bench.SpamMemory(ctx, *spam, os.Stderr)
-		if err != nil {
-			return err
-		}
-		res.Print(os.Stdout)
-	}
-	return nil
-}
-
-func runDemo(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ExitOnError)
-	var opt demo.Options
-	fs.IntVar(&opt.Events, "events", 10000, "messages to generate per DC")
-	fs.Float64Var(&opt.Rate, "rate", 1000, "events per second of event time, per DC")
-	fs.Float64Var(&opt.Bad, "bad", 0.01, "fraction of bad messages")
-	fs.StringVar(&opt.Dir, "dir", "", "keep the servers' data and logs here (default: a temporary folder)")
-	fs.StringVar(&opt.HTML, "html", "mailtick-demo.html", "where to write the HTML report with charts")
-	fs.Parse(args)
-	return demo.Run(ctx, opt, os.Stdout)
 }
 
 func runTasks(args []string) error {
@@ -253,18 +194,4 @@ func runCheck(args []string) int {
 	res := v.Run()
 	fmt.Println(res.Line)
 	return int(res.Status)
-}
-
-func runStack(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
-		return fmt.Errorf("want up or down")
-	}
-	fs := flag.NewFlagSet("stack "+args[0], flag.ExitOnError)
-	dir := fs.String("dir", ".cache/stack", "where the servers keep their data and logs")
-	dcs := fs.Int("dcs", 2, "how many DCs (up)")
-	fs.Parse(args[1:])
-	if args[0] == "up" {
-		return localstack.Up(ctx, *dir, *dcs, os.Stdout)
-	}
-	return localstack.Down(*dir, time.Minute)
 }

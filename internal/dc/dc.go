@@ -123,7 +123,7 @@ func (d *DC) Stop() error {
 }
 
 // System is a central InfluxDB and the DCs that forward to it: what the
-// demo, `mailtick stack` and the end-to-end tests run.
+// demo, `mailtick-dev stack` and the end-to-end tests run.
 type System struct {
 	Central *stack.InfluxDB
 	DCs     []*DC

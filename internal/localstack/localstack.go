@@ -1,4 +1,4 @@
-// Package localstack is `mailtick stack up|down`: the whole system of the
+// Package localstack is `mailtick-dev stack up|down`: the whole system of the
 // demo (a central InfluxDB and DCs as deployed) kept running on loopback
 // for people to use, until `down`. `up` runs in the foreground, writes what
 // it started to <dir>/stack.json and its pid to <dir>/stack.pid; `down`
@@ -45,7 +45,7 @@ func Up(ctx context.Context, dir string, dcs int, w io.Writer) error {
 		return fmt.Errorf("invalid --dcs %d: at least 1", dcs)
 	}
 	if pid, err := readPid(dir); err == nil && syscall.Kill(pid, 0) == nil {
-		return fmt.Errorf("a stack already runs in %s (pid %d): mailtick stack down --dir %s", dir, pid, dir)
+		return fmt.Errorf("a stack already runs in %s (pid %d): mailtick-dev stack down --dir %s", dir, pid, dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -68,7 +68,7 @@ func Up(ctx context.Context, dir string, dcs int, w io.Writer) error {
 		return err
 	}
 	defer os.Remove(filepath.Join(dir, "stack.pid"))
-	fmt.Fprintf(w, "%s\nThe stack runs; send traffic with `mailtick gen --nsqd <nsqd_tcp>`; stop it with Ctrl-C or `mailtick stack down --dir %s`.\n", b, dir)
+	fmt.Fprintf(w, "%s\nThe stack runs; send traffic with `mailtick gen --nsqd <nsqd_tcp>`; stop it with Ctrl-C or `mailtick-dev stack down --dir %s`.\n", b, dir)
 	<-ctx.Done()
 	fmt.Fprintln(w, "Stopping the stack.")
 	return nil

@@ -23,13 +23,13 @@ func ping(url string) error {
 	return nil
 }
 
-// TestUpDownIntegration runs `mailtick stack up` and `mailtick stack down`
+// TestUpDownIntegration runs `mailtick-dev stack up` and `mailtick-dev stack down`
 // as operators do.
 func TestUpDownIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	bin, err := stack.Binary("mailtick")
+	bin, err := stack.Binary("mailtick-dev")
 	require.NoError(t, err)
 	root, err := stack.Root()
 	require.NoError(t, err)

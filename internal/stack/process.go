@@ -1,7 +1,7 @@
 // Package stack starts the real servers mailtick talks to (nsqd,
 // nsqlookupd, influxd, kapacitord) and the mailtick build of Telegraf on
 // loopback, each on free ports with its own data folder. Tests (through
-// stacktest), the demo and `mailtick stack` use it; nothing else starts
+// stacktest), the demo and `mailtick-dev stack` use it; nothing else starts
 // servers.
 package stack
 
@@ -44,12 +44,13 @@ var (
 )
 
 var binaries = map[string]string{
-	"nsqd":       ".cache/servers/nsq-" + NSQVersion + "/nsqd",
-	"nsqlookupd": ".cache/servers/nsq-" + NSQVersion + "/nsqlookupd",
-	"influxd":    ".cache/servers/influxdb-" + InfluxDBVersion + "/influxd",
-	"kapacitord": ".cache/servers/kapacitor-" + KapacitorVersion + "/kapacitord",
-	"telegraf":   "bin/telegraf",
-	"mailtick":   "bin/mailtick",
+	"nsqd":         ".cache/servers/nsq-" + NSQVersion + "/nsqd",
+	"nsqlookupd":   ".cache/servers/nsq-" + NSQVersion + "/nsqlookupd",
+	"influxd":      ".cache/servers/influxdb-" + InfluxDBVersion + "/influxd",
+	"kapacitord":   ".cache/servers/kapacitor-" + KapacitorVersion + "/kapacitord",
+	"telegraf":     "bin/telegraf",
+	"mailtick":     "bin/mailtick",
+	"mailtick-dev": "bin/mailtick-dev",
 }
 
 // Root returns the repository root: $MAILTICK_ROOT, or the nearest folder

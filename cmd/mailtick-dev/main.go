@@ -1,0 +1,121 @@
+// Command mailtick-dev holds the developers' commands of a mailtick
+// checkout: demo, bench and stack. They start the servers built into
+// .cache/servers and deploy the repository's telegraf.conf, tasks.toml and
+// tickscripts, so they work inside a checkout only; the operators' binary,
+// mailtick, has what works anywhere (gen, tasks, check). It only parses
+// flags; the work is done in internal packages.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mailtick/mailtick/internal/bench"
+	"github.com/mailtick/mailtick/internal/demo"
+	"github.com/mailtick/mailtick/internal/localstack"
+)
+
+const usage = `mailtick-dev — the developers' commands of a mailtick checkout
+
+Usage:
+  mailtick-dev demo [flags]    two DCs and a central InfluxDB on loopback, generated traffic, a report
+  mailtick-dev bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
+  mailtick-dev stack up|down --dir DIR [--dcs N]
+                               run central + N DCs on loopback until down (or Ctrl-C)
+
+Run inside the repository (or set MAILTICK_ROOT to it), after make build.
+Run "mailtick-dev <command> -h" for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "bench":
+		err = runBench(ctx, os.Args[2:])
+	case "demo":
+		err = runDemo(ctx, os.Args[2:])
+	case "stack":
+		err = runStack(ctx, os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "mailtick-dev: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mailtick-dev %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	var opt bench.Options
+	fs.IntVar(&opt.Events, "events", 200000, "events each agent drains")
+	fs.IntVar(&opt.InFlight, "in-flight", 100000, "events held in flight for the memory figure (0: skip)")
+	fs.Uint64Var(&opt.Seed, "seed", 1, "generator seed")
+	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
+	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
+	spam := fs.Int("spam", 100000, "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory (0: skip)")
+	fs.Parse(args)
+	if opt.Events > 0 {
+		rep, err := bench.Run(ctx, opt, os.Stderr)
+		if err != nil {
+			return err
+		}
+		rep.Print(os.Stdout)
+	}
+	if *outage > 0 {
+		res, err := bench.Outage(ctx, *outage, os.Stderr)
+		if err != nil {
+			return err
+		}
+		bench.PrintOutage(os.Stdout, res)
+	}
+	if *spam > 0 {
+		res, err := bench.SpamMemory(ctx, *spam, os.Stderr)
+		if err != nil {
+			return err
+		}
+		res.Print(os.Stdout)
+	}
+	return nil
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	var opt demo.Options
+	fs.IntVar(&opt.Events, "events", 10000, "messages to generate per DC")
+	fs.Float64Var(&opt.Rate, "rate", 1000, "events per second of event time, per DC")
+	fs.Float64Var(&opt.Bad, "bad", 0.01, "fraction of bad messages")
+	fs.StringVar(&opt.Dir, "dir", "", "keep the servers' data and logs here (default: a temporary folder)")
+	fs.StringVar(&opt.HTML, "html", "mailtick-demo.html", "where to write the HTML report with charts")
+	fs.Parse(args)
+	return demo.Run(ctx, opt, os.Stdout)
+}
+
+func runStack(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
+		return fmt.Errorf("want up or down")
+	}
+	fs := flag.NewFlagSet("stack "+args[0], flag.ExitOnError)
+	dir := fs.String("dir", ".cache/stack", "where the servers keep their data and logs")
+	dcs := fs.Int("dcs", 2, "how many DCs (up)")
+	fs.Parse(args[1:])
+	if args[0] == "up" {
+		return localstack.Up(ctx, *dir, *dcs, os.Stdout)
+	}
+	return localstack.Down(*dir, time.Minute)
+}
