@@ -157,7 +157,7 @@ func (r *RollupFwd) Connect() error {
 		s.open = r.openSegment
 	}
 	r.spool = s
-	r.rejects = newRejects(r.SpoolDir, int64(r.MaxRejectBytes), r.Log)
+	r.rejects = s.openRejects(int64(r.MaxRejectBytes))
 	tags := map[string]string{"spool_dir": r.SpoolDir}
 	r.spoolBytes = selfstat.Register("rollupfwd", "spool_bytes", tags)
 	r.spoolSegments = selfstat.Register("rollupfwd", "spool_segments", tags)
@@ -336,9 +336,6 @@ func (r *RollupFwd) Close() error {
 		r.cancel()
 	}
 	r.wg.Wait()
-	if r.rejects != nil {
-		r.rejects.close()
-	}
 	if r.spool != nil {
 		return r.spool.close()
 	}

@@ -90,6 +90,7 @@ type spool struct {
 	active  segmentFile
 	size    int64
 	cursors map[string]position // by destination
+	rejects *rejects            // rejected.jsonl, once opened
 	notify  chan struct{}       // closed and replaced when records become durable
 }
 
@@ -444,6 +445,14 @@ func (s *spool) wait() <-chan struct{} {
 	return s.notify
 }
 
+// openRejects opens the spool folder's reject file.
+func (s *spool) openRejects(maxBytes int64) *rejects {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejects = newRejects(s.dir, maxBytes, s.log)
+	return s.rejects
+}
+
 // cursorPath is where destination name keeps its position.
 func (s *spool) cursorPath(name string) string {
 	return filepath.Join(s.dir, "cursor-"+name+".json")
@@ -559,6 +568,9 @@ func (s *spool) stats() (int64, int) {
 func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.rejects != nil {
+		s.rejects.close()
+	}
 	if s.active == nil {
 		return nil
 	}
