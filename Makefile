@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
+# go.mod names the Go toolchain (go 1.27, for Telegraf 1.40); the machine's
+# Go fetches it through the module proxy when allowed to switch.
+export GOTOOLCHAIN := auto
 
 GO_TEST_TIMEOUT ?= 25m
 
