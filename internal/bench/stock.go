@@ -5,7 +5,7 @@ package bench
 import "strings"
 
 // StockJSONv2 configures Telegraf's json_v2 parser to keep all 13 keys of
-// the DESIGN.md event that are not tags, with their types, plus the four
+// the docs/DESIGN.md event that are not tags, with their types, plus the four
 // tags and the nanosecond time: what mailevents does with zero config.
 // Headers are relative ([[json_v2]]); StockJSONv2For places them.
 const StockJSONv2 = `

@@ -1,4 +1,4 @@
-// Package gen generates realistic mailer events (the DESIGN.md schema),
+// Package gen generates realistic mailer events (the schema of docs/DESIGN.md),
 // deterministically from a seed, with a chosen fraction of bad messages.
 // mailtick gen, the tests, the benchmarks and the demo all use it.
 package gen

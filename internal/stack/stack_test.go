@@ -40,7 +40,7 @@ func TestServersStartIntegration(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, series[0].Values, []any{"smoke"})
 
-	// Flux is enabled (the flux/ scripts of later issues run on it).
+	// Flux is enabled (the flux/ scripts run on it).
 	resp, err := http.Post(influx.URL+"/api/v2/query", "application/vnd.flux",
 		strings.NewReader(`buckets()`))
 	require.NoError(t, err)

@@ -50,7 +50,7 @@ func decodeStdlib(body []byte, tags map[string]bool) (telegraf.Metric, error) {
 	return m, nil
 }
 
-// BenchmarkParse turns generated DESIGN.md events into metrics: mailevents'
+// BenchmarkParse turns generated docs/DESIGN.md events into metrics: mailevents'
 // decoder (fastjson), encoding/json as the floor, and the stock path
 // (Telegraf's json_v2 parser configured to keep the same keys and types).
 func BenchmarkParse(b *testing.B) {

@@ -22,7 +22,7 @@ import (
 //go:embed sample.conf
 var sampleConfig string
 
-// The DESIGN.md mailer event works with zero mapping config.
+// The mailer event of docs/DESIGN.md works with zero mapping config.
 var (
 	defaultTagKeys    = []string{"dc", "direction", "event", "mailer", "customer"}
 	defaultFieldTypes = map[string]string{
