@@ -10,9 +10,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/mailtick/mailtick/internal/cli"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/mailtick/mailtick/internal/bench"
@@ -33,31 +32,11 @@ Run "mailtick-dev <command> -h" for the flags of a command.
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "bench":
-		err = runBench(ctx, os.Args[2:])
-	case "demo":
-		err = runDemo(ctx, os.Args[2:])
-	case "stack":
-		err = runStack(ctx, os.Args[2:])
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "mailtick-dev: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mailtick-dev %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Run("mailtick-dev", usage, os.Args[1:], map[string]cli.Command{
+		"bench": cli.Plain(runBench),
+		"demo":  cli.Plain(runDemo),
+		"stack": cli.Plain(runStack),
+	}, os.Stdout, os.Stderr))
 }
 
 func runBench(ctx context.Context, args []string) error {

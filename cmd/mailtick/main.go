@@ -7,10 +7,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/mailtick/mailtick/internal/cli"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mailtick/mailtick/internal/check"
@@ -31,31 +30,11 @@ Run "mailtick <command> -h" for the flags of a command.
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "gen":
-		err = runGen(ctx, os.Args[2:])
-	case "tasks":
-		err = runTasks(os.Args[2:])
-	case "check":
-		os.Exit(runCheck(os.Args[2:]))
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "mailtick: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mailtick %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Run("mailtick", usage, os.Args[1:], map[string]cli.Command{
+		"gen":   cli.Plain(runGen),
+		"tasks": cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
+		"check": func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
+	}, os.Stdout, os.Stderr))
 }
 
 func runGen(ctx context.Context, args []string) error {
