@@ -231,15 +231,19 @@ func (s *Subscriber) touchQueued() {
 		case <-s.ctx.Done():
 			return
 		case now := <-t.C:
+			var stale []*Message
 			s.qmu.Lock()
 			for i := range s.queue {
 				q := &s.queue[i]
 				if now.Sub(q.since) >= q.m.Timeout()/2 {
-					q.m.Touch()
+					stale = append(stale, q.m)
 					q.since = now
 				}
 			}
 			s.qmu.Unlock()
+			for _, m := range stale { // outside the lock: a full writer queue must not stall the reader
+				m.Touch()
+			}
 		}
 	}
 }
