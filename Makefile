@@ -48,12 +48,12 @@ demo: servers build
 
 ## bench: stock Telegraf nsq_consumer+json_v2 against mailevents, same events, same run
 bench: servers build
-	go test -run XXX -bench . -benchmem ./plugins/inputs/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/
+	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/
 	bin/mailtick-dev bench
 
 ## fuzz: a short fuzzing round of the parser, the detector and the redaction
 fuzz:
-	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/inputs/mailevents/
+	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/parsers/mailevents/
 	go test -run XXX -fuzz FuzzReplace -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzRedact -fuzztime 60s ./plugins/processors/piiscrub/
 

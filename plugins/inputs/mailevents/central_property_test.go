@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/pii/piitest"
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd"
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 	_ "github.com/mailtick/mailtick/plugins/processors/piiscrub"
 )
 
@@ -78,7 +80,9 @@ func TestCentralPathProperty(t *testing.T) {
 	clean := []string{"dc1", "outbound", "inbound", "delivered", "bounced", "c10234", "mx1.dc1.example.net",
 		"250 2.0.0 Ok: queued as 4F2A1C0D3B", "example.org", "5.1.1", "mail.example.com"}
 	rng := rand.New(rand.NewPCG(9, 23))
-	dec := newDecoder(t, nil)
+	mapping := parser.DefaultMapping()
+	dec, err := mapping.NewDecoder()
+	require.NoError(t, err)
 	pick := func() string { // mostly clean: rollups that pass are checked too
 		if rng.IntN(4) > 0 {
 			return clean[rng.IntN(len(clean))]
@@ -94,8 +98,8 @@ func TestCentralPathProperty(t *testing.T) {
 		}
 		body, err := json.Marshal(ev)
 		require.NoError(t, err)
-		out := dec.decode(newScratch(), body, receivedAt)
-		for _, m := range out.metrics {
+		out := dec.Decode(parser.NewScratch(), body, time.Unix(1795356000, 0))
+		for _, m := range out.Metrics {
 			for _, name := range []string{"mail_counts", "mail_latency", "mail_spam"} {
 				r := m.Copy()
 				r.SetName(name)

@@ -12,6 +12,7 @@ import (
 	"github.com/nsqio/go-nsq"
 
 	"github.com/mailtick/mailtick/internal/nsqsub"
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 
 // DeadLetter is what the plugin publishes to the dead-letter topic for each
@@ -88,25 +89,25 @@ func (d *deadLetters) producer(addr string) (*nsq.Producer, error) {
 
 // publish sends one dead letter per bad event and returns once nsqd has
 // them, so the source message is finished only when nothing can be lost.
-func (d *deadLetters) publish(topic, channel string, msg *nsqsub.Message, bad []badEvent) error {
+func (d *deadLetters) publish(topic, channel string, msg *nsqsub.Message, bad []parser.BadEvent) error {
 	now := time.Now().UTC()
 	if len(bad) > maxDeadLettersPerMessage {
-		bad = []badEvent{{reasonTooManyBad,
-			fmt.Errorf("%d events of the message are bad (the first: %s: %v): the message is dead-lettered whole", len(bad), bad[0].reason, bad[0].err),
-			msg.Body}}
+		bad = []parser.BadEvent{parser.NewBadEvent(reasonTooManyBad,
+			fmt.Errorf("%d events of the message are bad (the first: %s: %v): the message is dead-lettered whole", len(bad), bad[0].Reason(), bad[0].Err()),
+			msg.Body)}
 	}
 	bodies := make([][]byte, 0, len(bad))
 	for _, b := range bad {
 		dl := DeadLetter{
-			Reason:     b.reason,
-			Error:      b.err.Error(),
+			Reason:     b.Reason(),
+			Error:      b.Err().Error(),
 			Topic:      topic,
 			Channel:    channel,
 			MessageID:  string(msg.ID[:]),
 			Attempts:   msg.Attempts,
 			ReceivedAt: now,
 		}
-		raw := b.raw
+		raw := b.Raw()
 		dl.BodyBytes = len(raw)
 		if len(raw) > maxDeadLetterBody {
 			raw, dl.Truncated = raw[:maxDeadLetterBody], true

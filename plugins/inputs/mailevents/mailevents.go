@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,31 +16,15 @@ import (
 	"github.com/nsqio/go-nsq"
 
 	"github.com/mailtick/mailtick/internal/nsqsub"
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 
 //go:embed sample.conf
 var sampleConfig string
 
-// The mailer event of docs/DESIGN.md works with zero mapping config.
-var (
-	defaultTagKeys    = []string{"dc", "direction", "event", "mailer", "customer"}
-	defaultFieldTypes = map[string]string{
-		"smtp_code": "int", "size_bytes": "int", "attempt": "int",
-		"latency_ms": "float", "spam_score": "float",
-	}
-	knownKeys = []string{
-		"time", "event", "direction", "mailer", "customer", "message_id", "queue_id",
-		"sender", "recipient", "sender_ip", "helo", "smtp_code", "smtp_status",
-		"smtp_response", "latency_ms", "size_bytes", "spam_score", "attempt", "dc",
-	}
-)
-
 const (
 	deadLetterTopic  = "topic"
 	deadLetterFinish = "finish"
-	missingPublish   = "publish_time"
-	missingReceive   = "receive_time" // the name before 0.2: now publish_time
-	missingDeadLet   = "dead_letter"
 )
 
 // pending is a message whose metrics are on their way to the outputs.
@@ -65,27 +48,20 @@ type MailEvents struct {
 	RequeueDelay           config.Duration `toml:"requeue_delay"`
 	ReconnectInterval      config.Duration `toml:"reconnect_interval"`
 	Workers                int             `toml:"workers"`
-	MaxMessageSize         config.Size     `toml:"max_message_size"`
 	DeadLetter             string          `toml:"dead_letter"`
 	DeadLetterTopic        string          `toml:"dead_letter_topic"`
 	DeadLetterMaxAttempts  int             `toml:"dead_letter_max_attempts"`
 
-	Measurement string            `toml:"measurement"`
-	TagKeys     []string          `toml:"tag_keys"`
-	DropKeys    []string          `toml:"drop_keys"`
-	FieldTypes  map[string]string `toml:"field_types"`
-	Rename      map[string]string `toml:"rename"`
-	TimeKey     string            `toml:"time_key"`
-	TimeFormat  string            `toml:"time_format"`
-	MissingTime string            `toml:"missing_time"`
+	// The mapping of events into metrics, shared with the parser.
+	parser.Mapping
 
 	tls.ClientConfig
 	Log telegraf.Logger `toml:"-"`
 
-	dec       decoder
+	dec       *parser.Decoder
 	nsqConfig *nsq.Config // for the dead-letter producers
 	subConfig nsqsub.Config
-	scratch   sync.Pool // *scratch
+	scratch   sync.Pool // *parser.Scratch
 	consumers []*consumer
 	deadLet   *deadLetters
 	acc       telegraf.TrackingAccumulator
@@ -151,15 +127,11 @@ func (m *MailEvents) Init() error {
 	default:
 		return fmt.Errorf("invalid %q value %q: want %q or %q", "dead_letter", m.DeadLetter, deadLetterTopic, deadLetterFinish)
 	}
-	if m.Measurement == "" {
-		return fmt.Errorf("invalid %q value %q: must not be empty", "measurement", m.Measurement)
-	}
-	if m.TimeKey == "" {
-		return fmt.Errorf("invalid %q value %q: must not be empty", "time_key", m.TimeKey)
-	}
-	if err := m.initDecoder(); err != nil {
+	dec, err := m.Mapping.NewDecoder()
+	if err != nil {
 		return err
 	}
+	m.dec = dec
 
 	tlsCfg, err := m.ClientConfig.TLSConfig()
 	if err != nil {
@@ -182,83 +154,8 @@ func (m *MailEvents) Init() error {
 		UserAgent:         "telegraf-mailevents",
 		Log:               m.Log,
 	}
-	m.scratch.New = func() any { return newScratch() }
+	m.scratch.New = func() any { return parser.NewScratch() }
 	return nil
-}
-
-func (m *MailEvents) initDecoder() error {
-	if m.MissingTime == missingReceive {
-		m.MissingTime = missingPublish
-	}
-	if m.MissingTime != missingPublish && m.MissingTime != missingDeadLet {
-		return fmt.Errorf("invalid %q value %q: want %q or %q", "missing_time", m.MissingTime, missingPublish, missingDeadLet)
-	}
-	if m.MaxMessageSize < 0 {
-		return fmt.Errorf("invalid %q value %d: must not be negative", "max_message_size", m.MaxMessageSize)
-	}
-	d := decoder{
-		measurement:  m.Measurement,
-		keys:         make(map[string]*keySpec),
-		timeKey:      m.TimeKey,
-		missingAsDLQ: m.MissingTime == missingDeadLet,
-		maxSize:      int(m.MaxMessageSize),
-	}
-	types := make(map[string]fieldType, len(defaultFieldTypes)+len(m.FieldTypes))
-	for _, src := range []map[string]string{defaultFieldTypes, m.FieldTypes} {
-		for k, v := range src {
-			t, ok := fieldTypeNames[v]
-			if !ok {
-				return fmt.Errorf("invalid %q value %q for key %q: want one of auto, string, int, uint, float, bool", "field_types", v, k)
-			}
-			types[k] = t
-		}
-	}
-	switch f := strings.TrimSpace(m.TimeFormat); {
-	case timeFormatNames[f] != timeAuto || f == "auto":
-		d.timeFormat = timeFormatNames[f]
-	case strings.Contains(f, "2006"):
-		d.timeFormat, d.timeLayout = timeLayout, f
-	default:
-		return fmt.Errorf("invalid %q value %q: want auto, rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout", "time_format", m.TimeFormat)
-	}
-
-	tags, drop := set(m.TagKeys), set(m.DropKeys)
-	specFor := func(name string) *keySpec {
-		sp := &keySpec{name: name, typ: types[name]}
-		switch {
-		case drop[name]:
-			sp.kind = kindDrop
-		case name == m.TimeKey:
-			sp.kind = kindTime
-		case tags[name]:
-			sp.kind = kindTag
-		}
-		return sp
-	}
-	for _, list := range [][]string{knownKeys, m.TagKeys, m.DropKeys, {m.TimeKey}} {
-		for _, k := range list {
-			d.keys[k] = specFor(k)
-		}
-	}
-	for k := range types {
-		d.keys[k] = specFor(k)
-	}
-	for from, to := range m.Rename {
-		if from == "" || to == "" {
-			return fmt.Errorf("invalid %q entry %q = %q: names must not be empty", "rename", from, to)
-		}
-		d.keys[from] = specFor(to)
-	}
-	m.dec = d
-	return nil
-}
-
-func set(keys []string) map[string]bool {
-	s := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		s[k] = true
-	}
-	return s
 }
 
 func (m *MailEvents) Start(acc telegraf.Accumulator) error {
@@ -343,14 +240,14 @@ func (m *MailEvents) Stop() {
 // handle turns one message into metrics; several workers run it at once.
 func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message) {
 	st.received.Incr(1)
-	sc := m.scratch.Get().(*scratch)
+	sc := m.scratch.Get().(*parser.Scratch)
 	now := time.Now()
-	out := m.dec.decode(sc, msg.Body, time.Unix(0, msg.Timestamp))
+	out := m.dec.Decode(sc, msg.Body, time.Unix(0, msg.Timestamp))
 	m.scratch.Put(sc)
 
 	st.observe(out, now)
-	if len(out.bad) > 0 {
-		if err := m.deadLetter(st, msg, out.bad); err != nil {
+	if len(out.Bad) > 0 {
+		if err := m.deadLetter(st, msg, out.Bad); err != nil {
 			if int(msg.Attempts) < m.DeadLetterMaxAttempts {
 				// Keep the message: requeued, it is tried again later.
 				m.Log.Errorf("Dead-lettering message %s from %q failed (attempt %d of %d), requeueing it: %v",
@@ -361,12 +258,12 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 			// Requeueing forever would keep a poison message in the
 			// channel: give its bad events up, counted and logged, and
 			// deliver its good ones.
-			st.deadLetterGaveUp.Incr(int64(len(out.bad)))
+			st.deadLetterGaveUp.Incr(int64(len(out.Bad)))
 			m.Log.Errorf("Dead-lettering message %s from %q failed %d times (dead_letter_max_attempts): dropping its %d bad events (the first: %s): %v",
-				msg.ID[:], st.topic, msg.Attempts, len(out.bad), out.bad[0].reason, err)
+				msg.ID[:], st.topic, msg.Attempts, len(out.Bad), out.Bad[0].Reason(), err)
 		}
 	}
-	if len(out.metrics) == 0 {
+	if len(out.Metrics) == 0 {
 		m.answer(msg, true, st)
 		return
 	}
@@ -391,14 +288,14 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 		msg.Requeue(0)
 		return
 	}
-	id := m.acc.AddTrackingMetricGroup(out.metrics)
+	id := m.acc.AddTrackingMetricGroup(out.Metrics)
 	m.sent[id] = pending{msg: msg, st: st, since: now}
 	m.mu.Unlock()
 	st.inFlight.Incr(1)
-	st.emitted.Incr(int64(len(out.metrics)))
+	st.emitted.Incr(int64(len(out.Metrics)))
 }
 
-func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []badEvent) error {
+func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []parser.BadEvent) error {
 	if m.deadLet == nil {
 		st.finishedBad.Incr(int64(len(bad)))
 		return nil
@@ -501,14 +398,9 @@ func newMailEvents() *MailEvents {
 		MaxUndeliveredMessages: 10000,
 		RequeueDelay:           config.Duration(5 * time.Second),
 		ReconnectInterval:      config.Duration(5 * time.Second),
-		MaxMessageSize:         config.Size(512 * 1024),
 		DeadLetter:             deadLetterTopic,
 		DeadLetterMaxAttempts:  10,
-		Measurement:            "mail_event",
-		TagKeys:                append([]string(nil), defaultTagKeys...),
-		TimeKey:                "time",
-		TimeFormat:             "auto",
-		MissingTime:            missingPublish,
+		Mapping:                parser.DefaultMapping(),
 	}
 }
 

@@ -30,6 +30,53 @@ import (
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 )
 
+// fullEvent is one generated good event with every key of the schema.
+var fullEvent = func() string {
+	g, err := gen.New(gen.Config{Seed: 1})
+	if err != nil {
+		panic(err)
+	}
+	return string(g.Next().Body)
+}()
+
+func newPlugin() *MailEvents {
+	m := newMailEvents()
+	m.Nsqd = []string{"127.0.0.1:4150"}
+	m.Log = testutil.Logger{}
+	return m
+}
+
+func TestInit(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*MailEvents)
+		want string
+	}{
+		{"no address", func(m *MailEvents) { m.Nsqd = nil }, `either "nsqd" or "nsqlookupd"`},
+		{"no topic", func(m *MailEvents) { m.Topics = nil }, `"topics" must name`},
+		{"bad topic", func(m *MailEvents) { m.Topics = []string{"a b"} }, `invalid "topics" value "a b"`},
+		{"bad channel", func(m *MailEvents) { m.Channel = "" }, `invalid "channel" value ""`},
+		{"max_in_flight", func(m *MailEvents) { m.MaxInFlight = 0 }, `invalid "max_in_flight" value 0`},
+		{"max_undelivered", func(m *MailEvents) { m.MaxUndeliveredMessages = -1 }, `invalid "max_undelivered_messages" value -1`},
+		{"message_timeout", func(m *MailEvents) { m.MessageTimeout = 1 }, `invalid "message_timeout" value 1ns`},
+		{"dead_letter", func(m *MailEvents) { m.DeadLetter = "drop" }, `invalid "dead_letter" value "drop"`},
+		{"dead_letter_topic", func(m *MailEvents) { m.DeadLetterTopic = "x/y" }, `invalid "dead_letter_topic" value "x/y"`},
+		{"field type", func(m *MailEvents) { m.FieldTypes = map[string]string{"a": "integer"} }, `invalid "field_types" value "integer" for key "a"`},
+		{"time_format", func(m *MailEvents) { m.TimeFormat = "epoch" }, `invalid "time_format" value "epoch"`},
+		{"missing_time", func(m *MailEvents) { m.MissingTime = "now" }, `invalid "missing_time" value "now"`},
+		{"measurement", func(m *MailEvents) { m.Measurement = "" }, `invalid "measurement" value ""`},
+		{"workers", func(m *MailEvents) { m.Workers = -2 }, `invalid "workers" value -2`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newPlugin()
+			tt.edit(m)
+			require.ErrorContains(t, m.Init(), tt.want)
+		})
+	}
+	require.NoError(t, newPlugin().Init(), "the defaults must be valid")
+}
+
 // startPlugin runs the plugin in-process against nsqd.
 func startPlugin(t *testing.T, nsqd *stack.NSQD, edit func(*MailEvents)) (*MailEvents, *testutil.Accumulator) {
 	t.Helper()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 	"testing"
 	"time"
 
@@ -102,9 +103,9 @@ func TestPipelineIntegration(t *testing.T) {
 		byReason[dl.Reason]++
 	}
 	require.Equal(t, map[string]int{
-		reasonMalformed: sum.ByKind[gen.Malformed],
-		reasonWrongType: sum.ByKind[gen.WrongType],
-		reasonOversized: sum.ByKind[gen.Oversized],
+		parser.ReasonMalformed: sum.ByKind[gen.Malformed],
+		parser.ReasonWrongType: sum.ByKind[gen.WrongType],
+		parser.ReasonOversized: sum.ByKind[gen.Oversized],
 	}, byReason)
 
 	// The agent's self-metrics say the same.

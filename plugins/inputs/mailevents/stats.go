@@ -1,6 +1,7 @@
 package mailevents
 
 import (
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 	"time"
 
 	"github.com/influxdata/telegraf/selfstat"
@@ -49,9 +50,9 @@ func newTopicStats(topic, channel string) *topicStats {
 		missingTime:      selfstat.Register("mailevents", "events_missing_time", tags),
 		repairedUTF8:     selfstat.Register("mailevents", "strings_repaired_utf8", tags),
 		inFlight:         selfstat.Register("mailevents", "messages_in_flight", tags),
-		errors:           make(map[string]selfstat.Stat, len(allReasons)),
+		errors:           make(map[string]selfstat.Stat, len(parser.AllReasons)),
 	}
-	for _, r := range allReasons {
+	for _, r := range parser.AllReasons {
 		st.errors[r] = selfstat.Register("mailevents_errors", "events",
 			map[string]string{"topic": topic, "channel": channel, "reason": r})
 	}
@@ -63,17 +64,17 @@ func newTopicStats(topic, channel string) *topicStats {
 }
 
 // observe counts what one message turned into.
-func (st *topicStats) observe(out decoded, now time.Time) {
-	for _, b := range out.bad {
-		st.errors[b.reason].Incr(1)
+func (st *topicStats) observe(out parser.Decoded, now time.Time) {
+	for _, b := range out.Bad {
+		st.errors[b.Reason()].Incr(1)
 	}
-	if out.missingTime > 0 {
-		st.missingTime.Incr(int64(out.missingTime))
+	if out.MissingTime > 0 {
+		st.missingTime.Incr(int64(out.MissingTime))
 	}
-	if out.repairedUTF > 0 {
-		st.repairedUTF8.Incr(int64(out.repairedUTF))
+	if out.RepairedUTF > 0 {
+		st.repairedUTF8.Incr(int64(out.RepairedUTF))
 	}
-	for _, m := range out.metrics {
+	for _, m := range out.Metrics {
 		lag := now.Sub(m.Time())
 		i := 0
 		for i < len(lagBuckets) && lag >= lagBuckets[i] {

@@ -59,11 +59,11 @@ func BenchmarkParse(b *testing.B) {
 
 	b.Run("mailevents_fastjson", func(b *testing.B) {
 		d := newDecoder(b, nil)
-		sc := newScratch()
+		sc := NewScratch()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			if out := d.decode(sc, bodies[i%len(bodies)], now); len(out.metrics) != 1 {
-				b.Fatal(out.bad)
+			if out := d.Decode(sc, bodies[i%len(bodies)], now); len(out.Metrics) != 1 {
+				b.Fatal(out.Bad)
 			}
 		}
 	})

@@ -13,23 +13,16 @@ import (
 	"github.com/mailtick/mailtick/internal/gen"
 )
 
-// newDecoder returns the decoder of a default-configured plugin, changed by
-// edit before Init.
-func newDecoder(t testing.TB, edit func(*MailEvents)) *decoder {
+// newDecoder returns the decoder of the default mapping, changed by edit.
+func newDecoder(t testing.TB, edit func(*Mapping)) *Decoder {
 	t.Helper()
-	m := newPlugin()
+	m := DefaultMapping()
 	if edit != nil {
-		edit(m)
+		edit(&m)
 	}
-	require.NoError(t, m.Init())
-	return &m.dec
-}
-
-func newPlugin() *MailEvents {
-	m := newMailEvents()
-	m.Nsqd = []string{"127.0.0.1:4150"}
-	m.Log = testutil.Logger{}
-	return m
+	d, err := m.NewDecoder()
+	require.NoError(t, err)
+	return d
 }
 
 var receivedAt = time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
@@ -42,8 +35,8 @@ const fullEvent = `{"time":"2026-11-22T14:00:00.123456789Z","event":"bounced","d
 
 func TestDecodeDefaults(t *testing.T) {
 	d := newDecoder(t, nil)
-	out := d.decode(newScratch(), []byte(fullEvent), receivedAt)
-	require.Empty(t, out.bad)
+	out := d.Decode(NewScratch(), []byte(fullEvent), receivedAt)
+	require.Empty(t, out.Bad)
 	expected := []telegraf.Metric{metric.New("mail_event",
 		map[string]string{"direction": "outbound", "event": "bounced", "mailer": "mx12.dc3.example.net", "customer": "c10234"},
 		map[string]any{
@@ -54,7 +47,7 @@ func TestDecodeDefaults(t *testing.T) {
 			"latency_ms":    812.4, "size_bytes": int64(12345), "spam_score": 3.2, "attempt": int64(1),
 		},
 		time.Date(2026, 11, 22, 14, 0, 0, 123456789, time.UTC))}
-	testutil.RequireMetricsEqual(t, expected, out.metrics)
+	testutil.RequireMetricsEqual(t, expected, out.Metrics)
 }
 
 func TestDecode(t *testing.T) {
@@ -62,7 +55,7 @@ func TestDecode(t *testing.T) {
 	at := time.Unix(1700000000, 0).UTC()
 	tests := []struct {
 		name    string
-		edit    func(*MailEvents)
+		edit    func(*Mapping)
 		body    string
 		fields  []map[string]any // one per good event
 		tags    map[string]string
@@ -81,23 +74,23 @@ func TestDecode(t *testing.T) {
 			body:    ev(`,"a":"x"`) + "\n{\"time\":\n" + ev(`,"a":"z"`) + "\n",
 			fields:  []map[string]any{{"a": "x"}, {"a": "z"}},
 			times:   []time.Time{at, at},
-			reasons: []string{reasonMalformed},
+			reasons: []string{ReasonMalformed},
 		},
 		{
 			name:    "a broken pretty-printed body is one dead letter, not one per line",
 			body:    "{\n  \"event\": \"delivered\",\n  \"time\": 1700000000,\n  \"a\": [1, 2\n}\n",
-			reasons: []string{reasonMalformed},
+			reasons: []string{ReasonMalformed},
 		},
 		{
 			name:   "drop_keys naming an object drops its nested keys",
-			edit:   func(m *MailEvents) { m.DropKeys = []string{"envelope"} },
+			edit:   func(m *Mapping) { m.DropKeys = []string{"envelope"} },
 			body:   ev(`,"envelope":{"from":"alice@example.com","to":{"addr":"bob@x.org"}},"a":"x"`),
 			fields: []map[string]any{{"a": "x"}},
 			times:  []time.Time{at},
 		},
 		{
 			name:   "tag_keys naming an object makes its scalars tags",
-			edit:   func(m *MailEvents) { m.TagKeys = []string{"envelope"} },
+			edit:   func(m *Mapping) { m.TagKeys = []string{"envelope"} },
 			body:   ev(`,"envelope":{"sending-ip":"203.0.113.7","mta":{"name":"mx1"}},"a":"x"`),
 			fields: []map[string]any{{"a": "x", "event": "delivered"}},
 			tags:   map[string]string{"envelope.sending-ip": "203.0.113.7", "envelope.mta.name": "mx1"},
@@ -106,34 +99,34 @@ func TestDecode(t *testing.T) {
 		{
 			name:    "malformed single line",
 			body:    `{"time":1700000000,"event":`,
-			reasons: []string{reasonMalformed},
+			reasons: []string{ReasonMalformed},
 		},
 		{
 			name:    "not an object",
 			body:    `[1, ` + ev(`,"a":1`) + `]`,
 			fields:  []map[string]any{{"a": 1.0}},
 			times:   []time.Time{at},
-			reasons: []string{reasonNotObject},
+			reasons: []string{ReasonNotObject},
 		},
 		{
 			name:    "no fields",
 			body:    ev(""),
-			reasons: []string{reasonNoFields},
+			reasons: []string{ReasonNoFields},
 		},
 		{
 			name:    "empty",
 			body:    "  \n ",
-			reasons: []string{reasonEmpty},
+			reasons: []string{ReasonEmpty},
 		},
 		{
 			name:    "oversized",
-			edit:    func(m *MailEvents) { m.MaxMessageSize = 64 },
+			edit:    func(m *Mapping) { m.MaxMessageSize = 64 },
 			body:    ev(`,"smtp_response":"` + strings.Repeat("x", 100) + `"`),
-			reasons: []string{reasonOversized},
+			reasons: []string{ReasonOversized},
 		},
 		{
 			name: "nested paths, rename, drop and declared types",
-			edit: func(m *MailEvents) {
+			edit: func(m *Mapping) {
 				m.Rename = map[string]string{"envelope.sending-ip": "sender_ip"}
 				m.DropKeys = []string{"user-variables.secret"}
 				m.FieldTypes = map[string]string{"delivery-status.code": "int", "flag": "bool", "n": "uint"}
@@ -146,7 +139,7 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name:   "auto numbers are floats, nulls are skipped, numeric tags are text",
-			edit:   func(m *MailEvents) { m.TagKeys = append(m.TagKeys, "shard") },
+			edit:   func(m *Mapping) { m.TagKeys = append(m.TagKeys, "shard") },
 			body:   ev(`,"x":3,"y":null,"shard":7`),
 			fields: []map[string]any{{"x": 3.0}},
 			tags:   map[string]string{"event": "delivered", "shard": "7"},
@@ -158,7 +151,7 @@ func TestDecode(t *testing.T) {
 			fields:  []map[string]any{{"b": 2.0}},
 			tags:    map[string]string{"event": "delivered", "event.a": "1"},
 			times:   []time.Time{at},
-			reasons: []string{reasonWrongType, reasonWrongType, reasonWrongType},
+			reasons: []string{ReasonWrongType, ReasonWrongType, ReasonWrongType},
 		},
 		{
 			name:    "missing time takes the publish time, plus the event's index in ns, and is counted",
@@ -169,14 +162,14 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name:    "missing time can be dead-lettered",
-			edit:    func(m *MailEvents) { m.MissingTime = "dead_letter" },
+			edit:    func(m *Mapping) { m.MissingTime = "dead_letter" },
 			body:    `{"event":"delivered","a":"b"}`,
-			reasons: []string{reasonMissingTime},
+			reasons: []string{ReasonMissingTime},
 		},
 		{
 			name:    "bad time",
 			body:    `[{"time":"yesterday","a":1},{"time":true,"a":1},{"time":-5.5,"a":1}]`,
-			reasons: []string{reasonBadTime, reasonBadTime, reasonBadTime},
+			reasons: []string{ReasonBadTime, ReasonBadTime, ReasonBadTime},
 		},
 		{
 			name:   "invalid UTF-8 is repaired, not lost",
@@ -188,17 +181,17 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDecoder(t, tt.edit)
-			out := d.decode(newScratch(), []byte(tt.body), receivedAt)
+			out := d.Decode(NewScratch(), []byte(tt.body), receivedAt)
 			var reasons []string
-			for _, b := range out.bad {
+			for _, b := range out.Bad {
 				reasons = append(reasons, b.reason)
 				require.Error(t, b.err)
 				require.NotEmpty(t, b.raw)
 			}
 			require.Equal(t, tt.reasons, reasons)
-			require.Equal(t, tt.missing, out.missingTime)
-			require.Len(t, out.metrics, len(tt.fields))
-			for i, m := range out.metrics {
+			require.Equal(t, tt.missing, out.MissingTime)
+			require.Len(t, out.Metrics, len(tt.fields))
+			for i, m := range out.Metrics {
 				require.Equal(t, "mail_event", m.Name())
 				require.Equal(t, tt.fields[i], m.Fields())
 				require.Equal(t, tt.times[i], m.Time().UTC())
@@ -240,44 +233,13 @@ func TestDecodeTimeFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.format+" "+tt.value, func(t *testing.T) {
-			d := newDecoder(t, func(m *MailEvents) { m.TimeFormat = tt.format })
-			out := d.decode(newScratch(), []byte(`{"time":`+tt.value+`,"a":1}`), receivedAt)
-			require.Empty(t, out.bad)
-			require.Len(t, out.metrics, 1)
-			require.Equal(t, tt.want.UnixNano(), out.metrics[0].Time().UnixNano())
+			d := newDecoder(t, func(m *Mapping) { m.TimeFormat = tt.format })
+			out := d.Decode(NewScratch(), []byte(`{"time":`+tt.value+`,"a":1}`), receivedAt)
+			require.Empty(t, out.Bad)
+			require.Len(t, out.Metrics, 1)
+			require.Equal(t, tt.want.UnixNano(), out.Metrics[0].Time().UnixNano())
 		})
 	}
-}
-
-func TestInit(t *testing.T) {
-	tests := []struct {
-		name string
-		edit func(*MailEvents)
-		want string
-	}{
-		{"no address", func(m *MailEvents) { m.Nsqd = nil }, `either "nsqd" or "nsqlookupd"`},
-		{"no topic", func(m *MailEvents) { m.Topics = nil }, `"topics" must name`},
-		{"bad topic", func(m *MailEvents) { m.Topics = []string{"a b"} }, `invalid "topics" value "a b"`},
-		{"bad channel", func(m *MailEvents) { m.Channel = "" }, `invalid "channel" value ""`},
-		{"max_in_flight", func(m *MailEvents) { m.MaxInFlight = 0 }, `invalid "max_in_flight" value 0`},
-		{"max_undelivered", func(m *MailEvents) { m.MaxUndeliveredMessages = -1 }, `invalid "max_undelivered_messages" value -1`},
-		{"message_timeout", func(m *MailEvents) { m.MessageTimeout = 1 }, `invalid "message_timeout" value 1ns`},
-		{"dead_letter", func(m *MailEvents) { m.DeadLetter = "drop" }, `invalid "dead_letter" value "drop"`},
-		{"dead_letter_topic", func(m *MailEvents) { m.DeadLetterTopic = "x/y" }, `invalid "dead_letter_topic" value "x/y"`},
-		{"field type", func(m *MailEvents) { m.FieldTypes = map[string]string{"a": "integer"} }, `invalid "field_types" value "integer" for key "a"`},
-		{"time_format", func(m *MailEvents) { m.TimeFormat = "epoch" }, `invalid "time_format" value "epoch"`},
-		{"missing_time", func(m *MailEvents) { m.MissingTime = "now" }, `invalid "missing_time" value "now"`},
-		{"measurement", func(m *MailEvents) { m.Measurement = "" }, `invalid "measurement" value ""`},
-		{"workers", func(m *MailEvents) { m.Workers = -2 }, `invalid "workers" value -2`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := newPlugin()
-			tt.edit(m)
-			require.ErrorContains(t, m.Init(), tt.want)
-		})
-	}
-	require.NoError(t, newPlugin().Init(), "the defaults must be valid")
 }
 
 // TestDecodeGenerated checks every kind mailtick gen produces lands where the
@@ -286,32 +248,32 @@ func TestDecodeGenerated(t *testing.T) {
 	g, err := gen.New(gen.Config{Seed: 7, Bad: 0.3})
 	require.NoError(t, err)
 	d := newDecoder(t, nil)
-	sc := newScratch()
+	sc := NewScratch()
 	want := map[gen.Kind]string{
-		gen.Malformed: reasonMalformed, gen.WrongType: reasonWrongType, gen.Oversized: reasonOversized,
+		gen.Malformed: ReasonMalformed, gen.WrongType: ReasonWrongType, gen.Oversized: ReasonOversized,
 	}
 	seen := map[gen.Kind]int{}
 	for i := 0; i < 2000; i++ {
 		msg := g.Next()
 		seen[msg.Kind]++
-		out := d.decode(sc, msg.Body, receivedAt)
+		out := d.Decode(sc, msg.Body, receivedAt)
 		switch msg.Kind {
 		case gen.Good, gen.MissingTime:
-			require.Empty(t, out.bad, "message %d", i)
-			require.Len(t, out.metrics, 1)
-			m := out.metrics[0]
+			require.Empty(t, out.Bad, "message %d", i)
+			require.Len(t, out.Metrics, 1)
+			m := out.Metrics[0]
 			require.Equal(t, msg.Event.Sender, m.Fields()["sender"])
 			require.Equal(t, msg.Event.SMTPResponse, m.Fields()["smtp_response"])
 			require.Equal(t, int64(msg.Event.SMTPCode), m.Fields()["smtp_code"])
 			if msg.Kind == gen.Good {
 				require.Equal(t, msg.Time.UnixNano(), m.Time().UnixNano())
 			} else {
-				require.Equal(t, 1, out.missingTime)
+				require.Equal(t, 1, out.MissingTime)
 			}
 		default:
-			require.Empty(t, out.metrics, "message %d (%s)", i, msg.Kind)
-			require.Len(t, out.bad, 1)
-			require.Equal(t, want[msg.Kind], out.bad[0].reason)
+			require.Empty(t, out.Metrics, "message %d (%s)", i, msg.Kind)
+			require.Len(t, out.Bad, 1)
+			require.Equal(t, want[msg.Kind], out.Bad[0].reason)
 		}
 	}
 	for _, k := range append(gen.BadKinds, gen.Good) {
@@ -323,18 +285,18 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(fullEvent))
 	f.Add([]byte(`[{"time":1}, 2, {"a":{"b":[1]}}]`))
 	f.Add([]byte("{\"time\":\"x\"}\n{\"a\":1}\n\xff"))
-	d := newDecoder(f, func(m *MailEvents) {
+	d := newDecoder(f, func(m *Mapping) {
 		m.FieldTypes = map[string]string{"a": "int", "b.c": "uint", "d": "bool", "e": "string"}
 	})
-	sc := newScratch()
+	sc := NewScratch()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out := d.decode(sc, body, receivedAt)
-		for _, b := range out.bad {
+		out := d.Decode(sc, body, receivedAt)
+		for _, b := range out.Bad {
 			if b.err == nil || b.reason == "" {
 				t.Fatalf("bad event without reason: %+v", b)
 			}
 		}
-		if len(out.metrics) == 0 && len(out.bad) == 0 && len(strings.TrimSpace(string(body))) > 0 {
+		if len(out.Metrics) == 0 && len(out.Bad) == 0 && len(strings.TrimSpace(string(body))) > 0 {
 			t.Fatalf("message %q vanished: neither metric nor dead letter", body)
 		}
 	})

@@ -1,3 +1,6 @@
+// Package mailevents is the mapping of mail events into mail_event
+// metrics: the decoder that inputs.mailevents runs on NSQ messages, and
+// the parser (data_format = "mailevents") every stock input can use.
 package mailevents
 
 import (
@@ -20,19 +23,19 @@ import (
 // "reason" tag of the internal_mailevents_errors self-metric and of the
 // dead letters.
 const (
-	reasonMalformed   = "malformed_json"
-	reasonNotObject   = "not_object"
-	reasonWrongType   = "wrong_type"
-	reasonBadTime     = "bad_time"
-	reasonMissingTime = "missing_time"
-	reasonOversized   = "oversized"
-	reasonEmpty       = "empty"
-	reasonNoFields    = "no_fields" // only tags and time: nothing a database can store
+	ReasonMalformed   = "malformed_json"
+	ReasonNotObject   = "not_object"
+	ReasonWrongType   = "wrong_type"
+	ReasonBadTime     = "bad_time"
+	ReasonMissingTime = "missing_time"
+	ReasonOversized   = "oversized"
+	ReasonEmpty       = "empty"
+	ReasonNoFields    = "no_fields" // only tags and time: nothing a database can store
 )
 
-var allReasons = []string{
-	reasonMalformed, reasonNotObject, reasonWrongType, reasonBadTime,
-	reasonMissingTime, reasonOversized, reasonEmpty, reasonNoFields,
+var AllReasons = []string{
+	ReasonMalformed, ReasonNotObject, ReasonWrongType, ReasonBadTime,
+	ReasonMissingTime, ReasonOversized, ReasonEmpty, ReasonNoFields,
 }
 
 type fieldType int
@@ -68,20 +71,32 @@ var timeFormatNames = map[string]timeFormat{
 	"unix_ms": timeUnixMs, "unix_us": timeUnixUs, "unix_ns": timeUnixNs,
 }
 
-// badEvent is one event (or a whole message) that could not become a metric.
-type badEvent struct {
+// BadEvent is one event (or a whole message) that could not become a metric.
+type BadEvent struct {
 	reason string
 	err    error
 	raw    []byte
 }
 
-// decoded is what one NSQ message turned into.
-type decoded struct {
-	events      int // seen, good or bad
-	metrics     []telegraf.Metric
-	bad         []badEvent
-	missingTime int
-	repairedUTF int
+// NewBadEvent is an event refused for reason, with its text.
+func NewBadEvent(reason string, err error, raw []byte) BadEvent { return BadEvent{reason, err, raw} }
+
+// Reason is why the event was refused, one of AllReasons.
+func (b BadEvent) Reason() string { return b.reason }
+
+// Err says what was wrong with it.
+func (b BadEvent) Err() error { return b.err }
+
+// Raw is the event's own text (or the whole message's).
+func (b BadEvent) Raw() []byte { return b.raw }
+
+// Decoded is what one NSQ message turned into.
+type Decoded struct {
+	Events      int // seen, good or bad
+	Metrics     []telegraf.Metric
+	Bad         []BadEvent
+	MissingTime int // events stamped with the fallback time
+	RepairedUTF int // strings whose invalid UTF-8 was replaced
 }
 
 type keyKind uint8
@@ -93,7 +108,7 @@ const (
 	kindDrop
 )
 
-// keySpec is all the decoder needs to know about one key, found with a
+// keySpec is all the Decoder needs to know about one key, found with a
 // single map lookup per key on the hot path.
 type keySpec struct {
 	name string // the metric's key, after rename
@@ -101,10 +116,10 @@ type keySpec struct {
 	typ  fieldType
 }
 
-// decoder turns a message body into metrics. Its configuration is read-only
-// after Init, so one decoder serves every worker; each worker brings its
+// Decoder turns a message body into metrics. Its configuration is read-only
+// after Init, so one Decoder serves every worker; each worker brings its
 // own fastjson.Parser.
-type decoder struct {
+type Decoder struct {
 	measurement  string
 	keys         map[string]*keySpec // by JSON path (nested: dotted)
 	timeKey      string
@@ -116,7 +131,7 @@ type decoder struct {
 
 // nested returns what to do with the nested key at path, and whether an
 // option names it.
-func (d *decoder) nested(path string) (keySpec, bool) {
+func (d *Decoder) nested(path string) (keySpec, bool) {
 	if sp, ok := d.keys[path]; ok {
 		return *sp, true
 	}
@@ -125,7 +140,7 @@ func (d *decoder) nested(path string) (keySpec, bool) {
 
 // spec returns what to do with the key at path; raw is path's bytes when
 // the caller has them, so that a known key costs no allocation.
-func (d *decoder) spec(raw []byte, path string) keySpec {
+func (d *Decoder) spec(raw []byte, path string) keySpec {
 	if raw != nil {
 		if sp, ok := d.keys[string(raw)]; ok {
 			return *sp
@@ -146,17 +161,17 @@ func (d *decoder) spec(raw []byte, path string) keySpec {
 // published, which nsqd keeps across redeliveries, plus the event's index
 // in the message in nanoseconds. A redelivered message then yields the same
 // points, which overwrite the first ones instead of adding to them.
-func (d *decoder) decode(sc *scratch, body []byte, published time.Time) decoded {
+func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded {
 	p := &sc.parser
-	var out decoded
+	var out Decoded
 	if d.maxSize > 0 && len(body) > d.maxSize {
-		out.bad = append(out.bad, badEvent{reasonOversized,
+		out.Bad = append(out.Bad, BadEvent{ReasonOversized,
 			fmt.Errorf("message of %d bytes exceeds max_message_size %d", len(body), d.maxSize), body})
 		return out
 	}
 	trimmed := trimSpace(body)
 	if len(trimmed) == 0 {
-		out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty message"), body})
+		out.Bad = append(out.Bad, BadEvent{ReasonEmpty, errors.New("empty message"), body})
 		return out
 	}
 
@@ -165,7 +180,7 @@ func (d *decoder) decode(sc *scratch, body []byte, published time.Time) decoded 
 		if v.Type() == fastjson.TypeArray {
 			arr, _ := v.Array()
 			if len(arr) == 0 {
-				out.bad = append(out.bad, badEvent{reasonEmpty, errors.New("empty array"), body})
+				out.Bad = append(out.Bad, BadEvent{ReasonEmpty, errors.New("empty array"), body})
 			}
 			for _, elem := range arr {
 				d.event(sc, elem, published, nil, &out)
@@ -176,7 +191,7 @@ func (d *decoder) decode(sc *scratch, body []byte, published time.Time) decoded 
 		return out
 	}
 	if !isNDJSON(trimmed) {
-		out.bad = append(out.bad, badEvent{reasonMalformed, err, body})
+		out.Bad = append(out.Bad, BadEvent{ReasonMalformed, err, body})
 		return out
 	}
 	// Newline-delimited JSON: each line stands alone, so one broken line
@@ -188,7 +203,7 @@ func (d *decoder) decode(sc *scratch, body []byte, published time.Time) decoded 
 		}
 		v, err := p.ParseBytes(line)
 		if err != nil {
-			out.bad = append(out.bad, badEvent{reasonMalformed, err, line})
+			out.Bad = append(out.Bad, BadEvent{ReasonMalformed, err, line})
 			continue
 		}
 		d.event(sc, v, published, line, &out)
@@ -214,20 +229,20 @@ func isNDJSON(b []byte) bool {
 
 // event turns one parsed JSON value into a metric, or records why not.
 // raw is the event's own text when known; otherwise it is rendered from v.
-func (d *decoder) event(sc *scratch, v *fastjson.Value, published time.Time, raw []byte, out *decoded) {
-	index := out.events
-	out.events++
+func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw []byte, out *Decoded) {
+	index := out.Events
+	out.Events++
 	fail := func(reason string, err error) {
 		if raw == nil {
 			raw = v.MarshalTo(nil)
 		} else {
 			raw = bytes.Clone(raw)
 		}
-		out.bad = append(out.bad, badEvent{reason, err, raw})
+		out.Bad = append(out.Bad, BadEvent{reason, err, raw})
 	}
 	obj, err := v.Object()
 	if err != nil {
-		fail(reasonNotObject, fmt.Errorf("event is a JSON %s, not an object", v.Type()))
+		fail(ReasonNotObject, fmt.Errorf("event is a JSON %s, not an object", v.Type()))
 		return
 	}
 
@@ -242,26 +257,26 @@ func (d *decoder) event(sc *scratch, v *fastjson.Value, published time.Time, raw
 		return
 	}
 	if len(m.FieldList()) == 0 {
-		fail(reasonNoFields, errors.New("event has no field besides its tags and time"))
+		fail(ReasonNoFields, errors.New("event has no field besides its tags and time"))
 		return
 	}
-	out.repairedUTF += b.repaired
+	out.RepairedUTF += b.repaired
 	tm := published.Add(time.Duration(index))
 	switch {
 	case b.hasTime:
 		tm = b.tm
 	case d.missingAsDLQ:
-		fail(reasonMissingTime, fmt.Errorf("event has no %q key", d.timeKey))
+		fail(ReasonMissingTime, fmt.Errorf("event has no %q key", d.timeKey))
 		return
 	default:
-		out.missingTime++
+		out.MissingTime++
 	}
 	m.SetTime(tm)
-	out.metrics = append(out.metrics, m)
+	out.Metrics = append(out.Metrics, m)
 }
 
-// scratch is a worker's reusable decoding state.
-type scratch struct {
+// Scratch is a worker's reusable decoding state.
+type Scratch struct {
 	parser fastjson.Parser
 	seen   []seenKey
 }
@@ -290,11 +305,11 @@ func (b *builder) topLevel(k []byte) keySpec {
 	return sp
 }
 
-func newScratch() *scratch { return new(scratch) }
+func NewScratch() *Scratch { return new(Scratch) }
 
 // builder gathers one event's tags and fields while walking its keys.
 type builder struct {
-	d        *decoder
+	d        *Decoder
 	seen     *[]seenKey // the top-level keys of the worker's last event
 	pos      int
 	arena    *arena
@@ -350,14 +365,14 @@ func (b *builder) value(sp keySpec, v *fastjson.Value) {
 	case kindTime:
 		tm, err := b.d.parseTime(v)
 		if err != nil {
-			b.fail(reasonBadTime, fmt.Errorf("key %q: %w", sp.name, err))
+			b.fail(ReasonBadTime, fmt.Errorf("key %q: %w", sp.name, err))
 			return
 		}
 		b.tm, b.hasTime = tm, true
 	case kindTag:
 		s, err := b.text(v)
 		if err != nil {
-			b.fail(reasonWrongType, fmt.Errorf("tag %q: %w", sp.name, err))
+			b.fail(ReasonWrongType, fmt.Errorf("tag %q: %w", sp.name, err))
 			return
 		}
 		if s != "" {
@@ -366,7 +381,7 @@ func (b *builder) value(sp keySpec, v *fastjson.Value) {
 	default:
 		val, err := b.typed(sp.typ, v)
 		if err != nil {
-			b.fail(reasonWrongType, fmt.Errorf("field %q: %w", sp.name, err))
+			b.fail(ReasonWrongType, fmt.Errorf("field %q: %w", sp.name, err))
 			return
 		}
 		b.m.AddField(sp.name, val)
@@ -525,7 +540,7 @@ func typeName(t fieldType) string {
 }
 
 // parseTime reads the event time with nanosecond precision.
-func (d *decoder) parseTime(v *fastjson.Value) (time.Time, error) {
+func (d *Decoder) parseTime(v *fastjson.Value) (time.Time, error) {
 	switch v.Type() {
 	case fastjson.TypeString:
 		raw, _ := v.StringBytes()

@@ -1,0 +1,136 @@
+package mailevents
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/influxdata/telegraf/config"
+)
+
+// Mapping is how events become metrics: the options inputs.mailevents and
+// the mailevents parser share. Options names are the same in both.
+type Mapping struct {
+	Measurement    string            `toml:"measurement"`
+	TagKeys        []string          `toml:"tag_keys"`
+	DropKeys       []string          `toml:"drop_keys"`
+	FieldTypes     map[string]string `toml:"field_types"`
+	Rename         map[string]string `toml:"rename"`
+	TimeKey        string            `toml:"time_key"`
+	TimeFormat     string            `toml:"time_format"`
+	MissingTime    string            `toml:"missing_time"`
+	MaxMessageSize config.Size       `toml:"max_message_size"`
+}
+
+// DefaultMapping works with zero mapping config on the mailer event of
+// docs/DESIGN.md.
+func DefaultMapping() Mapping {
+	return Mapping{
+		Measurement:    "mail_event",
+		TagKeys:        append([]string(nil), defaultTagKeys...),
+		TimeKey:        "time",
+		TimeFormat:     "auto",
+		MissingTime:    missingPublish,
+		MaxMessageSize: config.Size(512 * 1024),
+	}
+}
+
+var (
+	defaultTagKeys    = []string{"dc", "direction", "event", "mailer", "customer"}
+	defaultFieldTypes = map[string]string{
+		"smtp_code": "int", "size_bytes": "int", "attempt": "int",
+		"latency_ms": "float", "spam_score": "float",
+	}
+	knownKeys = []string{
+		"time", "event", "direction", "mailer", "customer", "message_id", "queue_id",
+		"sender", "recipient", "sender_ip", "helo", "smtp_code", "smtp_status",
+		"smtp_response", "latency_ms", "size_bytes", "spam_score", "attempt", "dc",
+	}
+)
+
+const (
+	missingPublish = "publish_time"
+	missingReceive = "receive_time" // the name before 0.2: now publish_time
+	missingDeadLet = "dead_letter"
+)
+
+// NewDecoder checks the mapping and builds its decoder; errors name the
+// option and the bad value.
+func (m *Mapping) NewDecoder() (*Decoder, error) {
+	if m.Measurement == "" {
+		return nil, fmt.Errorf("invalid %q value %q: must not be empty", "measurement", m.Measurement)
+	}
+	if m.TimeKey == "" {
+		return nil, fmt.Errorf("invalid %q value %q: must not be empty", "time_key", m.TimeKey)
+	}
+	if m.MissingTime == missingReceive {
+		m.MissingTime = missingPublish
+	}
+	if m.MissingTime != missingPublish && m.MissingTime != missingDeadLet {
+		return nil, fmt.Errorf("invalid %q value %q: want %q or %q", "missing_time", m.MissingTime, missingPublish, missingDeadLet)
+	}
+	if m.MaxMessageSize < 0 {
+		return nil, fmt.Errorf("invalid %q value %d: must not be negative", "max_message_size", m.MaxMessageSize)
+	}
+	d := Decoder{
+		measurement:  m.Measurement,
+		keys:         make(map[string]*keySpec),
+		timeKey:      m.TimeKey,
+		missingAsDLQ: m.MissingTime == missingDeadLet,
+		maxSize:      int(m.MaxMessageSize),
+	}
+	types := make(map[string]fieldType, len(defaultFieldTypes)+len(m.FieldTypes))
+	for _, src := range []map[string]string{defaultFieldTypes, m.FieldTypes} {
+		for k, v := range src {
+			t, ok := fieldTypeNames[v]
+			if !ok {
+				return nil, fmt.Errorf("invalid %q value %q for key %q: want one of auto, string, int, uint, float, bool", "field_types", v, k)
+			}
+			types[k] = t
+		}
+	}
+	switch f := strings.TrimSpace(m.TimeFormat); {
+	case timeFormatNames[f] != timeAuto || f == "auto":
+		d.timeFormat = timeFormatNames[f]
+	case strings.Contains(f, "2006"):
+		d.timeFormat, d.timeLayout = timeLayout, f
+	default:
+		return nil, fmt.Errorf("invalid %q value %q: want auto, rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout", "time_format", m.TimeFormat)
+	}
+
+	tags, drop := set(m.TagKeys), set(m.DropKeys)
+	specFor := func(name string) *keySpec {
+		sp := &keySpec{name: name, typ: types[name]}
+		switch {
+		case drop[name]:
+			sp.kind = kindDrop
+		case name == m.TimeKey:
+			sp.kind = kindTime
+		case tags[name]:
+			sp.kind = kindTag
+		}
+		return sp
+	}
+	for _, list := range [][]string{knownKeys, m.TagKeys, m.DropKeys, {m.TimeKey}} {
+		for _, k := range list {
+			d.keys[k] = specFor(k)
+		}
+	}
+	for k := range types {
+		d.keys[k] = specFor(k)
+	}
+	for from, to := range m.Rename {
+		if from == "" || to == "" {
+			return nil, fmt.Errorf("invalid %q entry %q = %q: names must not be empty", "rename", from, to)
+		}
+		d.keys[from] = specFor(to)
+	}
+	return &d, nil
+}
+
+func set(keys []string) map[string]bool {
+	s := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		s[k] = true
+	}
+	return s
+}
