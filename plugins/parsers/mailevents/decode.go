@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -31,11 +32,13 @@ const (
 	ReasonOversized   = "oversized"
 	ReasonEmpty       = "empty"
 	ReasonNoFields    = "no_fields" // only tags and time: nothing a database can store
+	ReasonNoEvents    = "no_events" // nothing at events_path
 )
 
+// AllReasons lists every reason an event is refused for.
 var AllReasons = []string{
 	ReasonMalformed, ReasonNotObject, ReasonWrongType, ReasonBadTime,
-	ReasonMissingTime, ReasonOversized, ReasonEmpty, ReasonNoFields,
+	ReasonMissingTime, ReasonOversized, ReasonEmpty, ReasonNoFields, ReasonNoEvents,
 }
 
 type fieldType int
@@ -111,9 +114,11 @@ const (
 // keySpec is all the Decoder needs to know about one key, found with a
 // single map lookup per key on the hot path.
 type keySpec struct {
-	name string // the metric's key, after rename
-	kind keyKind
-	typ  fieldType
+	name   string // the metric's key, after rename
+	kind   keyKind
+	typ    fieldType
+	prio   int               // kindTime: the place in time_keys, first wins
+	values map[string]string // value_maps of the key, if any
 }
 
 // Decoder turns a message body into metrics. Its configuration is read-only
@@ -122,7 +127,8 @@ type keySpec struct {
 type Decoder struct {
 	measurement  string
 	keys         map[string]*keySpec // by JSON path (nested: dotted)
-	timeKey      string
+	eventsPath   []string            // events_path, split at dots
+	timeKeys     []string
 	timeFormat   timeFormat
 	timeLayout   string
 	missingAsDLQ bool
@@ -177,17 +183,7 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 
 	v, err := p.ParseBytes(trimmed)
 	if err == nil {
-		if v.Type() == fastjson.TypeArray {
-			arr, _ := v.Array()
-			if len(arr) == 0 {
-				out.Bad = append(out.Bad, BadEvent{ReasonEmpty, errors.New("empty array"), body})
-			}
-			for _, elem := range arr {
-				d.event(sc, elem, published, nil, &out)
-			}
-			return out
-		}
-		d.event(sc, v, published, trimmed, &out)
+		d.document(sc, v, published, trimmed, &out)
 		return out
 	}
 	if !isNDJSON(trimmed) {
@@ -206,9 +202,77 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 			out.Bad = append(out.Bad, BadEvent{ReasonMalformed, err, line})
 			continue
 		}
-		d.event(sc, v, published, line, &out)
+		d.document(sc, v, published, line, &out)
 	}
 	return out
+}
+
+// document turns one JSON document into events: the value itself, or the
+// values at events_path; an array is one event per element.
+func (d *Decoder) document(sc *Scratch, v *fastjson.Value, published time.Time, raw []byte, out *Decoded) {
+	if d.eventsPath != nil {
+		if v.Type() == fastjson.TypeArray { // a batch of documents
+			arr, _ := v.Array()
+			if len(arr) == 0 {
+				out.Bad = append(out.Bad, BadEvent{ReasonEmpty, errors.New("empty array"), bytes.Clone(raw)})
+			}
+			for _, elem := range arr {
+				d.document(sc, elem, published, elem.MarshalTo(nil), out)
+			}
+			return
+		}
+		found := selectPath(v, d.eventsPath, nil)
+		if len(found) == 0 {
+			out.Bad = append(out.Bad, BadEvent{ReasonNoEvents,
+				fmt.Errorf("nothing at events_path %q", strings.Join(d.eventsPath, ".")), bytes.Clone(raw)})
+			return
+		}
+		for _, f := range found {
+			d.events(sc, f, published, nil, out)
+		}
+		return
+	}
+	d.events(sc, v, published, raw, out)
+}
+
+// events turns a value into events: one, or one per element of an array.
+func (d *Decoder) events(sc *Scratch, v *fastjson.Value, published time.Time, raw []byte, out *Decoded) {
+	if v.Type() != fastjson.TypeArray {
+		d.event(sc, v, published, raw, out)
+		return
+	}
+	arr, _ := v.Array()
+	if len(arr) == 0 {
+		out.Bad = append(out.Bad, BadEvent{ReasonEmpty, errors.New("empty array"), v.MarshalTo(nil)})
+	}
+	for _, elem := range arr {
+		d.event(sc, elem, published, nil, out)
+	}
+}
+
+// selectPath appends the values at the dotted path segs under v; a segment
+// may be a glob ("*_event") matching any key of its object.
+func selectPath(v *fastjson.Value, segs []string, found []*fastjson.Value) []*fastjson.Value {
+	if len(segs) == 0 {
+		return append(found, v)
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return found
+	}
+	seg := segs[0]
+	if !strings.ContainsAny(seg, "*?[") {
+		if inner := obj.Get(seg); inner != nil {
+			found = selectPath(inner, segs[1:], found)
+		}
+		return found
+	}
+	obj.Visit(func(k []byte, inner *fastjson.Value) {
+		if ok, _ := path.Match(seg, string(k)); ok {
+			found = selectPath(inner, segs[1:], found)
+		}
+	})
+	return found
 }
 
 // isNDJSON tells whether b has several lines and each that is not blank
@@ -266,7 +330,7 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	case b.hasTime:
 		tm = b.tm
 	case d.missingAsDLQ:
-		fail(ReasonMissingTime, fmt.Errorf("event has no %q key", d.timeKey))
+		fail(ReasonMissingTime, fmt.Errorf("event has none of the time keys %q", d.timeKeys))
 		return
 	default:
 		out.MissingTime++
@@ -316,6 +380,7 @@ type builder struct {
 	m        telegraf.Metric
 	tm       time.Time
 	hasTime  bool
+	timePrio int
 	repaired int
 	reason   string
 	err      error
@@ -368,12 +433,17 @@ func (b *builder) value(sp keySpec, v *fastjson.Value) {
 			b.fail(ReasonBadTime, fmt.Errorf("key %q: %w", sp.name, err))
 			return
 		}
-		b.tm, b.hasTime = tm, true
+		if !b.hasTime || sp.prio < b.timePrio {
+			b.tm, b.hasTime, b.timePrio = tm, true, sp.prio
+		}
 	case kindTag:
 		s, err := b.text(v)
 		if err != nil {
 			b.fail(ReasonWrongType, fmt.Errorf("tag %q: %w", sp.name, err))
 			return
+		}
+		if mapped, ok := sp.values[s]; ok {
+			s = mapped
 		}
 		if s != "" {
 			b.m.AddTag(sp.name, s)
@@ -383,6 +453,11 @@ func (b *builder) value(sp keySpec, v *fastjson.Value) {
 		if err != nil {
 			b.fail(ReasonWrongType, fmt.Errorf("field %q: %w", sp.name, err))
 			return
+		}
+		if s, ok := val.(string); ok && sp.values != nil {
+			if mapped, ok := sp.values[s]; ok {
+				val = mapped
+			}
 		}
 		b.m.AddField(sp.name, val)
 	}

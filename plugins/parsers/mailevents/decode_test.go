@@ -97,6 +97,45 @@ func TestDecode(t *testing.T) {
 			times:  []time.Time{at},
 		},
 		{
+			// The Mailgun Events API's page shape: events under "items".
+			name:   "events_path selects the events",
+			edit:   func(m *Mapping) { m.EventsPath = "items"; m.TimeKeys = []string{"timestamp"} },
+			body:   `{"items":[{"event":"delivered","timestamp":1521472262.908181,"a":1},{"event":"failed","timestamp":1521472263,"a":2}],"paging":{"next":"x"}}`,
+			fields: []map[string]any{{"a": 1.0}, {"a": 2.0}},
+			times:  []time.Time{time.Unix(1521472262, 908181000).UTC(), time.Unix(1521472263, 0).UTC()},
+		},
+		{
+			// SparkPost's webhook batch: an array of {"msys":{"<kind>_event":{...}}}.
+			name:   "events_path with a glob, in each document of a batch",
+			edit:   func(m *Mapping) { m.EventsPath = "msys.*_event"; m.TimeKeys = []string{"timestamp"} },
+			body:   `[{"msys":{"message_event":{"type":"delivery","timestamp":"1460989507","a":1}}},{"msys":{"track_event":{"type":"open","timestamp":"1460989508","a":2}}}]`,
+			fields: []map[string]any{{"a": 1.0, "type": "delivery"}, {"a": 2.0, "type": "open"}},
+			times:  []time.Time{time.Unix(1460989507, 0).UTC(), time.Unix(1460989508, 0).UTC()},
+		},
+		{
+			name:    "nothing at events_path",
+			edit:    func(m *Mapping) { m.EventsPath = "items" },
+			body:    `{"paging":{}}`,
+			reasons: []string{ReasonNoEvents},
+		},
+		{
+			name:   "time_keys: the first present wins, whatever the order in the event",
+			edit:   func(m *Mapping) { m.TimeKeys = []string{"timestamp", "ts"} },
+			body:   `[{"ts":1700000001,"timestamp":1700000000,"a":1},{"ts":1700000001,"a":2}]`,
+			fields: []map[string]any{{"a": 1.0}, {"a": 2.0}},
+			times:  []time.Time{time.Unix(1700000000, 0).UTC(), time.Unix(1700000001, 0).UTC()},
+		},
+		{
+			name: "value_maps on a tag and a field",
+			edit: func(m *Mapping) {
+				m.ValueMaps = map[string]map[string]string{"event": {"Delivery": "delivered"}, "status": {"Bounce": "bounced"}}
+			},
+			body:   `{"time":1700000000,"event":"Delivery","status":"Bounce","other":"Bounce"}`,
+			fields: []map[string]any{{"status": "bounced", "other": "Bounce"}},
+			tags:   map[string]string{"event": "delivered"},
+			times:  []time.Time{at},
+		},
+		{
 			name:    "malformed single line",
 			body:    `{"time":1700000000,"event":`,
 			reasons: []string{ReasonMalformed},
@@ -285,19 +324,29 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(fullEvent))
 	f.Add([]byte(`[{"time":1}, 2, {"a":{"b":[1]}}]`))
 	f.Add([]byte("{\"time\":\"x\"}\n{\"a\":1}\n\xff"))
-	d := newDecoder(f, func(m *Mapping) {
+	f.Add([]byte(`[{"msys":{"message_event":{"type":"delivery","timestamp":"1460989507"}}}]`))
+	f.Add([]byte(`{"items":[{"event":"failed","timestamp":1521472262.908181}]}`))
+	plain := newDecoder(f, func(m *Mapping) {
 		m.FieldTypes = map[string]string{"a": "int", "b.c": "uint", "d": "bool", "e": "string"}
+	})
+	// The mapping options that select, order and translate.
+	mapped := newDecoder(f, func(m *Mapping) {
+		m.EventsPath = "*.*_event"
+		m.TimeKeys = []string{"timestamp", "time", "ts"}
+		m.ValueMaps = map[string]map[string]string{"event": {"failed": "bounced"}, "type": {"delivery": "delivered"}}
 	})
 	sc := NewScratch()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out := d.Decode(sc, body, receivedAt)
-		for _, b := range out.Bad {
-			if b.err == nil || b.reason == "" {
-				t.Fatalf("bad event without reason: %+v", b)
+		for _, d := range []*Decoder{plain, mapped} {
+			out := d.Decode(sc, body, receivedAt)
+			for _, b := range out.Bad {
+				if b.err == nil || b.reason == "" {
+					t.Fatalf("bad event without reason: %+v", b)
+				}
 			}
-		}
-		if len(out.Metrics) == 0 && len(out.Bad) == 0 && len(strings.TrimSpace(string(body))) > 0 {
-			t.Fatalf("message %q vanished: neither metric nor dead letter", body)
+			if len(out.Metrics) == 0 && len(out.Bad) == 0 && len(strings.TrimSpace(string(body))) > 0 {
+				t.Fatalf("message %q vanished: neither metric nor dead letter", body)
+			}
 		}
 	})
 }

@@ -2,6 +2,7 @@ package mailevents
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/influxdata/telegraf/config"
@@ -10,15 +11,18 @@ import (
 // Mapping is how events become metrics: the options inputs.mailevents and
 // the mailevents parser share. Options names are the same in both.
 type Mapping struct {
-	Measurement    string            `toml:"measurement"`
-	TagKeys        []string          `toml:"tag_keys"`
-	DropKeys       []string          `toml:"drop_keys"`
-	FieldTypes     map[string]string `toml:"field_types"`
-	Rename         map[string]string `toml:"rename"`
-	TimeKey        string            `toml:"time_key"`
-	TimeFormat     string            `toml:"time_format"`
-	MissingTime    string            `toml:"missing_time"`
-	MaxMessageSize config.Size       `toml:"max_message_size"`
+	Measurement    string                       `toml:"measurement"`
+	TagKeys        []string                     `toml:"tag_keys"`
+	DropKeys       []string                     `toml:"drop_keys"`
+	FieldTypes     map[string]string            `toml:"field_types"`
+	Rename         map[string]string            `toml:"rename"`
+	EventsPath     string                       `toml:"events_path"`
+	TimeKey        string                       `toml:"time_key"`
+	TimeKeys       []string                     `toml:"time_keys"`
+	ValueMaps      map[string]map[string]string `toml:"value_maps"`
+	TimeFormat     string                       `toml:"time_format"`
+	MissingTime    string                       `toml:"missing_time"`
+	MaxMessageSize config.Size                  `toml:"max_message_size"`
 }
 
 // DefaultMapping works with zero mapping config on the mailer event of
@@ -59,8 +63,17 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 	if m.Measurement == "" {
 		return nil, fmt.Errorf("invalid %q value %q: must not be empty", "measurement", m.Measurement)
 	}
-	if m.TimeKey == "" {
-		return nil, fmt.Errorf("invalid %q value %q: must not be empty", "time_key", m.TimeKey)
+	timeKeys := m.TimeKeys
+	if len(timeKeys) == 0 {
+		if m.TimeKey == "" {
+			return nil, fmt.Errorf("invalid %q value %q: must not be empty", "time_key", m.TimeKey)
+		}
+		timeKeys = []string{m.TimeKey}
+	}
+	for _, k := range timeKeys {
+		if k == "" {
+			return nil, fmt.Errorf("invalid %q value %q: names must not be empty", "time_keys", m.TimeKeys)
+		}
 	}
 	if m.MissingTime == missingReceive {
 		m.MissingTime = missingPublish
@@ -74,7 +87,7 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 	d := Decoder{
 		measurement:  m.Measurement,
 		keys:         make(map[string]*keySpec),
-		timeKey:      m.TimeKey,
+		timeKeys:     timeKeys,
 		missingAsDLQ: m.MissingTime == missingDeadLet,
 		maxSize:      int(m.MaxMessageSize),
 	}
@@ -97,20 +110,40 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 		return nil, fmt.Errorf("invalid %q value %q: want auto, rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout", "time_format", m.TimeFormat)
 	}
 
+	if m.EventsPath != "" {
+		d.eventsPath = strings.Split(m.EventsPath, ".")
+		for _, seg := range d.eventsPath {
+			if _, err := path.Match(seg, ""); seg == "" || err != nil {
+				return nil, fmt.Errorf("invalid %q value %q: dotted keys, each a name or a glob", "events_path", m.EventsPath)
+			}
+		}
+	}
+
 	tags, drop := set(m.TagKeys), set(m.DropKeys)
+	timePrio := make(map[string]int, len(timeKeys))
+	for i, k := range timeKeys {
+		if _, dup := timePrio[k]; !dup {
+			timePrio[k] = i
+		}
+	}
 	specFor := func(name string) *keySpec {
-		sp := &keySpec{name: name, typ: types[name]}
+		sp := &keySpec{name: name, typ: types[name], values: m.ValueMaps[name]}
+		prio, isTime := timePrio[name]
 		switch {
 		case drop[name]:
 			sp.kind = kindDrop
-		case name == m.TimeKey:
-			sp.kind = kindTime
+		case isTime:
+			sp.kind, sp.prio = kindTime, prio
 		case tags[name]:
 			sp.kind = kindTag
 		}
 		return sp
 	}
-	for _, list := range [][]string{knownKeys, m.TagKeys, m.DropKeys, {m.TimeKey}} {
+	valueKeys := make([]string, 0, len(m.ValueMaps))
+	for k := range m.ValueMaps {
+		valueKeys = append(valueKeys, k)
+	}
+	for _, list := range [][]string{knownKeys, m.TagKeys, m.DropKeys, timeKeys, valueKeys} {
 		for _, k := range list {
 			d.keys[k] = specFor(k)
 		}
