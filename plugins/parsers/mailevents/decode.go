@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/influxdata/telegraf/filter"
 	"math"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -24,21 +26,22 @@ import (
 // "reason" tag of the internal_mailevents_errors self-metric and of the
 // dead letters.
 const (
-	ReasonMalformed   = "malformed_json"
-	ReasonNotObject   = "not_object"
-	ReasonWrongType   = "wrong_type"
-	ReasonBadTime     = "bad_time"
-	ReasonMissingTime = "missing_time"
-	ReasonOversized   = "oversized"
-	ReasonEmpty       = "empty"
-	ReasonNoFields    = "no_fields" // only tags and time: nothing a database can store
-	ReasonNoEvents    = "no_events" // nothing at events_path
+	ReasonMalformed     = "malformed_json"
+	ReasonNotObject     = "not_object"
+	ReasonWrongType     = "wrong_type"
+	ReasonBadTime       = "bad_time"
+	ReasonMissingTime   = "missing_time"
+	ReasonOversized     = "oversized"
+	ReasonEmpty         = "empty"
+	ReasonNoFields      = "no_fields" // only tags and time: nothing a database can store
+	ReasonNoEvents      = "no_events" // nothing at events_path
+	ReasonMalformedForm = "malformed_form"
 )
 
 // AllReasons lists every reason an event is refused for.
 var AllReasons = []string{
 	ReasonMalformed, ReasonNotObject, ReasonWrongType, ReasonBadTime,
-	ReasonMissingTime, ReasonOversized, ReasonEmpty, ReasonNoFields, ReasonNoEvents,
+	ReasonMissingTime, ReasonOversized, ReasonEmpty, ReasonNoFields, ReasonNoEvents, ReasonMalformedForm,
 }
 
 type fieldType int
@@ -109,6 +112,7 @@ const (
 	kindTag
 	kindTime
 	kindDrop
+	kindDenied // not in keep_keys: dropped, but an object's keys are checked one by one
 )
 
 // keySpec is all the Decoder needs to know about one key, found with a
@@ -128,6 +132,9 @@ type Decoder struct {
 	measurement  string
 	keys         map[string]*keySpec // by JSON path (nested: dotted)
 	eventsPath   []string            // events_path, split at dots
+	dropGlob     filter.Filter       // drop_keys with globs
+	keepGlob     filter.Filter       // keep_keys: when set, other keys no option names are dropped
+	formField    string              // form_field: the body is a form, the events in this field
 	timeKeys     []string
 	timeFormat   timeFormat
 	timeLayout   string
@@ -141,7 +148,19 @@ func (d *Decoder) nested(path string) (keySpec, bool) {
 	if sp, ok := d.keys[path]; ok {
 		return *sp, true
 	}
-	return keySpec{name: path}, false
+	return d.unnamed(path), false
+}
+
+// unnamed is what to do with a key no option names exactly: drop_keys
+// and keep_keys globs decide.
+func (d *Decoder) unnamed(name string) keySpec {
+	switch {
+	case d.dropGlob != nil && d.dropGlob.Match(name):
+		return keySpec{name: name, kind: kindDrop}
+	case d.keepGlob != nil && !d.keepGlob.Match(name):
+		return keySpec{name: name, kind: kindDenied}
+	}
+	return keySpec{name: name}
 }
 
 // spec returns what to do with the key at path; raw is path's bytes when
@@ -151,12 +170,12 @@ func (d *Decoder) spec(raw []byte, path string) keySpec {
 		if sp, ok := d.keys[string(raw)]; ok {
 			return *sp
 		}
-		return keySpec{name: string(raw)}
+		return d.unnamed(string(raw))
 	}
 	if sp, ok := d.keys[path]; ok {
 		return *sp
 	}
-	return keySpec{name: path}
+	return d.unnamed(path)
 }
 
 // decode parses one NSQ message: a JSON object, an array of objects, or
@@ -174,6 +193,17 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 		out.Bad = append(out.Bad, BadEvent{ReasonOversized,
 			fmt.Errorf("message of %d bytes exceeds max_message_size %d", len(body), d.maxSize), body})
 		return out
+	}
+	if d.formField != "" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil || !form.Has(d.formField) {
+			if err == nil {
+				err = fmt.Errorf("no form field %q", d.formField)
+			}
+			out.Bad = append(out.Bad, BadEvent{ReasonMalformedForm, err, body})
+			return out
+		}
+		body = []byte(form.Get(d.formField))
 	}
 	trimmed := trimSpace(body)
 	if len(trimmed) == 0 {
@@ -415,6 +445,9 @@ func (b *builder) object(obj *fastjson.Object, prefix string, inherit keyKind) {
 				return
 			}
 			inner, _ := v.Object()
+			if sp.kind == kindDenied { // its keys may be kept
+				sp.kind = kindField
+			}
 			b.object(inner, sp.name, sp.kind)
 			return
 		}
@@ -423,7 +456,7 @@ func (b *builder) object(obj *fastjson.Object, prefix string, inherit keyKind) {
 }
 
 func (b *builder) value(sp keySpec, v *fastjson.Value) {
-	if sp.kind == kindDrop || v.Type() == fastjson.TypeNull {
+	if sp.kind == kindDrop || sp.kind == kindDenied || v.Type() == fastjson.TypeNull {
 		return
 	}
 	switch sp.kind {

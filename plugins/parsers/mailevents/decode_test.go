@@ -1,6 +1,7 @@
 package mailevents
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,36 @@ func TestDecode(t *testing.T) {
 			fields: []map[string]any{{"status": "bounced", "other": "Bounce"}},
 			tags:   map[string]string{"event": "delivered"},
 			times:  []time.Time{at},
+		},
+		{
+			// Mailgun's user-variables carry arbitrary customer metadata.
+			name:   "drop_keys by glob",
+			edit:   func(m *Mapping) { m.DropKeys = []string{"user-variables.*"} },
+			body:   ev(`,"user-variables":{"my_id":"x","contact":"a@b.org"},"a":1`),
+			fields: []map[string]any{{"a": 1.0}},
+			times:  []time.Time{at},
+		},
+		{
+			name:   "keep_keys: deny by default, inside objects too",
+			edit:   func(m *Mapping) { m.KeepKeys = []string{"a", "mail.destination"} },
+			body:   ev(`,"a":1,"meta":"m","mail":{"destination":["x@y.org"],"tags":{"k":"v"}}`),
+			fields: []map[string]any{{"a": 1.0, "mail.destination": `["x@y.org"]`}},
+			tags:   map[string]string{"event": "delivered"},
+			times:  []time.Time{at},
+		},
+		{
+			// Mandrill POSTs its events as a form field.
+			name:   "form_field",
+			edit:   func(m *Mapping) { m.FormField = "mandrill_events"; m.TimeKeys = []string{"ts"} },
+			body:   "mandrill_events=" + url.QueryEscape(`[{"event":"send","ts":1700000000,"a":1},{"event":"open","ts":1700000001,"a":2}]`),
+			fields: []map[string]any{{"a": 1.0}, {"a": 2.0}},
+			times:  []time.Time{at, at.Add(time.Second)},
+		},
+		{
+			name:    "form_field missing",
+			edit:    func(m *Mapping) { m.FormField = "mandrill_events" },
+			body:    "other=1",
+			reasons: []string{ReasonMalformedForm},
 		},
 		{
 			name:    "malformed single line",
@@ -326,6 +357,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("{\"time\":\"x\"}\n{\"a\":1}\n\xff"))
 	f.Add([]byte(`[{"msys":{"message_event":{"type":"delivery","timestamp":"1460989507"}}}]`))
 	f.Add([]byte(`{"items":[{"event":"failed","timestamp":1521472262.908181}]}`))
+	f.Add([]byte(`mandrill_events=%5B%7B%22ts%22%3A1%7D%5D`))
 	plain := newDecoder(f, func(m *Mapping) {
 		m.FieldTypes = map[string]string{"a": "int", "b.c": "uint", "d": "bool", "e": "string"}
 	})
@@ -334,10 +366,13 @@ func FuzzDecode(f *testing.F) {
 		m.EventsPath = "*.*_event"
 		m.TimeKeys = []string{"timestamp", "time", "ts"}
 		m.ValueMaps = map[string]map[string]string{"event": {"failed": "bounced"}, "type": {"delivery": "delivered"}}
+		m.DropKeys = []string{"user-variables.*"}
+		m.KeepKeys = []string{"type", "a*", "mail.*"}
 	})
+	form := newDecoder(f, func(m *Mapping) { m.FormField = "mandrill_events" })
 	sc := NewScratch()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, d := range []*Decoder{plain, mapped} {
+		for _, d := range []*Decoder{plain, mapped, form} {
 			out := d.Decode(sc, body, receivedAt)
 			for _, b := range out.Bad {
 				if b.err == nil || b.reason == "" {

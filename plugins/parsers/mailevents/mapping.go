@@ -2,6 +2,7 @@ package mailevents
 
 import (
 	"fmt"
+	"github.com/influxdata/telegraf/filter"
 	"path"
 	"strings"
 
@@ -14,6 +15,8 @@ type Mapping struct {
 	Measurement    string                       `toml:"measurement"`
 	TagKeys        []string                     `toml:"tag_keys"`
 	DropKeys       []string                     `toml:"drop_keys"`
+	KeepKeys       []string                     `toml:"keep_keys"`
+	FormField      string                       `toml:"form_field"`
 	FieldTypes     map[string]string            `toml:"field_types"`
 	Rename         map[string]string            `toml:"rename"`
 	EventsPath     string                       `toml:"events_path"`
@@ -119,7 +122,31 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 		}
 	}
 
-	tags, drop := set(m.TagKeys), set(m.DropKeys)
+	d.formField = m.FormField
+	var exactDrop, dropGlobs []string
+	for _, k := range m.DropKeys {
+		if strings.ContainsAny(k, "*?[") {
+			dropGlobs = append(dropGlobs, k)
+		} else {
+			exactDrop = append(exactDrop, k)
+		}
+	}
+	if len(dropGlobs) > 0 {
+		f, err := filter.Compile(dropGlobs)
+		if err != nil {
+			return nil, fmt.Errorf("invalid %q value %q: %w", "drop_keys", dropGlobs, err)
+		}
+		d.dropGlob = f
+	}
+	if len(m.KeepKeys) > 0 {
+		f, err := filter.Compile(m.KeepKeys)
+		if err != nil {
+			return nil, fmt.Errorf("invalid %q value %q: %w", "keep_keys", m.KeepKeys, err)
+		}
+		d.keepGlob = f
+	}
+
+	tags, drop := set(m.TagKeys), set(exactDrop)
 	timePrio := make(map[string]int, len(timeKeys))
 	for i, k := range timeKeys {
 		if _, dup := timePrio[k]; !dup {
@@ -143,7 +170,7 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 	for k := range m.ValueMaps {
 		valueKeys = append(valueKeys, k)
 	}
-	for _, list := range [][]string{knownKeys, m.TagKeys, m.DropKeys, timeKeys, valueKeys} {
+	for _, list := range [][]string{knownKeys, m.TagKeys, exactDrop, timeKeys, valueKeys} {
 		for _, k := range list {
 			d.keys[k] = specFor(k)
 		}
