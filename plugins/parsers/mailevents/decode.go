@@ -135,6 +135,7 @@ type Decoder struct {
 	dropGlob     filter.Filter       // drop_keys with globs
 	keepGlob     filter.Filter       // keep_keys: when set, other keys no option names are dropped
 	formField    string              // form_field: the body is a form, the events in this field
+	jsonKeys     [][]string          // json_keys, split at dots: strings holding JSON
 	timeKeys     []string
 	timeFormat   timeFormat
 	timeLayout   string
@@ -240,6 +241,12 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 // document turns one JSON document into events: the value itself, or the
 // values at events_path; an array is one event per element.
 func (d *Decoder) document(sc *Scratch, v *fastjson.Value, published time.Time, raw []byte, out *Decoded) {
+	if d.jsonKeys != nil && v.Type() == fastjson.TypeObject {
+		if err := d.unwrap(sc, v); err != nil {
+			out.Bad = append(out.Bad, BadEvent{ReasonMalformed, err, bytes.Clone(raw)})
+			return
+		}
+	}
 	if d.eventsPath != nil {
 		if v.Type() == fastjson.TypeArray { // a batch of documents
 			arr, _ := v.Array()
@@ -263,6 +270,41 @@ func (d *Decoder) document(sc *Scratch, v *fastjson.Value, published time.Time, 
 		return
 	}
 	d.events(sc, v, published, raw, out)
+}
+
+// unwrap parses the strings at json_keys that hold JSON (SNS carries the
+// event as a string in "Message") and puts the values in their place.
+func (d *Decoder) unwrap(sc *Scratch, v *fastjson.Value) error {
+	if len(sc.inner) < len(d.jsonKeys) {
+		sc.inner = make([]fastjson.Parser, len(d.jsonKeys))
+	}
+	for i, segs := range d.jsonKeys {
+		parent := v
+		for _, seg := range segs[:len(segs)-1] {
+			if parent = parent.Get(seg); parent == nil {
+				break
+			}
+		}
+		if parent == nil {
+			continue
+		}
+		obj, err := parent.Object()
+		if err != nil {
+			continue
+		}
+		last := segs[len(segs)-1]
+		s := obj.Get(last)
+		if s == nil || s.Type() != fastjson.TypeString {
+			continue
+		}
+		text, _ := s.StringBytes()
+		parsed, err := sc.inner[i].ParseBytes(text)
+		if err != nil {
+			return fmt.Errorf("json_keys %q: %w", strings.Join(segs, "."), err)
+		}
+		obj.Set(last, parsed)
+	}
+	return nil
 }
 
 // events turns a value into events: one, or one per element of an array.
@@ -372,6 +414,7 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 // Scratch is a worker's reusable decoding state.
 type Scratch struct {
 	parser fastjson.Parser
+	inner  []fastjson.Parser // one per json_keys entry
 	seen   []seenKey
 }
 

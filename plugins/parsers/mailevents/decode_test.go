@@ -167,6 +167,27 @@ func TestDecode(t *testing.T) {
 			reasons: []string{ReasonMalformedForm},
 		},
 		{
+			// Amazon SES through SNS: the event is a JSON string in "Message".
+			name: "json_keys unwraps a string holding JSON",
+			edit: func(m *Mapping) {
+				m.JSONKeys = []string{"Message"}
+				m.EventsPath = "Message"
+				m.TimeKeys = []string{"mail.timestamp"}
+				m.Rename = map[string]string{"eventType": "event"}
+				m.ValueMaps = map[string]map[string]string{"event": {"Delivery": "delivered"}}
+			},
+			body:   `{"Type":"Notification","MessageId":"m1","Message":"{\"eventType\":\"Delivery\",\"mail\":{\"timestamp\":\"2016-01-27T14:59:38.237Z\",\"destination\":[\"x@y.org\"]},\"delivery\":{\"processingTimeMillis\":546}}"}`,
+			fields: []map[string]any{{"mail.destination": `["x@y.org"]`, "delivery.processingTimeMillis": 546.0}},
+			tags:   map[string]string{"event": "delivered"},
+			times:  []time.Time{time.Date(2016, 1, 27, 14, 59, 38, 237000000, time.UTC)},
+		},
+		{
+			name:    "json_keys holding no JSON",
+			edit:    func(m *Mapping) { m.JSONKeys = []string{"Message"} },
+			body:    `{"time":1700000000,"Message":"not json","a":1}`,
+			reasons: []string{ReasonMalformed},
+		},
+		{
 			name:    "malformed single line",
 			body:    `{"time":1700000000,"event":`,
 			reasons: []string{ReasonMalformed},
@@ -358,6 +379,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`[{"msys":{"message_event":{"type":"delivery","timestamp":"1460989507"}}}]`))
 	f.Add([]byte(`{"items":[{"event":"failed","timestamp":1521472262.908181}]}`))
 	f.Add([]byte(`mandrill_events=%5B%7B%22ts%22%3A1%7D%5D`))
+	f.Add([]byte(`{"Message":"{\"a\":{\"b_event\":{\"type\":\"delivery\"}}}"}`))
 	plain := newDecoder(f, func(m *Mapping) {
 		m.FieldTypes = map[string]string{"a": "int", "b.c": "uint", "d": "bool", "e": "string"}
 	})
@@ -368,6 +390,7 @@ func FuzzDecode(f *testing.F) {
 		m.ValueMaps = map[string]map[string]string{"event": {"failed": "bounced"}, "type": {"delivery": "delivered"}}
 		m.DropKeys = []string{"user-variables.*"}
 		m.KeepKeys = []string{"type", "a*", "mail.*"}
+		m.JSONKeys = []string{"Message", "x.y"}
 	})
 	form := newDecoder(f, func(m *Mapping) { m.FormField = "mandrill_events" })
 	sc := NewScratch()

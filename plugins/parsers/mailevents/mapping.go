@@ -17,6 +17,7 @@ type Mapping struct {
 	DropKeys       []string                     `toml:"drop_keys"`
 	KeepKeys       []string                     `toml:"keep_keys"`
 	FormField      string                       `toml:"form_field"`
+	JSONKeys       []string                     `toml:"json_keys"`
 	FieldTypes     map[string]string            `toml:"field_types"`
 	Rename         map[string]string            `toml:"rename"`
 	EventsPath     string                       `toml:"events_path"`
@@ -123,6 +124,15 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 	}
 
 	d.formField = m.FormField
+	for _, k := range m.JSONKeys {
+		segs := strings.Split(k, ".")
+		for _, seg := range segs {
+			if seg == "" {
+				return nil, fmt.Errorf("invalid %q value %q: dotted keys", "json_keys", m.JSONKeys)
+			}
+		}
+		d.jsonKeys = append(d.jsonKeys, segs)
+	}
 	var exactDrop, dropGlobs []string
 	for _, k := range m.DropKeys {
 		if strings.ContainsAny(k, "*?[") {
