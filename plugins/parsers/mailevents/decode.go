@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -136,6 +137,7 @@ type Decoder struct {
 	keepGlob     filter.Filter       // keep_keys: when set, other keys no option names are dropped
 	formField    string              // form_field: the body is a form, the events in this field
 	jsonKeys     [][]string          // json_keys, split at dots: strings holding JSON
+	captures     []capture
 	timeKeys     []string
 	timeFormat   timeFormat
 	timeLayout   string
@@ -272,6 +274,53 @@ func (d *Decoder) document(sc *Scratch, v *fastjson.Value, published time.Time, 
 	d.events(sc, v, published, raw, out)
 }
 
+// capture is one [[capture]]: named groups of a regular expression over a
+// string field become fields of their own.
+type capture struct {
+	key   string
+	re    *regexp.Regexp
+	types []fieldType // by group index
+}
+
+// capture adds the named groups of each capture that matches, typed by
+// field_types, unless the event has those fields already.
+func (d *Decoder) capture(m telegraf.Metric) error {
+	for _, c := range d.captures {
+		v, ok := m.GetField(c.key)
+		s, isString := v.(string)
+		if !ok || !isString {
+			continue
+		}
+		groups := c.re.FindStringSubmatch(s)
+		for i, name := range c.re.SubexpNames() {
+			if name == "" || i >= len(groups) || groups[i] == "" || m.HasField(name) {
+				continue
+			}
+			val, err := fromText(c.types[i], groups[i])
+			if err != nil {
+				return fmt.Errorf("capture %q from %q: %w", name, c.key, err)
+			}
+			m.AddField(name, val)
+		}
+	}
+	return nil
+}
+
+// fromText types a captured string.
+func fromText(t fieldType, s string) (any, error) {
+	switch t {
+	case typeInt:
+		return strconv.ParseInt(s, 10, 64)
+	case typeUint:
+		return strconv.ParseUint(s, 10, 64)
+	case typeFloat:
+		return strconv.ParseFloat(s, 64)
+	case typeBool:
+		return strconv.ParseBool(s)
+	}
+	return s, nil
+}
+
 // unwrap parses the strings at json_keys that hold JSON (SNS carries the
 // event as a string in "Message") and puts the values in their place.
 func (d *Decoder) unwrap(sc *Scratch, v *fastjson.Value) error {
@@ -390,6 +439,10 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	b.object(obj, "", kindField)
 	if b.err != nil {
 		fail(b.reason, b.err)
+		return
+	}
+	if err := d.capture(m); err != nil {
+		fail(ReasonWrongType, err)
 		return
 	}
 	if len(m.FieldList()) == 0 {

@@ -188,6 +188,17 @@ func TestDecode(t *testing.T) {
 			reasons: []string{ReasonMalformed},
 		},
 		{
+			// Mailgun gives the reply text, not its code and status.
+			name: "capture: named groups become typed fields",
+			edit: func(m *Mapping) {
+				m.Captures = []Capture{{Key: "delivery-status.message", Pattern: `^(?P<smtp_code>\d{3})[ -](?P<smtp_status>\d\.\d{1,3}\.\d{1,3})`}}
+			},
+			body: ev(`,"delivery-status":{"message":"550 5.1.1 The email account that you tried to reach does not exist"}`),
+			fields: []map[string]any{{"delivery-status.message": "550 5.1.1 The email account that you tried to reach does not exist",
+				"smtp_code": int64(550), "smtp_status": "5.1.1"}},
+			times: []time.Time{at},
+		},
+		{
 			name:    "malformed single line",
 			body:    `{"time":1700000000,"event":`,
 			reasons: []string{ReasonMalformed},
@@ -379,6 +390,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`[{"msys":{"message_event":{"type":"delivery","timestamp":"1460989507"}}}]`))
 	f.Add([]byte(`{"items":[{"event":"failed","timestamp":1521472262.908181}]}`))
 	f.Add([]byte(`mandrill_events=%5B%7B%22ts%22%3A1%7D%5D`))
+	f.Add([]byte(`{"time":1,"text":"550 5.1.1 no"}`))
 	f.Add([]byte(`{"Message":"{\"a\":{\"b_event\":{\"type\":\"delivery\"}}}"}`))
 	plain := newDecoder(f, func(m *Mapping) {
 		m.FieldTypes = map[string]string{"a": "int", "b.c": "uint", "d": "bool", "e": "string"}
@@ -391,6 +403,7 @@ func FuzzDecode(f *testing.F) {
 		m.DropKeys = []string{"user-variables.*"}
 		m.KeepKeys = []string{"type", "a*", "mail.*"}
 		m.JSONKeys = []string{"Message", "x.y"}
+		m.Captures = []Capture{{Key: "text", Pattern: `(?P<smtp_code>\d{3}) (?P<smtp_status>\d\.\d\.\d)`}}
 	})
 	form := newDecoder(f, func(m *Mapping) { m.FormField = "mandrill_events" })
 	sc := NewScratch()

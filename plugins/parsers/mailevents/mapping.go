@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/influxdata/telegraf/filter"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/influxdata/telegraf/config"
@@ -18,6 +19,7 @@ type Mapping struct {
 	KeepKeys       []string                     `toml:"keep_keys"`
 	FormField      string                       `toml:"form_field"`
 	JSONKeys       []string                     `toml:"json_keys"`
+	Captures       []Capture                    `toml:"capture"`
 	FieldTypes     map[string]string            `toml:"field_types"`
 	Rename         map[string]string            `toml:"rename"`
 	EventsPath     string                       `toml:"events_path"`
@@ -27,6 +29,13 @@ type Mapping struct {
 	TimeFormat     string                       `toml:"time_format"`
 	MissingTime    string                       `toml:"missing_time"`
 	MaxMessageSize config.Size                  `toml:"max_message_size"`
+}
+
+// Capture takes typed fields out of a string field with a regular
+// expression's named groups ("(?P<smtp_code>\d{3})").
+type Capture struct {
+	Key     string `toml:"key"`
+	Pattern string `toml:"pattern"`
 }
 
 // DefaultMapping works with zero mapping config on the mailer event of
@@ -124,6 +133,17 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 	}
 
 	d.formField = m.FormField
+	for i, c := range m.Captures {
+		re, err := regexp.Compile(c.Pattern)
+		if err != nil {
+			return nil, fmt.Errorf("capture %d: invalid %q value %q: %w", i+1, "pattern", c.Pattern, err)
+		}
+		if c.Key == "" || re.NumSubexp() == 0 {
+			return nil, fmt.Errorf("capture %d: %q must name a field and %q have named groups", i+1, "key", "pattern")
+		}
+		ct := capture{key: c.Key, re: re, types: make([]fieldType, re.NumSubexp()+1)}
+		d.captures = append(d.captures, ct)
+	}
 	for _, k := range m.JSONKeys {
 		segs := strings.Split(k, ".")
 		for _, seg := range segs {
@@ -154,6 +174,12 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 			return nil, fmt.Errorf("invalid %q value %q: %w", "keep_keys", m.KeepKeys, err)
 		}
 		d.keepGlob = f
+	}
+
+	for _, c := range d.captures {
+		for i, name := range c.re.SubexpNames() {
+			c.types[i] = types[name]
+		}
 	}
 
 	tags, drop := set(m.TagKeys), set(exactDrop)
