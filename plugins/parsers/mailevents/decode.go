@@ -138,6 +138,7 @@ type Decoder struct {
 	formField    string              // form_field: the body is a form, the events in this field
 	jsonKeys     [][]string          // json_keys, split at dots: strings holding JSON
 	captures     []capture
+	rules        []ValueRule
 	timeKeys     []string
 	timeFormat   timeFormat
 	timeLayout   string
@@ -306,6 +307,42 @@ func (d *Decoder) capture(m telegraf.Metric) error {
 	return nil
 }
 
+// applyRules sets the value of each value_rule whose conditions all hold,
+// in order: a tag stays a tag, anything else is a string field.
+func (d *Decoder) applyRules(m telegraf.Metric) {
+	for _, r := range d.rules {
+		if !r.holds(m) {
+			continue
+		}
+		if _, isTag := m.GetTag(r.Key); isTag || d.isTag(r.Key) {
+			m.AddTag(r.Key, r.Value)
+		} else {
+			m.AddField(r.Key, r.Value)
+		}
+	}
+}
+
+func (r *ValueRule) holds(m telegraf.Metric) bool {
+	for k, want := range r.When {
+		v, ok := m.GetTag(k)
+		if !ok {
+			f, fok := m.GetField(k)
+			if v, ok = f.(string); !fok || !ok {
+				return false
+			}
+		}
+		if v != want {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Decoder) isTag(key string) bool {
+	sp, ok := d.keys[key]
+	return ok && sp.kind == kindTag
+}
+
 // fromText types a captured string.
 func fromText(t fieldType, s string) (any, error) {
 	switch t {
@@ -445,6 +482,7 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 		fail(ReasonWrongType, err)
 		return
 	}
+	d.applyRules(m)
 	if len(m.FieldList()) == 0 {
 		fail(ReasonNoFields, errors.New("event has no field besides its tags and time"))
 		return

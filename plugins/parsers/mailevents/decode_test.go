@@ -1,6 +1,7 @@
 package mailevents
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -404,6 +405,7 @@ func FuzzDecode(f *testing.F) {
 		m.KeepKeys = []string{"type", "a*", "mail.*"}
 		m.JSONKeys = []string{"Message", "x.y"}
 		m.Captures = []Capture{{Key: "text", Pattern: `(?P<smtp_code>\d{3}) (?P<smtp_status>\d\.\d\.\d)`}}
+		m.ValueRules = []ValueRule{{Key: "event", When: map[string]string{"event": "failed", "severity": "temporary"}, Value: "deferred"}}
 	})
 	form := newDecoder(f, func(m *Mapping) { m.FormField = "mandrill_events" })
 	sc := NewScratch()
@@ -420,4 +422,34 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Mailgun reports a temporary and a permanent failure both as "failed",
+// with a severity: value rules make them deferred and bounced.
+func TestValueRules(t *testing.T) {
+	d := newDecoder(t, func(m *Mapping) {
+		m.TimeKeys = []string{"timestamp"}
+		m.ValueRules = []ValueRule{
+			{Key: "event", When: map[string]string{"event": "failed", "severity": "temporary"}, Value: "deferred"},
+			{Key: "event", When: map[string]string{"event": "failed", "severity": "permanent"}, Value: "bounced"},
+			{Key: "note", When: map[string]string{"severity": "permanent"}, Value: "hard"},
+		}
+	})
+	out := d.Decode(NewScratch(), []byte(`[{"event":"failed","severity":"temporary","timestamp":1,"a":1},
+		{"event":"failed","severity":"permanent","timestamp":2,"a":2},{"event":"delivered","timestamp":3,"a":3}]`), receivedAt)
+	require.Empty(t, out.Bad)
+	var events, notes []string
+	for _, m := range out.Metrics {
+		ev, _ := m.GetTag("event")
+		events = append(events, ev)
+		note, _ := m.GetField("note")
+		notes = append(notes, fmt.Sprint(note))
+	}
+	require.Equal(t, []string{"deferred", "bounced", "delivered"}, events, "a tag stays a tag")
+	require.Equal(t, []string{"<nil>", "hard", "<nil>"}, notes, "a key that is no tag becomes a string field")
+
+	m := DefaultMapping()
+	m.ValueRules = []ValueRule{{Key: "event"}}
+	_, err := m.NewDecoder()
+	require.ErrorContains(t, err, `value_rule 1: "key" and "when" must be set`)
 }

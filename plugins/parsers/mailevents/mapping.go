@@ -20,6 +20,7 @@ type Mapping struct {
 	FormField      string                       `toml:"form_field"`
 	JSONKeys       []string                     `toml:"json_keys"`
 	Captures       []Capture                    `toml:"capture"`
+	ValueRules     []ValueRule                  `toml:"value_rule"`
 	FieldTypes     map[string]string            `toml:"field_types"`
 	Rename         map[string]string            `toml:"rename"`
 	EventsPath     string                       `toml:"events_path"`
@@ -36,6 +37,15 @@ type Mapping struct {
 type Capture struct {
 	Key     string `toml:"key"`
 	Pattern string `toml:"pattern"`
+}
+
+// ValueRule sets Key to Value when every key of When (a tag or a string
+// field, as mapped) has the value given: value maps that depend on other
+// keys (Mailgun's "failed" with severity "temporary" is "deferred").
+type ValueRule struct {
+	Key   string            `toml:"key"`
+	When  map[string]string `toml:"when"`
+	Value string            `toml:"value"`
 }
 
 // DefaultMapping works with zero mapping config on the mailer event of
@@ -133,6 +143,12 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 	}
 
 	d.formField = m.FormField
+	for i, r := range m.ValueRules {
+		if r.Key == "" || len(r.When) == 0 {
+			return nil, fmt.Errorf("value_rule %d: %q and %q must be set", i+1, "key", "when")
+		}
+	}
+	d.rules = m.ValueRules
 	for i, c := range m.Captures {
 		re, err := regexp.Compile(c.Pattern)
 		if err != nil {
