@@ -35,15 +35,15 @@ type rejects struct {
 
 // rejectRecord is one line of the reject file.
 type rejectRecord struct {
-	Time        time.Time `json:"time"`
-	Reason      string    `json:"reason"`
-	Detail      string    `json:"detail"`
-	Measurement string    `json:"measurement,omitempty"`
-	Tags        []string  `json:"tag_keys,omitempty"`
-	Fields      []string  `json:"field_keys,omitempty"`
-	Points      int       `json:"points"`
-	Lines       string    `json:"lines,omitempty"` // addresses replaced
-	LinesOmited bool      `json:"lines_omitted,omitempty"`
+	Time         time.Time `json:"time"`
+	Reason       string    `json:"reason"`
+	Detail       string    `json:"detail"`
+	Measurement  string    `json:"measurement,omitempty"`
+	Tags         []string  `json:"tag_keys,omitempty"`
+	Fields       []string  `json:"field_keys,omitempty"`
+	Points       int       `json:"points"`
+	Lines        string    `json:"lines,omitempty"` // addresses replaced
+	LinesOmitted bool      `json:"lines_omitted,omitempty"`
 }
 
 func newRejects(dir string, maxBytes int64, log telegraf.Logger) *rejects {
@@ -75,7 +75,7 @@ func (r *rejects) add(reason, detail string, m telegraf.Metric, lines []byte) {
 	if safe := scrub(string(lines)); unsafeText(safe) == "" {
 		rec.Lines = safe
 	} else {
-		rec.LinesOmited = true
+		rec.LinesOmitted = true
 	}
 	b, _ := json.Marshal(rec)
 	b = append(b, '\n')

@@ -343,17 +343,29 @@ func (d *Decoder) isTag(key string) bool {
 	return ok && sp.kind == kindTag
 }
 
-// fromText types a captured string.
+// fromText types text, a JSON string or a captured group, as t.
 func fromText(t fieldType, s string) (any, error) {
 	switch t {
 	case typeInt:
-		return strconv.ParseInt(s, 10, 64)
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n, nil
+		}
+		return nil, fmt.Errorf("%q is not an integer", s)
 	case typeUint:
-		return strconv.ParseUint(s, 10, 64)
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return n, nil
+		}
+		return nil, fmt.Errorf("%q is not an unsigned integer", s)
 	case typeFloat:
-		return strconv.ParseFloat(s, 64)
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, nil
+		}
+		return nil, fmt.Errorf("%q is not a finite number", s)
 	case typeBool:
-		return strconv.ParseBool(s)
+		if v, err := strconv.ParseBool(s); err == nil {
+			return v, nil
+		}
+		return nil, fmt.Errorf("%q is not a boolean", s)
 	}
 	return s, nil
 }
@@ -695,12 +707,15 @@ func (a *arena) copy(b []byte) string {
 
 func (b *builder) typed(t fieldType, v *fastjson.Value) (any, error) {
 	vt := v.Type()
+	if vt == fastjson.TypeString && t != typeString && t != typeAuto {
+		raw, _ := v.StringBytes()
+		return fromText(t, string(raw))
+	}
 	switch t {
 	case typeString:
 		return b.text(v)
 	case typeInt:
-		switch vt {
-		case fastjson.TypeNumber:
+		if vt == fastjson.TypeNumber {
 			if n, err := v.Int64(); err == nil {
 				return n, nil
 			}
@@ -709,52 +724,21 @@ func (b *builder) typed(t fieldType, v *fastjson.Value) (any, error) {
 				return int64(f), nil
 			}
 			return nil, fmt.Errorf("%s is not an integer", v)
-		case fastjson.TypeString:
-			raw, _ := v.StringBytes()
-			n, err := strconv.ParseInt(string(raw), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an integer", raw)
-			}
-			return n, nil
 		}
 	case typeUint:
-		switch vt {
-		case fastjson.TypeNumber:
+		if vt == fastjson.TypeNumber {
 			if n, err := v.Uint64(); err == nil {
 				return n, nil
 			}
 			return nil, fmt.Errorf("%s is not an unsigned integer", v)
-		case fastjson.TypeString:
-			raw, _ := v.StringBytes()
-			n, err := strconv.ParseUint(string(raw), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an unsigned integer", raw)
-			}
-			return n, nil
 		}
 	case typeFloat:
-		switch vt {
-		case fastjson.TypeNumber:
+		if vt == fastjson.TypeNumber {
 			return v.Float64()
-		case fastjson.TypeString:
-			raw, _ := v.StringBytes()
-			f, err := strconv.ParseFloat(string(raw), 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return nil, fmt.Errorf("%q is not a finite number", raw)
-			}
-			return f, nil
 		}
 	case typeBool:
-		switch vt {
-		case fastjson.TypeTrue, fastjson.TypeFalse:
+		if vt == fastjson.TypeTrue || vt == fastjson.TypeFalse {
 			return vt == fastjson.TypeTrue, nil
-		case fastjson.TypeString:
-			raw, _ := v.StringBytes()
-			bv, err := strconv.ParseBool(string(raw))
-			if err != nil {
-				return nil, fmt.Errorf("%q is not a boolean", raw)
-			}
-			return bv, nil
 		}
 	default: // typeAuto: numbers are floats so a key never flips type.
 		switch vt {
