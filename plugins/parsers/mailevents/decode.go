@@ -7,7 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/influxdata/telegraf/filter"
+	"hash/fnv"
 	"math"
 	"net/url"
 	"path"
@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/metric"
 	"github.com/valyala/fastjson"
 )
@@ -137,6 +138,9 @@ type Decoder struct {
 	keepGlob     filter.Filter       // keep_keys: when set, other keys no option names are dropped
 	formField    string              // form_field: the body is a form, the events in this field
 	jsonKeys     [][]string          // json_keys, split at dots: strings holding JSON
+	explode      [][]string          // explode, split at dots: lists that are one event per element
+	indexed      map[string]bool     // lists some key names an element of ("category[0]")
+	fillTime     bool                // time_fill = "event_hash"
 	captures     []capture
 	rules        []ValueRule
 	timeKeys     []string
@@ -327,8 +331,11 @@ func (r *ValueRule) holds(m telegraf.Metric) bool {
 		v, ok := m.GetTag(k)
 		if !ok {
 			f, fok := m.GetField(k)
-			if v, ok = f.(string); !fok || !ok {
+			if !fok {
 				return false
+			}
+			if v, ok = f.(string); !ok {
+				v = fmt.Sprint(f) // true, 550
 			}
 		}
 		if v != want {
@@ -461,11 +468,10 @@ func isNDJSON(b []byte) bool {
 	return true
 }
 
-// event turns one parsed JSON value into a metric, or records why not.
-// raw is the event's own text when known; otherwise it is rendered from v.
+// event turns one parsed JSON value into a metric (or one per element of
+// a list named by explode), or records why not. raw is the event's own
+// text when known; otherwise it is rendered from v.
 func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw []byte, out *Decoded) {
-	index := out.Events
-	out.Events++
 	fail := func(reason string, err error) {
 		if raw == nil {
 			raw = v.MarshalTo(nil)
@@ -476,16 +482,59 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	}
 	obj, err := v.Object()
 	if err != nil {
+		out.Events++
 		fail(ReasonNotObject, fmt.Errorf("event is a JSON %s, not an object", v.Type()))
 		return
 	}
 
-	m := metric.New(d.measurement, nil, nil, published)
 	// One allocation holds every string of the event, sized exactly: the
 	// metric may wait long for the outputs, and its memory is what
 	// max_undelivered_messages multiplies.
-	b := builder{d: d, arena: newArena(stringBytes(obj)), m: m, seen: &sc.seen}
+	b := builder{d: d, arena: newArena(stringBytes(obj)), seen: &sc.seen}
+	b.m = metric.New(d.measurement, nil, nil, published)
+	var list []*fastjson.Value
+	if d.explode != nil {
+		list, b.skip = d.exploded(v)
+	}
 	b.object(obj, "", kindField)
+	if b.err != nil {
+		out.Events++
+		fail(b.reason, b.err)
+		return
+	}
+	if len(list) == 0 {
+		d.finish(&b, v, raw, -1, published, out, fail)
+		return
+	}
+	for i, elem := range list {
+		eb := b
+		eb.m = b.m.Copy()
+		eb.walk(elem, b.skip)
+		d.finish(&eb, v, raw, i, published, out, fail)
+	}
+}
+
+// exploded returns the list at the first explode path the event has, and
+// that path.
+func (d *Decoder) exploded(v *fastjson.Value) ([]*fastjson.Value, string) {
+	for _, segs := range d.explode {
+		if l := v.Get(segs...); l != nil && l.Type() == fastjson.TypeArray {
+			arr, _ := l.Array()
+			if len(arr) > 0 {
+				return arr, strings.Join(segs, ".")
+			}
+		}
+	}
+	return nil, ""
+}
+
+// finish turns what the builder gathered into a metric: captures, value
+// rules, the checks, and the time. elem is the element's place in an
+// exploded list, or -1.
+func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, published time.Time, out *Decoded, fail func(string, error)) {
+	index := out.Events
+	out.Events++
+	m := b.m
 	if b.err != nil {
 		fail(b.reason, b.err)
 		return
@@ -504,6 +553,9 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	switch {
 	case b.hasTime:
 		tm = b.tm
+		if d.fillTime || elem > 0 {
+			tm = d.fill(tm, v, raw, elem)
+		}
 	case d.missingAsDLQ:
 		fail(ReasonMissingTime, fmt.Errorf("event has none of the time keys %q", d.timeKeys))
 		return
@@ -512,6 +564,35 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	}
 	m.SetTime(tm)
 	out.Metrics = append(out.Metrics, m)
+}
+
+// fill makes the times of distinct events in one series distinct, so that
+// InfluxDB keeps each instead of overwriting one with the other. Where the
+// provider gives whole seconds (or milli-, or microseconds), time_fill =
+// "event_hash" fills the digits below with a hash of the event's text:
+// the same event, delivered again, lands on the same point. The elements
+// of an exploded list differ by their place in it too.
+func (d *Decoder) fill(tm time.Time, v *fastjson.Value, raw []byte, elem int) time.Time {
+	step := int64(1)
+	if d.fillTime {
+		ns := int64(tm.Nanosecond())
+		for _, p := range []int64{1e9, 1e6, 1e3} {
+			if ns%p == 0 {
+				step = p
+				break
+			}
+		}
+	}
+	if step == 1 {
+		return tm.Add(time.Duration(max(elem, 0)))
+	}
+	if raw == nil {
+		raw = v.MarshalTo(nil)
+	}
+	h := fnv.New64a()
+	h.Write(raw)
+	sum := h.Sum64() + uint64(max(elem, 0))
+	return tm.Add(time.Duration(sum % uint64(step)))
 }
 
 // Scratch is a worker's reusable decoding state.
@@ -558,8 +639,22 @@ type builder struct {
 	hasTime  bool
 	timePrio int
 	repaired int
+	skip     string // the exploded list's path: walked once per element
 	reason   string
 	err      error
+}
+
+// walk adds one element of an exploded list, found at path: an object's
+// keys are mapped as path.key, a scalar as path itself.
+func (b *builder) walk(elem *fastjson.Value, path string) {
+	if elem.Type() == fastjson.TypeObject {
+		inner, _ := elem.Object()
+		sp, _ := b.d.nested(path)
+		b.object(inner, path, sp.kind)
+		return
+	}
+	sp, _ := b.d.nested(path)
+	b.value(sp, elem)
 }
 
 func (b *builder) fail(reason string, err error) {
@@ -577,28 +672,75 @@ func (b *builder) object(obj *fastjson.Object, prefix string, inherit keyKind) {
 			return
 		}
 		var sp keySpec
+		var path string
 		if prefix == "" {
 			sp = b.topLevel(k)
+			if b.skip != "" || v.Type() == fastjson.TypeArray {
+				path = string(k)
+			}
 		} else {
 			var known bool
-			sp, known = b.d.nested(prefix + "." + string(k))
+			path = prefix + "." + string(k)
+			sp, known = b.d.nested(path)
 			if !known && (inherit == kindDrop || inherit == kindTag) {
 				sp.kind = inherit
 			}
 		}
-		if v.Type() == fastjson.TypeObject {
-			if sp.kind == kindDrop {
-				return
-			}
-			inner, _ := v.Object()
-			if sp.kind == kindDenied { // its keys may be kept
-				sp.kind = kindField
-			}
-			b.object(inner, sp.name, sp.kind)
+		if b.skip != "" && path == b.skip {
 			return
 		}
-		b.value(sp, v)
+		switch v.Type() {
+		case fastjson.TypeObject:
+			b.nest(sp, v)
+		case fastjson.TypeArray:
+			b.list(sp, v, path)
+		default:
+			b.value(sp, v)
+		}
 	})
+}
+
+// nest walks an object's keys; a nested key takes its name from the
+// object's, so that rename of an object moves its keys too.
+func (b *builder) nest(sp keySpec, v *fastjson.Value) {
+	if sp.kind == kindDrop {
+		return
+	}
+	inner, _ := v.Object()
+	if sp.kind == kindDenied { // its keys may be kept
+		sp.kind = kindField
+	}
+	b.object(inner, sp.name, sp.kind)
+}
+
+// list maps a JSON list: the elements some key names ("category[0]"),
+// then the list itself. A list of one string or one object is taken as
+// that value; an empty list is no value; other lists have no line-protocol
+// type and are kept as their JSON text (a tag cannot hold them: name an
+// element instead).
+func (b *builder) list(sp keySpec, v *fastjson.Value, path string) {
+	arr, _ := v.Array()
+	if len(arr) == 0 {
+		return
+	}
+	if b.d.indexed[path] {
+		for i, elem := range arr {
+			if isp, ok := b.d.keys[path+"["+strconv.Itoa(i)+"]"]; ok {
+				b.value(*isp, elem)
+			}
+		}
+	}
+	if len(arr) == 1 {
+		switch arr[0].Type() {
+		case fastjson.TypeString:
+			b.value(sp, arr[0])
+			return
+		case fastjson.TypeObject:
+			b.nest(sp, arr[0])
+			return
+		}
+	}
+	b.value(sp, v)
 }
 
 func (b *builder) value(sp keySpec, v *fastjson.Value) {

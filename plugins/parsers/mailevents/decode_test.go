@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/providertest"
 )
 
 // newDecoder returns the decoder of the default mapping, changed by edit.
@@ -149,7 +150,7 @@ func TestDecode(t *testing.T) {
 			name:   "keep_keys: deny by default, inside objects too",
 			edit:   func(m *Mapping) { m.KeepKeys = []string{"a", "mail.destination"} },
 			body:   ev(`,"a":1,"meta":"m","mail":{"destination":["x@y.org"],"tags":{"k":"v"}}`),
-			fields: []map[string]any{{"a": 1.0, "mail.destination": `["x@y.org"]`}},
+			fields: []map[string]any{{"a": 1.0, "mail.destination": "x@y.org"}}, // a list of one string is that string
 			tags:   map[string]string{"event": "delivered"},
 			times:  []time.Time{at},
 		},
@@ -178,7 +179,7 @@ func TestDecode(t *testing.T) {
 				m.ValueMaps = map[string]map[string]string{"event": {"Delivery": "delivered"}}
 			},
 			body:   `{"Type":"Notification","MessageId":"m1","Message":"{\"eventType\":\"Delivery\",\"mail\":{\"timestamp\":\"2016-01-27T14:59:38.237Z\",\"destination\":[\"x@y.org\"]},\"delivery\":{\"processingTimeMillis\":546}}"}`,
-			fields: []map[string]any{{"mail.destination": `["x@y.org"]`, "delivery.processingTimeMillis": 546.0}},
+			fields: []map[string]any{{"mail.destination": "x@y.org", "delivery.processingTimeMillis": 546.0}},
 			tags:   map[string]string{"event": "delivered"},
 			times:  []time.Time{time.Date(2016, 1, 27, 14, 59, 38, 237000000, time.UTC)},
 		},
@@ -406,11 +407,24 @@ func FuzzDecode(f *testing.F) {
 		m.JSONKeys = []string{"Message", "x.y"}
 		m.Captures = []Capture{{Key: "text", Pattern: `(?P<smtp_code>\d{3}) (?P<smtp_status>\d\.\d\.\d)`}}
 		m.ValueRules = []ValueRule{{Key: "event", When: map[string]string{"event": "failed", "severity": "temporary"}, Value: "deferred"}}
+		m.Explode = []string{"a.list", "b"}
+		m.Rename = map[string]string{"c[1]": "x", "tags[0]": "customer", "b.addr": "recipient"}
+		m.TimeFill = "event_hash"
 	})
 	form := newDecoder(f, func(m *Mapping) { m.FormField = "mandrill_events" })
+	decoders := []*Decoder{plain, mapped, form}
+	for _, name := range PresetNames() {
+		decoders = append(decoders, newDecoder(f, func(m *Mapping) { m.Preset = name }))
+		bodies, err := providertest.Bodies(name)
+		require.NoError(f, err)
+		for _, b := range bodies {
+			f.Add(b.Data)
+		}
+	}
+	f.Add([]byte(`{"time":1,"b":[{"addr":"x@y.org"},"z",7,[1]],"c":[1,2],"tags":["t"]}`))
 	sc := NewScratch()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, d := range []*Decoder{plain, mapped, form} {
+		for _, d := range decoders {
 			out := d.Decode(sc, body, receivedAt)
 			for _, b := range out.Bad {
 				if b.err == nil || b.reason == "" {
@@ -449,7 +463,90 @@ func TestValueRules(t *testing.T) {
 	require.Equal(t, []string{"<nil>", "hard", "<nil>"}, notes, "a key that is no tag becomes a string field")
 
 	m := DefaultMapping()
-	m.ValueRules = []ValueRule{{Key: "event"}}
+	m.ValueRules = []ValueRule{{When: map[string]string{"event": "failed"}, Value: "x"}}
 	_, err := m.NewDecoder()
-	require.ErrorContains(t, err, `value_rule 1: "key" and "when" must be set`)
+	require.ErrorContains(t, err, `value_rule 1: "key" must be set`)
+
+	// A rule without "when" always holds; "when" compares fields that are
+	// no strings by their text.
+	d = newDecoder(t, func(m *Mapping) {
+		m.ValueRules = []ValueRule{
+			{Key: "mailer", Value: "mailgun"},
+			{Key: "event", When: map[string]string{"suppress": "false"}, Value: "resubscribed"},
+		}
+	})
+	out = d.Decode(NewScratch(), []byte(`[{"event":"unsubscribed","suppress":false,"time":1},{"event":"unsubscribed","suppress":true,"time":2}]`), receivedAt)
+	require.Empty(t, out.Bad)
+	require.Len(t, out.Metrics, 2)
+	for i, want := range []string{"resubscribed", "unsubscribed"} {
+		ev, _ := out.Metrics[i].GetTag("event")
+		mailer, _ := out.Metrics[i].GetTag("mailer")
+		require.Equal(t, want, ev)
+		require.Equal(t, "mailgun", mailer)
+	}
+}
+
+// SES reports one bounce for several recipients: explode makes one metric
+// per recipient, each with the parent's keys, and a time of its own so
+// that InfluxDB keeps both.
+func TestExplode(t *testing.T) {
+	d := newDecoder(t, func(m *Mapping) {
+		m.Explode = []string{"bounce.recipients", "delivery.recipients"}
+		m.TimeKeys = []string{"ts"}
+		m.Rename = map[string]string{
+			"bounce.recipients.addr": "recipient", "delivery.recipients": "recipient",
+			"to[1]": "second", "tags[0]": "customer",
+		}
+	})
+	body := `[{"event":"bounced","ts":1700000000,"id":"m1","bounce":{"type":"hard","recipients":[{"addr":"a@x.org","status":"5.1.1"},{"addr":"b@x.org"}]}},
+		{"event":"delivered","ts":1700000001,"id":"m2","delivery":{"recipients":["c@x.org"]},"to":["p@x.org","q@x.org"],"tags":["c42","other"]},
+		{"event":"delivered","ts":1700000002,"id":"m3","delivery":{"recipients":[]}}]`
+	out := d.Decode(NewScratch(), []byte(body), receivedAt)
+	require.Empty(t, out.Bad)
+	require.Equal(t, 4, out.Events)
+	at := time.Unix(1700000000, 0).UTC()
+	expected := []telegraf.Metric{
+		metric.New("mail_event", map[string]string{"event": "bounced"},
+			map[string]any{"id": "m1", "bounce.type": "hard", "recipient": "a@x.org", "bounce.recipients.status": "5.1.1"}, at),
+		metric.New("mail_event", map[string]string{"event": "bounced"},
+			map[string]any{"id": "m1", "bounce.type": "hard", "recipient": "b@x.org"}, at.Add(1)),
+		metric.New("mail_event", map[string]string{"event": "delivered", "customer": "c42"},
+			map[string]any{"id": "m2", "recipient": "c@x.org", "second": "q@x.org", "to": `["p@x.org","q@x.org"]`, "tags": `["c42","other"]`}, at.Add(time.Second)),
+		metric.New("mail_event", map[string]string{"event": "delivered"},
+			map[string]any{"id": "m3"}, at.Add(2*time.Second)),
+	}
+	testutil.RequireMetricsEqual(t, expected, out.Metrics)
+}
+
+// Providers that give whole seconds: two events of one series in one
+// second must not overwrite each other. time_fill = "event_hash" fills the
+// nanoseconds below the given precision from the event's text, so each
+// event lands on a point of its own, and a redelivered event on the same.
+func TestTimeFill(t *testing.T) {
+	d := newDecoder(t, func(m *Mapping) { m.TimeKeys = []string{"ts"}; m.TimeFill = "event_hash" })
+	body := `[{"event":"delivered","ts":1700000000,"id":"a"},{"event":"delivered","ts":1700000000,"id":"b"},
+		{"event":"delivered","ts":1700000000.123,"id":"c"},{"event":"delivered","ts":"1700000000.123456789","id":"d"}]`
+	first := d.Decode(NewScratch(), []byte(body), receivedAt)
+	again := d.Decode(NewScratch(), []byte(body), receivedAt.Add(time.Hour))
+	require.Empty(t, first.Bad)
+	require.Len(t, first.Metrics, 4)
+	ts := func(out Decoded) (times []time.Time) {
+		for _, m := range out.Metrics {
+			times = append(times, m.Time())
+		}
+		return times
+	}
+	times := ts(first)
+	require.Equal(t, times, ts(again), "the same events land on the same points")
+	require.NotEqual(t, times[0], times[1], "two events of one second are two points")
+	for i, m := range first.Metrics {
+		require.Equal(t, int64(1700000000), m.Time().Unix(), "the second stays")
+		if i == 2 {
+			require.Equal(t, 123, m.Time().Nanosecond()/1e6, "given milliseconds stay")
+		}
+	}
+	require.Equal(t, 123456789, times[3].Nanosecond(), "a full-precision time is kept as it is")
+
+	_, err := (&Mapping{Measurement: "m", TimeKey: "t", TimeFormat: "auto", MissingTime: "publish_time", TimeFill: "random"}).NewDecoder()
+	require.ErrorContains(t, err, `invalid "time_fill" value "random": want "none" or "event_hash"`)
 }

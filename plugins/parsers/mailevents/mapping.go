@@ -2,23 +2,26 @@ package mailevents
 
 import (
 	"fmt"
-	"github.com/influxdata/telegraf/filter"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/filter"
 )
 
 // Mapping is how events become metrics: the options inputs.mailevents and
 // the mailevents parser share. Options names are the same in both.
 type Mapping struct {
+	Preset         string                       `toml:"preset"`
 	Measurement    string                       `toml:"measurement"`
 	TagKeys        []string                     `toml:"tag_keys"`
 	DropKeys       []string                     `toml:"drop_keys"`
 	KeepKeys       []string                     `toml:"keep_keys"`
 	FormField      string                       `toml:"form_field"`
 	JSONKeys       []string                     `toml:"json_keys"`
+	Explode        []string                     `toml:"explode"`
 	Captures       []Capture                    `toml:"capture"`
 	ValueRules     []ValueRule                  `toml:"value_rule"`
 	FieldTypes     map[string]string            `toml:"field_types"`
@@ -28,6 +31,7 @@ type Mapping struct {
 	TimeKeys       []string                     `toml:"time_keys"`
 	ValueMaps      map[string]map[string]string `toml:"value_maps"`
 	TimeFormat     string                       `toml:"time_format"`
+	TimeFill       string                       `toml:"time_fill"`
 	MissingTime    string                       `toml:"missing_time"`
 	MaxMessageSize config.Size                  `toml:"max_message_size"`
 }
@@ -39,9 +43,10 @@ type Capture struct {
 	Pattern string `toml:"pattern"`
 }
 
-// ValueRule sets Key to Value when every key of When (a tag or a string
-// field, as mapped) has the value given: value maps that depend on other
-// keys (Mailgun's "failed" with severity "temporary" is "deferred").
+// ValueRule sets Key to Value when every key of When (a tag or a field, as
+// mapped) has the value given: value maps that depend on other keys
+// (Mailgun's "failed" with severity "temporary" is "deferred"). A rule
+// without When always holds: a constant, such as a preset's mailer tag.
 type ValueRule struct {
 	Key   string            `toml:"key"`
 	When  map[string]string `toml:"when"`
@@ -75,6 +80,11 @@ var (
 )
 
 const (
+	timeFillNone = "none"
+	timeFillHash = "event_hash"
+)
+
+const (
 	missingPublish = "publish_time"
 	missingReceive = "receive_time" // the name before 0.2: now publish_time
 	missingDeadLet = "dead_letter"
@@ -83,6 +93,13 @@ const (
 // NewDecoder checks the mapping and builds its decoder; errors name the
 // option and the bad value.
 func (m *Mapping) NewDecoder() (*Decoder, error) {
+	if m.Preset != "" {
+		merged, err := m.withPreset()
+		if err != nil {
+			return nil, err
+		}
+		m = &merged
+	}
 	if m.Measurement == "" {
 		return nil, fmt.Errorf("invalid %q value %q: must not be empty", "measurement", m.Measurement)
 	}
@@ -142,10 +159,25 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 		}
 	}
 
+	switch m.TimeFill {
+	case "", timeFillNone:
+	case timeFillHash:
+		d.fillTime = true
+	default:
+		return nil, fmt.Errorf("invalid %q value %q: want %q or %q", "time_fill", m.TimeFill, timeFillNone, timeFillHash)
+	}
+	for _, p := range m.Explode {
+		segs := strings.Split(p, ".")
+		if slices.Contains(segs, "") {
+			return nil, fmt.Errorf("invalid %q value %q: dotted keys", "explode", m.Explode)
+		}
+		d.explode = append(d.explode, segs)
+	}
+
 	d.formField = m.FormField
 	for i, r := range m.ValueRules {
-		if r.Key == "" || len(r.When) == 0 {
-			return nil, fmt.Errorf("value_rule %d: %q and %q must be set", i+1, "key", "when")
+		if r.Key == "" {
+			return nil, fmt.Errorf("value_rule %d: %q must be set", i+1, "key")
 		}
 	}
 	d.rules = m.ValueRules
@@ -236,8 +268,19 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 		}
 		d.keys[from] = specFor(to)
 	}
+	// Keys naming an element of a list ("category[0]").
+	for k := range d.keys {
+		if m := indexedKey.FindStringSubmatch(k); m != nil {
+			if d.indexed == nil {
+				d.indexed = make(map[string]bool)
+			}
+			d.indexed[m[1]] = true
+		}
+	}
 	return &d, nil
 }
+
+var indexedKey = regexp.MustCompile(`^(.+)\[(\d+)\]$`)
 
 func set(keys []string) map[string]bool {
 	s := make(map[string]bool, len(keys))
