@@ -1,0 +1,547 @@
+// Package mailwebhooks receives e-mail providers' event webhooks and turns
+// them into mail_event metrics with the mailevents mapping: one path per
+// provider, each request verified as its provider signs it, and answered
+// 2xx only once the outputs accepted its events.
+package mailwebhooks
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/plugins/common/tls"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/selfstat"
+
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+// MailWebhooks is the HTTP(S) receiver.
+type MailWebhooks struct {
+	ServiceAddress string          `toml:"service_address"`
+	ReadTimeout    config.Duration `toml:"read_timeout"`
+	WriteTimeout   config.Duration `toml:"write_timeout"`
+	MaxBodySize    config.Size     `toml:"max_body_size"`
+	MaxInFlight    int             `toml:"max_in_flight"`
+	AckTimeout     config.Duration `toml:"ack_timeout"`
+	Providers      []*Provider     `toml:"provider"`
+	tls.ServerConfig
+	Log telegraf.Logger `toml:"-"`
+
+	acc    telegraf.TrackingAccumulator
+	acks   acks
+	slots  chan struct{}
+	server *http.Server
+	addr   net.Addr
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// Provider is one webhook: a path, how its requests are verified, and the
+// mapping of its events (a preset, and mapping options beside it).
+type Provider struct {
+	Name               string          `toml:"name"`
+	Path               string          `toml:"path"`
+	Username           string          `toml:"username"`
+	Password           config.Secret   `toml:"password"`
+	SigningKey         config.Secret   `toml:"signing_key"`
+	VerificationKey    string          `toml:"verification_key"`
+	WebhookURL         string          `toml:"webhook_url"`
+	ReplayWindow       config.Duration `toml:"replay_window"`
+	SNSCertificates    []string        `toml:"sns_certificates"`
+	SNSCertificateURLs []string        `toml:"sns_certificate_urls"`
+	SNSTopicARNs       []string        `toml:"sns_topic_arns"`
+	SNSSubscribe       string          `toml:"sns_subscribe"`
+	SNSSubscribeURLs   []string        `toml:"sns_subscribe_urls"`
+	AllowUnsigned      bool            `toml:"allow_unsigned"`
+	parser.Mapping
+
+	dec     *parser.Decoder
+	scratch sync.Pool
+	verify  verifier
+	sns     *snsVerifier
+	st      *stats
+}
+
+const defaultReplayWindow = 10 * time.Minute
+
+func (*MailWebhooks) SampleConfig() string { return sampleConfig }
+
+// Init checks every provider and builds its decoder and verifier; errors
+// name the provider, the option and the bad value.
+func (w *MailWebhooks) Init() error {
+	if len(w.Providers) == 0 {
+		return fmt.Errorf("no %q configured: add [[inputs.mailwebhooks.provider]] with a preset", "provider")
+	}
+	if w.MaxInFlight <= 0 {
+		return fmt.Errorf("invalid %q value %d: must be positive", "max_in_flight", w.MaxInFlight)
+	}
+	if w.MaxBodySize <= 0 {
+		return fmt.Errorf("invalid %q value %d: must be positive", "max_body_size", w.MaxBodySize)
+	}
+	if w.AckTimeout <= 0 {
+		return fmt.Errorf("invalid %q value %s: must be positive", "ack_timeout", time.Duration(w.AckTimeout))
+	}
+	if w.WriteTimeout > 0 && w.WriteTimeout <= w.AckTimeout {
+		return fmt.Errorf("invalid %q value %s: must exceed ack_timeout %s, or the answer cannot be written",
+			"write_timeout", time.Duration(w.WriteTimeout), time.Duration(w.AckTimeout))
+	}
+	paths := make(map[string]bool)
+	for i, p := range w.Providers {
+		if err := p.init(w.Log); err != nil {
+			return fmt.Errorf("provider %d (%s): %w", i+1, p.Name, err)
+		}
+		if paths[p.Path] {
+			return fmt.Errorf("provider %d (%s): invalid %q value %q: another provider has it", i+1, p.Name, "path", p.Path)
+		}
+		paths[p.Path] = true
+	}
+	return nil
+}
+
+func (p *Provider) init(log telegraf.Logger) error {
+	p.Mapping = withDefaults(p.Mapping)
+	if p.Name == "" {
+		p.Name = p.Preset
+	}
+	if p.Name == "" {
+		return fmt.Errorf("set %q or %q", "preset", "name")
+	}
+	if p.Path == "" {
+		p.Path = "/" + p.Name
+	}
+	if !strings.HasPrefix(p.Path, "/") {
+		return fmt.Errorf("invalid %q value %q: must start with /", "path", p.Path)
+	}
+	if p.ReplayWindow == 0 {
+		p.ReplayWindow = config.Duration(defaultReplayWindow)
+	}
+	dec, err := p.Mapping.NewDecoder()
+	if err != nil {
+		return err
+	}
+	p.dec = dec
+	p.scratch.New = func() any { return parser.NewScratch() }
+	if err := p.initVerify(log); err != nil {
+		return err
+	}
+	p.st = newStats(p.Name, p.Path)
+	return nil
+}
+
+// withDefaults fills what a provider table left out with the mapping's
+// defaults (TOML builds the tables from zero values).
+func withDefaults(m parser.Mapping) parser.Mapping {
+	def := parser.DefaultMapping()
+	if m.Measurement == "" {
+		m.Measurement = def.Measurement
+	}
+	if m.TagKeys == nil {
+		m.TagKeys = def.TagKeys
+	}
+	if m.TimeKey == "" {
+		m.TimeKey = def.TimeKey
+	}
+	if m.TimeFormat == "" {
+		m.TimeFormat = def.TimeFormat
+	}
+	if m.MissingTime == "" {
+		m.MissingTime = def.MissingTime
+	}
+	if m.MaxMessageSize == 0 {
+		m.MaxMessageSize = def.MaxMessageSize
+	}
+	return m
+}
+
+// initVerify chooses what to check of each request: what the provider
+// signs, plus basic auth when username is set. A provider with nothing to
+// check is refused unless allow_unsigned says so.
+func (p *Provider) initVerify(log telegraf.Logger) error {
+	var checks []verifier
+	window := time.Duration(p.ReplayWindow)
+	if p.Username != "" {
+		pass, err := p.Password.Get()
+		if err != nil {
+			return fmt.Errorf("password: %w", err)
+		}
+		checks = append(checks, basicAuth(p.Username, []byte(pass.String())))
+		pass.Destroy()
+	}
+	key := func(what string) ([]byte, error) {
+		if p.SigningKey.Empty() {
+			return nil, fmt.Errorf("preset %q: set %q, the provider's %s (or allow_unsigned = true)", p.Preset, "signing_key", what)
+		}
+		s, err := p.SigningKey.Get()
+		if err != nil {
+			return nil, fmt.Errorf("signing_key: %w", err)
+		}
+		defer s.Destroy()
+		return []byte(s.String()), nil
+	}
+	signed := true
+	switch {
+	case p.AllowUnsigned:
+	case p.Preset == "mailgun":
+		k, err := key("HTTP webhook signing key")
+		if err != nil {
+			return err
+		}
+		checks = append(checks, mailgun(k, window))
+	case p.Preset == "sendgrid":
+		if p.VerificationKey == "" {
+			return fmt.Errorf("preset %q: set %q, the signed event webhook's public key (or allow_unsigned = true)", p.Preset, "verification_key")
+		}
+		pub, err := parseECDSAKey(p.VerificationKey)
+		if err != nil {
+			return fmt.Errorf("invalid %q value: %w", "verification_key", err)
+		}
+		checks = append(checks, sendgrid(pub, window))
+	case p.Preset == "mandrill":
+		k, err := key("webhook key")
+		if err != nil {
+			return err
+		}
+		if p.WebhookURL == "" {
+			return fmt.Errorf("preset %q: set %q, the URL exactly as configured in Mandrill (it is signed)", p.Preset, "webhook_url")
+		}
+		checks = append(checks, mandrill(k, p.WebhookURL))
+	case p.Preset == "ses_sns":
+		v, err := newSNSVerifier(p, log)
+		if err != nil {
+			return err
+		}
+		p.sns = v
+	default:
+		signed = p.Username != ""
+	}
+	if p.Preset == "ses_sns" && p.AllowUnsigned && p.sns == nil {
+		p.sns = &snsVerifier{subscribe: subscribeLog, log: log}
+	}
+	if !signed && !p.AllowUnsigned {
+		return fmt.Errorf("preset %q is verified by basic auth: set %q and %q (or allow_unsigned = true)", p.Preset, "username", "password")
+	}
+	p.verify = all(checks...)
+	return nil
+}
+
+// Start listens and serves.
+func (w *MailWebhooks) Start(acc telegraf.Accumulator) error {
+	w.acc = acc.WithTracking(w.MaxInFlight)
+	w.acks = acks{waiting: make(map[telegraf.TrackingID]chan bool), early: make(map[telegraf.TrackingID]bool)}
+	w.slots = make(chan struct{}, w.MaxInFlight)
+	tlsConf, err := w.ServerConfig.TLSConfig()
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	for _, p := range w.Providers {
+		mux.Handle(p.Path, w.handler(p))
+	}
+	ln, err := net.Listen("tcp", w.ServiceAddress)
+	if err != nil {
+		return fmt.Errorf("listening on service_address %q: %w", w.ServiceAddress, err)
+	}
+	w.addr = ln.Addr()
+	w.server = &http.Server{
+		Handler:      mux,
+		ReadTimeout:  time.Duration(w.ReadTimeout),
+		WriteTimeout: time.Duration(w.WriteTimeout),
+		TLSConfig:    tlsConf,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	w.wg.Add(2)
+	go func() {
+		defer w.wg.Done()
+		var err error
+		if tlsConf != nil {
+			err = w.server.ServeTLS(ln, "", "")
+		} else {
+			err = w.server.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.Log.Errorf("Serving %s: %v", w.ServiceAddress, err)
+		}
+	}()
+	go func() {
+		defer w.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case info := <-w.acc.Delivered():
+				w.acks.done(info.ID(), info.Delivered())
+			}
+		}
+	}()
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	for _, p := range w.Providers {
+		w.Log.Infof("Receiving %s webhooks on %s://%s%s", p.Name, scheme, w.addr, p.Path)
+	}
+	return nil
+}
+
+// Gather does nothing: requests bring the events.
+func (*MailWebhooks) Gather(telegraf.Accumulator) error { return nil }
+
+// Stop answers the requests being served, then stops.
+func (w *MailWebhooks) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.AckTimeout)+time.Second)
+	defer cancel()
+	if err := w.server.Shutdown(ctx); err != nil {
+		w.Log.Errorf("Stopping: %v", err)
+	}
+	w.cancel()
+	w.wg.Wait()
+}
+
+// handler serves one provider's path.
+func (w *MailWebhooks) handler(p *Provider) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		p.st.requests.Incr(1)
+		code, msg := w.serve(p, rw, r, start)
+		p.st.latency.Set(time.Since(start).Nanoseconds())
+		if code >= 500 {
+			p.st.failed.Incr(1)
+		}
+		http.Error(rw, msg, code)
+	}
+}
+
+// serve handles one request and returns the status and text to answer.
+func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Request, now time.Time) (int, string) {
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodHead, http.MethodGet: // Mandrill checks the URL before saving it
+		return http.StatusOK, "ok"
+	default:
+		rw.Header().Set("Allow", "POST, HEAD, GET")
+		return http.StatusMethodNotAllowed, "POST events here"
+	}
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	default:
+		rw.Header().Set("Retry-After", "1")
+		return http.StatusServiceUnavailable, "busy: max_in_flight requests are being served"
+	}
+	body, err := readBody(rw, r, int64(w.MaxBodySize))
+	if err != nil {
+		p.st.bodiesRejected.Incr(1)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds max_body_size %d", w.MaxBodySize)
+		}
+		return http.StatusBadRequest, "reading the body: " + err.Error()
+	}
+	commit, err := p.verify(r, body, now)
+	if err == nil && p.sns != nil {
+		var done bool
+		done, err = p.snsEnvelope(r.Context(), body)
+		if err == nil && done {
+			return http.StatusOK, "ok"
+		}
+	}
+	if err != nil {
+		p.st.signatureFailures.Incr(1)
+		w.Log.Debugf("%s: refused a request from %s: %v", p.Name, r.RemoteAddr, err)
+		if errors.Is(err, errNoCredentials) {
+			if p.Username != "" {
+				rw.Header().Set("WWW-Authenticate", `Basic realm="mailtick"`)
+			}
+			return http.StatusUnauthorized, "unauthorized"
+		}
+		if !errors.Is(err, errBadSignature) && !errors.Is(err, errReplay) {
+			return http.StatusBadGateway, err.Error() // a certificate could not be fetched
+		}
+		return http.StatusForbidden, "forbidden"
+	}
+
+	sc := p.scratch.Get().(*parser.Scratch)
+	out := p.dec.Decode(sc, body, now)
+	p.scratch.Put(sc)
+	pings := 0
+	for _, b := range out.Bad {
+		p.st.refused(b.Reason())
+		if b.Reason() == parser.ReasonNoEvents {
+			pings++
+		}
+	}
+	if len(out.Bad) > 0 && pings < len(out.Bad) {
+		first := out.Bad[0]
+		w.Log.Warnf("%s: refused %d of %d events of a request (the first: %s: %v)", p.Name, len(out.Bad), out.Events, first.Reason(), first.Err())
+	}
+	if len(out.Metrics) == 0 {
+		if pings == len(out.Bad) { // SparkPost's test batch: [{"msys":{}}]
+			return http.StatusOK, "no events"
+		}
+		p.st.bodiesRejected.Incr(1)
+		return http.StatusBadRequest, fmt.Sprintf("no event could be read: %s: %v", out.Bad[0].Reason(), out.Bad[0].Err())
+	}
+	p.st.events.Incr(int64(len(out.Metrics)))
+	id := w.acc.AddTrackingMetricGroup(out.Metrics)
+	ack := w.acks.wait(id)
+	timer := time.NewTimer(time.Duration(w.AckTimeout))
+	defer timer.Stop()
+	select {
+	case ok := <-ack:
+		if !ok {
+			return http.StatusServiceUnavailable, "the outputs refused the events: send them again"
+		}
+	case <-timer.C:
+		w.acks.abandon(id)
+		return http.StatusServiceUnavailable, "the outputs did not accept the events within ack_timeout: send them again"
+	case <-r.Context().Done():
+		w.acks.abandon(id)
+		return http.StatusServiceUnavailable, "request canceled"
+	}
+	if commit != nil {
+		commit()
+	}
+	return http.StatusOK, fmt.Sprintf("ok: %d events", len(out.Metrics))
+}
+
+// snsEnvelope verifies an SNS envelope; done is true when the message was
+// a subscription message, handled here, and not events.
+func (p *Provider) snsEnvelope(ctx context.Context, body []byte) (done bool, err error) {
+	var m snsMessage
+	if err := json.Unmarshal(body, &m); err != nil || m.Type == "" {
+		return false, errNoCredentials
+	}
+	if p.sns.certs != nil || p.sns.allowURLs != nil {
+		if err := p.sns.verify(ctx, &m); err != nil {
+			return false, err
+		}
+	}
+	if m.Type == "Notification" {
+		return false, nil
+	}
+	if err := p.sns.confirm(ctx, &m); err != nil {
+		p.sns.log.Errorf("%s: %v", p.Name, err)
+	}
+	return true, nil
+}
+
+func readBody(rw http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(rw, r.Body, limit)
+	defer body.Close()
+	return io.ReadAll(body)
+}
+
+// acks hands each request the outputs' verdict on its events.
+type acks struct {
+	mu      sync.Mutex
+	waiting map[telegraf.TrackingID]chan bool // nil: the request gave up
+	early   map[telegraf.TrackingID]bool      // verdicts that came before their request waited
+}
+
+func (a *acks) wait(id telegraf.TrackingID) <-chan bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch := make(chan bool, 1)
+	if ok, found := a.early[id]; found {
+		delete(a.early, id)
+		ch <- ok
+		return ch
+	}
+	a.waiting[id] = ch
+	return ch
+}
+
+func (a *acks) done(id telegraf.TrackingID, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch, found := a.waiting[id]
+	if !found {
+		a.early[id] = ok
+		return
+	}
+	delete(a.waiting, id)
+	if ch != nil {
+		ch <- ok
+	}
+}
+
+func (a *acks) abandon(id telegraf.TrackingID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, found := a.waiting[id]; found {
+		a.waiting[id] = nil
+	}
+}
+
+// stats are one provider's self-metrics, published by inputs.internal as
+// internal_mailwebhooks (tags provider and path).
+type stats struct {
+	requests          selfstat.Stat
+	events            selfstat.Stat
+	signatureFailures selfstat.Stat
+	bodiesRejected    selfstat.Stat
+	failed            selfstat.Stat
+	latency           selfstat.Stat
+	mu                sync.Mutex
+	tags              map[string]string
+	eventsRefused     map[string]selfstat.Stat
+}
+
+func newStats(name, path string) *stats {
+	tags := map[string]string{"provider": name, "path": path}
+	return &stats{
+		requests:          selfstat.Register("mailwebhooks", "requests_received", tags),
+		events:            selfstat.Register("mailwebhooks", "events_received", tags),
+		signatureFailures: selfstat.Register("mailwebhooks", "signature_failures", tags),
+		bodiesRejected:    selfstat.Register("mailwebhooks", "bodies_rejected", tags),
+		failed:            selfstat.Register("mailwebhooks", "responses_5xx", tags),
+		latency:           selfstat.RegisterTiming("mailwebhooks", "request_time_ns", tags),
+		tags:              tags,
+		eventsRefused:     make(map[string]selfstat.Stat),
+	}
+}
+
+// refused counts an event that could not become a metric, by reason
+// (internal_mailwebhooks_refused).
+func (s *stats) refused(reason string) {
+	s.mu.Lock()
+	st, ok := s.eventsRefused[reason]
+	if !ok {
+		tags := map[string]string{"reason": reason}
+		for k, v := range s.tags {
+			tags[k] = v
+		}
+		st = selfstat.Register("mailwebhooks_refused", "events", tags)
+		s.eventsRefused[reason] = st
+	}
+	s.mu.Unlock()
+	st.Incr(1)
+}
+
+func init() {
+	inputs.Add("mailwebhooks", func() telegraf.Input {
+		return &MailWebhooks{
+			ServiceAddress: ":8095",
+			ReadTimeout:    config.Duration(10 * time.Second),
+			WriteTimeout:   config.Duration(30 * time.Second),
+			MaxBodySize:    config.Size(8 << 20),
+			MaxInFlight:    64,
+			AckTimeout:     config.Duration(10 * time.Second),
+		}
+	})
+}

@@ -1,0 +1,635 @@
+package mailwebhooks
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // as Mandrill and SNS v1 sign
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	telegrafconfig "github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/providertest"
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+)
+
+// keys are the secrets a test signs with, as each provider would.
+type keys struct {
+	mailgun, mandrill string
+	sendgrid          *ecdsa.PrivateKey
+	sns               *rsa.PrivateKey
+	snsCert           string // PEM file
+	user, pass        string
+}
+
+func newKeys(t *testing.T) *keys {
+	t.Helper()
+	k := &keys{mailgun: "key-mailgun-test", mandrill: "mandrill-webhook-key", user: "mailtick", pass: "s3cret"}
+	var err error
+	k.sendgrid, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	k.sns, err = rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	k.snsCert, _, err = providertest.WriteCertificate(t.TempDir(), k.sns)
+	require.NoError(t, err)
+	return k
+}
+
+// providers configures every preset, each verified as its provider signs.
+func (k *keys) providers(t *testing.T, base string) []*Provider {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&k.sendgrid.PublicKey)
+	require.NoError(t, err)
+	var out []*Provider
+	for _, name := range parser.PresetNames() {
+		p := &Provider{Mapping: parser.Mapping{Preset: name}}
+		switch name {
+		case "mailgun":
+			p.SigningKey = telegrafconfig.NewSecret([]byte(k.mailgun))
+		case "sendgrid":
+			p.VerificationKey = base64.StdEncoding.EncodeToString(der)
+		case "mandrill":
+			p.SigningKey = telegrafconfig.NewSecret([]byte(k.mandrill))
+			p.WebhookURL = base + "/mandrill"
+		case "ses_sns":
+			p.SNSCertificates = []string{k.snsCert}
+		default: // postmark, sparkpost, ses, mailgun_events_api
+			p.Username, p.Password = k.user, telegrafconfig.NewSecret([]byte(k.pass))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// sign makes the request a provider would send: body signed with the
+// provider's scheme at now.
+func (k *keys) sign(t *testing.T, preset, addr string, body []byte, now time.Time) *http.Request {
+	t.Helper()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	header := http.Header{"Content-Type": {"application/json"}}
+	basic := false
+	switch preset {
+	case "mailgun":
+		var doc map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(body, &doc))
+		token := make([]byte, 25)
+		_, _ = rand.Read(token)
+		mac := hmac.New(sha256.New, []byte(k.mailgun))
+		mac.Write([]byte(ts + hex.EncodeToString(token)))
+		sig, err := json.Marshal(map[string]string{"timestamp": ts, "token": hex.EncodeToString(token), "signature": hex.EncodeToString(mac.Sum(nil))})
+		require.NoError(t, err)
+		doc["signature"] = sig
+		body, err = json.Marshal(doc)
+		require.NoError(t, err)
+	case "sendgrid":
+		digest := sha256.Sum256(append([]byte(ts), body...))
+		sig, err := ecdsa.SignASN1(rand.Reader, k.sendgrid, digest[:])
+		require.NoError(t, err)
+		header.Set(sendgridSignature, base64.StdEncoding.EncodeToString(sig))
+		header.Set(sendgridTimestamp, ts)
+	case "mandrill":
+		form, err := url.ParseQuery(string(body))
+		require.NoError(t, err)
+		mac := hmac.New(sha1.New, []byte(k.mandrill))
+		mac.Write([]byte(addr))
+		mac.Write([]byte("mandrill_events" + form.Get("mandrill_events")))
+		header.Set("X-Mandrill-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		header.Set("Content-Type", "application/x-www-form-urlencoded")
+	case "ses_sns":
+		body = k.signSNS(t, body)
+		header.Set("Content-Type", "text/plain; charset=UTF-8")
+	default:
+		basic = true
+	}
+	req, err := http.NewRequest(http.MethodPost, addr, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header = header
+	if basic {
+		req.SetBasicAuth(k.user, k.pass)
+	}
+	return req
+}
+
+// signSNS signs an SNS envelope (SignatureVersion 2, SHA256withRSA).
+func (k *keys) signSNS(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var m snsMessage
+	require.NoError(t, json.Unmarshal(body, &m))
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(body, &doc))
+	digest := sha256.Sum256([]byte(m.signedText()))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k.sns, crypto.SHA256, digest[:])
+	require.NoError(t, err)
+	doc["SignatureVersion"] = "2"
+	doc["Signature"] = base64.StdEncoding.EncodeToString(sig)
+	out, err := json.Marshal(doc)
+	require.NoError(t, err)
+	return out
+}
+
+// outputs stands in for the agent's outputs: it accepts or refuses each
+// group of tracked metrics, or holds it until told.
+type outputs struct {
+	*testutil.Accumulator
+	mode    atomic.Value // "accept", "reject", "hold"
+	mu      sync.Mutex
+	written []telegraf.Metric
+	seen    int
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newOutputs() *outputs {
+	o := &outputs{Accumulator: &testutil.Accumulator{}, stop: make(chan struct{}), done: make(chan struct{})}
+	o.mode.Store("accept")
+	go func() {
+		defer close(o.done)
+		for {
+			select {
+			case <-o.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			o.deliver()
+		}
+	}()
+	return o
+}
+
+func (o *outputs) deliver() {
+	mode := o.mode.Load().(string)
+	if mode == "hold" {
+		return
+	}
+	ms := o.GetTelegrafMetrics()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, m := range ms[o.seen:] {
+		if mode == "accept" {
+			o.written = append(o.written, m.(telegraf.UnwrappableMetric).Unwrap().Copy())
+			m.Accept()
+		} else {
+			m.Reject()
+		}
+	}
+	o.seen = len(ms)
+}
+
+func (o *outputs) Written() []telegraf.Metric {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.written)
+}
+
+func (o *outputs) close() {
+	close(o.stop)
+	<-o.done
+}
+
+// start runs the plugin on loopback with every preset, changed by edit.
+func start(t *testing.T, k *keys, edit func(*MailWebhooks)) (*MailWebhooks, *outputs, string) {
+	t.Helper()
+	w := &MailWebhooks{
+		ServiceAddress: "127.0.0.1:0",
+		ReadTimeout:    telegrafconfig.Duration(10 * time.Second),
+		WriteTimeout:   telegrafconfig.Duration(30 * time.Second),
+		MaxBodySize:    telegrafconfig.Size(1 << 20),
+		MaxInFlight:    8,
+		AckTimeout:     telegrafconfig.Duration(10 * time.Second),
+		Log:            testutil.Logger{},
+	}
+	// The port is known only once listening; Mandrill signs the URL, so
+	// the mandrill provider is set up with a placeholder and fixed after.
+	w.Providers = k.providers(t, "http://placeholder")
+	if edit != nil {
+		edit(w)
+	}
+	require.NoError(t, w.Init())
+	o := newOutputs()
+	require.NoError(t, w.Start(o))
+	t.Cleanup(func() { w.Stop(); o.close() })
+	base := "http://" + w.addr.String()
+	for _, p := range w.Providers {
+		if p.Preset == "mandrill" && !p.AllowUnsigned {
+			p.verify = mandrill([]byte(k.mandrill), base+p.Path)
+		}
+	}
+	return w, o, base
+}
+
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// TestProvidersSamples: every provider's published samples, signed as
+// that provider signs them, POSTed to its path: each is answered 200 once
+// its events were accepted, and the metrics are the preset's.
+func TestProvidersSamples(t *testing.T) {
+	k := newKeys(t)
+	w, out, base := start(t, k, nil)
+	want := 0
+	for _, p := range w.Providers {
+		requests, failures := p.st.requests.Get(), p.st.signatureFailures.Get()
+		bodies, err := providertest.Bodies(p.Preset)
+		require.NoError(t, err)
+		for _, b := range bodies {
+			code, msg := do(t, k.sign(t, p.Preset, base+p.Path, b.Data, time.Now()))
+			require.Equal(t, http.StatusOK, code, "%s %s: %s", p.Preset, b.Name, msg)
+			n, err := strconv.Atoi(strings.TrimPrefix(msg, "ok: ")[:strings.Index(strings.TrimPrefix(msg, "ok: "), " ")])
+			require.NoError(t, err, msg)
+			require.GreaterOrEqual(t, n, b.Events, "%s %s", p.Preset, b.Name)
+			want += n
+		}
+		require.Equal(t, int64(len(bodies)), p.st.requests.Get()-requests, p.Name)
+		require.Equal(t, failures, p.st.signatureFailures.Get(), p.Name)
+	}
+	written := out.Written()
+	require.Len(t, written, want)
+	mailers := map[string]int{}
+	for _, m := range written {
+		mailer, _ := m.GetTag("mailer")
+		mailers[mailer]++
+		require.Equal(t, "mail_event", m.Name())
+	}
+	require.Len(t, mailers, 6, "every provider: %v", mailers)
+}
+
+// TestRefused: unsigned, tampered, replayed and stale requests are
+// answered 401 or 403, counted, and never become metrics.
+func TestRefused(t *testing.T) {
+	k := newKeys(t)
+	w, out, base := start(t, k, nil)
+	byPreset := map[string]*Provider{}
+	for _, p := range w.Providers {
+		byPreset[p.Preset] = p
+	}
+	sample := func(preset string) []byte {
+		bodies, err := providertest.Bodies(preset)
+		require.NoError(t, err)
+		return bodies[0].Data
+	}
+	// What each scheme signs, changed after signing: the body (SendGrid,
+	// Mandrill, SNS), the token (Mailgun signs timestamp and token, not
+	// the body), or the password (basic auth).
+	tamper := func(req *http.Request) *http.Request {
+		if _, _, basic := req.BasicAuth(); basic {
+			req.SetBasicAuth(k.user, "guess")
+			return req
+		}
+		b, _ := io.ReadAll(req.Body)
+		if i := bytes.Index(b, []byte(`"token":"`)); i >= 0 {
+			b[i+9] ^= 1
+		} else {
+			b = bytes.Replace(b, []byte("example"), []byte("exampl3"), 1)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.ContentLength = int64(len(b))
+		return req
+	}
+	unsigned := func(preset string) *http.Request {
+		req, err := http.NewRequest(http.MethodPost, base+byPreset[preset].Path, bytes.NewReader(sample(preset)))
+		require.NoError(t, err)
+		return req
+	}
+	now := time.Now()
+	for _, preset := range parser.PresetNames() {
+		p := byPreset[preset]
+		t.Run(preset, func(t *testing.T) {
+			failures := p.st.signatureFailures.Get()
+			code, _ := do(t, unsigned(preset))
+			require.Equal(t, http.StatusUnauthorized, code, "unsigned")
+			code, _ = do(t, tamper(k.sign(t, preset, base+p.Path, sample(preset), now)))
+			require.Equal(t, http.StatusForbidden, code, "tampered")
+			require.Equal(t, int64(2), p.st.signatureFailures.Get()-failures)
+		})
+	}
+	t.Run("mailgun replay", func(t *testing.T) {
+		p := byPreset["mailgun"]
+		req := k.sign(t, "mailgun", base+p.Path, sample("mailgun"), now)
+		body, _ := io.ReadAll(req.Body)
+		send := func() int {
+			r, _ := http.NewRequest(http.MethodPost, base+p.Path, bytes.NewReader(body))
+			code, _ := do(t, r)
+			return code
+		}
+		require.Equal(t, http.StatusOK, send())
+		require.Equal(t, http.StatusForbidden, send(), "the same token again is a replay")
+		stale := k.sign(t, "mailgun", base+p.Path, sample("mailgun"), now.Add(-time.Hour))
+		code, _ := do(t, stale)
+		require.Equal(t, http.StatusForbidden, code, "signed an hour ago, outside replay_window")
+	})
+	t.Run("sendgrid stale", func(t *testing.T) {
+		p := byPreset["sendgrid"]
+		code, _ := do(t, k.sign(t, "sendgrid", base+p.Path, sample("sendgrid"), now.Add(-time.Hour)))
+		require.Equal(t, http.StatusForbidden, code)
+	})
+	t.Run("sns signed by another key", func(t *testing.T) {
+		p := byPreset["ses_sns"]
+		other := newKeys(t)
+		code, _ := do(t, other.sign(t, "ses_sns", base+p.Path, sample("ses_sns"), now))
+		require.Equal(t, http.StatusForbidden, code)
+	})
+	time.Sleep(20 * time.Millisecond) // what a refused request might have emitted would be delivered by now
+	require.Len(t, out.Written(), 1, "only the first mailgun request")
+}
+
+// TestOutputsDown: a request whose events the outputs refuse, or do not
+// take within ack_timeout, is answered 503; sent again once they are back
+// (Mailgun's retry keeps its token), it is answered 200.
+func TestOutputsDown(t *testing.T) {
+	k := newKeys(t)
+	w, out, base := start(t, k, func(w *MailWebhooks) { w.AckTimeout = telegrafconfig.Duration(300 * time.Millisecond) })
+	var mg *Provider
+	for _, p := range w.Providers {
+		if p.Preset == "mailgun" {
+			mg = p
+		}
+	}
+	failed := mg.st.failed.Get()
+	bodies, err := providertest.Bodies("mailgun")
+	require.NoError(t, err)
+	req := k.sign(t, "mailgun", base+mg.Path, bodies[2].Data, time.Now())
+	body, _ := io.ReadAll(req.Body)
+	send := func() (int, string) {
+		r, _ := http.NewRequest(http.MethodPost, base+mg.Path, bytes.NewReader(body))
+		return do(t, r)
+	}
+
+	out.mode.Store("reject")
+	code, msg := send()
+	require.Equal(t, http.StatusServiceUnavailable, code, msg)
+	require.Contains(t, msg, "refused")
+
+	out.mode.Store("hold")
+	code, msg = send()
+	require.Equal(t, http.StatusServiceUnavailable, code, msg)
+	require.Contains(t, msg, "ack_timeout")
+
+	out.mode.Store("accept")
+	code, msg = send()
+	require.Equal(t, http.StatusOK, code, msg)
+	require.Equal(t, int64(2), mg.st.failed.Get()-failed)
+	require.Eventually(t, func() bool { return len(out.Written()) == 2 }, 5*time.Second, 5*time.Millisecond,
+		"the held metric, written late, and the retry's: the same point twice, which InfluxDB keeps once")
+	written := out.Written()
+	require.Equal(t, written[0].Time(), written[1].Time())
+	require.Equal(t, written[0].Fields(), written[1].Fields())
+}
+
+// TestLimits: bodies over max_body_size get 413, requests over
+// max_in_flight 503, other methods 405; HEAD is answered (Mandrill checks
+// the URL); SparkPost's test batch is answered 200 without metrics; a body
+// with no good event gets 400.
+func TestLimits(t *testing.T) {
+	k := newKeys(t)
+	w, out, base := start(t, k, func(w *MailWebhooks) {
+		w.MaxBodySize = 4096
+		w.MaxInFlight = 1
+	})
+	path := map[string]string{}
+	for _, p := range w.Providers {
+		path[p.Preset] = base + p.Path
+	}
+	big := `[` + strings.Repeat(`{"email":"a@example.com","event":"delivered","timestamp":1513299569},`, 100) + `{}]`
+	code, _ := do(t, k.sign(t, "sendgrid", path["sendgrid"], []byte(big), time.Now()))
+	require.Equal(t, http.StatusRequestEntityTooLarge, code)
+
+	req, _ := http.NewRequest(http.MethodPut, path["postmark"], nil)
+	code, _ = do(t, req)
+	require.Equal(t, http.StatusMethodNotAllowed, code)
+	req, _ = http.NewRequest(http.MethodHead, path["mandrill"], nil)
+	code, _ = do(t, req)
+	require.Equal(t, http.StatusOK, code)
+
+	code, msg := do(t, k.sign(t, "sparkpost", path["sparkpost"], []byte(`[{"msys":{}}]`), time.Now()))
+	require.Equal(t, http.StatusOK, code, msg)
+	code, msg = do(t, k.sign(t, "sendgrid", path["sendgrid"], []byte(`[{"email":"a@example.com","timestamp":"yesterday"}]`), time.Now()))
+	require.Equal(t, http.StatusBadRequest, code, msg)
+	require.Contains(t, msg, "bad_time")
+
+	// One request waits for the held outputs; the next finds no slot.
+	out.mode.Store("hold")
+	bodies, err := providertest.Bodies("postmark")
+	require.NoError(t, err)
+	first := make(chan int)
+	go func() {
+		c, _ := do(t, k.sign(t, "postmark", path["postmark"], bodies[0].Data, time.Now()))
+		first <- c
+	}()
+	require.Eventually(t, func() bool { return len(out.GetTelegrafMetrics()) == 1 }, 5*time.Second, time.Millisecond)
+	code, _ = do(t, k.sign(t, "postmark", path["postmark"], bodies[1].Data, time.Now()))
+	require.Equal(t, http.StatusServiceUnavailable, code, "max_in_flight = 1 is taken")
+	out.mode.Store("accept")
+	require.Equal(t, http.StatusOK, <-first)
+}
+
+// TestSNSSubscription: a signed SubscriptionConfirmation is logged, or
+// confirmed by visiting its SubscribeURL only where sns_subscribe_urls
+// allows; it never becomes a metric.
+func TestSNSSubscription(t *testing.T) {
+	var visits atomic.Int32
+	aws := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { visits.Add(1) }))
+	defer aws.Close()
+	k := newKeys(t)
+	confirmation := func(subscribeURL string) []byte {
+		b, err := json.Marshal(map[string]string{
+			"Type": "SubscriptionConfirmation", "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+			"Token": "2336412f37", "TopicArn": "arn:aws:sns:us-west-2:123456789012:MyTopic",
+			"Message":      "You have chosen to subscribe to the topic arn:aws:sns:us-west-2:123456789012:MyTopic.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
+			"SubscribeURL": subscribeURL, "Timestamp": "2012-04-26T20:45:04.751Z",
+		})
+		require.NoError(t, err)
+		return b
+	}
+	for _, mode := range []string{"log", "confirm"} {
+		t.Run(mode, func(t *testing.T) {
+			visits.Store(0)
+			w, out, base := start(t, k, func(w *MailWebhooks) {
+				for _, p := range w.Providers {
+					p.SNSSubscribe = mode
+					p.SNSSubscribeURLs = []string{aws.URL + "/?Action=ConfirmSubscription*"}
+				}
+			})
+			var path string
+			for _, p := range w.Providers {
+				if p.Preset == "ses_sns" {
+					path = base + p.Path
+				}
+			}
+			code, _ := do(t, k.sign(t, "ses_sns", path, confirmation(aws.URL+"/?Action=ConfirmSubscription&Token=2336412f37"), time.Now()))
+			require.Equal(t, http.StatusOK, code)
+			code, _ = do(t, k.sign(t, "ses_sns", path, confirmation("http://198.51.100.1/?Action=ConfirmSubscription"), time.Now()))
+			require.Equal(t, http.StatusOK, code, "answered, but not visited: not allowed")
+			want := int32(0)
+			if mode == "confirm" {
+				want = 1
+			}
+			require.Equal(t, want, visits.Load())
+			require.Empty(t, out.GetTelegrafMetrics())
+		})
+	}
+}
+
+// TestSNSCertificateURL: with sns_certificate_urls, the certificate a
+// message names is fetched once from an allowed address; a message naming
+// another address is refused without fetching anything.
+func TestSNSCertificateURL(t *testing.T) {
+	k := newKeys(t)
+	pemBytes, err := os.ReadFile(k.snsCert)
+	require.NoError(t, err)
+	var fetches atomic.Int32
+	certs := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		_, _ = rw.Write(pemBytes)
+	}))
+	defer certs.Close()
+	w, out, base := start(t, k, func(w *MailWebhooks) {
+		for _, p := range w.Providers {
+			if p.Preset == "ses_sns" {
+				p.SNSCertificates = nil
+				p.SNSCertificateURLs = []string{certs.URL + "/SimpleNotificationService-*.pem"}
+			}
+		}
+	})
+	var path string
+	for _, p := range w.Providers {
+		if p.Preset == "ses_sns" {
+			path = base + p.Path
+		}
+	}
+	bodies, err := providertest.Bodies("ses_sns")
+	require.NoError(t, err)
+	withCertURL := func(body []byte, u string) []byte {
+		var doc map[string]string
+		require.NoError(t, json.Unmarshal(body, &doc))
+		doc["SigningCertURL"] = u
+		b, err := json.Marshal(doc)
+		require.NoError(t, err)
+		return b
+	}
+	for _, b := range bodies[:3] {
+		code, msg := do(t, k.sign(t, "ses_sns", path, withCertURL(b.Data, certs.URL+"/SimpleNotificationService-abc.pem"), time.Now()))
+		require.Equal(t, http.StatusOK, code, msg)
+	}
+	require.Equal(t, int32(1), fetches.Load(), "fetched once, then kept")
+	code, _ := do(t, k.sign(t, "ses_sns", path, withCertURL(bodies[0].Data, "http://198.51.100.1/evil.pem"), time.Now()))
+	require.Equal(t, http.StatusForbidden, code)
+	require.Equal(t, int32(1), fetches.Load())
+	require.Len(t, out.Written(), 3)
+}
+
+// TestTLS: with tls_cert and tls_key, the receiver speaks HTTPS.
+func TestTLS(t *testing.T) {
+	k := newKeys(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	cert, keyFile, err := providertest.WriteCertificate(t.TempDir(), key)
+	require.NoError(t, err)
+	w, _, _ := start(t, k, func(w *MailWebhooks) { w.TLSCert, w.TLSKey = cert, keyFile })
+	pool := x509.NewCertPool()
+	pemBytes, err := os.ReadFile(cert)
+	require.NoError(t, err)
+	require.True(t, pool.AppendCertsFromPEM(pemBytes))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	bodies, err := providertest.Bodies("postmark")
+	require.NoError(t, err)
+	req := k.sign(t, "postmark", "https://"+w.addr.String()+"/postmark", bodies[1].Data, time.Now())
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func TestInit(t *testing.T) {
+	k := newKeys(t)
+	tests := []struct {
+		name string
+		edit func(*MailWebhooks)
+		err  string
+	}{
+		{"no provider", func(w *MailWebhooks) { w.Providers = nil }, `no "provider" configured`},
+		{"unknown preset", func(w *MailWebhooks) { w.Providers[0].Preset = "mailchimp" }, `invalid "preset" value "mailchimp"`},
+		{"mailgun without its key", func(w *MailWebhooks) { w.Providers[0].SigningKey = telegrafconfig.NewSecret(nil) },
+			`provider 1 (mailgun): preset "mailgun": set "signing_key"`},
+		{"sendgrid without its key", func(w *MailWebhooks) {
+			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "sendgrid"}}}
+		}, `set "verification_key"`},
+		{"sendgrid with a bad key", func(w *MailWebhooks) {
+			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "sendgrid"}, VerificationKey: "bm90IGEga2V5"}}
+		}, `invalid "verification_key" value`},
+		{"postmark without basic auth", func(w *MailWebhooks) {
+			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "postmark"}}}
+		}, `set "username" and "password"`},
+		{"ses_sns without certificates", func(w *MailWebhooks) {
+			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "ses_sns"}}}
+		}, `set "sns_certificates" or "sns_certificate_urls"`},
+		{"confirm without allowed URLs", func(w *MailWebhooks) {
+			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "ses_sns"}, SNSCertificates: []string{k.snsCert}, SNSSubscribe: "confirm"}}
+		}, `"sns_subscribe" = "confirm" needs "sns_subscribe_urls"`},
+		{"two providers on one path", func(w *MailWebhooks) { w.Providers[1].Path = "/mailgun" }, `invalid "path" value "/mailgun": another provider has it`},
+		{"write_timeout below ack_timeout", func(w *MailWebhooks) { w.WriteTimeout = telegrafconfig.Duration(time.Second) }, `invalid "write_timeout" value 1s`},
+		{"a bad mapping option", func(w *MailWebhooks) { w.Providers[0].TimeFill = "x" }, `invalid "time_fill" value "x"`},
+		{"unsigned allowed", func(w *MailWebhooks) {
+			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "postmark"}, AllowUnsigned: true}}
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &MailWebhooks{ServiceAddress: "127.0.0.1:0", MaxBodySize: 1 << 20, MaxInFlight: 1,
+				AckTimeout: telegrafconfig.Duration(10 * time.Second), WriteTimeout: telegrafconfig.Duration(30 * time.Second), Log: testutil.Logger{}}
+			w.Providers = k.providers(t, "http://x")
+			tt.edit(w)
+			err := w.Init()
+			if tt.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.err)
+		})
+	}
+}
+
+func TestSampleConfigLoads(t *testing.T) {
+	t.Setenv("MAILGUN_WEBHOOK_SIGNING_KEY", "key-x")
+	c := telegrafconfig.NewConfig()
+	require.NoError(t, c.LoadConfigData([]byte(sampleConfig), ""))
+	require.Len(t, c.Inputs, 1)
+	require.NoError(t, c.Inputs[0].Init())
+	w := c.Inputs[0].Input.(*MailWebhooks)
+	require.Equal(t, "/mailgun", w.Providers[0].Path)
+	require.Equal(t, "mail_event", w.Providers[0].Measurement, "defaults fill what the table leaves out")
+
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+}
+
