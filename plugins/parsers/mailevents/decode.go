@@ -554,7 +554,7 @@ func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, pu
 	case b.hasTime:
 		tm = b.tm
 		if d.fillTime || elem > 0 {
-			tm = d.fill(tm, v, raw, elem)
+			tm = d.fill(tm, v, elem)
 		}
 	case d.missingAsDLQ:
 		fail(ReasonMissingTime, fmt.Errorf("event has none of the time keys %q", d.timeKeys))
@@ -569,10 +569,11 @@ func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, pu
 // fill makes the times of distinct events in one series distinct, so that
 // InfluxDB keeps each instead of overwriting one with the other. Where the
 // provider gives whole seconds (or milli-, or microseconds), time_fill =
-// "event_hash" fills the digits below with a hash of the event's text:
-// the same event, delivered again, lands on the same point. The elements
+// "event_hash" fills the digits below with a hash of the event's JSON,
+// rendered compactly (whitespace, and whether it came through SNS, change
+// nothing): the same event, delivered again, lands on the same point. The elements
 // of an exploded list differ by their place in it too.
-func (d *Decoder) fill(tm time.Time, v *fastjson.Value, raw []byte, elem int) time.Time {
+func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
 	step := int64(1)
 	if d.fillTime {
 		ns := int64(tm.Nanosecond())
@@ -586,11 +587,8 @@ func (d *Decoder) fill(tm time.Time, v *fastjson.Value, raw []byte, elem int) ti
 	if step == 1 {
 		return tm.Add(time.Duration(max(elem, 0)))
 	}
-	if raw == nil {
-		raw = v.MarshalTo(nil)
-	}
 	h := fnv.New64a()
-	h.Write(raw)
+	h.Write(v.MarshalTo(nil))
 	sum := h.Sum64() + uint64(max(elem, 0))
 	return tm.Add(time.Duration(sum % uint64(step)))
 }
