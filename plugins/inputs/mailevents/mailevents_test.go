@@ -24,6 +24,7 @@ import (
 	"github.com/mailtick/mailtick/internal/providertest"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 
 // fullEvent is one generated good event with every key of the schema.
@@ -459,4 +460,48 @@ func TestSampleConfigLoads(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+}
+
+// TestPresetsIntegration: each provider's published samples, published to
+// nsqd as a relay would, come out of the input with one preset line as
+// the same metrics the mailevents parser makes of them.
+func TestPresetsIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQD(t)
+	for _, name := range parser.PresetNames() {
+		t.Run(name, func(t *testing.T) {
+			bodies, err := providertest.Bodies(name)
+			require.NoError(t, err)
+			var data [][]byte
+			m := parser.DefaultMapping()
+			m.Preset = name
+			dec, err := m.NewDecoder()
+			require.NoError(t, err)
+			want := 0
+			for _, b := range bodies {
+				data = append(data, b.Data)
+				want += len(dec.Decode(parser.NewScratch(), b.Data, time.Now()).Metrics)
+			}
+			topic := "provider_" + name
+			publish(t, nsqd, topic, data...)
+			_, acc := startPlugin(t, nsqd, func(m *MailEvents) {
+				m.Topics = []string{topic}
+				m.Preset = name
+			})
+			acc.Wait(want)
+			got := acc.GetTelegrafMetrics()
+			require.Len(t, got, want)
+			for _, m := range got {
+				mailer, _ := m.GetTag("mailer")
+				require.Equal(t, strings.TrimSuffix(strings.TrimSuffix(name, "_sns"), "_events_api"), mailer)
+				m.Accept()
+			}
+			require.Eventually(t, func() bool {
+				ch := channelStats(t, nsqd, topic)
+				return ch.MessageCount == int64(len(data)) && ch.InFlight == 0 && ch.Depth == 0
+			}, 10*time.Second, 20*time.Millisecond, "every message finished")
+		})
+	}
 }
