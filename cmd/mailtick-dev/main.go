@@ -47,6 +47,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Uint64Var(&opt.Seed, "seed", 1, "generator seed")
 	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
 	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
+	webhooks := fs.Int("webhooks", 100000, "SendGrid events POSTed to mailwebhooks and to http_listener_v2, 100 and 1 per request (0: skip)")
 	spam := fs.Int("spam", 100000, "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory (0: skip)")
 	fs.Parse(args)
 	if opt.Events > 0 {
@@ -62,6 +63,13 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		bench.PrintOutage(os.Stdout, res)
+	}
+	if *webhooks > 0 {
+		res, err := bench.Webhooks(ctx, *webhooks, os.Stderr)
+		if err != nil {
+			return err
+		}
+		bench.PrintWebhooks(os.Stdout, res)
 	}
 	if *spam > 0 {
 		res, err := bench.SpamMemory(ctx, *spam, os.Stderr)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/bench"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/providertest"
 )
 
 func benchBodies(b *testing.B, n int) [][]byte {
@@ -88,4 +89,51 @@ func BenchmarkParse(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkParser is the cost per event of the mapping as a Telegraf
+// parser (data_format = "mailevents") against the decoder that
+// inputs.mailevents runs, on the same mailer events; and of the presets,
+// per event, on each provider's published samples.
+func BenchmarkParser(b *testing.B) {
+	bodies := benchBodies(b, 1024)
+	b.Run("decoder", func(b *testing.B) {
+		d := newDecoder(b, nil)
+		sc := NewScratch()
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if out := d.Decode(sc, bodies[i%len(bodies)], time.Now()); len(out.Metrics) != 1 {
+				b.Fatal(out.Bad)
+			}
+		}
+	})
+	b.Run("parser", func(b *testing.B) {
+		p := &Parser{Mapping: DefaultMapping()}
+		require.NoError(b, p.Init())
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if ms, err := p.Parse(bodies[i%len(bodies)]); err != nil || len(ms) != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, name := range PresetNames() {
+		b.Run("preset_"+name, func(b *testing.B) {
+			samples, err := providertest.Bodies(name)
+			require.NoError(b, err)
+			p := &Parser{Mapping: DefaultMapping()}
+			p.Preset = name
+			require.NoError(b, p.Init())
+			events := 0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				ms, err := p.Parse(samples[i%len(samples)].Data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				events += len(ms)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events), "ns/event")
+		})
+	}
 }
