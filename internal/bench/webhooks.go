@@ -87,22 +87,8 @@ func Webhooks(ctx context.Context, n int, log io.Writer) ([]WebhookResult, error
 		name, input string
 		signed      bool
 	}{
-		{"mailwebhooks", fmt.Sprintf(`[[inputs.mailwebhooks]]
-  service_address = "127.0.0.1:%%d"
-  max_in_flight = %d
-  [[inputs.mailwebhooks.provider]]
-    preset = "sendgrid"
-    path = "/events"
-    verification_key = %q
-`, webhookClients, base64.StdEncoding.EncodeToString(der)), true},
-		{"mailwebhooks unsigned", fmt.Sprintf(`[[inputs.mailwebhooks]]
-  service_address = "127.0.0.1:%%d"
-  max_in_flight = %d
-  [[inputs.mailwebhooks.provider]]
-    preset = "sendgrid"
-    path = "/events"
-    allow_unsigned = true
-`, webhookClients), false},
+		{"mailwebhooks", webhooksInput(fmt.Sprintf("verification_key = %q", base64.StdEncoding.EncodeToString(der))), true},
+		{"mailwebhooks unsigned", webhooksInput("allow_unsigned = true"), false},
 		{"listener+mailevents", `[[inputs.http_listener_v2]]
   service_address = "127.0.0.1:%d"
   paths = ["/events"]
@@ -134,6 +120,19 @@ func Webhooks(ctx context.Context, n int, log io.Writer) ([]WebhookResult, error
 		}
 	}
 	return out, nil
+}
+
+// webhooksInput is inputs.mailwebhooks with the sendgrid preset, verified
+// as verify says; %d is left for the port.
+func webhooksInput(verify string) string {
+	return fmt.Sprintf(`[[inputs.mailwebhooks]]
+  service_address = "127.0.0.1:%%d"
+  max_in_flight = %d
+  [[inputs.mailwebhooks.provider]]
+    preset = "sendgrid"
+    path = "/events"
+    %s
+`, webhookClients, verify)
 }
 
 // sendgridBodies makes n distinct events shaped as SendGrid's delivered

@@ -241,6 +241,16 @@ func start(t *testing.T, k *keys, edit func(*MailWebhooks)) (*MailWebhooks, *out
 	return w, o, base
 }
 
+// provider returns the plugin's provider of a preset.
+func provider(w *MailWebhooks, preset string) *Provider {
+	for _, p := range w.Providers {
+		if p.Preset == preset {
+			return p
+		}
+	}
+	return nil
+}
+
 func do(t *testing.T, req *http.Request) (int, string) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
@@ -368,12 +378,7 @@ func TestRefused(t *testing.T) {
 func TestOutputsDown(t *testing.T) {
 	k := newKeys(t)
 	w, out, base := start(t, k, func(w *MailWebhooks) { w.AckTimeout = telegrafconfig.Duration(300 * time.Millisecond) })
-	var mg *Provider
-	for _, p := range w.Providers {
-		if p.Preset == "mailgun" {
-			mg = p
-		}
-	}
+	mg := provider(w, "mailgun")
 	failed := mg.st.failed.Get()
 	bodies, err := providertest.Bodies("mailgun")
 	require.NoError(t, err)
@@ -479,12 +484,7 @@ func TestSNSSubscription(t *testing.T) {
 					p.SNSSubscribeURLs = []string{aws.URL + "/?Action=ConfirmSubscription*"}
 				}
 			})
-			var path string
-			for _, p := range w.Providers {
-				if p.Preset == "ses_sns" {
-					path = base + p.Path
-				}
-			}
+			path := base + provider(w, "ses_sns").Path
 			code, _ := do(t, k.sign(t, "ses_sns", path, confirmation(aws.URL+"/?Action=ConfirmSubscription&Token=2336412f37"), time.Now()))
 			require.Equal(t, http.StatusOK, code)
 			code, _ = do(t, k.sign(t, "ses_sns", path, confirmation("http://198.51.100.1/?Action=ConfirmSubscription"), time.Now()))
@@ -513,19 +513,11 @@ func TestSNSCertificateURL(t *testing.T) {
 	}))
 	defer certs.Close()
 	w, out, base := start(t, k, func(w *MailWebhooks) {
-		for _, p := range w.Providers {
-			if p.Preset == "ses_sns" {
-				p.SNSCertificates = nil
-				p.SNSCertificateURLs = []string{certs.URL + "/SimpleNotificationService-*.pem"}
-			}
-		}
+		p := provider(w, "ses_sns")
+		p.SNSCertificates = nil
+		p.SNSCertificateURLs = []string{certs.URL + "/SimpleNotificationService-*.pem"}
 	})
-	var path string
-	for _, p := range w.Providers {
-		if p.Preset == "ses_sns" {
-			path = base + p.Path
-		}
-	}
+	path := base + provider(w, "ses_sns").Path
 	bodies, err := providertest.Bodies("ses_sns")
 	require.NoError(t, err)
 	withCertURL := func(body []byte, u string) []byte {
@@ -632,4 +624,3 @@ func TestSampleConfigLoads(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
 }
-
