@@ -23,13 +23,15 @@ import (
 	_ "github.com/influxdata/telegraf/plugins/outputs/influxdb"
 
 	"github.com/mailtick/mailtick/internal/pii/piitest"
+	"github.com/mailtick/mailtick/internal/providertest"
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 	_ "github.com/mailtick/mailtick/plugins/processors/piiscrub"
 )
 
 // TestCentralPathProperty: random events full of addresses, in every form
-// the public corpus has and more, go through the mailevents decoder, then
+// the public corpus has and more, and the providers' published samples,
+// go through the mailevents decoder (the presets for the samples), then
 // as rollups through the shipped telegraf.conf's piiscrub and rollupfwd
 // (loaded from the file as it is). Nothing that reaches the spool, nor
 // anything in the reject file, matches a broad reference scan written apart
@@ -89,6 +91,20 @@ func TestCentralPathProperty(t *testing.T) {
 		}
 		return dirty[rng.IntN(len(dirty))]
 	}
+	// Each event becomes the rollups Kapacitor would write, with all its
+	// keys: what piiscrub and the guard must clean or refuse.
+	feed := func(ms []telegraf.Metric) {
+		for _, m := range ms {
+			for _, name := range []string{"mail_counts", "mail_latency", "mail_spam"} {
+				r := m.Copy()
+				r.SetName(name)
+				r.AddTag("sender_domain", pick())
+				r.AddTag("window", "1m")
+				r.AddField("count", int64(1))
+				require.NoError(t, scrub.Add(r, acc))
+			}
+		}
+	}
 	for i := 0; i < 2000; i++ {
 		ev := map[string]any{"time": 1700000000 + i, "latency_ms": rng.Float64() * 1000}
 		for _, k := range []string{"dc", "direction", "event", "customer", "mailer", "sender", "recipient", "sender_ip", "helo", "smtp_response", "message_id"} {
@@ -98,16 +114,20 @@ func TestCentralPathProperty(t *testing.T) {
 		}
 		body, err := json.Marshal(ev)
 		require.NoError(t, err)
-		out := dec.Decode(parser.NewScratch(), body, time.Unix(1795356000, 0))
-		for _, m := range out.Metrics {
-			for _, name := range []string{"mail_counts", "mail_latency", "mail_spam"} {
-				r := m.Copy()
-				r.SetName(name)
-				r.AddTag("sender_domain", pick())
-				r.AddTag("window", "1m")
-				r.AddField("count", int64(1))
-				require.NoError(t, scrub.Add(r, acc))
-			}
+		feed(dec.Decode(parser.NewScratch(), body, time.Unix(1795356000, 0)).Metrics)
+	}
+	// The providers' published samples, through their presets: keys the
+	// mailer schema does not have (mx_host, reject_reason, bounce_type)
+	// and reply texts holding the recipient.
+	for _, name := range parser.PresetNames() {
+		m := parser.DefaultMapping()
+		m.Preset = name
+		pdec, err := m.NewDecoder()
+		require.NoError(t, err)
+		bodies, err := providertest.Bodies(name)
+		require.NoError(t, err)
+		for _, b := range bodies {
+			feed(pdec.Decode(parser.NewScratch(), b.Data, time.Unix(1795356000, 0)).Metrics)
 		}
 	}
 	metrics := acc.GetTelegrafMetrics()
