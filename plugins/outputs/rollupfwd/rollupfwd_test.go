@@ -168,8 +168,15 @@ func TestSpoolRecovery(t *testing.T) {
 
 			log := &testutil.CaptureLogger{}
 			r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, func(r *RollupFwd) { r.Log = log })
-			require.Len(t, log.Warnings(), 1)
-			require.Contains(t, log.Warnings()[0], "skipped a broken tail of")
+			// The sender may already have warned that central (":1") is
+			// down: count only the recovery's warnings.
+			var recovery []string
+			for _, w := range log.Warnings() {
+				if strings.Contains(w, "skipped a broken tail of") {
+					recovery = append(recovery, w)
+				}
+			}
+			require.Len(t, recovery, 1)
 			require.Len(t, spooled(t, dir), tail.kept)
 			require.NoError(t, r.Write(rollups(100, 1)), "the recovered spool takes new records")
 			require.Len(t, spooled(t, dir), tail.kept+1)
