@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"net/url"
 	"path"
@@ -22,6 +21,8 @@ import (
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/metric"
 	"github.com/valyala/fastjson"
+
+	"github.com/mailtick/mailtick/internal/eventtime"
 )
 
 // Reasons an event is not turned into a metric. They are the values of the
@@ -571,26 +572,13 @@ func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, pu
 // provider gives whole seconds (or milli-, or microseconds), time_fill =
 // "event_hash" fills the digits below with a hash of the event's JSON,
 // rendered compactly (whitespace, and whether it came through SNS, change
-// nothing): the same event, delivered again, lands on the same point. The elements
-// of an exploded list differ by their place in it too.
+// nothing): the same event, delivered again, lands on the same point. The
+// elements of an exploded list differ by their place in it too.
 func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
-	step := int64(1)
-	if d.fillTime {
-		ns := int64(tm.Nanosecond())
-		for _, p := range []int64{1e9, 1e6, 1e3} {
-			if ns%p == 0 {
-				step = p
-				break
-			}
-		}
-	}
-	if step == 1 {
+	if !d.fillTime {
 		return tm.Add(time.Duration(max(elem, 0)))
 	}
-	h := fnv.New64a()
-	h.Write(v.MarshalTo(nil))
-	sum := h.Sum64() + uint64(max(elem, 0))
-	return tm.Add(time.Duration(sum % uint64(step)))
+	return eventtime.Fill(tm, v.MarshalTo(nil), max(elem, 0))
 }
 
 // Scratch is a worker's reusable decoding state.
