@@ -8,7 +8,7 @@ export GOTOOLCHAIN := auto
 
 GO_TEST_TIMEOUT ?= 25m
 
-.PHONY: all build servers setup chromium test test-short demo bench fuzz clean distclean
+.PHONY: all build servers setup chromium postfix test test-short demo bench fuzz clean distclean
 
 all: build
 
@@ -24,14 +24,22 @@ servers:
 	./scripts/servers.sh
 
 ## setup: what the machine needs for the tests, installed once: Debian's
-## Chromium (the test that renders the HTML report) and the servers
-setup: servers chromium
+## Chromium (the test that renders the HTML report), Debian's Postfix (the
+## MTA log tests run a real one) and the servers
+setup: servers chromium postfix
 
 ## chromium: Debian's Chromium, for the test that renders the HTML report
 chromium:
 	@command -v chromium >/dev/null || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -q && $$sudo apt-get install -y -q chromium; }
+
+## postfix: Debian's Postfix; the tests start their own instances on
+## loopback, with their own configuration (the system's is not used)
+postfix:
+	@[ -x /usr/sbin/postfix ] || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix; }
 
 ## test: every test, integration tests against real servers included
 test: setup build

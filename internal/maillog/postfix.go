@@ -1,0 +1,402 @@
+package maillog
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+
+	"github.com/mailtick/mailtick/internal/eventtime"
+)
+
+// Event is one delivery attempt of one recipient, one reject, or one
+// message accepted or expired, as the log tells it.
+type Event struct {
+	Time          time.Time
+	Event         string // accepted, delivered, deferred, bounced, expired, rejected
+	Direction     string
+	Host          string // the MTA: the syslog host
+	QueueID       string
+	MessageID     string
+	Sender        string
+	Recipient     string
+	OrigRecipient string
+	ClientIP      string
+	Helo          string
+	Relay         string
+	SMTPCode      int
+	SMTPStatus    string
+	Response      string
+	LatencyMS     float64
+	Delays        [4]float64 // before qmgr, in qmgr, connection set-up, transmission (ms)
+	HasDelays     bool
+	Size          int64
+	Attempt       int
+	line          string // the whole line: its hash makes the time unique
+}
+
+// Metric is the event as a mail_event metric of the DESIGN schema.
+func (e *Event) Metric() telegraf.Metric {
+	tags := map[string]string{"event": e.Event}
+	if e.Direction != "" {
+		tags["direction"] = e.Direction
+	}
+	if e.Host != "" {
+		tags["mailer"] = e.Host
+	}
+	fields := map[string]any{}
+	str := func(k, v string) {
+		if v != "" {
+			fields[k] = v
+		}
+	}
+	str("queue_id", e.QueueID)
+	str("message_id", e.MessageID)
+	str("sender", e.Sender)
+	str("recipient", e.Recipient)
+	str("orig_recipient", e.OrigRecipient)
+	str("sender_ip", e.ClientIP)
+	str("helo", e.Helo)
+	str("relay", e.Relay)
+	str("smtp_status", e.SMTPStatus)
+	str("smtp_response", e.Response)
+	if e.SMTPCode > 0 {
+		fields["smtp_code"] = int64(e.SMTPCode)
+	}
+	if e.Event != "accepted" && e.Event != "rejected" && e.Event != "expired" {
+		fields["latency_ms"] = e.LatencyMS
+		fields["attempt"] = int64(e.Attempt)
+	}
+	if e.HasDelays {
+		for i, k := range []string{"delay_before_qmgr_ms", "delay_in_qmgr_ms", "delay_conn_setup_ms", "delay_transmission_ms"} {
+			fields[k] = e.Delays[i]
+		}
+	}
+	if e.Size > 0 {
+		fields["size_bytes"] = e.Size
+	}
+	if len(fields) == 0 {
+		fields["count"] = int64(1)
+	}
+	return metric.New("mail_event", tags, fields, eventtime.Fill(e.Time, []byte(e.line), 0))
+}
+
+// message is what the log said so far of one queue id.
+type message struct {
+	clientIP, helo, messageID, sender string
+	size                              int64
+	accepted                          bool
+	attempts                          map[string]int // per recipient
+	seen                              time.Time      // last line about it
+}
+
+// Options are the correlator's limits and choices.
+type Options struct {
+	MaxMessages    int           // queue ids kept at once; the oldest go first (counted)
+	TTL            time.Duration // a queue id not seen for this long goes (counted)
+	InboundDaemons []string      // delivery agents that deliver here: local, virtual, lmtp, pipe
+}
+
+// Correlator turns Postfix lines into events, keeping per queue id what
+// earlier lines said (client, sender, size, message-id, attempts).
+type Correlator struct {
+	opt      Options
+	inbound  map[string]bool
+	msgs     map[string]*message
+	Evicted  int64          // queue ids dropped by MaxMessages or TTL
+	Unknown  map[string]int // lines not read, by reason
+	lastTrim time.Time
+}
+
+// NewCorrelator returns a correlator with opt (zero values: 100,000 queue
+// ids, 7 days, local/virtual/lmtp/pipe inbound).
+func NewCorrelator(opt Options) *Correlator {
+	if opt.MaxMessages <= 0 {
+		opt.MaxMessages = 100000
+	}
+	if opt.TTL <= 0 {
+		opt.TTL = 7 * 24 * time.Hour
+	}
+	if opt.InboundDaemons == nil {
+		opt.InboundDaemons = []string{"local", "virtual", "lmtp", "pipe"}
+	}
+	c := &Correlator{opt: opt, inbound: map[string]bool{}, msgs: map[string]*message{}, Unknown: map[string]int{}}
+	for _, d := range opt.InboundDaemons {
+		c.inbound[d] = true
+	}
+	return c
+}
+
+// Open is the number of queue ids held.
+func (c *Correlator) Open() int { return len(c.msgs) }
+
+var (
+	// Short queue ids are upper-case hex; long ones (enable_long_queue_ids)
+	// use an alphabet without vowels, so no English word is one.
+	queueID   = regexp.MustCompile(`^([0-9A-F]{6,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{12,20}): (.*)$`)
+	replyCode = regexp.MustCompile(`^([245]\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?`)
+	hostAddr  = regexp.MustCompile(`^(\S*?)\[([0-9A-Fa-f:.]+)\](?::\d+)?`)
+)
+
+// Line reads one line. It returns the events the line completes; reason
+// is set when the line could not be read.
+func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Event, string) {
+	l, err := SplitLine(raw, now, loc)
+	if err != nil {
+		reason := ReasonNoProgram
+		if err == errBadTime {
+			reason = ReasonBadTime
+		}
+		c.Unknown[reason]++
+		return nil, reason
+	}
+	if !l.HasTime {
+		l.Time = now
+	}
+	evs := c.postfix(l, raw)
+	c.trim(l.Time)
+	return evs, ""
+}
+
+func (c *Correlator) msg(id string, at time.Time) *message {
+	m, ok := c.msgs[id]
+	if !ok {
+		if len(c.msgs) >= c.opt.MaxMessages {
+			c.evictOldest()
+		}
+		m = &message{}
+		c.msgs[id] = m
+	}
+	m.seen = at
+	return m
+}
+
+func (c *Correlator) evictOldest() {
+	var oldest string
+	var at time.Time
+	for id, m := range c.msgs {
+		if oldest == "" || m.seen.Before(at) {
+			oldest, at = id, m.seen
+		}
+	}
+	delete(c.msgs, oldest)
+	c.Evicted++
+}
+
+// trim drops queue ids not seen for TTL, at most once a minute of log time.
+func (c *Correlator) trim(now time.Time) {
+	if now.Sub(c.lastTrim) < time.Minute {
+		return
+	}
+	c.lastTrim = now
+	for id, m := range c.msgs {
+		if now.Sub(m.seen) > c.opt.TTL {
+			delete(c.msgs, id)
+			c.Evicted++
+		}
+	}
+}
+
+// postfix reads the message of a Postfix line.
+func (c *Correlator) postfix(l Line, raw string) []Event {
+	d := daemon(l.Program)
+	ev := Event{Time: l.Time, Host: l.Host, line: raw}
+	if rest, ok := strings.CutPrefix(l.Message, "NOQUEUE: "); ok {
+		// reject_warning, discard, filter, hold, redirect: no reject
+		if strings.HasPrefix(rest, "reject: ") || strings.HasPrefix(rest, "milter-reject: ") {
+			return c.reject(ev, rest)
+		}
+		return nil
+	}
+	m := queueID.FindStringSubmatch(l.Message)
+	if m == nil {
+		return nil // connect, disconnect, warnings, statistics: no event
+	}
+	id, rest := m[1], m[2]
+	ev.QueueID = id
+	switch {
+	case strings.HasPrefix(rest, "client="):
+		msg := c.msg(id, l.Time)
+		if hm := hostAddr.FindStringSubmatch(strings.TrimPrefix(rest, "client=")); hm != nil {
+			msg.clientIP = hm[2]
+		}
+		return nil
+	case strings.HasPrefix(rest, "message-id="):
+		msg := c.msg(id, l.Time)
+		msg.messageID = strings.TrimSuffix(strings.TrimPrefix(rest, "message-id="), " ")
+		return nil
+	case strings.HasPrefix(rest, "reject: ") || strings.HasPrefix(rest, "milter-reject: "):
+		evs := c.reject(ev, rest)
+		c.fromMessage(&evs[0], c.msgs[id])
+		delete(c.msgs, id)
+		return evs
+	case rest == "removed":
+		delete(c.msgs, id)
+		return nil
+	case strings.HasPrefix(rest, "from=") && d == "qmgr":
+		return c.queued(ev, id, rest, l.Time)
+	case strings.HasPrefix(rest, "to="):
+		return c.delivery(ev, id, d, rest, l.Time)
+	}
+	return nil
+}
+
+// queued reads qmgr's "from=<s>, size=N, nrcpt=N (queue active)", and
+// "from=<s>, status=expired, returned to sender".
+func (c *Correlator) queued(ev Event, id, rest string, at time.Time) []Event {
+	msg := c.msg(id, at)
+	kv, status, text := keyValues(rest)
+	msg.sender = trimAngle(kv["from"])
+	if n, err := strconv.ParseInt(kv["size"], 10, 64); err == nil {
+		msg.size = n
+	}
+	if status == "expired" {
+		ev.Event, ev.Response = "expired", text
+		c.fromMessage(&ev, msg)
+		return []Event{ev}
+	}
+	if msg.accepted {
+		return nil // qmgr logs from= again on each retry from the deferred queue
+	}
+	msg.accepted = true
+	ev.Event = "accepted"
+	c.fromMessage(&ev, msg)
+	return []Event{ev}
+}
+
+// delivery reads a delivery agent's "to=<r>, [orig_to=<o>,] relay=...,
+// delay=D, delays=a/b/c/d, dsn=X.Y.Z, status=S (reply)".
+func (c *Correlator) delivery(ev Event, id, d, rest string, at time.Time) []Event {
+	kv, status, text := keyValues(rest)
+	switch status {
+	case "sent":
+		ev.Event = "delivered"
+	case "deferred", "bounced", "expired":
+		ev.Event = status
+	case "deliverable", "undeliverable", "undeliverable-but-not-cached", "deliverable-but-not-cached":
+		return nil // address verification probes, not deliveries
+	default:
+		c.Unknown[ReasonUnknownLine]++
+		return nil
+	}
+	msg := c.msg(id, at)
+	if msg.attempts == nil {
+		msg.attempts = map[string]int{}
+	}
+	ev.Recipient = trimAngle(kv["to"])
+	ev.OrigRecipient = trimAngle(kv["orig_to"])
+	msg.attempts[ev.Recipient]++
+	ev.Attempt = msg.attempts[ev.Recipient]
+	ev.Relay = kv["relay"]
+	ev.SMTPStatus = kv["dsn"]
+	ev.Response = text
+	if f, err := strconv.ParseFloat(kv["delay"], 64); err == nil {
+		ev.LatencyMS = f * 1000
+	}
+	ev.Delays, ev.HasDelays = parseDelays(kv["delays"])
+	ev.SMTPCode = replyCodeOf(text)
+	ev.Direction = "outbound"
+	if c.inbound[d] {
+		ev.Direction = "inbound"
+	}
+	c.fromMessage(&ev, msg)
+	return []Event{ev}
+}
+
+// reject reads "reject: RCPT from host[ip]: 554 5.7.1 <r>: text; from=<s>
+// to=<r> proto=ESMTP helo=<h>" (smtpd, postscreen, cleanup).
+func (c *Correlator) reject(ev Event, rest string) []Event {
+	_, rest, _ = strings.Cut(rest, ": ") // "reject: ", "milter-reject: "
+	ev.Event, ev.Direction = "rejected", "inbound"
+	if i := strings.Index(rest, " from "); i >= 0 {
+		if hm := hostAddr.FindStringSubmatch(rest[i+6:]); hm != nil {
+			ev.ClientIP = hm[2]
+		}
+		if j := strings.Index(rest[i:], ": "); j >= 0 {
+			rest = rest[i+j+2:]
+		}
+	}
+	reply, tail, _ := strings.Cut(rest, "; ")
+	ev.Response = reply
+	ev.SMTPCode = replyCodeOf(reply)
+	if m := replyCode.FindStringSubmatch(reply); m != nil {
+		ev.SMTPStatus = m[2]
+	}
+	for _, f := range strings.FieldsFunc(tail, func(r rune) bool { return r == ' ' || r == ',' }) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "from":
+			ev.Sender = trimAngle(v)
+		case "to":
+			ev.Recipient = trimAngle(v)
+		case "helo":
+			ev.Helo = trimAngle(v)
+		}
+	}
+	return []Event{ev}
+}
+
+// fromMessage copies what earlier lines said of the message.
+func (c *Correlator) fromMessage(ev *Event, msg *message) {
+	if msg == nil {
+		return
+	}
+	ev.MessageID = msg.messageID
+	if ev.Sender == "" {
+		ev.Sender = msg.sender
+	}
+	if ev.ClientIP == "" {
+		ev.ClientIP = msg.clientIP
+	}
+	ev.Size = msg.size
+}
+
+// keyValues reads "k=v, k=v, status=word (text)".
+func keyValues(s string) (kv map[string]string, status, text string) {
+	kv = map[string]string{}
+	head := s
+	if i := strings.Index(s, "status="); i >= 0 {
+		head = s[:i]
+		st := s[i+len("status="):]
+		word, after, _ := strings.Cut(st, " ")
+		status = strings.TrimSuffix(word, ",")
+		text = strings.TrimSpace(after)
+		if strings.HasPrefix(text, "(") && strings.HasSuffix(text, ")") {
+			text = text[1 : len(text)-1]
+		}
+	}
+	for _, f := range strings.Split(head, ", ") {
+		k, v, ok := strings.Cut(strings.TrimSpace(f), "=")
+		if ok {
+			kv[k] = strings.TrimSuffix(v, ",")
+		}
+	}
+	return kv, status, text
+}
+
+func trimAngle(s string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+}
+
+func replyCodeOf(text string) int {
+	if m := replyCode.FindStringSubmatch(text); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	// "host x[1.2.3.4] said: 550 5.1.1 ..." and "... refused to talk to me: 421 ..."
+	if i := strings.Index(text, ": "); i >= 0 {
+		for _, part := range strings.Split(text, ": ")[1:] {
+			if m := replyCode.FindStringSubmatch(part); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				return n
+			}
+		}
+	}
+	return 0
+}

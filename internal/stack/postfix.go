@@ -1,0 +1,154 @@
+package stack
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Postfix is a real Postfix (Debian's package, installed by make setup)
+// running on loopback with its own configuration, queue and maillog_file,
+// relaying everything to one address.
+type Postfix struct {
+	Dir     string // config, queue, data
+	SMTP    string // host:port of its smtpd
+	Maillog string // its maillog_file
+	conf    string
+}
+
+const postfixMain = `compatibility_level = 3.6
+myhostname = mx1.dc1.example.net
+mydomain = dc1.example.net
+myorigin = $myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+queue_directory = %[1]s/queue
+data_directory = %[1]s/data
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = %[1]s/maillog
+maillog_file_prefixes = %[1]s
+relayhost = [127.0.0.1]:%[2]d
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access inline:{ {reject-me@example.net=REJECT no such user here} }, permit_mynetworks, reject
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+alias_maps =
+local_recipient_maps =
+queue_run_delay = 5s
+minimal_backoff_time = 5s
+maximal_backoff_time = 10s
+`
+
+// StartPostfix starts Postfix in dir: smtpd on smtpPort, relaying to
+// 127.0.0.1:relayPort. Postfix runs as root (it drops to its own user).
+func StartPostfix(dir string, smtpPort, relayPort int) (*Postfix, error) {
+	bin, err := exec.LookPath("postfix")
+	if err != nil {
+		if _, err2 := os.Stat("/usr/sbin/postfix"); err2 != nil {
+			return nil, fmt.Errorf("postfix is not installed (make setup installs Debian's package): %w", err)
+		}
+		bin = "/usr/sbin/postfix"
+	}
+	if _, err := user.Lookup("postfix"); err != nil {
+		return nil, fmt.Errorf("no postfix user (make setup installs Debian's package): %w", err)
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := &Postfix{Dir: dir, SMTP: fmt.Sprintf("127.0.0.1:%d", smtpPort), Maillog: filepath.Join(dir, "maillog"), conf: filepath.Join(dir, "conf")}
+	for _, d := range []string{p.conf, filepath.Join(dir, "queue"), filepath.Join(dir, "data")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// Postfix's user must reach its folders: the test's temp folders are 0700.
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o005); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if out, err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("chown postfix: %v: %s", err, out)
+	}
+	if err := writeFile(filepath.Join(p.conf, "main.cf"), fmt.Sprintf(postfixMain, dir, relayPort)); err != nil {
+		return nil, err
+	}
+	master, err := os.ReadFile("/etc/postfix/master.cf")
+	if err != nil {
+		return nil, fmt.Errorf("Debian's /etc/postfix/master.cf: %w", err)
+	}
+	if err := writeFile(filepath.Join(p.conf, "master.cf"), masterCF(string(master), smtpPort)); err != nil {
+		return nil, err
+	}
+	out, err := exec.Command(bin, "-c", p.conf, "start").CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(p.Maillog)
+		return nil, fmt.Errorf("postfix start: %v: %s\nmaillog:\n%s", err, out, log)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if log, _ := os.ReadFile(p.Maillog); strings.Contains(string(log), "daemon started") {
+			return p, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Stop()
+	log, _ := os.ReadFile(p.Maillog)
+	return nil, fmt.Errorf("postfix did not start in 20s; maillog:\n%s", log)
+}
+
+// masterCF is Debian's master.cf without chroot (the test's folders are no
+// chroot jail), with smtpd on loopback at port instead of port 25.
+func masterCF(debian string, port int) string {
+	var b strings.Builder
+	for _, line := range strings.Split(debian, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 8 && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, " "):
+			if f[0] == "smtp" && f[1] == "inet" {
+				continue
+			}
+			f[4] = "n" // chroot
+			line = strings.Join(f, " ")
+		}
+		b.WriteString(line + "\n")
+	}
+	fmt.Fprintf(&b, "127.0.0.1:%d inet n - n - - smtpd\n", port)
+	return b.String()
+}
+
+// Stop stops Postfix and waits for its master to exit.
+func (p *Postfix) Stop() error {
+	out, err := exec.Command("postfix", "-c", p.conf, "stop").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("postfix stop: %v: %s", err, out)
+	}
+	pidFile := filepath.Join(p.Dir, "queue", "pid", "master.pid")
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(pidFile); os.IsNotExist(err) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// Flush asks Postfix to retry its deferred mail now.
+func (p *Postfix) Flush() error {
+	out, err := exec.Command("postqueue", "-c", p.conf, "-f").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("postqueue -f: %v: %s", err, out)
+	}
+	return nil
+}
