@@ -1,6 +1,7 @@
 package maillog
 
 import (
+	"encoding/json"
 	"regexp"
 	"strconv"
 	"strings"
@@ -84,13 +85,41 @@ func (e *Event) Metric() telegraf.Metric {
 	return metric.New("mail_event", tags, fields, eventtime.Fill(e.Time, []byte(e.line), 0))
 }
 
-// message is what the log said so far of one queue id.
+// message is what the log said so far of one queue id. Exported fields:
+// it is the correlator's persisted state.
 type message struct {
-	clientIP, helo, messageID, sender string
-	size                              int64
-	accepted                          bool
-	attempts                          map[string]int // per recipient
-	seen                              time.Time      // last line about it
+	ClientIP  string         `json:"client_ip,omitempty"`
+	MessageID string         `json:"message_id,omitempty"`
+	Sender    string         `json:"sender,omitempty"`
+	Size      int64          `json:"size,omitempty"`
+	Accepted  bool           `json:"accepted,omitempty"`
+	Attempts  map[string]int `json:"attempts,omitempty"` // per recipient
+	Seen      time.Time      `json:"seen"`               // last line about it
+}
+
+// Snapshot is the correlator's state, to persist beside the log offset it
+// belongs to.
+func (c *Correlator) Snapshot() ([]byte, error) {
+	return json.Marshal(struct {
+		Messages map[string]*message `json:"messages"`
+		Evicted  int64               `json:"evicted"`
+	}{c.msgs, c.Evicted})
+}
+
+// Restore sets the state a Snapshot saved.
+func (c *Correlator) Restore(b []byte) error {
+	var st struct {
+		Messages map[string]*message `json:"messages"`
+		Evicted  int64               `json:"evicted"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return err
+	}
+	if st.Messages == nil {
+		st.Messages = map[string]*message{}
+	}
+	c.msgs, c.Evicted = st.Messages, st.Evicted
+	return nil
 }
 
 // Options are the correlator's limits and choices.
@@ -170,7 +199,7 @@ func (c *Correlator) msg(id string, at time.Time) *message {
 		m = &message{}
 		c.msgs[id] = m
 	}
-	m.seen = at
+	m.Seen = at
 	return m
 }
 
@@ -178,8 +207,8 @@ func (c *Correlator) evictOldest() {
 	var oldest string
 	var at time.Time
 	for id, m := range c.msgs {
-		if oldest == "" || m.seen.Before(at) {
-			oldest, at = id, m.seen
+		if oldest == "" || m.Seen.Before(at) {
+			oldest, at = id, m.Seen
 		}
 	}
 	delete(c.msgs, oldest)
@@ -193,7 +222,7 @@ func (c *Correlator) trim(now time.Time) {
 	}
 	c.lastTrim = now
 	for id, m := range c.msgs {
-		if now.Sub(m.seen) > c.opt.TTL {
+		if now.Sub(m.Seen) > c.opt.TTL {
 			delete(c.msgs, id)
 			c.Evicted++
 		}
@@ -221,12 +250,12 @@ func (c *Correlator) postfix(l Line, raw string) []Event {
 	case strings.HasPrefix(rest, "client="):
 		msg := c.msg(id, l.Time)
 		if hm := hostAddr.FindStringSubmatch(strings.TrimPrefix(rest, "client=")); hm != nil {
-			msg.clientIP = hm[2]
+			msg.ClientIP = hm[2]
 		}
 		return nil
 	case strings.HasPrefix(rest, "message-id="):
 		msg := c.msg(id, l.Time)
-		msg.messageID = strings.TrimSuffix(strings.TrimPrefix(rest, "message-id="), " ")
+		msg.MessageID = strings.TrimSuffix(strings.TrimPrefix(rest, "message-id="), " ")
 		return nil
 	case strings.HasPrefix(rest, "reject: ") || strings.HasPrefix(rest, "milter-reject: "):
 		evs := c.reject(ev, rest)
@@ -249,19 +278,19 @@ func (c *Correlator) postfix(l Line, raw string) []Event {
 func (c *Correlator) queued(ev Event, id, rest string, at time.Time) []Event {
 	msg := c.msg(id, at)
 	kv, status, text := keyValues(rest)
-	msg.sender = trimAngle(kv["from"])
+	msg.Sender = trimAngle(kv["from"])
 	if n, err := strconv.ParseInt(kv["size"], 10, 64); err == nil {
-		msg.size = n
+		msg.Size = n
 	}
 	if status == "expired" {
 		ev.Event, ev.Response = "expired", text
 		c.fromMessage(&ev, msg)
 		return []Event{ev}
 	}
-	if msg.accepted {
+	if msg.Accepted {
 		return nil // qmgr logs from= again on each retry from the deferred queue
 	}
-	msg.accepted = true
+	msg.Accepted = true
 	ev.Event = "accepted"
 	c.fromMessage(&ev, msg)
 	return []Event{ev}
@@ -283,13 +312,13 @@ func (c *Correlator) delivery(ev Event, id, d, rest string, at time.Time) []Even
 		return nil
 	}
 	msg := c.msg(id, at)
-	if msg.attempts == nil {
-		msg.attempts = map[string]int{}
+	if msg.Attempts == nil {
+		msg.Attempts = map[string]int{}
 	}
 	ev.Recipient = trimAngle(kv["to"])
 	ev.OrigRecipient = trimAngle(kv["orig_to"])
-	msg.attempts[ev.Recipient]++
-	ev.Attempt = msg.attempts[ev.Recipient]
+	msg.Attempts[ev.Recipient]++
+	ev.Attempt = msg.Attempts[ev.Recipient]
 	ev.Relay = kv["relay"]
 	ev.SMTPStatus = kv["dsn"]
 	ev.Response = text
@@ -347,14 +376,14 @@ func (c *Correlator) fromMessage(ev *Event, msg *message) {
 	if msg == nil {
 		return
 	}
-	ev.MessageID = msg.messageID
+	ev.MessageID = msg.MessageID
 	if ev.Sender == "" {
-		ev.Sender = msg.sender
+		ev.Sender = msg.Sender
 	}
 	if ev.ClientIP == "" {
-		ev.ClientIP = msg.clientIP
+		ev.ClientIP = msg.ClientIP
 	}
-	ev.Size = msg.size
+	ev.Size = msg.Size
 }
 
 // keyValues reads "k=v, k=v, status=word (text)".

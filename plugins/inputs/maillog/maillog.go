@@ -1,0 +1,436 @@
+// Package maillog is inputs.maillog: it follows MTA log files (Postfix) and
+// emits one mail_event per delivery attempt of each recipient and one per
+// reject, correlating lines by queue id. It is an input of its own, not a
+// parser beside a stateful processor on inputs.tail, because at-least-once
+// needs the file offset and the correlation state saved together, and
+// only once the outputs took every event before that offset: a tail input
+// and a processor each keep half of that and cannot agree on it.
+package maillog
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/selfstat"
+
+	ml "github.com/mailtick/mailtick/internal/maillog"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+// MailLog follows log files.
+type MailLog struct {
+	Files              []string        `toml:"files"`
+	StateDir           string          `toml:"state_dir"`
+	FromBeginning      bool            `toml:"from_beginning"`
+	PollInterval       config.Duration `toml:"poll_interval"`
+	CheckpointInterval config.Duration `toml:"checkpoint_interval"`
+	Timezone           string          `toml:"timezone"`
+	MaxQueueIDs        int             `toml:"max_queue_ids"`
+	QueueIDTTL         config.Duration `toml:"queue_id_ttl"`
+	InboundDaemons     []string        `toml:"inbound_daemons"`
+	MaxUndelivered     int             `toml:"max_undelivered_batches"`
+	Log                telegraf.Logger `toml:"-"`
+
+	loc    *time.Location
+	acc    telegraf.TrackingAccumulator
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	open   int64 // batches (one per read) not yet delivered
+	done   *sync.Cond
+}
+
+func (*MailLog) SampleConfig() string { return sampleConfig }
+
+// Init checks the options; errors name the option and the bad value.
+func (m *MailLog) Init() error {
+	if len(m.Files) == 0 {
+		return fmt.Errorf("%q must name at least one log file", "files")
+	}
+	if m.StateDir == "" {
+		return fmt.Errorf("%q must be set: the offset and correlation state are kept there", "state_dir")
+	}
+	loc, err := time.LoadLocation(m.Timezone)
+	if err != nil {
+		return fmt.Errorf("invalid %q value %q: %w", "timezone", m.Timezone, err)
+	}
+	m.loc = loc
+	if m.PollInterval <= 0 || m.CheckpointInterval <= 0 || m.MaxUndelivered <= 0 {
+		return fmt.Errorf("%q, %q and %q must be positive", "poll_interval", "checkpoint_interval", "max_undelivered_batches")
+	}
+	return nil
+}
+
+// state is what is saved per file: where reading resumes, and the
+// correlation state at that point.
+type state struct {
+	Path   string          `json:"path"`
+	Inode  uint64          `json:"inode"`
+	Offset int64           `json:"offset"`
+	Queue  json.RawMessage `json:"queue"`
+}
+
+// Start follows each file.
+func (m *MailLog) Start(acc telegraf.Accumulator) error {
+	if err := os.MkdirAll(m.StateDir, 0o750); err != nil {
+		return fmt.Errorf("creating %q %q: %w", "state_dir", m.StateDir, err)
+	}
+	m.acc = acc.WithTracking(m.MaxUndelivered)
+	m.done = sync.NewCond(&m.mu)
+	ctx, cancel := context.WithCancel(context.Background())
+	m.ctx, m.cancel = ctx, cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.acc.Delivered():
+				m.mu.Lock()
+				m.open--
+				m.done.Broadcast()
+				m.mu.Unlock()
+			}
+		}
+	}()
+	for _, path := range m.Files {
+		f, err := m.newFollower(path)
+		if err != nil {
+			cancel()
+			return err
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			f.run(ctx)
+		}()
+	}
+	return nil
+}
+
+// Gather does nothing: the files bring the events.
+func (*MailLog) Gather(telegraf.Accumulator) error { return nil }
+
+// Stop stops reading; what was delivered is checkpointed.
+func (m *MailLog) Stop() {
+	m.cancel()
+	m.mu.Lock()
+	m.done.Broadcast()
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// follower reads one file.
+type follower struct {
+	m        *MailLog
+	path     string
+	statePth string
+	c        *ml.Correlator
+	f        *os.File
+	inode    uint64
+	offset   int64 // of the first byte not yet read into a full line
+	partial  []byte
+	lastCkpt time.Time
+	st       *stats
+}
+
+// followerState is where a file's state is saved.
+func (m *MailLog) followerState(path string) string {
+	sum := sha256.Sum256([]byte(path))
+	return filepath.Join(m.StateDir, "maillog-"+hex.EncodeToString(sum[:8])+".json")
+}
+
+func (m *MailLog) newFollower(path string) (*follower, error) {
+	fl := &follower{
+		m:        m,
+		path:     path,
+		statePth: m.followerState(path),
+		c:        ml.NewCorrelator(ml.Options{MaxMessages: m.MaxQueueIDs, TTL: time.Duration(m.QueueIDTTL), InboundDaemons: m.InboundDaemons}),
+		st:       newStats(path),
+	}
+	b, err := os.ReadFile(fl.statePth)
+	switch {
+	case err == nil:
+		var s state
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("state file %q: %w", fl.statePth, err)
+		}
+		if err := fl.c.Restore(s.Queue); err != nil {
+			return nil, fmt.Errorf("state file %q: %w", fl.statePth, err)
+		}
+		fl.inode, fl.offset = s.Inode, s.Offset
+	case errors.Is(err, os.ErrNotExist):
+		fl.offset = -1 // decided when the file is opened: from_beginning
+	default:
+		return nil, err
+	}
+	return fl, nil
+}
+
+func inodeOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+// open opens the file at path: at the saved offset if it is the same file
+// and not shorter, else from the start (rotated or truncated), or from the
+// end on a first start without from_beginning.
+func (fl *follower) open() error {
+	f, err := os.Open(fl.path)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	ino := inodeOf(fi)
+	switch {
+	case fl.offset < 0 && !fl.m.FromBeginning:
+		fl.offset = fi.Size()
+	case fl.offset < 0, ino != fl.inode, fi.Size() < fl.offset:
+		if fl.offset > 0 {
+			fl.m.Log.Infof("%s: rotated or truncated; reading it from the start", fl.path)
+		}
+		fl.offset = 0
+	}
+	if _, err := f.Seek(fl.offset, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	fl.f, fl.inode, fl.partial = f, ino, nil
+	return nil
+}
+
+// run reads until ctx ends.
+func (fl *follower) run(ctx context.Context) {
+	defer func() {
+		fl.checkpoint(true)
+		if fl.f != nil {
+			fl.f.Close()
+		}
+	}()
+	buf := make([]byte, 256<<10)
+	for ctx.Err() == nil {
+		if fl.f == nil {
+			if err := fl.open(); err != nil {
+				if !errors.Is(err, os.ErrNotExist) {
+					fl.m.Log.Errorf("%s: %v", fl.path, err)
+				}
+				if !sleep(ctx, time.Duration(fl.m.PollInterval)) {
+					return
+				}
+				continue
+			}
+		}
+		n, err := fl.f.Read(buf)
+		if n > 0 {
+			fl.lines(buf[:n])
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			fl.m.Log.Errorf("%s: %v", fl.path, err)
+		}
+		// At the end: checkpoint when due, then see whether the file was
+		// rotated or truncated.
+		fl.checkpoint(false)
+		if fi, err := os.Stat(fl.path); err == nil && (inodeOf(fi) != fl.inode || fi.Size() < fl.offset+int64(len(fl.partial))) {
+			fl.f.Close() // open reads the new (or truncated) file from its start
+			fl.f = nil
+			continue
+		}
+		if !sleep(ctx, time.Duration(fl.m.PollInterval)) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// lines reads the full lines of b (and what was left of the last read),
+// and emits their events as one tracked group.
+func (fl *follower) lines(b []byte) {
+	data := append(fl.partial, b...)
+	var ms []telegraf.Metric
+	now := time.Now()
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(bytes.TrimRight(data[:i], "\r"))
+		data = data[i+1:]
+		fl.offset += int64(i + 1)
+		fl.st.lines.Incr(1)
+		if line == "" {
+			continue
+		}
+		evs, reason := fl.c.Line(line, now, fl.m.loc)
+		if reason != "" {
+			fl.st.refused(reason)
+			continue
+		}
+		for i := range evs {
+			ms = append(ms, evs[i].Metric())
+		}
+	}
+	fl.partial = append([]byte(nil), data...)
+	fl.st.open.Set(int64(fl.c.Open()))
+	fl.st.evicted.Set(fl.c.Evicted)
+	if len(ms) == 0 {
+		return
+	}
+	fl.st.events.Incr(int64(len(ms)))
+	fl.m.mu.Lock()
+	fl.m.open++
+	fl.m.mu.Unlock()
+	fl.m.acc.AddTrackingMetricGroup(ms)
+	fl.waitBelow(int64(fl.m.MaxUndelivered))
+}
+
+// waitBelow waits until fewer than n batches are undelivered; false when
+// the plugin stops first.
+func (fl *follower) waitBelow(n int64) bool {
+	m := fl.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.open >= n {
+		if m.ctx.Err() != nil {
+			return false
+		}
+		m.done.Wait()
+	}
+	return true
+}
+
+// checkpoint saves the offset and the correlation state once every event
+// read so far was delivered: a crash after it replays nothing delivered
+// before it, and the replayed lines land on their points again. A due
+// checkpoint waits for the outputs (reading pauses meanwhile).
+func (fl *follower) checkpoint(final bool) {
+	if !final && time.Since(fl.lastCkpt) < time.Duration(fl.m.CheckpointInterval) {
+		return
+	}
+	fl.waitBelow(1)
+	fl.m.mu.Lock()
+	open := fl.m.open
+	fl.m.mu.Unlock()
+	if open > 0 {
+		return // stopped with events on their way: the last checkpoint stands
+	}
+	q, err := fl.c.Snapshot()
+	if err == nil {
+		var b []byte
+		b, err = json.Marshal(state{Path: fl.path, Inode: fl.inode, Offset: fl.offset, Queue: q})
+		if err == nil {
+			err = writeAtomic(fl.statePth, b)
+		}
+	}
+	if err != nil {
+		fl.m.Log.Errorf("%s: saving the state: %v", fl.path, err)
+		return
+	}
+	fl.lastCkpt = time.Now()
+}
+
+// writeAtomic writes path through a synced temporary file and a rename.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// stats are one file's self-metrics (internal_maillog, tag file).
+type stats struct {
+	lines, events, open, evicted selfstat.Stat
+	mu                           sync.Mutex
+	file                         string
+	reasons                      map[string]selfstat.Stat
+}
+
+func newStats(file string) *stats {
+	tags := map[string]string{"file": file}
+	return &stats{
+		lines:   selfstat.Register("maillog", "lines_read", tags),
+		events:  selfstat.Register("maillog", "events_emitted", tags),
+		open:    selfstat.Register("maillog", "queue_ids_open", tags),
+		evicted: selfstat.Register("maillog", "queue_ids_evicted", tags),
+		file:    file,
+		reasons: map[string]selfstat.Stat{},
+	}
+}
+
+func (s *stats) refused(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.reasons[reason]
+	if !ok {
+		st = selfstat.Register("maillog_refused", "lines", map[string]string{"file": s.file, "reason": reason})
+		s.reasons[reason] = st
+	}
+	st.Incr(1)
+}
+
+func init() {
+	inputs.Add("maillog", func() telegraf.Input {
+		return &MailLog{
+			PollInterval:       config.Duration(250 * time.Millisecond),
+			CheckpointInterval: config.Duration(10 * time.Second),
+			Timezone:           "Local",
+			MaxQueueIDs:        100000,
+			QueueIDTTL:         config.Duration(7 * 24 * time.Hour),
+			MaxUndelivered:     1000,
+		}
+	})
+}

@@ -1,0 +1,177 @@
+package maillog
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	telegrafconfig "github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// realLog is the maillog_file a real Postfix wrote (internal/maillog's
+// testdata): 9 events.
+func realLog(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "maillog", "testdata", "postfix-3.7.11-debian12.log"))
+	require.NoError(t, err)
+	return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+func appendLines(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	for _, l := range lines {
+		if !strings.HasSuffix(l, "\n") {
+			l += "\n"
+		}
+		_, err = f.WriteString(l)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+}
+
+// run starts the plugin on files in a state folder; accept tells whether
+// the outputs take what it emits.
+func run(t *testing.T, path, state string, accept *atomic.Bool) (*MailLog, *testutil.Accumulator) {
+	t.Helper()
+	m := &MailLog{
+		Files: []string{path}, StateDir: state, FromBeginning: true, Timezone: "UTC",
+		PollInterval: telegrafconfig.Duration(10 * time.Millisecond), CheckpointInterval: telegrafconfig.Duration(20 * time.Millisecond),
+		MaxQueueIDs: 1000, QueueIDTTL: telegrafconfig.Duration(time.Hour), MaxUndelivered: 100, Log: testutil.Logger{},
+	}
+	require.NoError(t, m.Init())
+	acc := &testutil.Accumulator{}
+	require.NoError(t, m.Start(acc))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the outputs
+		defer close(done)
+		seen := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if !accept.Load() {
+				continue
+			}
+			ms := acc.GetTelegrafMetrics()
+			for _, x := range ms[seen:] {
+				x.Accept()
+			}
+			seen = len(ms)
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return m, acc
+}
+
+func points(ms []telegraf.Metric) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range ms {
+		ev, _ := m.GetTag("event")
+		rcpt, _ := m.GetField("recipient")
+		out[ev+" "+toString(rcpt)+" "+m.Time().Format(time.RFC3339Nano)] = true
+	}
+	return out
+}
+
+func toString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// TestFollow: a whole log, then lines appended, then a rotation: every
+// event once.
+func TestFollow(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mail.log")
+	lines := realLog(t)
+	appendLines(t, path, lines[:11]...)
+	var accept atomic.Bool
+	accept.Store(true)
+	m, acc := run(t, path, filepath.Join(dir, "state"), &accept)
+	acc.Wait(2) // two messages accepted
+	appendLines(t, path, lines[11:]...)
+	acc.Wait(9)
+
+	require.NoError(t, os.Rename(path, path+".1"))
+	appendLines(t, path, "Nov 23 16:30:00 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.9]: 554 5.7.1 <z@example.net>: Relay access denied; from=<y@example.com> to=<z@example.net> proto=ESMTP helo=<x>")
+	acc.Wait(10)
+	m.Stop()
+	ms := acc.GetTelegrafMetrics()
+	require.Len(t, ms, 10)
+	require.Len(t, points(ms), 10, "ten distinct points")
+	rj, _ := ms[9].GetField("recipient")
+	require.Equal(t, "z@example.net", rj, "the new file after the rotation is read from its start")
+}
+
+// TestCrashReplaysTheSamePoints: events the outputs had not taken when
+// the agent stopped are read again after the restart, as the same points;
+// what was checkpointed is not read again.
+func TestCrashReplaysTheSamePoints(t *testing.T) {
+	dir := t.TempDir()
+	path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
+	lines := realLog(t)
+	appendLines(t, path, lines[:14]...) // two messages queued, one recipient refused
+	var accept atomic.Bool
+	accept.Store(true)
+	m, acc := run(t, path, stateDir, &accept)
+	acc.Wait(3)
+	checkpointed := int64(0)
+	for _, l := range lines[:14] {
+		checkpointed += int64(len(l))
+	}
+	require.Eventually(t, func() bool { // a checkpoint after the three
+		b, err := os.ReadFile(m.followerState(path))
+		var st state
+		return err == nil && json.Unmarshal(b, &st) == nil && st.Offset == checkpointed
+	}, 10*time.Second, 5*time.Millisecond)
+	accept.Store(false) // the outputs go down
+	appendLines(t, path, lines[14:]...)
+	acc.Wait(9)
+	m.Stop() // like a crash: the last checkpoint is before these
+	first := acc.GetTelegrafMetrics()
+
+	accept.Store(true)
+	m2, acc2 := run(t, path, stateDir, &accept)
+	acc2.Wait(6)
+	time.Sleep(50 * time.Millisecond)
+	m2.Stop()
+	again := acc2.GetTelegrafMetrics()
+	require.Len(t, again, 6, "only what was not delivered is read again")
+	want := points(first[3:])
+	require.Equal(t, want, points(again), "the same points: InfluxDB overwrites them")
+	for _, x := range again {
+		if ev, _ := x.GetTag("event"); ev == "deferred" {
+			require.Equal(t, int64(1), x.Fields()["attempt"], "the restored state counts attempts as before")
+		}
+	}
+}
+
+func TestInit(t *testing.T) {
+	m := &MailLog{StateDir: "x", Timezone: "UTC", PollInterval: 1, CheckpointInterval: 1, MaxUndelivered: 1}
+	require.ErrorContains(t, m.Init(), `"files" must name`)
+	m.Files = []string{"/var/log/mail.log"}
+	m.Timezone = "Mars/Olympus"
+	require.ErrorContains(t, m.Init(), `invalid "timezone" value "Mars/Olympus"`)
+}
+
+func TestSampleConfigLoads(t *testing.T) {
+	c := telegrafconfig.NewConfig()
+	require.NoError(t, c.LoadConfigData([]byte(sampleConfig), ""))
+	require.Len(t, c.Inputs, 1)
+	require.NoError(t, c.Inputs[0].Init())
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+}
