@@ -56,7 +56,8 @@ demo: servers build
 
 ## bench: stock Telegraf nsq_consumer+json_v2 against mailevents, same events, same run
 bench: servers build
-	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/
+	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./internal/maillog/
+	go test -run TestOpenQueueIDMemory -v ./internal/maillog/ | grep "bytes each"
 	bin/mailtick-dev bench
 
 ## fuzz: a short fuzzing round of the parser, the detector and the redaction

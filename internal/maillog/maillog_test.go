@@ -173,7 +173,8 @@ func TestPublicPostfixSamples(t *testing.T) {
 }
 
 // TestCorrelatorBounded: a log full of messages that never end holds at
-// most MaxMessages queue ids; the oldest go first, counted.
+// most MaxMessages queue ids; the oldest go first (a hundredth at a time),
+// counted.
 func TestCorrelatorBounded(t *testing.T) {
 	c := NewCorrelator(Options{MaxMessages: 100, TTL: time.Hour})
 	at := now
@@ -185,6 +186,9 @@ func TestCorrelatorBounded(t *testing.T) {
 	}
 	require.Equal(t, 100, c.Open())
 	require.Equal(t, int64(900), c.Evicted)
+	for i := 900; i < 1000; i++ {
+		require.Contains(t, c.msgs, hexID(i), "the newest stay")
+	}
 	// Two hours later, the TTL takes the rest.
 	later := at.Add(2 * time.Hour)
 	c.Line(later.Format("Jan _2 15:04:05")+" mx1 postfix/qmgr[1]: ABCDEF123: from=<a@example.com>, size=1, nrcpt=1 (queue active)", later, time.UTC)

@@ -1,8 +1,10 @@
 package maillog
 
 import (
+	"cmp"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +96,7 @@ type message struct {
 	Size      int64          `json:"size,omitempty"`
 	Accepted  bool           `json:"accepted,omitempty"`
 	Attempts  map[string]int `json:"attempts,omitempty"` // per recipient
-	Seen      time.Time      `json:"seen"`               // last line about it
+	Seen      int64          `json:"seen"`               // last line about it (Unix seconds)
 }
 
 // Snapshot is the correlator's state, to persist beside the log offset it
@@ -197,22 +199,29 @@ func (c *Correlator) msg(id string, at time.Time) *message {
 			c.evictOldest()
 		}
 		m = &message{}
-		c.msgs[id] = m
+		c.msgs[strings.Clone(id)] = m
 	}
-	m.Seen = at
+	m.Seen = at.Unix()
 	return m
 }
 
+// evictOldest drops the oldest hundredth of the queue ids at once, so
+// that a log full of messages that never end costs one scan per hundred
+// new ids, not one per id.
 func (c *Correlator) evictOldest() {
-	var oldest string
-	var at time.Time
-	for id, m := range c.msgs {
-		if oldest == "" || m.Seen.Before(at) {
-			oldest, at = id, m.Seen
-		}
+	type aged struct {
+		id   string
+		seen int64
 	}
-	delete(c.msgs, oldest)
-	c.Evicted++
+	all := make([]aged, 0, len(c.msgs))
+	for id, m := range c.msgs {
+		all = append(all, aged{id, m.Seen})
+	}
+	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.seen, b.seen) })
+	for _, a := range all[:max(1, len(all)/100)] {
+		delete(c.msgs, a.id)
+		c.Evicted++
+	}
 }
 
 // trim drops queue ids not seen for TTL, at most once a minute of log time.
@@ -222,7 +231,7 @@ func (c *Correlator) trim(now time.Time) {
 	}
 	c.lastTrim = now
 	for id, m := range c.msgs {
-		if now.Sub(m.Seen) > c.opt.TTL {
+		if now.Sub(time.Unix(m.Seen, 0)) > c.opt.TTL {
 			delete(c.msgs, id)
 			c.Evicted++
 		}
@@ -250,12 +259,12 @@ func (c *Correlator) postfix(l Line, raw string) []Event {
 	case strings.HasPrefix(rest, "client="):
 		msg := c.msg(id, l.Time)
 		if hm := hostAddr.FindStringSubmatch(strings.TrimPrefix(rest, "client=")); hm != nil {
-			msg.ClientIP = hm[2]
+			msg.ClientIP = strings.Clone(hm[2]) // not a slice of the whole line, kept alive
 		}
 		return nil
 	case strings.HasPrefix(rest, "message-id="):
 		msg := c.msg(id, l.Time)
-		msg.MessageID = strings.TrimSuffix(strings.TrimPrefix(rest, "message-id="), " ")
+		msg.MessageID = strings.Clone(strings.TrimSuffix(strings.TrimPrefix(rest, "message-id="), " "))
 		return nil
 	case strings.HasPrefix(rest, "reject: ") || strings.HasPrefix(rest, "milter-reject: "):
 		evs := c.reject(ev, rest)
@@ -278,7 +287,7 @@ func (c *Correlator) postfix(l Line, raw string) []Event {
 func (c *Correlator) queued(ev Event, id, rest string, at time.Time) []Event {
 	msg := c.msg(id, at)
 	kv, status, text := keyValues(rest)
-	msg.Sender = trimAngle(kv["from"])
+	msg.Sender = strings.Clone(trimAngle(kv["from"]))
 	if n, err := strconv.ParseInt(kv["size"], 10, 64); err == nil {
 		msg.Size = n
 	}
