@@ -1,14 +1,11 @@
 package maillog
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"net/smtp"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,104 +13,6 @@ import (
 
 	"github.com/mailtick/mailtick/internal/stack"
 )
-
-// sink is the test's SMTP server behind Postfix: it answers RCPT by the
-// recipient's local part: "later…" 450, "bad…" 550, anything else 250.
-type sink struct {
-	ln      net.Listener
-	mu      sync.Mutex
-	answers map[string][]int // recipient -> the codes answered, in order
-}
-
-func startSink(t *testing.T) *sink {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &sink{ln: ln, answers: map[string][]int{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return s
-}
-
-func (s *sink) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
-
-func (s *sink) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	say := func(f string, a ...any) { fmt.Fprintf(c, f+"\r\n", a...) }
-	say("220 sink.example.net ESMTP")
-	accepted := 0
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		cmd := strings.ToUpper(strings.TrimSpace(line))
-		switch {
-		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
-			say("250 sink.example.net")
-		case strings.HasPrefix(cmd, "MAIL"):
-			accepted = 0
-			say("250 2.1.0 Ok")
-		case strings.HasPrefix(cmd, "RCPT"):
-			rcpt := strings.ToLower(strings.Trim(strings.TrimSpace(line)[len("RCPT TO:"):], "<> "))
-			code := 250
-			switch {
-			case strings.HasPrefix(rcpt, "later"):
-				code = 450
-				say("450 4.2.0 <%s>: Recipient address rejected: try again later", rcpt)
-			case strings.HasPrefix(rcpt, "bad"):
-				code = 550
-				say("550 5.1.1 <%s>: Recipient address rejected: User unknown", rcpt)
-			default:
-				accepted++
-				say("250 2.1.5 Ok")
-			}
-			s.mu.Lock()
-			s.answers[rcpt] = append(s.answers[rcpt], code)
-			s.mu.Unlock()
-		case cmd == "DATA":
-			if accepted == 0 {
-				say("554 5.5.1 Error: no valid recipients")
-				continue
-			}
-			say("354 End data with <CR><LF>.<CR><LF>")
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-			}
-			say("250 2.0.0 Ok: queued as SINK%d", time.Now().UnixNano()%100000)
-		case cmd == "QUIT":
-			say("221 2.0.0 Bye")
-			return
-		default:
-			say("250 Ok")
-		}
-	}
-}
-
-func (s *sink) first(rcpt string) (int, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	codes := s.answers[rcpt]
-	if len(codes) == 0 {
-		return 0, false
-	}
-	return codes[0], true
-}
 
 // TestRealPostfixIntegration: a real Postfix (Debian's package) on
 // loopback, with its own maillog_file, relays to the test's sink, which
@@ -127,10 +26,12 @@ func TestRealPostfixIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	sk := startSink(t)
+	sk, err := stack.StartSMTPSink()
+	require.NoError(t, err)
+	t.Cleanup(sk.Close)
 	port, err := stack.FreePort()
 	require.NoError(t, err)
-	pf, err := stack.StartPostfix(t.TempDir(), port, sk.port())
+	pf, err := stack.StartPostfix(t.TempDir(), port, sk.Port())
 	require.NoError(t, err, "postfix must start for this test")
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -180,7 +81,7 @@ func TestRealPostfixIntegration(t *testing.T) {
 
 	outcome := map[int]string{250: "delivered", 450: "deferred", 550: "bounced"}
 	for _, r := range want {
-		code, ok := sk.first(r)
+		code, ok := sk.First(r)
 		require.True(t, ok, "the sink saw %s", r)
 		ev := byRcpt[r][0]
 		require.Equal(t, outcome[code], ev.Event, r)
