@@ -65,6 +65,7 @@ fuzz:
 	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/parsers/mailevents/
 	go test -run XXX -fuzz FuzzReplace -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzRedact -fuzztime 60s ./plugins/processors/piiscrub/
+	go test -run XXX -fuzz FuzzLine -fuzztime 60s ./internal/maillog/
 
 ## clean: removes what the build made: bin/ and build/ (the Telegraf copy)
 clean:

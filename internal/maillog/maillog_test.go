@@ -208,3 +208,104 @@ func hexID(i int) string {
 	}
 	return string(b)
 }
+
+// TestEximTestSuiteLog reads the main logs of Exim's own test suite (see
+// testdata/SOURCES.md): every arrival, delivery, deferral, bounce and
+// reject is one event, counted apart by the flag each line has.
+func TestEximTestSuiteLog(t *testing.T) {
+	c := NewCorrelator(Options{Host: "exim1"})
+	lines := readLines(t, "testdata/exim-testsuite.log")
+	counts := map[string]int{}
+	var evs []Event
+	for _, line := range lines {
+		got, reason := c.Line(line, now, time.UTC)
+		require.Empty(t, reason, line)
+		for _, e := range got {
+			counts[e.Event]++
+		}
+		evs = append(evs, got...)
+	}
+	want := map[string]int{}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) > 2 && strings.HasPrefix(f[2], "[") { // [pid]
+			f = append(f[:2], f[3:]...)
+		}
+		switch {
+		case len(f) > 3 && f[3] == "<=":
+			want["accepted"]++
+		case len(f) > 3 && (f[3] == "=>" || f[3] == "->" || f[3] == ">>"):
+			want["delivered"]++
+		case len(f) > 3 && f[3] == "**":
+			want["bounced"]++
+		case len(f) > 3 && f[3] == "==":
+			want["deferred"]++
+		case strings.Contains(line, "rejected RCPT") || strings.Contains(line, "rejected by non-SMTP ACL"):
+			want["rejected"]++
+		}
+	}
+	require.Equal(t, want, counts)
+
+	find := func(pred func(Event) bool) Event {
+		for _, e := range evs {
+			if pred(e) {
+				return e
+			}
+		}
+		t.Fatal("no such event")
+		return Event{}
+	}
+	defer452 := find(func(e Event) bool { return e.Event == "deferred" && e.SMTPCode == 452 })
+	require.Equal(t, "userx@domain.com", defer452.Recipient)
+	require.Equal(t, "outbound", defer452.Direction)
+	require.Equal(t, "exim1", defer452.Host)
+	rj := find(func(e Event) bool { return e.Event == "rejected" && e.ClientIP == "10.0.0.2" })
+	require.Equal(t, "userx@test.ex", rj.Recipient)
+	require.Equal(t, "jules@box3.plc.example", rj.Sender)
+	require.Equal(t, "test", rj.Helo)
+	require.Equal(t, "Sender verify failed", rj.Response)
+	local := find(func(e Event) bool { return e.Event == "delivered" && e.Recipient == "userx" })
+	require.Equal(t, "inbound", local.Direction, "a local transport, no H=")
+	require.True(t, strings.HasPrefix(local.OrigRecipient, "userx@"), "the address in <…>: %q", local.OrigRecipient)
+	ms := find(func(e Event) bool { return e.Event == "accepted" && e.Time.Nanosecond() != 0 })
+	require.Equal(t, 712000000, ms.Time.Nanosecond(), "millisecond timestamps")
+}
+
+func TestEximDuration(t *testing.T) {
+	for in, want := range map[string]float64{"1s": 1000, "2m3s": 123000, "1d2h": 93600000, "0.123s": 123, "1w": 604800000} {
+		got, ok := eximDuration(in)
+		require.True(t, ok, in)
+		require.InDelta(t, want, got, 1e-6, in)
+	}
+	for _, bad := range []string{"", "qqs", "q.qqqs", "12", "3x"} {
+		_, ok := eximDuration(bad)
+		require.False(t, ok, bad)
+	}
+	f := eximFields(`R=all T=smtp H=127.0.0.1 [127.0.0.1] C="250 OK id=10HmaY" QT=1s`)
+	require.Equal(t, map[string]string{"R": "all", "T": "smtp", "H": "127.0.0.1", "C": "250 OK id=10HmaY", "QT": "1s"}, f)
+}
+
+// FuzzLine: no line, however broken, panics or leaves state it should not:
+// a line is read or refused with a reason, and the state stays bounded.
+func FuzzLine(f *testing.F) {
+	for _, file := range []string{"testdata/postfix-3.7.11-debian12.log", "testdata/exim-testsuite.log"} {
+		for _, l := range readLines(&testing.T{}, file) {
+			f.Add(l)
+		}
+	}
+	f.Add("<22>1 - - - - - -")
+	f.Add("Nov 23 16:26:55 mx1 postfix/smtp[1]: ABCDEF123456: to=<, status=")
+	c := NewCorrelator(Options{MaxMessages: 50})
+	f.Fuzz(func(t *testing.T, line string) {
+		evs, reason := c.Line(line, now, time.UTC)
+		if reason != "" && len(evs) > 0 {
+			t.Fatalf("refused with events: %q", line)
+		}
+		for i := range evs {
+			_ = evs[i].Metric()
+		}
+		if c.Open() > 50 {
+			t.Fatalf("%d queue ids held, limit 50", c.Open())
+		}
+	})
+}

@@ -129,6 +129,7 @@ type Options struct {
 	MaxMessages    int           // queue ids kept at once; the oldest go first (counted)
 	TTL            time.Duration // a queue id not seen for this long goes (counted)
 	InboundDaemons []string      // delivery agents that deliver here: local, virtual, lmtp, pipe
+	Host           string        // the mailer tag of lines that name no host (Exim's main log)
 }
 
 // Correlator turns Postfix lines into events, keeping per queue id what
@@ -172,9 +173,16 @@ var (
 	hostAddr  = regexp.MustCompile(`^(\S*?)\[([0-9A-Fa-f:.]+)\](?::\d+)?`)
 )
 
-// Line reads one line. It returns the events the line completes; reason
+// Line reads one line, Postfix's (any syslog format) or Exim's main log. It returns the events the line completes; reason
 // is set when the line could not be read.
 func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Event, string) {
+	if isExim(raw) {
+		evs, reason := c.exim(raw, loc)
+		if len(evs) > 0 {
+			c.trim(evs[0].Time)
+		}
+		return evs, reason
+	}
 	l, err := SplitLine(raw, now, loc)
 	if err != nil {
 		reason := ReasonNoProgram
@@ -186,6 +194,9 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 	}
 	if !l.HasTime {
 		l.Time = now
+	}
+	if l.Host == "" {
+		l.Host = c.opt.Host
 	}
 	evs := c.postfix(l, raw)
 	c.trim(l.Time)

@@ -1,6 +1,7 @@
-// Package maillog is inputs.maillog: it follows MTA log files (Postfix) and
+// Package maillog is inputs.maillog: it follows MTA log files (Postfix,
+// Exim) and
 // emits one mail_event per delivery attempt of each recipient and one per
-// reject, correlating lines by queue id. It is an input of its own, not a
+// reject, correlating lines by queue id (Exim: message id). It is an input of its own, not a
 // parser beside a stateful processor on inputs.tail, because at-least-once
 // needs the file offset and the correlation state saved together, and
 // only once the outputs took every event before that offset: a tail input
@@ -45,6 +46,7 @@ type MailLog struct {
 	MaxQueueIDs        int             `toml:"max_queue_ids"`
 	QueueIDTTL         config.Duration `toml:"queue_id_ttl"`
 	InboundDaemons     []string        `toml:"inbound_daemons"`
+	Host               string          `toml:"host"`
 	MaxUndelivered     int             `toml:"max_undelivered_batches"`
 	Log                telegraf.Logger `toml:"-"`
 
@@ -73,6 +75,11 @@ func (m *MailLog) Init() error {
 		return fmt.Errorf("invalid %q value %q: %w", "timezone", m.Timezone, err)
 	}
 	m.loc = loc
+	if m.Host == "" {
+		if m.Host, err = os.Hostname(); err != nil {
+			return fmt.Errorf("%q is not set and the hostname is unknown: %w", "host", err)
+		}
+	}
 	if m.PollInterval <= 0 || m.CheckpointInterval <= 0 || m.MaxUndelivered <= 0 {
 		return fmt.Errorf("%q, %q and %q must be positive", "poll_interval", "checkpoint_interval", "max_undelivered_batches")
 	}
@@ -164,7 +171,7 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 		m:        m,
 		path:     path,
 		statePth: m.followerState(path),
-		c:        ml.NewCorrelator(ml.Options{MaxMessages: m.MaxQueueIDs, TTL: time.Duration(m.QueueIDTTL), InboundDaemons: m.InboundDaemons}),
+		c:        ml.NewCorrelator(ml.Options{MaxMessages: m.MaxQueueIDs, TTL: time.Duration(m.QueueIDTTL), InboundDaemons: m.InboundDaemons, Host: m.Host}),
 		st:       newStats(path),
 	}
 	b, err := os.ReadFile(fl.statePth)
