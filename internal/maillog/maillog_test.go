@@ -2,6 +2,7 @@ package maillog
 
 import (
 	"bufio"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -308,4 +309,24 @@ func FuzzLine(f *testing.F) {
 			t.Fatalf("%d queue ids held, limit 50", c.Open())
 		}
 	})
+}
+
+// TestDirectionByClientNetwork: with internal networks set, mail from a
+// client inside them is outbound, from outside inbound, whatever the
+// transport; a local submission (no client) keeps its transport's.
+func TestDirectionByClientNetwork(t *testing.T) {
+	c := NewCorrelator(Options{InternalNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8")}})
+	var dirs []string
+	for _, line := range readLines(t, "testdata/postfix-3.7.11-debian12.log") {
+		evs, _ := c.Line(line, now, time.UTC)
+		for _, e := range evs {
+			dirs = append(dirs, e.Event+":"+e.Direction)
+		}
+	}
+	require.Equal(t, []string{"accepted:outbound", "accepted:outbound", "rejected:outbound", "delivered:outbound",
+		"bounced:outbound", "deferred:outbound", "delivered:outbound", "accepted:", "delivered:outbound"}, dirs,
+		"127.0.0.1 is inside: outbound, the reject too; the bounce notice has no client")
+	ext := NewCorrelator(Options{InternalNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	evs, _ := ext.Line("Nov 23 16:00:00 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.9]: 554 5.7.1 <z@example.net>: Relay access denied; from=<y@example.com> to=<z@example.net> proto=ESMTP helo=<x>", now, time.UTC)
+	require.Equal(t, "inbound", evs[0].Direction)
 }

@@ -3,6 +3,7 @@ package maillog
 import (
 	"cmp"
 	"encoding/json"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -130,6 +131,10 @@ type Options struct {
 	TTL            time.Duration // a queue id not seen for this long goes (counted)
 	InboundDaemons []string      // delivery agents that deliver here: local, virtual, lmtp, pipe
 	Host           string        // the mailer tag of lines that name no host (Exim's main log)
+	// InternalNetworks, when set, decide the direction by the client:
+	// mail from a client inside them is outbound, from outside inbound.
+	// Events without a known client keep the direction of their transport.
+	InternalNetworks []netip.Prefix
 }
 
 // Correlator turns Postfix lines into events, keeping per queue id what
@@ -181,6 +186,7 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 		if len(evs) > 0 {
 			c.trim(evs[0].Time)
 		}
+		c.direction(evs)
 		return evs, reason
 	}
 	l, err := SplitLine(raw, now, loc)
@@ -200,7 +206,29 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 	}
 	evs := c.postfix(l, raw)
 	c.trim(l.Time)
+	c.direction(evs)
 	return evs, ""
+}
+
+// direction sets the direction by the client's network, when
+// InternalNetworks are set and the client is known.
+func (c *Correlator) direction(evs []Event) {
+	if len(c.opt.InternalNetworks) == 0 {
+		return
+	}
+	for i := range evs {
+		ip, err := netip.ParseAddr(evs[i].ClientIP)
+		if err != nil {
+			continue
+		}
+		evs[i].Direction = "inbound"
+		for _, p := range c.opt.InternalNetworks {
+			if p.Contains(ip.Unmap()) {
+				evs[i].Direction = "outbound"
+				break
+			}
+		}
+	}
 }
 
 func (c *Correlator) msg(id string, at time.Time) *message {

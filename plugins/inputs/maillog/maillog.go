@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -47,10 +48,12 @@ type MailLog struct {
 	QueueIDTTL         config.Duration `toml:"queue_id_ttl"`
 	InboundDaemons     []string        `toml:"inbound_daemons"`
 	Host               string          `toml:"host"`
+	InternalNetworks   []string        `toml:"internal_networks"`
 	MaxUndelivered     int             `toml:"max_undelivered_batches"`
 	Log                telegraf.Logger `toml:"-"`
 
 	loc    *time.Location
+	nets   []netip.Prefix
 	acc    telegraf.TrackingAccumulator
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -75,6 +78,13 @@ func (m *MailLog) Init() error {
 		return fmt.Errorf("invalid %q value %q: %w", "timezone", m.Timezone, err)
 	}
 	m.loc = loc
+	for _, n := range m.InternalNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return fmt.Errorf("invalid %q value %q: %w", "internal_networks", n, err)
+		}
+		m.nets = append(m.nets, p.Masked())
+	}
 	if m.Host == "" {
 		if m.Host, err = os.Hostname(); err != nil {
 			return fmt.Errorf("%q is not set and the hostname is unknown: %w", "host", err)
@@ -171,7 +181,7 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 		m:        m,
 		path:     path,
 		statePth: m.followerState(path),
-		c:        ml.NewCorrelator(ml.Options{MaxMessages: m.MaxQueueIDs, TTL: time.Duration(m.QueueIDTTL), InboundDaemons: m.InboundDaemons, Host: m.Host}),
+		c:        ml.NewCorrelator(ml.Options{MaxMessages: m.MaxQueueIDs, TTL: time.Duration(m.QueueIDTTL), InboundDaemons: m.InboundDaemons, Host: m.Host, InternalNetworks: m.nets}),
 		st:       newStats(path),
 	}
 	b, err := os.ReadFile(fl.statePth)

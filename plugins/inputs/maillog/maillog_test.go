@@ -164,6 +164,8 @@ func TestInit(t *testing.T) {
 	m.Files = []string{"/var/log/mail.log"}
 	m.Timezone = "Mars/Olympus"
 	require.ErrorContains(t, m.Init(), `invalid "timezone" value "Mars/Olympus"`)
+	m.Timezone, m.InternalNetworks = "UTC", []string{"10.0.0.0/33"}
+	require.ErrorContains(t, m.Init(), `invalid "internal_networks" value "10.0.0.0/33"`)
 }
 
 func TestSampleConfigLoads(t *testing.T) {
