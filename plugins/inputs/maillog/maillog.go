@@ -39,6 +39,7 @@ var sampleConfig string
 // MailLog follows log files.
 type MailLog struct {
 	Files              []string        `toml:"files"`
+	Listen             []string        `toml:"listen"`
 	StateDir           string          `toml:"state_dir"`
 	FromBeginning      bool            `toml:"from_beginning"`
 	PollInterval       config.Duration `toml:"poll_interval"`
@@ -61,16 +62,36 @@ type MailLog struct {
 	mu     sync.Mutex
 	open   int64 // batches (one per read) not yet delivered
 	done   *sync.Cond
+	lns    []*listener
+}
+
+func (m *MailLog) newCorrelator() *ml.Correlator {
+	return ml.NewCorrelator(ml.Options{MaxMessages: m.MaxQueueIDs, TTL: time.Duration(m.QueueIDTTL),
+		InboundDaemons: m.InboundDaemons, Host: m.Host, InternalNetworks: m.nets})
+}
+
+// emit hands a batch to the outputs, counted as undelivered until they took
+// it, and waits while too many batches are.
+func (m *MailLog) emit(ms []telegraf.Metric) {
+	m.mu.Lock()
+	m.open++
+	m.mu.Unlock()
+	m.acc.AddTrackingMetricGroup(ms)
+	m.mu.Lock()
+	for m.open >= int64(m.MaxUndelivered) && m.ctx.Err() == nil {
+		m.done.Wait()
+	}
+	m.mu.Unlock()
 }
 
 func (*MailLog) SampleConfig() string { return sampleConfig }
 
 // Init checks the options; errors name the option and the bad value.
 func (m *MailLog) Init() error {
-	if len(m.Files) == 0 {
-		return fmt.Errorf("%q must name at least one log file", "files")
+	if len(m.Files) == 0 && len(m.Listen) == 0 {
+		return errNoSource
 	}
-	if m.StateDir == "" {
+	if len(m.Files) > 0 && m.StateDir == "" {
 		return fmt.Errorf("%q must be set: the offset and correlation state are kept there", "state_dir")
 	}
 	loc, err := time.LoadLocation(m.Timezone)
@@ -107,8 +128,20 @@ type state struct {
 
 // Start follows each file.
 func (m *MailLog) Start(acc telegraf.Accumulator) error {
-	if err := os.MkdirAll(m.StateDir, 0o750); err != nil {
-		return fmt.Errorf("creating %q %q: %w", "state_dir", m.StateDir, err)
+	if len(m.Files) > 0 {
+		if err := os.MkdirAll(m.StateDir, 0o750); err != nil {
+			return fmt.Errorf("creating %q %q: %w", "state_dir", m.StateDir, err)
+		}
+	}
+	for _, addr := range m.Listen {
+		l, err := m.listen(addr)
+		if err != nil {
+			for _, prev := range m.lns {
+				prev.close()
+			}
+			return err
+		}
+		m.lns = append(m.lns, l)
 	}
 	m.acc = acc.WithTracking(m.MaxUndelivered)
 	m.done = sync.NewCond(&m.mu)
@@ -129,6 +162,13 @@ func (m *MailLog) Start(acc telegraf.Accumulator) error {
 			}
 		}
 	}()
+	for _, l := range m.lns {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			l.run()
+		}()
+	}
 	for _, path := range m.Files {
 		f, err := m.newFollower(path)
 		if err != nil {
@@ -151,8 +191,11 @@ func (*MailLog) Gather(telegraf.Accumulator) error { return nil }
 func (m *MailLog) Stop() {
 	m.cancel()
 	m.mu.Lock()
-	m.done.Broadcast()
+	m.done.Broadcast() // wakes readers waiting for the outputs
 	m.mu.Unlock()
+	for _, l := range m.lns {
+		l.close()
+	}
 	m.wg.Wait()
 }
 
@@ -181,7 +224,7 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 		m:        m,
 		path:     path,
 		statePth: m.followerState(path),
-		c:        ml.NewCorrelator(ml.Options{MaxMessages: m.MaxQueueIDs, TTL: time.Duration(m.QueueIDTTL), InboundDaemons: m.InboundDaemons, Host: m.Host, InternalNetworks: m.nets}),
+		c:        m.newCorrelator(),
 		st:       newStats(path),
 	}
 	b, err := os.ReadFile(fl.statePth)
@@ -327,11 +370,7 @@ func (fl *follower) lines(b []byte) {
 		return
 	}
 	fl.st.events.Incr(int64(len(ms)))
-	fl.m.mu.Lock()
-	fl.m.open++
-	fl.m.mu.Unlock()
-	fl.m.acc.AddTrackingMetricGroup(ms)
-	fl.waitBelow(int64(fl.m.MaxUndelivered))
+	fl.m.emit(ms)
 }
 
 // waitBelow waits until fewer than n batches are undelivered; false when

@@ -2,6 +2,8 @@ package maillog
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,7 +162,7 @@ func TestCrashReplaysTheSamePoints(t *testing.T) {
 
 func TestInit(t *testing.T) {
 	m := &MailLog{StateDir: "x", Timezone: "UTC", PollInterval: 1, CheckpointInterval: 1, MaxUndelivered: 1}
-	require.ErrorContains(t, m.Init(), `"files" must name`)
+	require.ErrorContains(t, m.Init(), `set "files" or "listen"`)
 	m.Files = []string{"/var/log/mail.log"}
 	m.Timezone = "Mars/Olympus"
 	require.ErrorContains(t, m.Init(), `invalid "timezone" value "Mars/Olympus"`)
@@ -176,4 +178,63 @@ func TestSampleConfigLoads(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+}
+
+// TestListen: the lines of a real Postfix's log, sent as syslog over UDP
+// and over TCP (newline-delimited and octet-counted), give the same events
+// as the file does.
+func TestListen(t *testing.T) {
+	var accept atomic.Bool
+	accept.Store(true)
+	m := &MailLog{
+		Listen: []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}, Timezone: "UTC",
+		PollInterval: telegrafconfig.Duration(10 * time.Millisecond), CheckpointInterval: telegrafconfig.Duration(time.Second),
+		MaxQueueIDs: 1000, QueueIDTTL: telegrafconfig.Duration(time.Hour), MaxUndelivered: 100, Log: testutil.Logger{},
+	}
+	require.NoError(t, m.Init())
+	acc := &testutil.Accumulator{}
+	require.NoError(t, m.Start(acc))
+	defer m.Stop()
+	go func() { // the outputs take everything
+		seen := 0
+		for m.ctx.Err() == nil {
+			time.Sleep(2 * time.Millisecond)
+			ms := acc.GetTelegrafMetrics()
+			for _, x := range ms[seen:] {
+				x.Accept()
+			}
+			seen = len(ms)
+		}
+	}()
+	lines := realLog(t)
+	// UDP: one datagram per line.
+	udp, err := net.Dial("udp", m.lns[0].Addr().String())
+	require.NoError(t, err)
+	for _, l := range lines {
+		_, err := udp.Write([]byte("<22>" + strings.TrimSuffix(l, "\n")))
+		require.NoError(t, err) // 26 small datagrams: far below a loopback socket's buffer
+	}
+	udp.Close()
+	acc.Wait(9)
+	// TCP: the same log from another host, half newline-delimited, half
+	// octet-counted.
+	tcp, err := net.Dial("tcp", m.lns[1].Addr().String())
+	require.NoError(t, err)
+	for i, l := range lines {
+		l = strings.Replace(strings.TrimSuffix(l, "\n"), " mx1 ", " mx2 ", 1)
+		if i%2 == 0 {
+			_, err = fmt.Fprintf(tcp, "%s\n", l)
+		} else {
+			_, err = fmt.Fprintf(tcp, "%d %s", len(l), l)
+		}
+		require.NoError(t, err)
+	}
+	tcp.Close()
+	acc.Wait(18)
+	mailers := map[string]int{}
+	for _, x := range acc.GetTelegrafMetrics() {
+		h, _ := x.GetTag("mailer")
+		mailers[h]++
+	}
+	require.Equal(t, map[string]int{"mx1": 9, "mx2": 9}, mailers)
 }
