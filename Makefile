@@ -51,7 +51,7 @@ test-short:
 	go test -short ./...
 
 ## demo: start a local stack, run the agent on a generated stream, show what landed
-demo: servers build
+demo: servers postfix build
 	bin/mailtick-dev demo
 
 ## bench: stock Telegraf nsq_consumer+json_v2 against mailevents, same events, same run

@@ -26,6 +26,10 @@ type DC struct {
 	Kapacitor *stack.Kapacitor
 	Listen    string // the agent's influxdb_listener
 	SpamTopic string // where mail_spam.tick raises its alerts
+	// Postfix, when set, is this DC's MTA: a real Postfix relaying to Sink,
+	// whose maillog_file the agent follows (inputs.maillog).
+	Postfix *stack.Postfix
+	Sink    *stack.SMTPSink
 	// TaskOverrides is all that the deployed tasks differ by from the
 	// repository's tasks.toml.
 	TaskOverrides []tasks.Override
@@ -58,6 +62,25 @@ const PIIKey = "0123456789abcdef-local-stack-key"
 // the repository's telegraf.conf and tasks.toml as they are, but for the
 // addresses and Overrides.
 func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
+	return start(dir, name, central, false)
+}
+
+// StartWithPostfix is Start with a real Postfix as the DC's MTA (Debian's
+// package, root): its log is the DC's event source.
+func StartWithPostfix(dir, name string, central *stack.InfluxDB) (*DC, error) {
+	return start(dir, name, central, true)
+}
+
+// maillogFile is the log the agent follows: Postfix's, or a file that does
+// not exist in a DC whose mailers publish to NSQ.
+func (d *DC) maillogFile(dir string) string {
+	if d.Postfix != nil {
+		return d.Postfix.Maillog
+	}
+	return filepath.Join(dir, "mail.log")
+}
+
+func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error) {
 	d := &DC{Name: name, SpamTopic: "mail_spam"}
 	var err error
 	fail := func(err error) (*DC, error) {
@@ -85,6 +108,18 @@ func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
 		return fail(err)
 	}
 	d.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+	if postfix {
+		if d.Sink, err = stack.StartSMTPSink(); err != nil {
+			return fail(err)
+		}
+		smtpPort, err := stack.FreePort()
+		if err != nil {
+			return fail(err)
+		}
+		if d.Postfix, err = stack.StartPostfix(filepath.Join(dir, "postfix"), smtpPort, d.Sink.Port()); err != nil {
+			return fail(err)
+		}
+	}
 	conf, err := os.ReadFile(filepath.Join(root, "telegraf.conf"))
 	if err != nil {
 		return fail(err)
@@ -92,7 +127,8 @@ func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
 	if d.Agent, err = stack.StartTelegraf(filepath.Join(dir, "telegraf"), string(conf),
 		"MAILTICK_DC="+name, "NSQLOOKUPD_HTTP="+d.Lookupd.HTTPAddr, "DC_INFLUXDB_URL="+d.DB.URL,
 		"LISTEN_ADDRESS="+d.Listen, "CENTRAL_INFLUXDB_URL="+central.URL,
-		"MAILTICK_PII_KEY="+PIIKey, "MAILTICK_PII_KEY_ID=local", "SPOOL_DIR="+filepath.Join(dir, "spool")); err != nil {
+		"MAILTICK_PII_KEY="+PIIKey, "MAILTICK_PII_KEY_ID=local", "SPOOL_DIR="+filepath.Join(dir, "spool"),
+		"MAILLOG_FILE="+d.maillogFile(dir), "MAILLOG_STATE_DIR="+filepath.Join(dir, "maillog")); err != nil {
 		return fail(err)
 	}
 	if d.Kapacitor, err = stack.StartKapacitor(filepath.Join(dir, "kapacitor"), d.DB.URL,
@@ -115,6 +151,12 @@ func (d *DC) Stop() error {
 	var errs []error
 	if d.Agent != nil {
 		errs = append(errs, d.Agent.Stop(15*time.Second))
+	}
+	if d.Postfix != nil {
+		errs = append(errs, d.Postfix.Stop())
+	}
+	if d.Sink != nil {
+		d.Sink.Close()
 	}
 	for i := len(d.servers) - 1; i >= 0; i-- {
 		errs = append(errs, d.servers[i].Stop(15*time.Second))
@@ -150,6 +192,17 @@ func StartSystem(dir string, n int, started func(name string)) (*System, error) 
 		s.DCs = append(s.DCs, d)
 	}
 	return s, nil
+}
+
+// AddPostfixDC starts one more DC, whose events come from a real
+// Postfix's log instead of NSQ.
+func (s *System) AddPostfixDC(dir, name string) (*DC, error) {
+	d, err := StartWithPostfix(filepath.Join(dir, name), name, s.Central)
+	if err != nil {
+		return nil, err
+	}
+	s.DCs = append(s.DCs, d)
+	return d, nil
 }
 
 // Stop stops every DC, then the central InfluxDB.

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/smtp"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/dc"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/maillog"
 	"github.com/mailtick/mailtick/internal/stack"
 )
 
@@ -56,6 +59,11 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		return err
 	}
 	defer sys.Stop()
+	step("starting dc3: the same, and a real Postfix %s (Debian's) relaying to a test sink; the agent follows its log (inputs.maillog)", postfixVersion())
+	mta, err := sys.AddPostfixDC(dir, "dc3")
+	if err != nil {
+		return err
+	}
 	central, dcs := sys.Central, sys.DCs
 
 	// Event times: from a few minutes ago, opt.Rate per second; all in the
@@ -64,6 +72,9 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	start := time.Now().UTC().Add(-span - 5*time.Minute).Truncate(time.Minute)
 	stored, published := map[string]int64{}, map[string]int64{}
 	for i, d := range dcs {
+		if d.Postfix != nil {
+			continue
+		}
 		g, err := gen.New(gen.Config{Seed: uint64(time.Now().UnixNano()) + uint64(i), Count: opt.Events, Bad: opt.Bad, DC: d.Name,
 			Start: start, Interval: time.Duration(float64(time.Second) / max(opt.Rate, 1))})
 		if err != nil {
@@ -89,6 +100,25 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		published[d.Name] = int64(sum.Messages)
 	}
 	step("dc1: one sender mails 200 distinct recipients within a minute (the spam burst)")
+	sent, err := sendThroughPostfix(mta, max(opt.Events/50, 20))
+	if err != nil {
+		return err
+	}
+	step("dc3: %d messages through Postfix (the sink answers 250, 450 or 550 by recipient)", sent)
+	// Deferred recipients are retried, and each retry is an event more: the
+	// count to wait for is the log's once every first attempt is in it.
+	first, logged := firstAttempts(sent), time.Now().Add(time.Minute)
+	for stored[mta.Name] < first {
+		if time.Now().After(logged) {
+			return fmt.Errorf("dc3: Postfix logged %d of %d first attempts in a minute: %s", stored[mta.Name], first, mta.Postfix.Maillog)
+		}
+		stored[mta.Name] = queuedEvents(mta.Postfix.Maillog)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 
 	step("waiting until the central counts hold every event")
 	deadline := time.Now().Add(3 * time.Minute)
@@ -112,10 +142,17 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	// for a round that saw every message.
 	for _, d := range dcs {
 		for time.Now().Before(deadline) {
-			n, err := d.DB.Count("telegraf", `SELECT last("messages_received") FROM internal_mailevents`)
-			h, _ := d.DB.Count("telegraf", `SELECT last("values_hashed") FROM internal_piiscrub`)
-			if err == nil && n >= published[d.Name] && h > 0 {
-				break
+			if d.Postfix != nil { // its source is the log: a round that read it
+				n, err := d.DB.Count("telegraf", `SELECT last("events_emitted") FROM internal_maillog`)
+				if err == nil && n > 0 {
+					break
+				}
+			} else {
+				n, err := d.DB.Count("telegraf", `SELECT last("messages_received") FROM internal_mailevents`)
+				h, _ := d.DB.Count("telegraf", `SELECT last("values_hashed") FROM internal_piiscrub`)
+				if err == nil && n >= published[d.Name] && h > 0 {
+					break
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -135,7 +172,7 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteHTML(f, "mailtick demo: two DCs and the central database", charts); err != nil {
+	if err := WriteHTML(f, "mailtick demo: three DCs (two on NSQ, one on a Postfix log) and the central database", charts); err != nil {
 		f.Close()
 		return err
 	}
@@ -289,8 +326,12 @@ func report(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 
 	for _, d := range dcs {
 		fmt.Fprintf(w, "\n%s: the agent's counters (self-metrics in the DC database)\n", d.Name)
+		source := `SELECT last("messages_received") AS received, last("metrics_emitted") AS emitted, last("events_dead_lettered") AS dead_lettered, last("events_missing_time") AS missing_time FROM internal_mailevents`
+		if d.Postfix != nil {
+			source = `SELECT last("lines_read") AS log_lines_read, last("events_emitted") AS emitted, last("queue_ids_open") AS queue_ids_open, last("queue_ids_evicted") AS evicted FROM internal_maillog WHERE "file" != ''`
+		}
 		for _, q := range []string{
-			`SELECT last("messages_received") AS received, last("metrics_emitted") AS emitted, last("events_dead_lettered") AS dead_lettered, last("events_missing_time") AS missing_time FROM internal_mailevents`,
+			source,
 			`SELECT last("values_hashed") AS hashed, last("values_dropped") AS dropped FROM internal_piiscrub`,
 			`SELECT last("points_sent") AS sent_central, last("retries") AS retries FROM internal_rollupfwd WHERE "url" != ''`,
 			`SELECT last("spool_bytes") AS spool_bytes, last("spool_segments") AS segments FROM internal_rollupfwd WHERE "spool_dir" != ''`,
@@ -397,4 +438,59 @@ func cell(column string, v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// sendThroughPostfix sends n messages through the DC's Postfix, each to a
+// recipient the sink accepts and every fifth also to one it defers and one
+// it refuses.
+func sendThroughPostfix(d *dc.DC, n int) (int, error) {
+	for i := 0; i < n; i++ {
+		to := []string{fmt.Sprintf("ok%d@example.net", i)}
+		if i%5 == 0 {
+			to = append(to, fmt.Sprintf("later%d@example.net", i), fmt.Sprintf("bad%d@example.net", i))
+		}
+		body := fmt.Sprintf("From: <sender%d@example.com>\r\nSubject: demo\r\nMessage-ID: <demo.%d@example.com>\r\n\r\nhello\r\n", i%7, i)
+		if err := smtp.SendMail(d.Postfix.SMTP, nil, fmt.Sprintf("sender%d@example.com", i%7), to, []byte(body)); err != nil {
+			return i, fmt.Errorf("sending through Postfix: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// firstAttempts is how many events with a queue id n messages of
+// sendThroughPostfix make before any retry: each message accepted, each
+// recipient's first attempt, and for each refused recipient the notice
+// Postfix sends the sender (accepted, delivered).
+func firstAttempts(n int) int64 {
+	fifths := int64((n + 4) / 5)
+	return int64(2*n) + 2*fifths + 2*fifths
+}
+
+// queuedEvents counts the events with a queue id in a Postfix log, read
+// apart from the agent: what the central counts must reach.
+func queuedEvents(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	c := maillog.NewCorrelator(maillog.Options{})
+	var n int64
+	for _, line := range strings.Split(string(b), "\n") {
+		evs, _ := c.Line(line, time.Now(), time.Local)
+		for _, e := range evs {
+			if e.QueueID != "" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// postfixVersion is the installed Postfix's version.
+func postfixVersion() string {
+	out, err := exec.Command("postconf", "-h", "mail_version").Output()
+	if err != nil {
+		return "(version unknown)"
+	}
+	return strings.TrimSpace(string(out))
 }

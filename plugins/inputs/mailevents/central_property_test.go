@@ -26,6 +26,7 @@ import (
 	"github.com/mailtick/mailtick/internal/providertest"
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	_ "github.com/mailtick/mailtick/plugins/inputs/maillog"
 	_ "github.com/mailtick/mailtick/plugins/processors/piiscrub"
 )
 
@@ -42,6 +43,7 @@ func TestCentralPathProperty(t *testing.T) {
 		"MAILTICK_DC": "dc1", "NSQLOOKUPD_HTTP": "127.0.0.1:1", "DC_INFLUXDB_URL": "http://127.0.0.1:1",
 		"LISTEN_ADDRESS": "127.0.0.1:0", "CENTRAL_INFLUXDB_URL": "http://127.0.0.1:1",
 		"MAILTICK_PII_KEY": "0123456789abcdef-property", "MAILTICK_PII_KEY_ID": "test", "SPOOL_DIR": spool,
+		"MAILLOG_FILE": filepath.Join(spool, "mail.log"), "MAILLOG_STATE_DIR": spool,
 	} {
 		t.Setenv(k, v)
 	}
