@@ -81,10 +81,10 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 		msg := c.msg(id, t)
 		sender, fields, _ := strings.Cut(tail, " ")
 		if sender != "<>" {
-			msg.Sender = strings.Clone(sender)
+			msg.Sender = c.intern(sender)
 		}
 		if h := eximHost.FindStringSubmatch(fields); h != nil {
-			msg.ClientIP = strings.Clone(h[3])
+			msg.ClientIP = c.intern(h[3])
 		}
 		kv := eximFields(fields)
 		if n, err := strconv.ParseInt(kv["S"], 10, 64); err == nil {

@@ -146,6 +146,25 @@ type Correlator struct {
 	Evicted  int64          // queue ids dropped by MaxMessages or TTL
 	Unknown  map[string]int // lines not read, by reason
 	lastTrim time.Time
+	interned map[string]string
+}
+
+// maxInterned bounds the table of shared strings; it starts over when full.
+const maxInterned = 1 << 16
+
+// intern returns one shared copy of s: a relay's messages come from few
+// clients and senders, so the open queue ids share their strings instead
+// of each keeping a copy (and none keeps the whole line it was cut from).
+func (c *Correlator) intern(s string) string {
+	if v, ok := c.interned[s]; ok {
+		return v
+	}
+	if len(c.interned) >= maxInterned {
+		clear(c.interned)
+	}
+	v := strings.Clone(s)
+	c.interned[v] = v
+	return v
 }
 
 // NewCorrelator returns a correlator with opt (zero values: 100,000 queue
@@ -160,7 +179,7 @@ func NewCorrelator(opt Options) *Correlator {
 	if opt.InboundDaemons == nil {
 		opt.InboundDaemons = []string{"local", "virtual", "lmtp", "pipe"}
 	}
-	c := &Correlator{opt: opt, inbound: map[string]bool{}, msgs: map[string]*message{}, Unknown: map[string]int{}}
+	c := &Correlator{opt: opt, inbound: map[string]bool{}, msgs: map[string]*message{}, Unknown: map[string]int{}, interned: map[string]string{}}
 	for _, d := range opt.InboundDaemons {
 		c.inbound[d] = true
 	}
@@ -298,7 +317,7 @@ func (c *Correlator) postfix(l Line, raw string) []Event {
 	case strings.HasPrefix(rest, "client="):
 		msg := c.msg(id, l.Time)
 		if hm := hostAddr.FindStringSubmatch(strings.TrimPrefix(rest, "client=")); hm != nil {
-			msg.ClientIP = strings.Clone(hm[2]) // not a slice of the whole line, kept alive
+			msg.ClientIP = c.intern(hm[2])
 		}
 		return nil
 	case strings.HasPrefix(rest, "message-id="):
@@ -326,7 +345,7 @@ func (c *Correlator) postfix(l Line, raw string) []Event {
 func (c *Correlator) queued(ev Event, id, rest string, at time.Time) []Event {
 	msg := c.msg(id, at)
 	kv, status, text := keyValues(rest)
-	msg.Sender = strings.Clone(trimAngle(kv["from"]))
+	msg.Sender = c.intern(trimAngle(kv["from"]))
 	if n, err := strconv.ParseInt(kv["size"], 10, 64); err == nil {
 		msg.Size = n
 	}
