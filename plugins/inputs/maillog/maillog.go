@@ -30,6 +30,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/selfstat"
 
+	"github.com/mailtick/mailtick/internal/durable"
 	ml "github.com/mailtick/mailtick/internal/maillog"
 )
 
@@ -408,7 +409,7 @@ func (fl *follower) checkpoint(final bool) {
 		var b []byte
 		b, err = json.Marshal(state{Path: fl.path, Inode: fl.inode, Offset: fl.offset, Queue: q})
 		if err == nil {
-			err = writeAtomic(fl.statePth, b)
+			err = durable.WriteAtomic(fl.statePth, b)
 		}
 	}
 	if err != nil {
@@ -416,35 +417,6 @@ func (fl *follower) checkpoint(final bool) {
 		return
 	}
 	fl.lastCkpt = time.Now()
-}
-
-// writeAtomic writes path through a synced temporary file and a rename.
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // stats are one file's self-metrics (internal_maillog, tag file).

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf"
+
+	"github.com/mailtick/mailtick/internal/durable"
 )
 
 // The spool owns its folder: segment files seg-<seq>.log, one cursor file
@@ -108,7 +110,7 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 	if err != nil {
 		return nil, 0, err
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: syncDir,
+	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: durable.SyncDir,
 		notify: make(chan struct{}), cursors: make(map[string]position)}
 	for _, e := range entries {
 		name := e.Name()
@@ -234,17 +236,6 @@ func (s *spool) create(seq uint64) (segmentFile, error) {
 		}
 	}
 	return f, nil
-}
-
-// syncDir makes the folder's entries (files created, renamed, removed)
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // dropped describes records given up: by drop_oldest, or by an fsync
@@ -500,7 +491,7 @@ func (s *spool) commit(name string, p position) error {
 	b, _ := json.Marshal(p)
 	path := s.cursorPath(name)
 	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, b); err != nil {
+	if err := durable.WriteFileSync(tmp, b); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -513,22 +504,6 @@ func (s *spool) commit(name string, p position) error {
 	defer s.mu.Unlock()
 	s.cursors[name] = p
 	return s.releaseLocked()
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // releaseLocked deletes the segments every cursor has passed, but the

@@ -20,6 +20,8 @@ import (
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/durable"
 )
 
 // central is a fake central InfluxDB that keeps every line it is sent.
@@ -456,7 +458,7 @@ func TestSpoolSyncsFolder(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		synced = append(synced, strings.Join(names, " "))
-		return syncDir(d)
+		return durable.SyncDir(d)
 	}
 	_, err = s.append([]byte("m count=0i 0\n"), 0, 0, false)
 	require.NoError(t, err)

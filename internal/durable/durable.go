@@ -1,0 +1,49 @@
+// Package durable writes files so that they survive a crash or a power
+// cut: the one way the rollup spool and the MTA log reader save state.
+package durable
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// WriteFileSync writes b to path and fsyncs it.
+func WriteFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// SyncDir makes the folder's entries (files created, renamed, removed)
+// durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// WriteAtomic replaces path with b: a reader, or a restart after a crash,
+// sees the old content or the new, never a part.
+func WriteAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := WriteFileSync(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
