@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/stack"
+	"github.com/mailtick/mailtick/internal/stack/stacktest"
 )
 
 // TestRealPostfixIntegration: a real Postfix (Debian's package) on
@@ -26,20 +26,7 @@ func TestRealPostfixIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	sk, err := stack.StartSMTPSink()
-	require.NoError(t, err)
-	t.Cleanup(sk.Close)
-	port, err := stack.FreePort()
-	require.NoError(t, err)
-	pf, err := stack.StartPostfix(t.TempDir(), port, sk.Port())
-	require.NoError(t, err, "postfix must start for this test")
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := os.ReadFile(pf.Maillog)
-			t.Logf("maillog:\n%s", log)
-		}
-		require.NoError(t, pf.Stop())
-	})
+	pf, sk := stacktest.Postfix(t)
 
 	send := func(from string, to []string, id string) error {
 		body := fmt.Sprintf("From: <%s>\r\nSubject: mailtick test\r\nMessage-ID: <%s>\r\n\r\nhello\r\n", from, id)
@@ -47,7 +34,7 @@ func TestRealPostfixIntegration(t *testing.T) {
 	}
 	require.NoError(t, send("alice@example.com", []string{"ok1@example.net", "later1@example.net", "bad1@example.net"}, "m1@example.com"))
 	require.NoError(t, send("bob@example.com", []string{"ok2@example.net"}, "m2@example.com"))
-	err = send("carol@example.com", []string{"reject-me@example.net"}, "m3@example.com")
+	err := send("carol@example.com", []string{"reject-me@example.net"}, "m3@example.com")
 	require.ErrorContains(t, err, "554", "Postfix refuses this recipient itself")
 
 	want := []string{"ok1@example.net", "later1@example.net", "bad1@example.net", "ok2@example.net", "alice@example.com"}

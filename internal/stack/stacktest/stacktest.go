@@ -6,6 +6,7 @@ package stacktest
 import (
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -160,4 +161,27 @@ func LatencyGroups(events []gen.Message) map[string][]float64 {
 		sort.Float64s(v)
 	}
 	return groups
+}
+
+// Postfix starts a real Postfix on loopback relaying to an SMTP sink of
+// the test's; on failure the test logs Postfix's maillog.
+func Postfix(t testing.TB) (*stack.Postfix, *stack.SMTPSink) {
+	t.Helper()
+	sink, err := stack.StartSMTPSink()
+	require.NoError(t, err, "the SMTP sink must listen for this test")
+	t.Cleanup(sink.Close)
+	port, err := stack.FreePort()
+	require.NoError(t, err)
+	pf, err := stack.StartPostfix(t.TempDir(), port, sink.Port())
+	require.NoError(t, err, "postfix must start for this test")
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(pf.Maillog)
+			t.Logf("maillog:\n%s", log)
+		}
+		if err := pf.Stop(); err != nil {
+			t.Errorf("stopping postfix: %v", err)
+		}
+	})
+	return pf, sink
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ml "github.com/mailtick/mailtick/internal/maillog"
-	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 )
 
@@ -26,14 +25,7 @@ func TestPostfixKillIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	sink, err := stack.StartSMTPSink()
-	require.NoError(t, err)
-	t.Cleanup(sink.Close)
-	port, err := stack.FreePort()
-	require.NoError(t, err)
-	pf, err := stack.StartPostfix(t.TempDir(), port, sink.Port())
-	require.NoError(t, err, "postfix must start for this test")
-	t.Cleanup(func() { _ = pf.Stop() })
+	pf, _ := stacktest.Postfix(t)
 	influx := stacktest.InfluxDB(t, "mail")
 	state := filepath.Join(t.TempDir(), "state")
 	agent := stacktest.Telegraf(t, fmt.Sprintf(`[agent]
