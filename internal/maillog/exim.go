@@ -84,7 +84,7 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 			msg.Sender = c.intern(sender)
 		}
 		if h := eximHost.FindStringSubmatch(fields); h != nil {
-			msg.ClientIP = c.intern(h[3])
+			msg.ClientIP, msg.Helo = c.intern(h[3]), c.intern(h[2])
 		}
 		kv := eximFields(fields)
 		if n, err := strconv.ParseInt(kv["S"], 10, 64); err == nil {
@@ -135,6 +135,7 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 	if qt, ok := eximDuration(kv["QT"]); ok {
 		ev.LatencyMS = qt
 	}
+	ev.DeliveryMS, ev.HasDelivery = eximDuration(kv["DT"])
 	reply := kv["C"]
 	if i := strings.Index(fields, ": "); i >= 0 && flag != "=>" && flag != "->" && flag != ">>" {
 		reply = fields[i+2:] // "…: SMTP error from remote mail server after RCPT TO:<x>: 550 5.1.1 …"

@@ -272,6 +272,35 @@ func TestEximTestSuiteLog(t *testing.T) {
 	require.Equal(t, 712000000, ms.Time.Nanosecond(), "millisecond timestamps")
 }
 
+// TestEximArrivalAndTimes: an arrival's client and helo go with its
+// deliveries; QT= is the latency, DT= the delivery's own time.
+func TestEximArrivalAndTimes(t *testing.T) {
+	c := NewCorrelator(Options{Host: "exim1"})
+	lines := []string{
+		"2026-11-23 16:26:55 1vN0aB-000000001Z-0001 <= alice@example.com H=mail.example.org (client.example.org) [192.0.2.7] P=esmtp S=2417 id=m1@example.com",
+		"2026-11-23 16:26:57 1vN0aB-000000001Z-0001 => bob@example.net R=dnslookup T=remote_smtp H=mx.example.net [198.51.100.5] C=\"250 2.0.0 Ok\" QT=2s DT=1.5s",
+		"2026-11-23 16:26:57 1vN0aB-000000001Z-0001 Completed",
+	}
+	var evs []Event
+	for _, l := range lines {
+		got, reason := c.Line(l, now, time.UTC)
+		require.Empty(t, reason)
+		evs = append(evs, got...)
+	}
+	require.Len(t, evs, 2)
+	d := evs[1]
+	require.Equal(t, "delivered", d.Event)
+	require.Equal(t, "client.example.org", d.Helo)
+	require.Equal(t, "192.0.2.7", d.ClientIP)
+	require.Equal(t, "m1@example.com", d.MessageID)
+	require.Equal(t, int64(2417), d.Size)
+	require.Equal(t, 2000.0, d.LatencyMS)
+	require.Equal(t, 250, d.SMTPCode)
+	require.Equal(t, "outbound", d.Direction)
+	require.Equal(t, 1500.0, d.Metric().Fields()["delivery_time_ms"])
+	require.Zero(t, c.Open(), "Completed forgets the message")
+}
+
 func TestEximDuration(t *testing.T) {
 	for in, want := range map[string]float64{"1s": 1000, "2m3s": 123000, "1d2h": 93600000, "0.123s": 123, "1w": 604800000} {
 		got, ok := eximDuration(in)

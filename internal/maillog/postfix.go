@@ -35,6 +35,8 @@ type Event struct {
 	SMTPStatus    string
 	Response      string
 	LatencyMS     float64
+	DeliveryMS    float64 // Exim's DT=: the delivery itself
+	HasDelivery   bool
 	Delays        [4]float64 // before qmgr, in qmgr, connection set-up, transmission (ms)
 	HasDelays     bool
 	Size          int64
@@ -74,6 +76,9 @@ func (e *Event) Metric() telegraf.Metric {
 		fields["latency_ms"] = e.LatencyMS
 		fields["attempt"] = int64(e.Attempt)
 	}
+	if e.HasDelivery {
+		fields["delivery_time_ms"] = e.DeliveryMS
+	}
 	if e.HasDelays {
 		for i, k := range []string{"delay_before_qmgr_ms", "delay_in_qmgr_ms", "delay_conn_setup_ms", "delay_transmission_ms"} {
 			fields[k] = e.Delays[i]
@@ -92,6 +97,7 @@ func (e *Event) Metric() telegraf.Metric {
 // it is the correlator's persisted state.
 type message struct {
 	ClientIP  string         `json:"client_ip,omitempty"`
+	Helo      string         `json:"helo,omitempty"`
 	MessageID string         `json:"message_id,omitempty"`
 	Sender    string         `json:"sender,omitempty"`
 	Size      int64          `json:"size,omitempty"`
@@ -449,6 +455,9 @@ func (c *Correlator) fromMessage(ev *Event, msg *message) {
 	}
 	if ev.ClientIP == "" {
 		ev.ClientIP = msg.ClientIP
+	}
+	if ev.Helo == "" {
+		ev.Helo = msg.Helo
 	}
 	ev.Size = msg.Size
 }
