@@ -60,7 +60,7 @@ bench: servers build
 	go test -run TestOpenQueueIDMemory -v ./internal/maillog/ | grep "bytes each"
 	bin/mailtick-dev bench
 
-## fuzz: a short fuzzing round of the parser, the detector and the redaction
+## fuzz: a short fuzzing round of the parser, the detector, the redaction and the MTA log reader
 fuzz:
 	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/parsers/mailevents/
 	go test -run XXX -fuzz FuzzReplace -fuzztime 60s ./internal/pii/
