@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/plugintest"
 	"github.com/mailtick/mailtick/internal/providertest"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
@@ -457,9 +458,7 @@ func TestSampleConfigLoads(t *testing.T) {
 	require.Len(t, c.Inputs, 1)
 	require.NoError(t, c.Inputs[0].Init())
 
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+	plugintest.ReadmeShowsSample(t, sampleConfig)
 }
 
 // TestPresetsIntegration: each provider's published samples, published to

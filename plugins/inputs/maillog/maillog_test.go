@@ -15,6 +15,8 @@ import (
 	telegrafconfig "github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/plugintest"
 )
 
 // realLog is the maillog_file a real Postfix wrote (internal/maillog's
@@ -175,9 +177,7 @@ func TestSampleConfigLoads(t *testing.T) {
 	require.NoError(t, c.LoadConfigData([]byte(sampleConfig), ""))
 	require.Len(t, c.Inputs, 1)
 	require.NoError(t, c.Inputs[0].Init())
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+	plugintest.ReadmeShowsSample(t, sampleConfig)
 }
 
 // TestListen: the lines of a real Postfix's log, sent as syslog over UDP

@@ -33,6 +33,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/plugintest"
 	"github.com/mailtick/mailtick/internal/providertest"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
@@ -620,7 +621,5 @@ func TestSampleConfigLoads(t *testing.T) {
 	require.Equal(t, "/mailgun", w.Providers[0].Path)
 	require.Equal(t, "mail_event", w.Providers[0].Measurement, "defaults fill what the table leaves out")
 
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+	plugintest.ReadmeShowsSample(t, sampleConfig)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/pii/piitest"
+	"github.com/mailtick/mailtick/internal/plugintest"
 )
 
 // newPlugin returns an initialised, connected plugin writing to urls with
@@ -246,7 +247,5 @@ func TestGuardSuspect(t *testing.T) {
 }
 
 func TestSampleConfigInReadme(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+	plugintest.ReadmeShowsSample(t, sampleConfig)
 }

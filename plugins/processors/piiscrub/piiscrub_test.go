@@ -1,7 +1,6 @@
 package piiscrub
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/pii"
 	"github.com/mailtick/mailtick/internal/pii/piitest"
+	"github.com/mailtick/mailtick/internal/plugintest"
 )
 
 const testKey = "0123456789abcdef-test-key"
@@ -360,7 +360,5 @@ func TestGeneratedEventsLeaveNoPII(t *testing.T) {
 }
 
 func TestSampleConfigInReadme(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	require.NoError(t, err)
-	require.Contains(t, string(readme), "```toml @sample.conf\n"+sampleConfig+"```", "README must show sample.conf as it is")
+	plugintest.ReadmeShowsSample(t, sampleConfig)
 }
