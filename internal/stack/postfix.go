@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -127,21 +129,42 @@ func masterCF(debian string, port int) string {
 	return b.String()
 }
 
-// Stop stops Postfix and waits for its master to exit.
+// Stop stops Postfix and waits for its master process to exit; stopping a
+// stopped Postfix does nothing.
 func (p *Postfix) Stop() error {
+	pid := p.masterPid()
+	if pid == 0 {
+		return nil
+	}
 	out, err := exec.Command("postfix", "-c", p.conf, "stop").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("postfix stop: %v: %s", err, out)
 	}
-	pidFile := filepath.Join(p.Dir, "queue", "pid", "master.pid")
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(pidFile); os.IsNotExist(err) {
+		if p.masterPid() == 0 {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return nil
+	return fmt.Errorf("postfix master (pid %d) still runs 20s after postfix stop", pid)
+}
+
+// masterPid is the pid of Postfix's running master, or 0. master.pid stays
+// behind when the master exits: the process is what tells.
+func (p *Postfix) masterPid() int {
+	b, err := os.ReadFile(filepath.Join(p.Dir, "queue", "pid", "master.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
 }
 
 // Flush asks Postfix to retry its deferred mail now.

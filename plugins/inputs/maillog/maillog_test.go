@@ -79,6 +79,17 @@ func run(t *testing.T, path, state string, accept *atomic.Bool) (*MailLog, *test
 	return m, acc
 }
 
+// checkpointed waits until the state saved at stateFile has reached
+// offset: every line before it was read and its events delivered.
+func checkpointed(t *testing.T, stateFile string, offset int64) {
+	t.Helper()
+	var st state
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(stateFile)
+		return err == nil && json.Unmarshal(b, &st) == nil && st.Offset == offset
+	}, 30*time.Second, 5*time.Millisecond, "want the state checkpointed at offset %d", offset)
+}
+
 func points(ms []telegraf.Metric) map[string]bool {
 	out := map[string]bool{}
 	for _, m := range ms {
@@ -131,16 +142,8 @@ func TestCrashReplaysTheSamePoints(t *testing.T) {
 	accept.Store(true)
 	m, acc := run(t, path, stateDir, &accept)
 	acc.Wait(3)
-	checkpointed := int64(0)
-	for _, l := range lines[:14] {
-		checkpointed += int64(len(l))
-	}
-	require.Eventually(t, func() bool { // a checkpoint after the three
-		b, err := os.ReadFile(m.followerState(path))
-		var st state
-		return err == nil && json.Unmarshal(b, &st) == nil && st.Offset == checkpointed
-	}, 10*time.Second, 5*time.Millisecond)
-	accept.Store(false) // the outputs go down
+	checkpointed(t, m.followerState(path), int64(len(strings.Join(lines[:14], "")))) // after the three
+	accept.Store(false)                                                              // the outputs go down
 	appendLines(t, path, lines[14:]...)
 	acc.Wait(9)
 	m.Stop() // like a crash: the last checkpoint is before these
@@ -149,7 +152,9 @@ func TestCrashReplaysTheSamePoints(t *testing.T) {
 	accept.Store(true)
 	m2, acc2 := run(t, path, stateDir, &accept)
 	acc2.Wait(6)
-	time.Sleep(50 * time.Millisecond)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	checkpointed(t, m2.followerState(path), fi.Size()) // the whole file read and delivered
 	m2.Stop()
 	again := acc2.GetTelegrafMetrics()
 	require.Len(t, again, 6, "only what was not delivered is read again")

@@ -79,7 +79,7 @@ func TestWebhooksIntegration(t *testing.T) {
 	influx := stacktest.InfluxDB(t, "mail")
 	port, err := stack.FreePort()
 	require.NoError(t, err)
-	stacktest.Telegraf(t, agentConfig(t, k, port, influx.URL),
+	agent := stacktest.Telegraf(t, agentConfig(t, k, port, influx.URL),
 		"MAILGUN_KEY="+k.mailgun, "MANDRILL_KEY="+k.mandrill, "WEBHOOK_PASSWORD="+k.pass)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	require.Eventually(t, func() bool {
@@ -135,6 +135,8 @@ func TestWebhooksIntegration(t *testing.T) {
 	}, 60*time.Second, 500*time.Millisecond, "the retry is answered 200 once InfluxDB is back")
 	want["sendgrid"] += len(events)
 	require.Eventually(t, stored, 30*time.Second, 200*time.Millisecond, "nothing lost, nothing twice: want %v", want)
-	time.Sleep(time.Second) // a late duplicate write would show now
+	// Stopped, the agent flushes what it holds and writes nothing more:
+	// the count is final.
+	require.NoError(t, agent.Stop(30*time.Second))
 	require.Equal(t, fmt.Sprint(want), fmt.Sprint(countByMailer(t, influx)))
 }
