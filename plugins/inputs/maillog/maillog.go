@@ -78,11 +78,7 @@ func (m *MailLog) emit(ms []telegraf.Metric) {
 	m.open++
 	m.mu.Unlock()
 	m.acc.AddTrackingMetricGroup(ms)
-	m.mu.Lock()
-	for m.open >= int64(m.MaxUndelivered) && m.ctx.Err() == nil {
-		m.done.Wait()
-	}
-	m.mu.Unlock()
+	m.waitBelow(int64(m.MaxUndelivered))
 }
 
 func (*MailLog) SampleConfig() string { return sampleConfig }
@@ -374,19 +370,14 @@ func (fl *follower) lines(b []byte) {
 	fl.m.emit(ms)
 }
 
-// waitBelow waits until fewer than n batches are undelivered; false when
-// the plugin stops first.
-func (fl *follower) waitBelow(n int64) bool {
-	m := fl.m
+// waitBelow waits until fewer than n batches are undelivered, or the
+// plugin stops.
+func (m *MailLog) waitBelow(n int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for m.open >= n {
-		if m.ctx.Err() != nil {
-			return false
-		}
+	for m.open >= n && m.ctx.Err() == nil {
 		m.done.Wait()
 	}
-	return true
 }
 
 // checkpoint saves the offset and the correlation state once every event
@@ -397,7 +388,7 @@ func (fl *follower) checkpoint(final bool) {
 	if !final && time.Since(fl.lastCkpt) < time.Duration(fl.m.CheckpointInterval) {
 		return
 	}
-	fl.waitBelow(1)
+	fl.m.waitBelow(1)
 	fl.m.mu.Lock()
 	open := fl.m.open
 	fl.m.mu.Unlock()
