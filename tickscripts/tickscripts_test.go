@@ -17,6 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/sla"
+	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 	"github.com/mailtick/mailtick/internal/tasks"
 )
@@ -193,4 +196,62 @@ func TestSpamIntegration(t *testing.T) {
 		}
 		return false
 	}, 30*time.Second, 250*time.Millisecond, "a CRITICAL alert for the spammer")
+}
+
+// TestLatencyHistIntegration: mail_latency_hist.tick's 1m level from seeded
+// raw events, and its 1h and 1d levels from the level below, on a real
+// Kapacitor with the mailtick_hist UDF: every quantile of every minute is
+// within 1% of the exact nearest-rank quantile of its events, and each
+// level counts every event once.
+func TestLatencyHistIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
+	kapa := stacktest.Kapacitor(t, db.URL)
+	events := stacktest.SeedEvents(t, db, "mail", 7, 2000)
+	const rollup = `
+[[task]]
+  name = "hist_%[1]s"
+  script = %[2]q
+  [task.vars]
+    query = "SELECT \"count\", \"bucket\" FROM \"mail_rollups\".\"autogen\".\"mail_latency_hist\" WHERE \"window\" = '%[3]s'"
+    field = ""
+    window = "%[1]s"
+    every = "1s"
+    period = "%[4]s"
+`
+	hist := script(t, "mail_latency_hist.tick")
+	deploy(t, kapa.URL, fmt.Sprintf(`
+[[task]]
+  name = "hist_1m"
+  script = %q
+  [task.vars]
+    every = "1s"
+    period = "1h"
+`, hist)+fmt.Sprintf(rollup, "1h", hist, "1m", "3h")+fmt.Sprintf(rollup, "1d", hist, "1h", "3d"))
+
+	for _, level := range []string{"1m", "1h", "1d"} {
+		require.Eventually(t, func() bool {
+			n, err := db.Count("mail_rollups", fmt.Sprintf(`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '%s'`, level))
+			return err == nil && n == int64(len(events))
+		}, 60*time.Second, 250*time.Millisecond, "level %s counts all %d events", level, len(events))
+	}
+	src := sla.Source{Querier: stack.Querier{URL: db.URL}, Database: "mail_rollups"}
+	for key, exact := range stacktest.LatencyGroups(events) {
+		var direction string
+		var minute int64
+		_, err := fmt.Sscanf(key, "%s %d", &direction, &minute)
+		require.NoError(t, err)
+		from := time.Unix(0, minute)
+		hists, err := src.Histograms(from, from.Add(time.Minute), sla.Filter{Directions: []string{direction}})
+		require.NoError(t, err)
+		require.Contains(t, hists, "", key)
+		h := hists[""]
+		require.Equal(t, int64(len(exact)), h.Count(), key)
+		for _, q := range sla.Quantiles {
+			want := exact[latency.NearestRank(q, int64(len(exact)))-1]
+			require.InDelta(t, want, h.Quantile(q), want*latency.RelativeError*1.000001, "%s q%v", key, q)
+		}
+	}
 }

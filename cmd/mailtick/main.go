@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/check"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/rollup"
 	"github.com/mailtick/mailtick/internal/tasks"
 )
 
@@ -23,6 +24,8 @@ Usage:
   mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
   mailtick tasks plan|apply|list|prune -c tasks.toml [--url URL] [--var [task.]var=value ...]
                            deploy the versioned TICKscripts to Kapacitor
+  mailtick udf            the Kapacitor UDF of tickscripts/mail_latency_hist.tick
+                           (run by kapacitord, see the tickscripts README)
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
 
@@ -32,6 +35,7 @@ Run "mailtick <command> -h" for the flags of a command.
 func main() {
 	os.Exit(cli.Run("mailtick", usage, os.Args[1:], map[string]cli.Command{
 		"gen":   cli.Plain(runGen),
+		"udf":   cli.Plain(func(context.Context, []string) error { return rollup.Serve(os.Stdin, os.Stdout, os.Stderr) }),
 		"tasks": cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
 		"check": func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
 	}, os.Stdout, os.Stderr))

@@ -206,6 +206,11 @@ skip-config-overrides = true
   enabled = false
 [stats]
   enabled = false
+[udf]
+[udf.functions.mailtick_hist]
+  prog = %q
+  args = ["udf"]
+  timeout = "30s"
 `
 
 // Cluster is a further [[influxdb]] of kapacitor.conf that tasks write to
@@ -231,10 +236,16 @@ func StartKapacitor(dir, influxURL string, extra ...Cluster) (*Kapacitor, error)
 	if err != nil {
 		return nil, err
 	}
+	// The UDF of tickscripts/mail_latency_hist.tick, declared as the
+	// tickscripts README tells operators to.
+	udf, err := Binary("mailtick")
+	if err != nil {
+		return nil, err
+	}
 	conf := filepath.Join(dir, "kapacitor.conf")
 	p, addrs, err := startReady("kapacitord", 1, dir, func(a []string) (*Process, func() error, error) {
 		text := fmt.Sprintf(kapacitorConf, dir, a[0], filepath.Join(dir, "replay"),
-			filepath.Join(dir, "kapacitor.db"), filepath.Join(dir, "tasks"), influxURL)
+			filepath.Join(dir, "kapacitor.db"), filepath.Join(dir, "tasks"), influxURL, udf)
 		for _, c := range extra {
 			text += fmt.Sprintf(clusterConf, c.Name, c.URL)
 		}
