@@ -15,6 +15,8 @@ import (
 	"github.com/mailtick/mailtick/internal/check"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/rollup"
+	"github.com/mailtick/mailtick/internal/sla"
+	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/tasks"
 )
 
@@ -24,6 +26,8 @@ Usage:
   mailtick gen [flags]     generate mailer events into nsqd or an NDJSON file
   mailtick tasks plan|apply|list|prune -c tasks.toml [--url URL] [--var [task.]var=value ...]
                            deploy the versioned TICKscripts to Kapacitor
+  mailtick sla [flags] RANGE...
+                           latency quantiles and SLA shares over any range, from central
   mailtick udf            the Kapacitor UDF of tickscripts/mail_latency_hist.tick
                            (run by kapacitord, see the tickscripts README)
   mailtick check volume [flags]
@@ -35,6 +39,7 @@ Run "mailtick <command> -h" for the flags of a command.
 func main() {
 	os.Exit(cli.Run("mailtick", usage, os.Args[1:], map[string]cli.Command{
 		"gen":   cli.Plain(runGen),
+		"sla":   cli.Plain(func(_ context.Context, args []string) error { return runSLA(args) }),
 		"udf":   cli.Plain(func(context.Context, []string) error { return rollup.Serve(os.Stdin, os.Stdout, os.Stderr) }),
 		"tasks": cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
 		"check": func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
@@ -148,11 +153,8 @@ func runCheck(args []string) int {
 	}
 	fs := flag.NewFlagSet("check volume", flag.ContinueOnError)
 	v := check.Volume{}
-	fs.StringVar(&v.URL, "url", "http://127.0.0.1:8086", "InfluxDB URL")
 	fs.StringVar(&v.Database, "db", "mail", "database of the raw events")
-	fs.StringVar(&v.Username, "username", "", "InfluxDB user (the password comes from --password-file or $INFLUX_PASSWORD)")
-	passwordFile := fs.String("password-file", "", "file holding the InfluxDB password")
-	fs.DurationVar(&v.Timeout, "timeout", 8*time.Second, "how long to wait for InfluxDB (below the monitoring system's own check timeout)")
+	connect := influxFlags(fs, 8*time.Second, "how long to wait for InfluxDB (below the monitoring system's own check timeout)")
 	fs.StringVar(&v.Measurement, "measurement", "mail_event", "measurement of the raw events")
 	fs.StringVar(&v.DC, "dc", "", "DC (tag dc)")
 	fs.StringVar(&v.Direction, "direction", "", "inbound or outbound (tag direction)")
@@ -165,16 +167,132 @@ func runCheck(args []string) int {
 		fmt.Printf("MAIL VOLUME UNKNOWN - %v\n", err)
 		return int(check.Unknown)
 	}
-	v.Password = os.Getenv("INFLUX_PASSWORD")
-	if *passwordFile != "" {
-		b, err := os.ReadFile(*passwordFile)
-		if err != nil {
-			fmt.Printf("MAIL VOLUME UNKNOWN - reading --password-file: %v\n", err)
-			return int(check.Unknown)
-		}
-		v.Password = strings.TrimRight(string(b), "\r\n")
+	q, err := connect()
+	if err != nil {
+		fmt.Printf("MAIL VOLUME UNKNOWN - %v\n", err)
+		return int(check.Unknown)
 	}
+	v.URL, v.Username, v.Password, v.Timeout = q.URL, q.Username, q.Password, q.Timeout
 	res := v.Run()
 	fmt.Println(res.Line)
 	return int(res.Status)
+}
+
+// influxFlags adds --url, --username, --password-file and --timeout to fs;
+// the returned function gives the querier they describe (the password from
+// the file, else $INFLUX_PASSWORD).
+func influxFlags(fs *flag.FlagSet, timeout time.Duration, timeoutUsage string) func() (stack.Querier, error) {
+	var q stack.Querier
+	fs.StringVar(&q.URL, "url", "http://127.0.0.1:8086", "InfluxDB URL")
+	fs.StringVar(&q.Username, "username", "", "InfluxDB user (the password comes from --password-file or $INFLUX_PASSWORD)")
+	passwordFile := fs.String("password-file", "", "file holding the InfluxDB password")
+	fs.DurationVar(&q.Timeout, "timeout", timeout, timeoutUsage)
+	return func() (stack.Querier, error) {
+		q.Password = os.Getenv("INFLUX_PASSWORD")
+		if *passwordFile != "" {
+			b, err := os.ReadFile(*passwordFile)
+			if err != nil {
+				return q, fmt.Errorf("reading --password-file: %w", err)
+			}
+			q.Password = strings.TrimRight(string(b), "\r\n")
+		}
+		return q, nil
+	}
+}
+
+const slaUsage = `Usage: mailtick sla [flags] RANGE...
+
+Latency quantiles (p50 p90 p95 p99 p99.9, ms), shares within thresholds
+and counts, from the latency histograms (mail_latency_hist) of the central
+database, within 1%% of the exact values. RANGE is YYYY-MM (a calendar
+month), YYYY-MM-DD (a day) or FROM..TO (days or RFC 3339 times, TO
+excluded), in --tz. Two ranges are compared side by side with B/A;
+--months gives one row per month.
+
+Examples:
+  mailtick sla --by dc 2026-11                          # the month's p99 per DC
+  mailtick sla --within 60s --dc dc1 2026-11-02..2026-11-11
+  mailtick sla --months 2026-06..2026-11 --format csv   # month by month
+  mailtick sla 2026-10-05..2026-10-12 2026-10-19..2026-10-26  # release A vs B
+
+Flags:
+`
+
+func runSLA(args []string) error {
+	fs := flag.NewFlagSet("sla", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), slaUsage)
+		fs.PrintDefaults()
+	}
+	connect := influxFlags(fs, 30*time.Second, "how long to wait for InfluxDB")
+	db := fs.String("db", "mail_central", "central database")
+	tz := fs.String("tz", "UTC", "time zone of the ranges and of the histograms' days, weeks and months (tasks.toml var tz)")
+	by := fs.String("by", "dc,direction", "split by these tags (dc, direction, customer; empty: one total)")
+	dcs := fs.String("dc", "", "only these DCs (comma-separated)")
+	directions := fs.String("direction", "", "only these directions (comma-separated)")
+	within := fs.String("within", "", "SLA thresholds: the share of messages within each (comma-separated durations, e.g. 60s,5m)")
+	months := fs.String("months", "", "one range per calendar month: YYYY-MM..YYYY-MM")
+	format := fs.String("format", "text", "text, csv or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return fmt.Errorf("invalid --tz %q: %w", *tz, err)
+	}
+	var ranges []sla.Range
+	if *months != "" {
+		a, b, _ := strings.Cut(*months, "..")
+		if ranges, err = sla.Months(a, b, loc); err != nil {
+			return err
+		}
+	}
+	for _, s := range fs.Args() {
+		r, err := sla.ParseRange(s, loc)
+		if err != nil {
+			return err
+		}
+		ranges = append(ranges, r)
+	}
+	if len(ranges) == 0 {
+		return fmt.Errorf("give a RANGE or --months (see mailtick sla -h)")
+	}
+	var thresholds []time.Duration
+	for _, s := range list(*within) {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("invalid --within %q: want positive durations like 60s,5m", s)
+		}
+		thresholds = append(thresholds, d)
+	}
+	if *format != "text" && *format != "csv" && *format != "json" {
+		return fmt.Errorf("invalid --format %q: want text, csv or json", *format)
+	}
+	q, err := connect()
+	if err != nil {
+		return err
+	}
+	f := sla.Filter{DCs: list(*dcs), Directions: list(*directions), By: list(*by)}
+	results, err := sla.Source{Querier: q, Database: *db, Location: loc}.Answer(ranges, f, thresholds)
+	if err != nil {
+		return err
+	}
+	switch *format {
+	case "csv":
+		return sla.WriteCSV(os.Stdout, results, f.By)
+	case "json":
+		return sla.WriteJSON(os.Stdout, results)
+	}
+	return sla.WriteText(os.Stdout, results, f.By, ranges)
+}
+
+// list splits a comma-separated flag value, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -40,8 +40,8 @@ type DC struct {
 // Overrides are what a local DC in dir sets over the shipped tasks.toml:
 // paths, and test speed. The events of tests and demos are back-dated
 // over the last 20 minutes and published at once: the per-minute rollups
-// recompute the last hour every second, so every minute is there within
-// seconds. Nothing else differs.
+// recompute the last hour every second, the levels above every two
+// seconds, so every window is there within seconds. Nothing else differs.
 func Overrides(dir string) []tasks.Override {
 	logs := filepath.Join(dir, "kapacitor")
 	return []tasks.Override{
@@ -49,6 +49,12 @@ func Overrides(dir string) []tasks.Override {
 		{Task: "mail_counts_1m", Var: "period", Value: "1h"},
 		{Task: "mail_latency_1m", Var: "every", Value: "1s"},
 		{Task: "mail_latency_1m", Var: "period", Value: "1h"},
+		{Task: "mail_latency_hist_1m", Var: "every", Value: "1s"},
+		{Task: "mail_latency_hist_1m", Var: "period", Value: "1h"},
+		{Task: "mail_latency_hist_1h", Var: "every", Value: "2s"},
+		{Task: "mail_latency_hist_1d", Var: "every", Value: "2s"},
+		{Task: "mail_latency_hist_1w", Var: "every", Value: "2s"},
+		{Task: "mail_latency_hist_1mo", Var: "every", Value: "2s"},
 		{Task: "mail_volume_check", Var: "log_path", Value: filepath.Join(logs, "mail_volume.log")},
 		{Task: "mail_spam", Var: "log_path", Value: filepath.Join(logs, "mail_spam.log")},
 	}
