@@ -23,7 +23,9 @@ import (
 
 	"github.com/mailtick/mailtick/internal/dc"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/maillog"
+	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/stack"
 )
 
@@ -120,22 +122,21 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		}
 	}
 
-	step("waiting until the central counts hold every event")
+	step("waiting until the central counts and latency histograms hold every event")
 	deadline := time.Now().Add(3 * time.Minute)
 	for _, d := range dcs {
-		for {
-			n, err := central.Count("mail_central", fmt.Sprintf(`SELECT sum("count") FROM mail_counts WHERE "window" = '1m' AND "dc" = '%s'`, d.Name))
-			if err == nil && n >= stored[d.Name] {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: only %d of %d events counted centrally after 3 minutes (%v); agent log: %s", d.Name, n, stored[d.Name], err, d.Agent.LogPath)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(250 * time.Millisecond):
-			}
+		if err := waitCentral(ctx, central, d, deadline, "counted", stored[d.Name],
+			`SELECT sum("count") FROM mail_counts WHERE "window" = '1m' AND "dc" = '%s'`); err != nil {
+			return err
+		}
+		// Every latency, through the levels 1m -> 1h -> 1d -> 1mo.
+		latencies, err := d.DB.Count("mail", `SELECT count("latency_ms") FROM mail_event`)
+		if err != nil {
+			return err
+		}
+		if err := waitCentral(ctx, central, d, deadline, "in the month's latency histogram", latencies,
+			`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '1mo' AND "dc" = '%s'`); err != nil {
+			return err
 		}
 	}
 	// Self-metrics are gathered every interval (10s in telegraf.conf): wait
@@ -164,15 +165,20 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	if err := report(w, central, dcs); err != nil {
 		return err
 	}
+	slaTable, distribution, err := slaReport(w, central)
+	if err != nil {
+		return err
+	}
 	charts, err := chartData(central, dcs)
 	if err != nil {
 		return err
 	}
+	charts = append([]Chart{distribution}, charts...)
 	f, err := os.Create(opt.HTML)
 	if err != nil {
 		return err
 	}
-	if err := WriteHTML(f, "mailtick demo: three DCs (two on NSQ, one on a Postfix log) and the central database", charts); err != nil {
+	if err := WriteHTML(f, "mailtick demo: three DCs (two on NSQ, one on a Postfix log) and the central database", charts, []Table{slaTable}); err != nil {
 		f.Close()
 		return err
 	}
@@ -183,6 +189,57 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	return nil
 }
 
+// slaReport answers this month's SLA per DC from the central histograms,
+// as `mailtick sla --by dc --within 1s,5s <month>` does, and draws the
+// latency distribution of each DC from the same merged buckets.
+func slaReport(w io.Writer, central *stack.InfluxDB) (Table, Chart, error) {
+	now := time.Now().UTC()
+	from := latency.Month.Start(now, time.UTC)
+	month := sla.Range{Name: from.Format("2006-01"), From: from, To: latency.Month.Next(from, time.UTC)}
+	src := sla.Source{Querier: stack.Querier{URL: central.URL, Timeout: time.Minute}, Database: "mail_central", Location: time.UTC}
+	by := []string{"dc"}
+	results, err := src.Answer([]sla.Range{month}, sla.Filter{By: by}, []time.Duration{time.Second, 5 * time.Second})
+	if err != nil {
+		return Table{}, Chart{}, err
+	}
+	title := fmt.Sprintf("Central: latency SLA of %s by DC (mailtick sla --by dc --within 1s,5s %s: the month's histograms)", month.Name, month.Name)
+	fmt.Fprintf(w, "\n%s\n", title)
+	if err := sla.WriteText(w, results, by, []sla.Range{month}); err != nil {
+		return Table{}, Chart{}, err
+	}
+	head, rows := sla.Rows(results, by)
+	dist := Chart{Title: "Latency distribution per DC this month (central mail_latency_hist, merged buckets)", Kind: "distribution",
+		YTitle: "% of messages per 2% of latency", Series: map[string][][2]float64{}}
+	for _, r := range results {
+		h := r.Histogram()
+		for _, b := range h.Buckets() {
+			if v := latency.Value(b.Index); v > 0 { // a log axis has no 0
+				dist.Series[r.Group["dc"]] = append(dist.Series[r.Group["dc"]], [2]float64{v, 100 * float64(b.Count) / float64(h.Count())})
+			}
+		}
+	}
+	return Table{Title: title, Columns: head, Rows: rows}, dist, nil
+}
+
+// waitCentral waits until q (with %s for the DC's name) gives at least
+// want from the central database.
+func waitCentral(ctx context.Context, central *stack.InfluxDB, d *dc.DC, deadline time.Time, what string, want int64, q string) error {
+	for {
+		n, err := central.Count("mail_central", fmt.Sprintf(q, d.Name))
+		if err == nil && n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: only %d of %d events %s centrally after 3 minutes (%v); agent log: %s", d.Name, n, want, what, err, d.Agent.LogPath)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // slowMs is what the report calls a slow message.
 const slowMs = 1000
 
@@ -191,7 +248,7 @@ const slowMs = 1000
 // messages by direction, DC, mailer and customer from the DC databases
 // (mailers are not in the rollups).
 func chartData(central *stack.InfluxDB, dcs []*dc.DC) ([]Chart, error) {
-	latency := Chart{Title: "Latency percentiles over time per DC (ms, central mail_latency)", Kind: "line", Series: map[string][][2]float64{}}
+	latency := Chart{Title: "Latency percentiles over time per DC (ms, central mail_latency)", Kind: "time", YTitle: "ms", Series: map[string][][2]float64{}}
 	series, err := central.Query("mail_central",
 		`SELECT max("p50") AS p50, max("p99") AS p99 FROM mail_latency WHERE "window" = '1m' AND time > now() - 2h GROUP BY time(1m), "dc" fill(none)`)
 	if err != nil {

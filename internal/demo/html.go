@@ -1,95 +1,118 @@
 package demo
 
 import (
+	_ "embed"
 	"encoding/json"
 	"html/template"
 	"io"
 )
 
-// Chart is one chart of the HTML report: a line chart (series of [x, y]
-// points, x in Unix seconds) or a bar chart (one bar per label).
+// Chart is one chart of the HTML report:
+//   - "time": one line per series of [x, y] points, x in Unix seconds,
+//     drawn on a time axis;
+//   - "bar": one bar per label, every label in full;
+//   - "distribution": one line per series of [latency ms, share] points,
+//     on a logarithmic latency axis.
 type Chart struct {
 	Title  string                  `json:"title"`
-	Kind   string                  `json:"kind"` // "line" or "bar"
+	Kind   string                  `json:"kind"`
+	YTitle string                  `json:"y_title,omitempty"`
 	Series map[string][][2]float64 `json:"series,omitempty"`
 	Bars   map[string]float64      `json:"bars,omitempty"`
 }
 
+// Table is a table of the HTML report.
+type Table struct {
+	Title   string
+	Columns []string
+	Rows    [][]string
+}
+
+// chartJS is Chart.js (MIT), vendored from npm: see chartjs/README.md.
+//
+//go:embed chartjs/chart.umd.min.js
+var chartJS string
+
 // WriteHTML writes the report as one page that needs no server: the data
-// is inside, and a few lines of JavaScript draw each chart on a canvas.
-// Once every chart with data is drawn, the body says so in data-drawn, so
-// a headless browser can check it.
-func WriteHTML(w io.Writer, title string, charts []Chart) error {
+// and Chart.js are inside. Once the charts are drawn, each figure carries
+// what a reader sees on it (data-xticks: the x axis labels, data-legend,
+// data-bars: the bars drawn) and the body counts the charts drawn in
+// data-drawn, so that a headless browser can check them.
+func WriteHTML(w io.Writer, title string, charts []Chart, tables []Table) error {
 	data, err := json.Marshal(charts)
 	if err != nil {
 		return err
 	}
-	return page.Execute(w, map[string]any{"Title": title, "Data": template.JS(data)})
+	return page.Execute(w, map[string]any{
+		"Title": title, "Data": template.JS(data), "ChartJS": template.JS(chartJS), "Tables": tables,
+	})
 }
 
 var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>
 body { font-family: sans-serif; margin: 2em; color: #222; }
-.grid { display: grid; grid-template-columns: repeat(2, 1fr); gap: 1.5em; }
+.grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 1.5em; }
 figure { margin: 0; } figcaption { font-weight: bold; margin-bottom: .3em; }
-canvas { border: 1px solid #ddd; width: 100%; }
-</style></head>
+.chart { position: relative; height: 320px; border: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 1em 0 2em; } caption { font-weight: bold; text-align: left; margin-bottom: .3em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; } th { background: #f4f4f4; }
+</style>
+<script>{{.ChartJS}}</script>
+</head>
 <body data-drawn="0">
 <h1>{{.Title}}</h1>
-<div class="grid" id="charts"></div>
+{{range .Tables}}<table class="report">
+<caption>{{.Title}}</caption>
+<tr>{{range .Columns}}<th>{{.}}</th>{{end}}</tr>
+{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table>
+{{end}}<div class="grid" id="charts"></div>
 <script>
 const charts = {{.Data}};
-const colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const hhmm = v => new Date(v * 1000).toISOString().slice(11, 16);
+const mmddhhmm = v => new Date(v * 1000).toISOString().slice(5, 16).replace("T", " ");
+// A time axis with ticks on whole minutes, hours or days, at most 9.
+function timeAxis(xs) {
+  const lo = Math.min(...xs), hi = Math.max(...xs, lo + 60);
+  const step = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].find(s => (hi - lo) / s <= 8) ||
+    86400 * Math.ceil((hi - lo) / 86400 / 8);
+  const label = hi - lo > 86400 ? mmddhhmm : hhmm;
+  return axis("time (UTC)", {type: "linear", min: Math.floor(lo / step) * step, max: Math.ceil(hi / step) * step,
+    ticks: {stepSize: step, callback: label}});
+}
+const axis = (title, extra) => Object.assign({title: {display: true, text: title}}, extra);
 let drawn = 0;
 for (const c of charts) {
   const fig = document.createElement("figure");
-  fig.innerHTML = "<figcaption></figcaption><canvas width=600 height=300></canvas>";
+  fig.innerHTML = '<figcaption></figcaption><div class="chart"><canvas></canvas></div>';
   fig.querySelector("figcaption").textContent = c.title;
   document.getElementById("charts").appendChild(fig);
-  const ctx = fig.querySelector("canvas").getContext("2d");
-  const W = 600, H = 300, L = 50, B = 40, T = 18, R = 10;
-  ctx.font = "11px sans-serif";
-  ctx.strokeStyle = "#888";
-  ctx.beginPath(); ctx.moveTo(L, T); ctx.lineTo(L, H - B); ctx.lineTo(W - R, H - B); ctx.stroke();
-  let ok = false;
-  if (c.kind === "bar" && c.bars && Object.keys(c.bars).length) {
-    const labels = Object.keys(c.bars).sort();
-    const max = Math.max(...labels.map(l => c.bars[l]), 1);
-    const bw = (W - L - R) / labels.length;
-    labels.forEach((l, i) => {
-      const h = (H - B - T) * c.bars[l] / max;
-      ctx.fillStyle = colors[i % colors.length];
-      ctx.fillRect(L + i * bw + 2, H - B - h, bw - 4, h);
-      ctx.fillStyle = "#222";
-      // host names: their first two labels (mx01.dc1) fit under a bar
-      ctx.fillText(l.split(".").slice(0, 2).join(".").slice(0, Math.max(4, Math.floor(bw / 6))), L + i * bw + 2, H - B + 14);
-      ctx.fillText(String(Math.round(c.bars[l])), L + i * bw + 2, H - B - h - 3);
-    });
-    ok = true;
-  } else if (c.kind === "line" && c.series && Object.values(c.series).some(s => s.length)) {
-    const names = Object.keys(c.series).sort();
-    const pts = names.flatMap(n => c.series[n]);
-    const maxY = Math.max(...pts.map(p => p[1]), 1);
-    const minX = Math.min(...pts.map(p => p[0])), maxX = Math.max(...pts.map(p => p[0]), minX + 1);
-    names.forEach((n, i) => {
-      ctx.strokeStyle = colors[i % colors.length];
-      ctx.beginPath();
-      c.series[n].forEach(([x, y], j) => {
-        const px = L + (W - L - R) * (x - minX) / (maxX - minX);
-        const py = H - B - (H - B - T) * y / maxY;
-        j ? ctx.lineTo(px, py) : ctx.moveTo(px, py);
-        ctx.fillStyle = ctx.strokeStyle; ctx.fillRect(px - 2, py - 2, 4, 4);
-      });
-      ctx.stroke();
-      ctx.fillStyle = ctx.strokeStyle;
-      ctx.fillText(n, L + 8, T + 12 + 13 * i);
-    });
-    ctx.fillStyle = "#222";
-    ctx.fillText(String(Math.round(maxY)), 4, T + 10);
-    ok = true;
+  const series = c.series || {}, bars = c.bars || {};
+  const names = Object.keys(c.kind === "bar" ? bars : series).sort();
+  if (!names.length) { fig.dataset.empty = "1"; continue; }
+  const options = {animation: false, responsive: true, maintainAspectRatio: false,
+    plugins: {legend: {display: c.kind !== "bar"}, tooltip: {enabled: true}}};
+  let config;
+  if (c.kind === "bar") {
+    config = {type: "bar", data: {labels: names, datasets: [{label: c.y_title || c.title, data: names.map(n => bars[n])}]},
+      options: Object.assign(options, {scales: {
+        x: {ticks: {autoSkip: false, maxRotation: 60}},
+        y: axis(c.y_title || "", {beginAtZero: true})}})};
+  } else {
+    const time = c.kind === "time";
+    config = {type: "line", data: {datasets: names.map(n => ({label: n, data: series[n].map(([x, y]) => ({x, y})), pointRadius: 2}))},
+      options: Object.assign(options, {parsing: false, scales: {
+        x: time ? timeAxis(names.flatMap(n => series[n].map(p => p[0])))
+                : axis("latency (ms, log scale)", {type: "logarithmic"}),
+        y: axis(c.y_title || "", {beginAtZero: true})},
+        plugins: Object.assign(options.plugins, {tooltip: {callbacks: time ? {title: items => items.length ? mmddhhmm(items[0].parsed.x) + " UTC" : ""} : {}}})})};
   }
-  if (ok) drawn++;
+  const chart = new Chart(fig.querySelector("canvas"), config);
+  fig.dataset.xticks = JSON.stringify(chart.scales.x.ticks.map(t => t.label));
+  fig.dataset.legend = JSON.stringify(chart.legend.legendItems.map(i => i.text));
+  fig.dataset.bars = String(c.kind === "bar" ? chart.getDatasetMeta(0).data.length : 0);
+  drawn++;
 }
 document.body.dataset.drawn = String(drawn);
 </script>

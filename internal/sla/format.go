@@ -142,16 +142,26 @@ func WriteText(w io.Writer, results []Result, by []string, ranges []Range) error
 		writeComparison(tw, results, by, ranges, cols)
 		return tw.Flush()
 	}
-	head := append(append([]string{"range"}, by...), cols...)
-	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	head, rows := Rows(results, by)
+	for _, row := range append([][]string{head}, rows...) {
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	return tw.Flush()
+}
+
+// Rows are the header and the rows of the text table: one row per range
+// and group, values as text.
+func Rows(results []Result, by []string) (head []string, rows [][]string) {
+	cols := columns(results)
+	head = append(append([]string{"range"}, by...), cols...)
 	for _, r := range results {
 		row := append([]string{r.Range}, groupNames(by, r.Group)...)
 		for _, c := range cols {
 			row = append(row, cell(c, r.value(c)))
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+		rows = append(rows, row)
 	}
-	return tw.Flush()
+	return head, rows
 }
 
 func writeComparison(w io.Writer, results []Result, by []string, ranges []Range, cols []string) {
