@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
+	latencyhist "github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 )
@@ -181,5 +182,65 @@ func TestFluxSpamIntegration(t *testing.T) {
 	}
 	for key, rcpts := range want {
 		require.Equal(t, strconv.Itoa(len(rcpts)), got[key], key)
+	}
+}
+
+// TestFluxLatencyHistIntegration runs mail_latency_hist.flux's query level
+// by level on InfluxDB 1.8's Flux engine over 70 days of events: the 1m
+// level from raw events, then 1h, 1d, 1w (from Monday) and 1mo each from
+// the level below, its rows written back as to() would. Every count of
+// every window and bucket equals a computation of the test's own with
+// internal/latency, the mapping the TICKscripts' UDF and `mailtick sla` use.
+func TestFluxLatencyHistIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
+	start := time.Now().Add(-70 * 24 * time.Hour)
+	g, err := gen.New(gen.Config{Seed: 21, Start: start, Interval: 29 * time.Minute})
+	require.NoError(t, err)
+	var events []gen.Message
+	var lines strings.Builder
+	for m := g.Next(); m.Time.Before(time.Now().Add(-time.Minute)); m = g.Next() {
+		events = append(events, m)
+		lines.WriteString(m.Line("dc1"))
+	}
+	require.NoError(t, db.Write("mail", lines.String()))
+
+	levels := []struct {
+		level       latencyhist.Level
+		below, span string
+		offset      string
+	}{
+		{latencyhist.Minute, "", "1m", "0s"},
+		{latencyhist.Hour, "1m", "1h", "0s"},
+		{latencyhist.Day, "1h", "1d", "0s"},
+		{latencyhist.Week, "1d", "1w", "4d"},
+		{latencyhist.Month, "1d", "1mo", "0s"},
+	}
+	for _, l := range levels {
+		params := fmt.Sprintf("bucket = \"mail/autogen\"\nout_bucket = \"mail_rollups/autogen\"\nlevel = %q\nbelow = %q\nspan = %s\noffset = %s\nperiod = 120d\ntz = \"UTC\"\n",
+			l.level, l.below, l.span, l.offset)
+		rows := runFlux(t, db, queryOf(t, "mail_latency_hist.flux", params))
+		want := map[string]int{}
+		for _, m := range events {
+			want[fmt.Sprintf("%s %s %s", m.Event.Direction, l.level.Start(m.Time, time.UTC).Format(time.RFC3339), latencyhist.Tag(m.Event.LatencyMs))]++
+		}
+		got := map[string]int{}
+		var write strings.Builder
+		for _, r := range rows {
+			require.Equal(t, "mail_latency_hist", r["_measurement"])
+			require.Equal(t, string(l.level), r["window"])
+			n, err := strconv.Atoi(r["_value"])
+			require.NoError(t, err)
+			tm, err := time.Parse(time.RFC3339Nano, r["_time"])
+			require.NoError(t, err)
+			got[fmt.Sprintf("%s %s %s", r["direction"], tm.Format(time.RFC3339), r["bucket"])] = n
+			fmt.Fprintf(&write, "mail_latency_hist,bucket=%s,dc=%s,direction=%s,tz=%s,window=%s count=%di %d\n",
+				r["bucket"], r["dc"], r["direction"], r["tz"], r["window"], n, tm.UnixNano())
+		}
+		require.Equal(t, want, got, "level %s", l.level)
+		require.NoError(t, db.Write("mail_rollups", write.String()))
+		t.Logf("level %-3s: %d points", l.level, len(rows))
 	}
 }
