@@ -208,13 +208,15 @@ func slaReport(w io.Writer, central *stack.InfluxDB) (Table, Chart, error) {
 		return Table{}, Chart{}, err
 	}
 	head, rows := sla.Rows(results, by)
-	dist := Chart{Title: "Latency distribution per DC this month (central mail_latency_hist, merged buckets)", Kind: "distribution",
-		YTitle: "% of messages per 2% of latency", Series: map[string][][2]float64{}}
+	dist := Chart{Title: "Latency distribution per DC this month: share of messages within x ms (central mail_latency_hist, merged buckets)",
+		Kind: "distribution", YTitle: "% of messages within", Series: map[string][][2]float64{}}
 	for _, r := range results {
 		h := r.Histogram()
+		var within int64
 		for _, b := range h.Buckets() {
-			if v := latency.Value(b.Index); v > 0 { // a log axis has no 0
-				dist.Series[r.Group["dc"]] = append(dist.Series[r.Group["dc"]], [2]float64{v, 100 * float64(b.Count) / float64(h.Count())})
+			within += b.Count
+			if x := latency.Upper(b.Index); x > 0 { // a log axis has no 0
+				dist.Series[r.Group["dc"]] = append(dist.Series[r.Group["dc"]], [2]float64{x, 100 * float64(within) / float64(h.Count())})
 			}
 		}
 	}

@@ -10,9 +10,10 @@ import (
 // Chart is one chart of the HTML report:
 //   - "time": one line per series of [x, y] points, x in Unix seconds,
 //     drawn on a time axis;
-//   - "bar": one bar per label, every label in full;
-//   - "distribution": one line per series of [latency ms, share] points,
-//     on a logarithmic latency axis.
+//   - "bar": one bar per label, every label in full (bars lie down when
+//     the labels are long);
+//   - "distribution": one line per series of [latency ms, y] points, on a
+//     logarithmic latency axis.
 type Chart struct {
 	Title  string                  `json:"title"`
 	Kind   string                  `json:"kind"`
@@ -35,8 +36,8 @@ var chartJS string
 
 // WriteHTML writes the report as one page that needs no server: the data
 // and Chart.js are inside. Once the charts are drawn, each figure carries
-// what a reader sees on it (data-xticks: the x axis labels, data-legend,
-// data-bars: the bars drawn) and the body counts the charts drawn in
+// what a reader sees on it (data-axis: the labels of its time, latency or
+// category axis; data-legend; data-bars: the bars drawn) and the body counts the charts drawn in
 // data-drawn, so that a headless browser can check them.
 func WriteHTML(w io.Writer, title string, charts []Chart, tables []Table) error {
 	data, err := json.Marshal(charts)
@@ -93,12 +94,18 @@ for (const c of charts) {
   if (!names.length) { fig.dataset.empty = "1"; continue; }
   const options = {animation: false, responsive: true, maintainAspectRatio: false,
     plugins: {legend: {display: c.kind !== "bar"}, tooltip: {enabled: true}}};
-  let config;
+  let config, labelAxis = "x";
   if (c.kind === "bar") {
+    // Long names (host names) lie on a vertical axis, each in full.
+    const across = names.some(n => n.length > 12);
+    if (across) {
+      labelAxis = "y";
+      fig.querySelector(".chart").style.height = Math.max(200, 60 + 24 * names.length) + "px";
+    }
     config = {type: "bar", data: {labels: names, datasets: [{label: c.y_title || c.title, data: names.map(n => bars[n])}]},
-      options: Object.assign(options, {scales: {
-        x: {ticks: {autoSkip: false, maxRotation: 60}},
-        y: axis(c.y_title || "", {beginAtZero: true})}})};
+      options: Object.assign(options, {indexAxis: labelAxis, scales: {
+        [labelAxis]: {ticks: {autoSkip: false}},
+        [across ? "x" : "y"]: axis(c.y_title || "", {beginAtZero: true})}})};
   } else {
     const time = c.kind === "time";
     config = {type: "line", data: {datasets: names.map(n => ({label: n, data: series[n].map(([x, y]) => ({x, y})), pointRadius: 2}))},
@@ -109,7 +116,7 @@ for (const c of charts) {
         plugins: Object.assign(options.plugins, {tooltip: {callbacks: time ? {title: items => items.length ? mmddhhmm(items[0].parsed.x) + " UTC" : ""} : {}}})})};
   }
   const chart = new Chart(fig.querySelector("canvas"), config);
-  fig.dataset.xticks = JSON.stringify(chart.scales.x.ticks.map(t => t.label));
+  fig.dataset.axis = JSON.stringify(chart.scales[labelAxis].ticks.map(t => t.label));
   fig.dataset.legend = JSON.stringify(chart.legend.legendItems.map(i => i.text));
   fig.dataset.bars = String(c.kind === "bar" ? chart.getDatasetMeta(0).data.length : 0);
   drawn++;
