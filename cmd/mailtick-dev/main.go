@@ -49,6 +49,8 @@ func runBench(ctx context.Context, args []string) error {
 	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
 	webhooks := fs.Int("webhooks", 100000, "SendGrid events POSTed to mailwebhooks and to http_listener_v2, 100 and 1 per request (0: skip)")
 	spam := fs.Int("spam", 100000, "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory (0: skip)")
+	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
+	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	fs.Parse(args)
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, os.Stderr)
@@ -73,6 +75,13 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if *spam > 0 {
 		res, err := bench.SpamMemory(ctx, *spam, os.Stderr)
+		if err != nil {
+			return err
+		}
+		res.Print(os.Stdout)
+	}
+	if *slaDays > 0 {
+		res, err := bench.SLACost(ctx, *slaDays, *slaRate, os.Stderr)
 		if err != nil {
 			return err
 		}
