@@ -15,7 +15,7 @@ import (
 // figure is what a reader sees on one chart, as the page records it.
 type figure struct {
 	caption string
-	axis  []string
+	axis    []string
 	legend  []string
 	bars    string
 	empty   bool
