@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -315,3 +316,35 @@ func kinds(plan []Action) []string {
 
 // TestSpamIntegration streams events with a spam burst from one sender
 // through mail_spam.tick on a real Kapacitor subscribed to a real InfluxDB.
+
+// TestShippedWindowsAreWhole: in the shipped tasks.toml, every task of a
+// script grouping by time(window) runs every and looks back period in
+// whole windows. Otherwise each run's first window starts before the
+// query does: InfluxDB counts only its tail, and Kapacitor writes that
+// over the whole window written before (an hourly count run every 10m
+// would keep the last 10 minutes of each hour).
+func TestShippedWindowsAreWhole(t *testing.T) {
+	_, want, err := Load(filepath.Join("..", "..", "tasks.toml"), Options{URL: "http://127.0.0.1:9092"})
+	require.NoError(t, err)
+	checked := 0
+	for _, d := range want {
+		if d.Script.Type != client.BatchTask || d.Script.Vars["window"] != client.VarDuration {
+			continue // not a query grouped by time(window)
+		}
+		value := func(name string) time.Duration {
+			if v, ok := d.Vars[name]; ok {
+				return v.Value.(time.Duration)
+			}
+			m := regexp.MustCompile(`(?m)^var ` + name + ` = (\S+)$`).FindStringSubmatch(d.Script.Text)
+			require.NotNil(t, m, "%s: var %s has a default", d.ID, name)
+			v, err := parseDuration(m[1])
+			require.NoError(t, err)
+			return v
+		}
+		window, every, period := value("window"), value("every"), value("period")
+		require.Zero(t, every%window, "%s: every %v is not a multiple of window %v", d.ID, every, window)
+		require.Zero(t, period%window, "%s: period %v is not a multiple of window %v", d.ID, period, window)
+		checked++
+	}
+	require.GreaterOrEqual(t, checked, 4, "mail_counts 1m, 1h, 1d and mail_latency 1m")
+}
