@@ -41,6 +41,15 @@ func deploy(t *testing.T, url, body string) *client.Client {
 	return c
 }
 
+// seeded starts an InfluxDB with 2000 generated events (seed) in "mail"
+// and an empty "mail_rollups", and a Kapacitor reading it.
+func seeded(t *testing.T, seed uint64) (*stack.InfluxDB, *stack.Kapacitor, []gen.Message) {
+	t.Helper()
+	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
+	kapa := stacktest.Kapacitor(t, db.URL)
+	return db, kapa, stacktest.SeedEvents(t, db, "mail", seed, 2000)
+}
+
 // TestRollupsIntegration: mail_counts.tick and mail_latency.tick over seeded
 // raw events; the counts add up to every event, and the percentiles are
 // those of the events (nearest rank, computed here).
@@ -48,9 +57,7 @@ func TestRollupsIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
-	kapa := stacktest.Kapacitor(t, db.URL)
-	events := stacktest.SeedEvents(t, db, "mail", 5, 2000)
+	db, kapa, events := seeded(t, 5)
 	deploy(t, kapa.URL, fmt.Sprintf(`
 [[task]]
   name = "counts_1m"
@@ -207,9 +214,7 @@ func TestLatencyHistIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
-	kapa := stacktest.Kapacitor(t, db.URL)
-	events := stacktest.SeedEvents(t, db, "mail", 7, 2000)
+	db, kapa, events := seeded(t, 7)
 	const rollup = `
 [[task]]
   name = "hist_%[1]s"
