@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 
 	"github.com/mailtick/mailtick/internal/dc"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/pii"
+	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/stack/stacktest"
 	"github.com/mailtick/mailtick/internal/tasks"
@@ -68,6 +71,30 @@ func TestOneDCIntegration(t *testing.T) {
 		}
 		return true
 	}, 90*time.Second, 250*time.Millisecond, "central mail_latency equals the percentiles of the events sent")
+
+	// The latency histograms reach central through the agent at every
+	// level, each counting every event once, and answer the quantiles of
+	// the events within 1%.
+	for _, l := range latency.Levels {
+		require.Eventually(t, func() bool {
+			n, err := central.Count("mail_central", fmt.Sprintf(`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '%s'`, l))
+			return err == nil && n == k
+		}, 90*time.Second, 250*time.Millisecond, "central %s histograms count all %d events", l, k)
+	}
+	all := make([]float64, 0, k)
+	for _, m := range events {
+		all = append(all, m.Event.LatencyMs)
+	}
+	sort.Float64s(all)
+	src := sla.Source{Querier: stack.Querier{URL: central.URL, Timeout: time.Minute}, Database: "mail_central"}
+	results, err := src.Answer([]sla.Range{{Name: "all", From: events[0].Time, To: time.Now().Add(time.Minute)}}, sla.Filter{}, nil)
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Equal(t, int64(k), results[0].Count)
+	for _, q := range sla.Quantiles {
+		want := all[latency.NearestRank(q, k)-1]
+		require.InDelta(t, want, results[0].Quantiles[sla.QuantileName(q)], want*latency.RelativeError*(1+1e-9), "q%v", q)
+	}
 
 	// Privacy: nothing in the central database holds an e-mail or IP
 	// address; the DC still has them.
