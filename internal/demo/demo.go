@@ -301,7 +301,11 @@ func addBars(bars map[string]float64, db *stack.InfluxDB, database, q, tag strin
 		if len(s.Values) > 0 {
 			if v, ok := s.Values[0][1].(json.Number); ok {
 				f, _ := v.Float64()
-				bars[s.Tags[tag]] += f
+				name := s.Tags[tag]
+				if name == "" {
+					name = "(none)" // e.g. a Postfix log's events have no customer
+				}
+				bars[name] += f
 			}
 		}
 	}
