@@ -3,6 +3,9 @@ package latency
 import (
 	"fmt"
 	"time"
+	// Zones by name on any machine, with or without the system's tzdata:
+	// the UDF and `mailtick sla` load the tz of the tasks.
+	_ "time/tzdata"
 )
 
 // Level is one roll-up level: its windows are minutes, hours, or calendar
