@@ -54,11 +54,12 @@ test-short:
 demo: servers postfix build
 	bin/mailtick-dev demo
 
-## bench: stock Telegraf nsq_consumer+json_v2 against mailevents, same events, same run
+## bench: stock Telegraf against ours, same events, same run; every figure
+## also in bench.json (with the settings), to compare runs
 bench: servers build
 	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./internal/maillog/
 	go test -run TestOpenQueueIDMemory -v ./internal/maillog/ | grep "bytes each"
-	bin/mailtick-dev bench
+	bin/mailtick-dev bench --json bench.json
 
 ## fuzz: a short fuzzing round of the parser, the detector, the redaction and the MTA log reader
 fuzz:

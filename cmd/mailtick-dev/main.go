@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"github.com/mailtick/mailtick/internal/cli"
@@ -51,13 +52,17 @@ func runBench(ctx context.Context, args []string) error {
 	spam := fs.Int("spam", 100000, "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory (0: skip)")
 	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
+	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
 	fs.Parse(args)
+	all := map[string]any{"settings": map[string]any{
+		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": *spam, "sla_days": *slaDays, "sla_rate": *slaRate}}
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, os.Stderr)
 		if err != nil {
 			return err
 		}
 		rep.Print(os.Stdout)
+		all["throughput"] = rep
 	}
 	if *outage > 0 {
 		res, err := bench.Outage(ctx, *outage, os.Stderr)
@@ -65,6 +70,7 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		bench.PrintOutage(os.Stdout, res)
+		all["outage"] = res
 	}
 	if *webhooks > 0 {
 		res, err := bench.Webhooks(ctx, *webhooks, os.Stderr)
@@ -72,6 +78,7 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		bench.PrintWebhooks(os.Stdout, res)
+		all["webhooks"] = res
 	}
 	if *spam > 0 {
 		res, err := bench.SpamMemory(ctx, *spam, os.Stderr)
@@ -79,6 +86,7 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		res.Print(os.Stdout)
+		all["spam"] = res
 	}
 	if *slaDays > 0 {
 		res, err := bench.SLACost(ctx, *slaDays, *slaRate, os.Stderr)
@@ -86,8 +94,16 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		res.Print(os.Stdout)
+		all["sla"] = res
 	}
-	return nil
+	if *jsonPath == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(*jsonPath, append(b, '\n'), 0o644)
 }
 
 func runDemo(ctx context.Context, args []string) error {
