@@ -119,6 +119,9 @@ func runTasks(args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range tasks.CutWindows(want) {
+		fmt.Fprintf(os.Stderr, "mailtick tasks: warning: %s\n", w)
+	}
 	c, err := f.Client()
 	if err != nil {
 		return err

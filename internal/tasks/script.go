@@ -22,7 +22,9 @@ type Script struct {
 	Version int                       // from the "// version: N" header, 0 if none
 	Type    client.TaskType           // stream or batch
 	Vars    map[string]client.VarType // the tunables it declares
-	HasDBRP bool
+	// Defaults is the literal text of each tunable's default ("5m").
+	Defaults map[string]string
+	HasDBRP  bool
 }
 
 var (
@@ -37,7 +39,8 @@ var (
 // literal (a duration, number, string, boolean, lambda, regex or list);
 // vars bound to pipelines are not tunables and are left out.
 func ParseScript(path, text string) (*Script, error) {
-	s := &Script{Path: path, Text: text, Vars: make(map[string]client.VarType), HasDBRP: dbrpRe.MatchString(text)}
+	s := &Script{Path: path, Text: text, Vars: make(map[string]client.VarType), Defaults: make(map[string]string),
+		HasDBRP: dbrpRe.MatchString(text)}
 	if m := versionRe.FindStringSubmatch(text); m != nil {
 		s.Version, _ = strconv.Atoi(m[1])
 	}
@@ -61,6 +64,7 @@ func ParseScript(path, text string) (*Script, error) {
 		}
 		if t := literalType(expr); t != client.VarUnknown {
 			s.Vars[name] = t
+			s.Defaults[name] = expr
 		}
 	}
 	return s, nil

@@ -607,3 +607,46 @@ func ApplyFile(path string, prune bool, opt Options) ([]Action, *client.Client, 
 	}
 	return plan, c, Apply(c, plan)
 }
+
+// Windows gives the window, every and period a task runs with (its vars,
+// else its script's defaults) when it is a batch script with all three as
+// durations: a query grouped by time(window).
+func Windows(d Desired) (window, every, period time.Duration, ok bool) {
+	if d.Script.Type != client.BatchTask {
+		return 0, 0, 0, false
+	}
+	var out [3]time.Duration
+	for i, name := range []string{"window", "every", "period"} {
+		if d.Script.Vars[name] != client.VarDuration {
+			return 0, 0, 0, false
+		}
+		if v, set := d.Vars[name]; set {
+			out[i], ok = v.Value.(time.Duration)
+		} else {
+			var err error
+			out[i], err = parseDuration(d.Script.Defaults[name])
+			ok = err == nil
+		}
+		if !ok {
+			return 0, 0, 0, false
+		}
+	}
+	return out[0], out[1], out[2], true
+}
+
+// CutWindows says which tasks start their runs inside a window: every or
+// period not a whole number of windows. Such a run queries only the tail
+// of its first window, and Kapacitor writes that count over the whole one
+// written before (an hourly count run every 10m keeps the last 10 minutes
+// of each hour).
+func CutWindows(want []Desired) []string {
+	var out []string
+	for _, d := range want {
+		window, every, period, ok := Windows(d)
+		if ok && (every%window != 0 || period%window != 0) {
+			out = append(out, fmt.Sprintf("task %q: every %v and period %v are not whole windows of %v: each run cuts its first window and overwrites it with a part",
+				d.ID, every, period, window))
+		}
+	}
+	return out
+}

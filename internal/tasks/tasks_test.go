@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -319,32 +318,27 @@ func kinds(plan []Action) []string {
 
 // TestShippedWindowsAreWhole: in the shipped tasks.toml, every task of a
 // script grouping by time(window) runs every and looks back period in
-// whole windows. Otherwise each run's first window starts before the
-// query does: InfluxDB counts only its tail, and Kapacitor writes that
-// over the whole window written before (an hourly count run every 10m
-// would keep the last 10 minutes of each hour).
+// whole windows (CutWindows says none is cut); and CutWindows names a task
+// that is (an hourly count run every 10m, as shipped until 0.3).
 func TestShippedWindowsAreWhole(t *testing.T) {
 	_, want, err := Load(filepath.Join("..", "..", "tasks.toml"), Options{URL: "http://127.0.0.1:9092"})
 	require.NoError(t, err)
 	checked := 0
 	for _, d := range want {
-		if d.Script.Type != client.BatchTask || d.Script.Vars["window"] != client.VarDuration {
+		window, every, period, ok := Windows(d)
+		if !ok {
 			continue // not a query grouped by time(window)
 		}
-		value := func(name string) time.Duration {
-			if v, ok := d.Vars[name]; ok {
-				return v.Value.(time.Duration)
-			}
-			m := regexp.MustCompile(`(?m)^var ` + name + ` = (\S+)$`).FindStringSubmatch(d.Script.Text)
-			require.NotNil(t, m, "%s: var %s has a default", d.ID, name)
-			v, err := parseDuration(m[1])
-			require.NoError(t, err)
-			return v
-		}
-		window, every, period := value("window"), value("every"), value("period")
 		require.Zero(t, every%window, "%s: every %v is not a multiple of window %v", d.ID, every, window)
 		require.Zero(t, period%window, "%s: period %v is not a multiple of window %v", d.ID, period, window)
 		checked++
 	}
 	require.GreaterOrEqual(t, checked, 4, "mail_counts 1m, 1h, 1d and mail_latency 1m")
+	require.Empty(t, CutWindows(want))
+
+	path := writeTasks(t, t.TempDir(), "http://127.0.0.1:9092",
+		"[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n  [task.vars]\n    window = \"1h\"\n    every = \"10m\"\n    period = \"2h\"\n")
+	_, cut, err := Load(path, Options{})
+	require.NoError(t, err)
+	require.Equal(t, []string{`task "test_c": every 10m0s and period 2h0m0s are not whole windows of 1h0m0s: each run cuts its first window and overwrites it with a part`}, CutWindows(cut))
 }
