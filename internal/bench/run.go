@@ -32,6 +32,17 @@ type Result struct {
 	PeakRSS int64         // bytes (VmHWM)
 }
 
+// finish reads the CPU the process pid used since cpu0, and its peak RSS.
+func (r *Result) finish(pid int, cpu0 time.Duration) error {
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	r.CPU = cpu1 - cpu0
+	r.PeakRSS, err = procStatus(pid, "VmHWM")
+	return err
+}
+
 // PerCPUSecond is events per CPU-second.
 func (r Result) PerCPUSecond() float64 { return float64(r.Events) / r.CPU.Seconds() }
 
@@ -190,13 +201,7 @@ func drain(ctx context.Context, name, dir, conf string, nsqd *stack.NSQD, channe
 		}
 		if !start.IsZero() && ch.Depth == 0 && ch.InFlight == 0 {
 			res.Wall = now.Sub(start)
-			cpu1, err := cpuTime(agent.Pid())
-			if err != nil {
-				return res, err
-			}
-			res.CPU = cpu1 - cpu0
-			res.PeakRSS, err = procStatus(agent.Pid(), "VmHWM")
-			return res, err
+			return res, res.finish(agent.Pid(), cpu0)
 		}
 		select {
 		case <-agent.Exited():

@@ -244,13 +244,7 @@ func postAll(ctx context.Context, dir, input string, bodies [][]byte, key *ecdsa
 		return res, fmt.Errorf("%w; the agent's log ends:\n%s", err, agent.LogTail(10))
 	default:
 	}
-	cpu1, err := cpuTime(agent.Pid())
-	if err != nil {
-		return res, err
-	}
-	res.CPU = cpu1 - cpu0
-	res.PeakRSS, err = procStatus(agent.Pid(), "VmHWM")
-	return res, err
+	return res, res.finish(agent.Pid(), cpu0)
 }
 
 func waitListening(ctx context.Context, agent *stack.Telegraf, port int) error {

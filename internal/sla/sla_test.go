@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
@@ -101,13 +102,12 @@ func TestSLAIntegration(t *testing.T) {
 
 	// Each level counts every event once, centrally.
 	for _, l := range latency.Levels {
-		var n int64
-		var err error
-		ok := assertEventually(3*time.Minute, func() bool {
-			n, err = central.Count("mail_rollups", fmt.Sprintf(`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '%s' AND "tz" = 'Europe/Berlin'`, l))
+		sum := fmt.Sprintf(`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '%s' AND "tz" = 'Europe/Berlin'`, l)
+		if !assert.Eventually(t, func() bool {
+			n, err := central.Count("mail_rollups", sum)
 			return err == nil && n == int64(len(events))
-		})
-		if !ok {
+		}, 3*time.Minute, time.Second) {
+			n, err := central.Count("mail_rollups", sum)
 			list, lerr := tasks.List(kc, f, want)
 			require.NoError(t, lerr)
 			for _, db := range []*stack.InfluxDB{dcDB, central} {
@@ -166,16 +166,6 @@ func TestSLAIntegration(t *testing.T) {
 		t.Logf("%s %s: p99 %.1f ms (exact %.1f, error %+.3f%%), %d events; mailtick sla took %v",
 			r.Range, r.Group["dc"], r.Quantiles["p99"], want, 100*(r.Quantiles["p99"]-want)/want, r.Count, took)
 	}
-}
-
-// assertEventually polls cond until it holds or d has passed.
-func assertEventually(d time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Second) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
 }
 
 // requireWithin1Percent checks r against the sorted exact latencies.
