@@ -217,7 +217,6 @@ func (h *Handler) EndBatch(end *agent.EndBatch) error {
 			Name:       "mail_latency_hist",
 			Tags:       tags,
 			Dimensions: dims,
-			Group:      h.begin.Group + "," + k.bucket,
 			FieldsInt:  map[string]int64{"count": h.counts[k]},
 		}}}
 	}
