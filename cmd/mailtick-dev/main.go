@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/mailtick/mailtick/internal/cli"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mailtick/mailtick/internal/bench"
+	"github.com/mailtick/mailtick/internal/cli"
 	"github.com/mailtick/mailtick/internal/demo"
 	"github.com/mailtick/mailtick/internal/localstack"
 )
@@ -43,7 +45,10 @@ func main() {
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	var opt bench.Options
-	fs.IntVar(&opt.Events, "events", 200000, "events each agent drains")
+	fs.IntVar(&opt.Events, "events", 500000, "events each agent drains")
+	batches := fs.String("batch-sizes", "1000,5000,20000", "metric_batch_size values mailevents also drains with into discard (comma-separated)")
+	fs.BoolVar(&opt.Raw, "raw", true, "also the full raw path into InfluxDB: stock beside the shipped telegraf.conf")
+	fs.StringVar(&opt.Profile, "profile", "", "write a CPU profile of each agent's drain into this folder (go tool pprof)")
 	fs.IntVar(&opt.InFlight, "in-flight", 100000, "events held in flight for the memory figure (0: skip)")
 	fs.Uint64Var(&opt.Seed, "seed", 1, "generator seed")
 	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
@@ -54,6 +59,16 @@ func runBench(ctx context.Context, args []string) error {
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
 	fs.Parse(args)
+	for _, b := range strings.Split(*batches, ",") {
+		if b = strings.TrimSpace(b); b == "" {
+			continue
+		}
+		n, err := strconv.Atoi(b)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("invalid --batch-sizes value %q: want positive integers, comma-separated", *batches)
+		}
+		opt.BatchSizes = append(opt.BatchSizes, n)
+	}
 	all := map[string]any{"settings": map[string]any{
 		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": *spam, "sla_days": *slaDays, "sla_rate": *slaRate}}
 	if opt.Events > 0 {

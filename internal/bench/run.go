@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,19 +19,25 @@ import (
 
 // Options set the size of a benchmark run.
 type Options struct {
-	Events   int    // events drained by each agent
-	InFlight int    // events held in flight for the memory figure (0: skip)
-	Seed     uint64 // generator seed
-	Dir      string // work folder (default: a temporary one, removed after)
+	Events     int    // events drained by each agent
+	BatchSizes []int  // metric_batch_size values mailevents also drains with, into discard
+	Raw        bool   // also the full raw path into InfluxDB, stock beside the shipped telegraf.conf
+	InFlight   int    // events held in flight for the memory figure (0: skip)
+	Seed       uint64 // generator seed
+	Dir        string // work folder (default: a temporary one, removed after)
+	Profile    string // if set, a CPU profile of each drain is written here
 }
 
 // Result is one agent's figures.
 type Result struct {
-	Name    string
-	Events  int
-	Wall    time.Duration // first message taken to last message finished
-	CPU     time.Duration // user+system CPU of the agent in that span
-	PeakRSS int64         // bytes (VmHWM)
+	Name      string
+	Output    string // discard, or influxdb (the raw path)
+	BatchSize int    // the agent's metric_batch_size
+	Events    int
+	Wall      time.Duration // from 5% of the events finished to 95% (see drain)
+	CPU       time.Duration // user+system CPU of the agent in that span
+	NSQDCPU   time.Duration // nsqd's, in that span
+	PeakRSS   int64         // bytes (VmHWM)
 }
 
 // finish reads the CPU the process pid used since cpu0, and its peak RSS.
@@ -51,52 +59,46 @@ func (r Result) PerWallSecond() float64 { return float64(r.Events) / r.Wall.Seco
 
 // Report is what a run measured.
 type Report struct {
-	Stock, Mailevents Result
-	InFlight          int   // events held by the outputs in the memory scenario
-	InFlightRSS       int64 // bytes (VmRSS) with InFlight events held
+	Agent       string   // the shipped telegraf.conf's [agent] settings every agent ran with
+	Results     []Result // stock first, then mailevents, per output
+	InFlight    int      // events held by the outputs in the memory scenario
+	InFlightRSS int64    // bytes (VmRSS) with InFlight events held
 }
 
-// A batch is written as soon as it is full; max_in_flight must exceed it,
-// or each flush_interval passes with fewer messages than a batch in hand.
-// The last, partial batch waits for flush_interval: kept short, so that
-// the tail does not dominate the drain time.
-const agentHead = `[agent]
-  interval = "10s"
-  flush_interval = "100ms"
-  flush_jitter = "0s"
-  metric_batch_size = 1000
-  metric_buffer_limit = %d
-  omit_hostname = true
-`
-
-// Both inputs get the same queue settings, tuned for throughput.
-func stockConfig(nsqd string) string {
-	return fmt.Sprintf(agentHead, 200000) + fmt.Sprintf(`
+// Every agent runs with the [agent] table of the shipped telegraf.conf,
+// only metric_batch_size (and, for the memory figure, metric_buffer_limit)
+// changed where a scenario says so.
+func stockConfig(agent, nsqd, channel, output string) string {
+	return agent + fmt.Sprintf(`
 [[inputs.nsq_consumer]]
   nsqd = [%q]
   topic = "mail_events"
-  channel = "stock"
+  channel = %q
   max_in_flight = 2500
   max_undelivered_messages = 10000
   data_format = "json_v2"
-`, nsqd) + StockJSONv2For("inputs.nsq_consumer") + `
-[[outputs.discard]]
-`
+`, nsqd, channel) + StockJSONv2For("inputs.nsq_consumer") + output
 }
 
-func maileventsConfig(nsqd, topic string, inFlight int, output string) string {
-	return fmt.Sprintf(agentHead, max(200000, 2*inFlight)) + fmt.Sprintf(`
+// maileventsConfig leaves mailevents' queue settings at their defaults,
+// as the shipped telegraf.conf does, unless inFlight asks for more.
+func maileventsConfig(agent, nsqd, topic, channel string, inFlight int, output string) string {
+	conf := agent + fmt.Sprintf(`
 [[inputs.mailevents]]
   nsqd = [%q]
   topics = [%q]
-  channel = "mailtick"
-  max_in_flight = %d
-  max_undelivered_messages = %d
-`, nsqd, topic, max(2500, inFlight), max(10000, inFlight)) + output
+  channel = %q
+`, nsqd, topic, channel)
+	if inFlight > 0 {
+		conf += fmt.Sprintf("  max_undelivered_messages = %d\n", inFlight)
+	}
+	return conf + output
 }
 
-// Run publishes the events once into one nsqd, with one channel per agent,
-// then lets each agent drain its channel alone, and measures it.
+const discard = "\n[[outputs.discard]]\n"
+
+// Run publishes the events once into one nsqd, with one channel per
+// agent, then lets each agent drain its channel alone, and measures it.
 func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 	var rep Report
 	dir := opt.Dir
@@ -108,17 +110,81 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	root, err := stack.Root()
+	if err != nil {
+		return rep, err
+	}
+	shipped, err := os.ReadFile(filepath.Join(root, "telegraf.conf"))
+	if err != nil {
+		return rep, err
+	}
+	agent, err := agentTable(string(shipped))
+	if err != nil {
+		return rep, err
+	}
+	rep.Agent = agentSettings(agent)
+	fmt.Fprintf(log, "bench: agent settings of telegraf.conf: %s\n", rep.Agent)
+
+	lookupd, err := stack.StartNSQLookupd(filepath.Join(dir, "nsqlookupd"))
+	if err != nil {
+		return rep, err
+	}
+	defer lookupd.Stop(10 * time.Second)
 	// Everything in memory: disk queues would measure nsqd, not the agents.
 	nsqd, err := stack.StartNSQD(filepath.Join(dir, "nsqd"), stack.NSQDOptions{
-		Args: []string{fmt.Sprintf("--mem-queue-size=%d", 2*max(opt.Events, opt.InFlight)),
-			fmt.Sprintf("--max-rdy-count=%d", max(2500, opt.InFlight))}})
+		Lookupd: []string{lookupd.TCPAddr},
+		Args:    []string{fmt.Sprintf("--mem-queue-size=%d", 2*max(opt.Events, opt.InFlight))}})
 	if err != nil {
 		return rep, err
 	}
 	defer nsqd.Stop(10 * time.Second)
 
-	for _, ch := range []string{"stock", "mailtick"} {
-		if err := createChannel(nsqd, "mail_events", ch); err != nil {
+	type scenario struct {
+		res     Result
+		channel string
+		conf    string
+		env     []string
+	}
+	var runs []scenario
+	shippedBatch := batchSize(agent)
+	runs = append(runs,
+		scenario{Result{Name: "stock", Output: "discard", BatchSize: shippedBatch}, "stock",
+			stockConfig(agent, nsqd.TCPAddr, "stock", discard), nil},
+		scenario{Result{Name: "mailevents", Output: "discard", BatchSize: shippedBatch}, "discard",
+			maileventsConfig(agent, nsqd.TCPAddr, "mail_events", "discard", 0, discard), nil})
+	for _, b := range opt.BatchSizes {
+		if b == shippedBatch {
+			continue
+		}
+		ch := fmt.Sprintf("discard%d", b)
+		runs = append(runs, scenario{Result{Name: "mailevents", Output: "discard", BatchSize: b}, ch,
+			maileventsConfig(withBatchSize(agent, b), nsqd.TCPAddr, "mail_events", ch, 0, discard), nil})
+	}
+	var db *stack.InfluxDB
+	if opt.Raw {
+		if db, err = stack.StartInfluxDB(filepath.Join(dir, "influxdb"), "mail", "stock"); err != nil {
+			return rep, err
+		}
+		defer db.Stop(10 * time.Second)
+		port, err := stack.FreePort()
+		if err != nil {
+			return rep, err
+		}
+		out := fmt.Sprintf("\n[[outputs.influxdb]]\n  urls = [%q]\n  database = \"stock\"\n  timeout = \"10s\"\n", db.URL)
+		runs = append(runs,
+			scenario{Result{Name: "stock", Output: "influxdb", BatchSize: shippedBatch}, "stock_raw",
+				stockConfig(agent, nsqd.TCPAddr, "stock_raw", out), nil},
+			// The shipped telegraf.conf itself: its topic and channel.
+			scenario{Result{Name: "mailevents", Output: "influxdb", BatchSize: shippedBatch}, "mailtick",
+				string(shipped), []string{"MAILTICK_DC=bench", "NSQLOOKUPD_HTTP=" + lookupd.HTTPAddr,
+					"DC_INFLUXDB_URL=" + db.URL, fmt.Sprintf("LISTEN_ADDRESS=127.0.0.1:%d", port),
+					"CENTRAL_INFLUXDB_URL=" + db.URL, "MAILTICK_PII_KEY=bench-key-0123456789", "MAILTICK_PII_KEY_ID=bench",
+					"SPOOL_DIR=" + filepath.Join(dir, "spool"), "MAILLOG_FILE=" + filepath.Join(dir, "no-mail.log"),
+					"MAILLOG_STATE_DIR=" + filepath.Join(dir, "maillog")}})
+	}
+
+	for _, r := range runs {
+		if err := createChannel(nsqd, "mail_events", r.channel); err != nil {
 			return rep, err
 		}
 	}
@@ -126,27 +192,77 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 	if err := publish(ctx, nsqd, "mail_events", opt.Seed, opt.Events); err != nil {
 		return rep, err
 	}
-
-	fmt.Fprintf(log, "bench: stock Telegraf nsq_consumer + json_v2 -> discard\n")
-	if rep.Stock, err = drain(ctx, "stock", filepath.Join(dir, "stock"), stockConfig(nsqd.TCPAddr), nsqd, "stock", opt.Events); err != nil {
-		return rep, err
+	for i, r := range runs {
+		fmt.Fprintf(log, "bench: %s -> %s, metric_batch_size %d\n", r.res.Name, r.res.Output, r.res.BatchSize)
+		name := fmt.Sprintf("%d-%s-%s-%d", i, r.res.Name, r.res.Output, r.res.BatchSize)
+		res, err := drain(ctx, r.res, filepath.Join(dir, name), r.conf, r.env, nsqd, r.channel, opt.Events, opt.Profile)
+		if err != nil {
+			return rep, err
+		}
+		fmt.Fprintf(log, "bench: %+v\n", res)
+		rep.Results = append(rep.Results, res)
 	}
-	fmt.Fprintf(log, "bench: %+v\n", rep.Stock)
-	fmt.Fprintf(log, "bench: mailtick mailevents -> discard\n")
-	conf := maileventsConfig(nsqd.TCPAddr, "mail_events", 0, "\n[[outputs.discard]]\n")
-	if rep.Mailevents, err = drain(ctx, "mailevents", filepath.Join(dir, "mailevents"), conf, nsqd, "mailtick", opt.Events); err != nil {
-		return rep, err
-	}
-	fmt.Fprintf(log, "bench: %+v\n", rep.Mailevents)
 
 	if opt.InFlight > 0 {
 		fmt.Fprintf(log, "bench: memory with %d events in flight\n", opt.InFlight)
 		rep.InFlight = opt.InFlight
-		if rep.InFlightRSS, err = holdInFlight(ctx, dir, nsqd, opt); err != nil {
+		if rep.InFlightRSS, err = holdInFlight(ctx, dir, agent, nsqd, opt); err != nil {
 			return rep, err
 		}
 	}
 	return rep, nil
+}
+
+// agentTable is the [agent] table of a Telegraf config, as text.
+func agentTable(conf string) (string, error) {
+	i := strings.Index(conf, "\n[agent]\n")
+	if i < 0 {
+		return "", errors.New("telegraf.conf has no [agent] table")
+	}
+	table := conf[i+1:]
+	if j := strings.Index(table, "\n["); j >= 0 {
+		table = table[:j+1]
+	}
+	return table, nil
+}
+
+var batchLine = regexp.MustCompile(`(?m)^\s*metric_batch_size\s*=\s*(\d+)\s*$`)
+
+// batchSize reads metric_batch_size from an [agent] table (Telegraf's
+// default, 1000, if unset).
+func batchSize(agent string) int {
+	if m := batchLine.FindStringSubmatch(agent); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 1000
+}
+
+// withBatchSize sets metric_batch_size in an [agent] table.
+func withBatchSize(agent string, n int) string {
+	return withSetting(agent, "metric_batch_size", strconv.Itoa(n))
+}
+
+// withSetting sets one key of an [agent] table.
+func withSetting(agent, key, value string) string {
+	line := regexp.MustCompile(`(?m)^\s*` + key + `\s*=.*$`)
+	if line.MatchString(agent) {
+		return line.ReplaceAllString(agent, "  "+key+" = "+value)
+	}
+	return agent + "  " + key + " = " + value + "\n"
+}
+
+// agentSettings lists an [agent] table's settings on one line.
+func agentSettings(agent string) string {
+	var kv []string
+	for _, l := range strings.Split(agent, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' || l[0] == '[' {
+			continue
+		}
+		kv = append(kv, strings.Join(strings.Fields(l), ""))
+	}
+	return strings.Join(kv, " ")
 }
 
 func createChannel(nsqd *stack.NSQD, topic, channel string) error {
@@ -171,17 +287,31 @@ func publish(ctx context.Context, nsqd *stack.NSQD, topic string, seed uint64, n
 	return err
 }
 
-// drain runs one agent until its channel is empty and nothing is in flight.
-func drain(ctx context.Context, name, dir, conf string, nsqd *stack.NSQD, channel string, n int) (Result, error) {
-	res := Result{Name: name, Events: n}
-	agent, err := stack.StartTelegraf(dir, conf)
+// drain runs one agent until its channel is empty and nothing is in
+// flight. The figures are the steady state: from the moment 5% of the
+// events are finished to the moment 95% are, so that neither the start
+// (connecting, a cold heap) nor the last partial batch (which waits for
+// flush_interval, a second in the shipped telegraf.conf) is counted. With
+// a profile folder it also takes a CPU profile of the agent in that span.
+func drain(ctx context.Context, res Result, dir, conf string, env []string, nsqd *stack.NSQD, channel string, n int, profile string) (Result, error) {
+	t := &stack.Telegraf{Env: env}
+	if profile != "" {
+		port, err := stack.FreePort()
+		if err != nil {
+			return res, err
+		}
+		t.PprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	agent, err := t.Start(dir, conf)
 	if err != nil {
 		return res, err
 	}
 	defer agent.Stop(10 * time.Second)
 
+	edge := int64(n / 20)
 	var start time.Time
-	var cpu0 time.Duration
+	var cpu0, nsqdCPU0 time.Duration
+	profiled := make(chan error, 1)
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
 		if err := ctx.Err(); err != nil {
@@ -193,28 +323,73 @@ func drain(ctx context.Context, name, dir, conf string, nsqd *stack.NSQD, channe
 		}
 		ch, _ := st.Channel(channel)
 		now := time.Now()
-		if start.IsZero() && ch.Depth < int64(n) {
+		left := ch.Depth + ch.InFlight + ch.Deferred
+		switch {
+		case start.IsZero() && left <= int64(n)-edge:
 			start = now
 			if cpu0, err = cpuTime(agent.Pid()); err != nil {
 				return res, err
 			}
-		}
-		if !start.IsZero() && ch.Depth == 0 && ch.InFlight == 0 {
+			if nsqdCPU0, err = cpuTime(nsqd.Pid()); err != nil {
+				return res, err
+			}
+			if profile != "" {
+				file := filepath.Join(profile, filepath.Base(dir)+".pprof")
+				go func() { profiled <- cpuProfile(agent.PprofAddr, file) }()
+			}
+		case !start.IsZero() && res.Wall == 0 && left <= edge:
 			res.Wall = now.Sub(start)
-			return res, res.finish(agent.Pid(), cpu0)
+			res.Events = n - 2*int(edge)
+			if err := res.finish(agent.Pid(), cpu0); err != nil {
+				return res, err
+			}
+			nsqdCPU, err := cpuTime(nsqd.Pid())
+			if err != nil {
+				return res, err
+			}
+			res.NSQDCPU = nsqdCPU - nsqdCPU0
+		case res.Wall != 0 && left == 0:
+			if profile != "" {
+				return res, <-profiled
+			}
+			return res, nil
 		}
 		select {
 		case <-agent.Exited():
-			return res, fmt.Errorf("%s agent exited; its log ends:\n%s", name, agent.LogTail(20))
+			return res, fmt.Errorf("%s agent exited; its log ends:\n%s", res.Name, agent.LogTail(20))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	return res, fmt.Errorf("%s did not drain %d events in 10 minutes", name, n)
+	return res, fmt.Errorf("%s did not drain %d events in 10 minutes", res.Name, n)
+}
+
+// cpuProfile takes a 2-second CPU profile through Telegraf's --pprof-addr.
+func cpuProfile(addr, file string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=2")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile from %s: %s", addr, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // holdInFlight lets mailevents take opt.InFlight events while its only
 // output cannot write (nothing listens at its URL), and reads its memory.
-func holdInFlight(ctx context.Context, dir string, nsqd *stack.NSQD, opt Options) (int64, error) {
+func holdInFlight(ctx context.Context, dir, agent string, nsqd *stack.NSQD, opt Options) (int64, error) {
 	const topic = "mail_hold"
 	if err := createChannel(nsqd, topic, "mailtick"); err != nil {
 		return 0, err
@@ -227,11 +402,12 @@ func holdInFlight(ctx context.Context, dir string, nsqd *stack.NSQD, opt Options
 		return 0, err
 	}
 	out := fmt.Sprintf("\n[[outputs.influxdb]]\n  urls = [\"http://127.0.0.1:%d\"]\n  skip_database_creation = true\n  timeout = \"1s\"\n", port)
-	agent, err := stack.StartTelegraf(filepath.Join(dir, "inflight"), maileventsConfig(nsqd.TCPAddr, topic, opt.InFlight, out))
+	agent = withSetting(agent, "metric_buffer_limit", strconv.Itoa(max(batchSize(agent), opt.InFlight)))
+	a, err := stack.StartTelegraf(filepath.Join(dir, "inflight"), maileventsConfig(agent, nsqd.TCPAddr, topic, "mailtick", opt.InFlight, out))
 	if err != nil {
 		return 0, err
 	}
-	defer agent.Stop(10 * time.Second)
+	defer a.Stop(10 * time.Second)
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		st, err := nsqd.TopicStats(topic)
@@ -240,13 +416,13 @@ func holdInFlight(ctx context.Context, dir string, nsqd *stack.NSQD, opt Options
 		}
 		if ch, _ := st.Channel("mailtick"); ch.InFlight >= int64(opt.InFlight) {
 			time.Sleep(2 * time.Second) // let the output's retries settle
-			return procStatus(agent.Pid(), "VmRSS")
+			return procStatus(a.Pid(), "VmRSS")
 		}
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-agent.Exited():
-			return 0, fmt.Errorf("in-flight agent exited; its log ends:\n%s", agent.LogTail(20))
+		case <-a.Exited():
+			return 0, fmt.Errorf("in-flight agent exited; its log ends:\n%s", a.LogTail(20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -285,16 +461,36 @@ func procStatus(pid int, key string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
 }
 
-// Print writes the report as a table.
+// Print writes the report as a table, with the settings the agents ran with.
 func (rep Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "\n%-12s %9s %10s %12s %14s %14s\n", "agent", "events", "wall s", "CPU s", "events/CPU-s", "events/wall-s")
-	for _, r := range []Result{rep.Stock, rep.Mailevents} {
-		fmt.Fprintf(w, "%-12s %9d %10.2f %12.2f %14.0f %14.0f   peak RSS %d MB\n",
-			r.Name, r.Events, r.Wall.Seconds(), r.CPU.Seconds(), r.PerCPUSecond(), r.PerWallSecond(), r.PeakRSS>>20)
+	fmt.Fprintf(w, "\nagent settings (telegraf.conf [agent]): %s\n", rep.Agent)
+	fmt.Fprintf(w, "mailevents: its defaults (max_in_flight, max_undelivered_messages); stock nsq_consumer: max_in_flight 2500, max_undelivered_messages 10000\n")
+	fmt.Fprintf(w, "\n%-10s %-9s %6s %9s %8s %7s %13s %14s %9s %11s\n", "agent", "output", "batch", "events", "wall s", "CPU s", "events/CPU-s", "events/wall-s", "peak RSS", "nsqd CPU s")
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%-10s %-9s %6d %9d %8.2f %7.2f %13.0f %14.0f %6d MB %11.2f\n",
+			r.Name, r.Output, r.BatchSize, r.Events, r.Wall.Seconds(), r.CPU.Seconds(), r.PerCPUSecond(), r.PerWallSecond(), r.PeakRSS>>20, r.NSQDCPU.Seconds())
 	}
-	fmt.Fprintf(w, "\nmailevents / stock: %.1fx events per CPU-second, %.1fx events per wall-second\n",
-		rep.Mailevents.PerCPUSecond()/rep.Stock.PerCPUSecond(), rep.Mailevents.PerWallSecond()/rep.Stock.PerWallSecond())
+	fmt.Fprintln(w)
+	for _, out := range []string{"discard", "influxdb"} {
+		stock, ok1 := rep.find("stock", out)
+		ours, ok2 := rep.find("mailevents", out)
+		if ok1 && ok2 {
+			fmt.Fprintf(w, "mailevents / stock into %s: %.1fx events per CPU-second, %.1fx events per wall-second\n",
+				out, ours.PerCPUSecond()/stock.PerCPUSecond(), ours.PerWallSecond()/stock.PerWallSecond())
+		}
+	}
 	if rep.InFlight > 0 {
 		fmt.Fprintf(w, "mailevents RSS with %d events in flight: %d MB\n", rep.InFlight, rep.InFlightRSS>>20)
 	}
+}
+
+// find is the first result of an agent into an output, at the shipped
+// metric_batch_size.
+func (rep Report) find(name, output string) (Result, bool) {
+	for _, r := range rep.Results {
+		if r.Name == name && r.Output == output {
+			return r, true
+		}
+	}
+	return Result{}, false
 }

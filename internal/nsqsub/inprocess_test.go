@@ -2,6 +2,7 @@ package nsqsub
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -109,17 +110,19 @@ func finish(t *testing.T, s *Subscriber, n int) []*Message {
 
 func receive(t *testing.T, s *Subscriber, n int, fin bool) []*Message {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var got []*Message
-	timeout := time.After(30 * time.Second)
 	for len(got) < n {
-		select {
-		case m := <-s.Messages():
+		batch := s.Next(ctx, nil, n-len(got))
+		if len(batch) == 0 {
+			t.Fatalf("received %d of %d messages", len(got), n)
+		}
+		for _, m := range batch {
 			if fin {
 				m.Finish()
 			}
 			got = append(got, m)
-		case <-timeout:
-			t.Fatalf("received %d of %d messages", len(got), n)
 		}
 	}
 	return got
@@ -142,6 +145,27 @@ func TestRDYSpreadAndFinish(t *testing.T) {
 			return c.MessageCount == 50 && c.InFlightCount == 0 && c.Depth == 0 && c.RequeueCount == 0
 		}, 10*time.Second, 10*time.Millisecond, "every message finished once")
 	}
+}
+
+// max_in_flight above nsqd's max_rdy_count is reached through more
+// connections to that nsqd: that many messages are held unanswered at once.
+func TestMaxInFlightAboveMaxRdyCount(t *testing.T) {
+	n := startNSQD(t, "", func(o *nsqd.Options) { o.MaxRdyCount = 10 })
+	publish(t, n, 40, "m")
+	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 25})
+	require.Eventually(t, func() bool {
+		r := readyCounts(n)
+		return len(r) == 3 && r[0] == 8 && r[1] == 8 && r[2] == 8
+	}, 10*time.Second, 10*time.Millisecond, "three connections of RDY 8 (25 over 3, at most 10 each)")
+	held := take(t, s, 24)
+	c, _ := channelStats(n)
+	require.EqualValues(t, 24, c.InFlightCount)
+	for _, m := range held {
+		m.Finish()
+	}
+	finish(t, s, 16)
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 && c.Depth == 0 },
+		10*time.Second, 10*time.Millisecond, "every message finished")
 }
 
 // A requeued message comes back after its delay, one attempt more.

@@ -93,22 +93,24 @@ func (m *Message) Touch() {
 	}
 }
 
-// Subscriber delivers messages of its topic to its channel Messages.
+// Subscriber delivers messages of its topic to its channel, in batches
+// (Next).
 type Subscriber struct {
 	cfg  Config
-	out  chan *Message
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
 	mu    sync.Mutex
-	conns map[string]*conn
+	conns map[connKey]*conn
 
 	// Messages read wait here until the consumer takes them, touched
 	// while they wait: a read loop never blocks on a slow consumer (so
 	// heartbeats are always read), and no waiting message times out.
+	// queue[head:] is waiting; the array is reused once it is empty.
 	qmu   sync.Mutex
 	queue []queued
+	head  int
 	wake  chan struct{}
 }
 
@@ -140,23 +142,63 @@ func New(cfg Config) (*Subscriber, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		cfg: cfg, ctx: ctx, stop: cancel,
-		out:   make(chan *Message),
-		conns: make(map[string]*conn),
+		conns: make(map[connKey]*conn),
 		wake:  make(chan struct{}, 1),
 	}, nil
 }
 
-// Messages yields every message received, on any connection.
-func (s *Subscriber) Messages() <-chan *Message { return s.out }
+// Next waits for messages and returns up to max of them, in the order
+// read, appended to buf[:0]; it returns none once ctx ends or the
+// subscriber stops. Several goroutines may call it at once. A message
+// whose connection closed while it waited is left out: nsqd has taken it
+// back.
+func (s *Subscriber) Next(ctx context.Context, buf []*Message, max int) []*Message {
+	buf = buf[:0]
+	for {
+		s.qmu.Lock()
+		for s.head < len(s.queue) && len(buf) < max {
+			m := s.queue[s.head].m
+			s.queue[s.head] = queued{}
+			s.head++
+			if !m.sess.closed() {
+				buf = append(buf, m)
+			}
+		}
+		more := s.head < len(s.queue)
+		if !more {
+			s.queue, s.head = s.queue[:0], 0
+		}
+		s.qmu.Unlock()
+		if more { // pass the wake-up on to the next consumer
+			s.signal()
+		}
+		if len(buf) > 0 {
+			return buf
+		}
+		select {
+		case <-ctx.Done():
+			return buf
+		case <-s.ctx.Done():
+			return buf
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
 
 // Start connects to every nsqd and starts polling nsqlookupd. An nsqd that
 // is down is retried in the background; Start itself does not fail on it.
 func (s *Subscriber) Start() {
-	s.wg.Add(2)
-	go s.forward()
+	s.wg.Add(1)
 	go s.touchQueued()
 	for _, addr := range s.cfg.Nsqd {
-		s.keep(addr, true)
+		s.keep(connKey{addr, 0}, true)
 	}
 	if len(s.cfg.Lookupd) > 0 {
 		s.wg.Add(1)
@@ -176,48 +218,15 @@ func (s *Subscriber) Stop() {
 	s.wg.Wait()
 }
 
-// enqueue adds a message read from nsqd to the queue.
-func (s *Subscriber) enqueue(m *Message) {
+// enqueue adds messages read from nsqd to the queue.
+func (s *Subscriber) enqueue(ms []*Message) {
+	now := time.Now()
 	s.qmu.Lock()
-	s.queue = append(s.queue, queued{m: m, since: time.Now()})
+	for _, m := range ms {
+		s.queue = append(s.queue, queued{m: m, since: now})
+	}
 	s.qmu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// forward hands queued messages to the consumer, in order. A message whose
-// connection closed meanwhile is left out: nsqd has taken it back.
-func (s *Subscriber) forward() {
-	defer s.wg.Done()
-	for {
-		s.qmu.Lock()
-		if len(s.queue) == 0 {
-			s.qmu.Unlock()
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-s.wake:
-			}
-			continue
-		}
-		head := s.queue[0].m
-		s.qmu.Unlock()
-		select {
-		case <-head.sess.done:
-		case s.out <- head:
-		case <-s.ctx.Done():
-			return
-		}
-		s.qmu.Lock()
-		s.queue[0] = queued{}
-		s.queue = s.queue[1:]
-		if len(s.queue) == 0 {
-			s.queue = s.queue[:0:0] // let the backing array go
-		}
-		s.qmu.Unlock()
-	}
+	s.signal()
 }
 
 // touchQueued touches messages that have waited in the queue for half
@@ -233,7 +242,7 @@ func (s *Subscriber) touchQueued() {
 		case now := <-t.C:
 			var stale []*Message
 			s.qmu.Lock()
-			for i := range s.queue {
+			for i := s.head; i < len(s.queue); i++ {
 				q := &s.queue[i]
 				if now.Sub(q.since) >= q.m.Timeout()/2 {
 					stale = append(stale, q.m)
@@ -252,24 +261,33 @@ func (s *Subscriber) touchQueued() {
 // timeout is at least 1s.
 const touchCheck = 250 * time.Millisecond
 
+// connKey names one connection to an nsqd: its address, and its number
+// there. A connection's RDY cannot exceed the max_rdy_count nsqd announces
+// (its --max-rdy-count, 2500 by default), so where max_in_flight gives an
+// nsqd more, the subscriber opens as many connections to it as that takes.
+type connKey struct {
+	addr string
+	n    int
+}
+
 // keep runs one nsqd connection: connect, serve, and (if persistent, or
 // while nsqlookupd still lists it) reconnect when it breaks.
-func (s *Subscriber) keep(addr string, persistent bool) {
+func (s *Subscriber) keep(key connKey, persistent bool) {
 	s.mu.Lock()
-	if _, ok := s.conns[addr]; ok {
+	if _, ok := s.conns[key]; ok || s.ctx.Err() != nil {
 		s.mu.Unlock()
 		return
 	}
-	c := &conn{addr: addr, sub: s}
-	s.conns[addr] = c
+	c := &conn{addr: key.addr, sub: s, persistent: persistent}
+	s.conns[key] = c
+	s.wg.Add(1)
 	s.mu.Unlock()
 
-	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer func() {
 			s.mu.Lock()
-			delete(s.conns, addr)
+			delete(s.conns, key)
 			s.mu.Unlock()
 			s.updateRDY()
 		}()
@@ -279,7 +297,7 @@ func (s *Subscriber) keep(addr string, persistent bool) {
 				return
 			}
 			if attempt == 0 || !errors.Is(err, errConnect) {
-				s.cfg.Log.Warnf("NSQ connection to %q for topic %q: %v; retrying every %s", addr, s.cfg.Topic, err, s.cfg.ReconnectInterval)
+				s.cfg.Log.Warnf("NSQ connection to %q for topic %q: %v; retrying every %s", key.addr, s.cfg.Topic, err, s.cfg.ReconnectInterval)
 			}
 			s.updateRDY() // the other connections take over its share
 			if !persistent {
@@ -294,24 +312,68 @@ func (s *Subscriber) keep(addr string, persistent bool) {
 	}()
 }
 
-// updateRDY spreads max_in_flight over the live connections.
+// updateRDY spreads max_in_flight over the nsqd connected, and each nsqd's
+// share over its connections, opening more where the share exceeds what
+// nsqd allows one connection.
 func (s *Subscriber) updateRDY() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.conns {
-		if c.cur.Load() != nil {
-			n++
+	type group struct {
+		live       []*conn
+		all        int // connecting ones too
+		maxRdy     int
+		persistent bool
+	}
+	groups := make(map[string]*group)
+	for k, c := range s.conns {
+		g := groups[k.addr]
+		if g == nil {
+			g = &group{}
+			groups[k.addr] = g
+		}
+		g.all++
+		if k.n == 0 {
+			g.persistent = c.persistent
+		}
+		if sess := c.cur.Load(); sess != nil {
+			g.live = append(g.live, c)
+			g.maxRdy = sess.maxRdy
 		}
 	}
-	if n == 0 {
+	live := 0
+	for _, g := range groups {
+		if len(g.live) > 0 {
+			live++
+		}
+	}
+	if live == 0 {
+		s.mu.Unlock()
 		return
 	}
-	per := max(1, s.cfg.MaxInFlight/n)
-	for _, c := range s.conns {
-		if c.cur.Load() != nil {
+	share := max(1, s.cfg.MaxInFlight/live)
+	var more []connKey
+	var persistent []bool
+	for addr, g := range groups {
+		if len(g.live) == 0 {
+			continue
+		}
+		want := (share + g.maxRdy - 1) / g.maxRdy
+		for n := 0; g.all < want; n++ {
+			if _, ok := s.conns[connKey{addr, n}]; !ok {
+				more = append(more, connKey{addr, n})
+				persistent = append(persistent, g.persistent)
+				g.all++
+			}
+		}
+		// Divided by every connection wanted, not only the live ones, so
+		// the nsqd never has more than its share out while more connect.
+		per := max(1, share/max(want, len(g.live)))
+		for _, c := range g.live {
 			c.setRDY(per)
 		}
+	}
+	s.mu.Unlock()
+	for i, k := range more {
+		s.keep(k, persistent[i])
 	}
 }
 
@@ -326,7 +388,7 @@ func (s *Subscriber) pollLookupd() {
 				continue
 			}
 			for _, a := range addrs {
-				s.keep(a, false)
+				s.keep(connKey{a, 0}, false)
 			}
 		}
 		select {
@@ -393,10 +455,11 @@ type command struct {
 
 // conn keeps one nsqd address connected; each connection is a session.
 type conn struct {
-	addr string
-	sub  *Subscriber
-	cur  atomic.Pointer[session] // the live session, if any
-	rdy  atomic.Int64
+	addr       string
+	sub        *Subscriber
+	persistent bool
+	cur        atomic.Pointer[session] // the live session, if any
+	rdy        atomic.Int64
 }
 
 // session is one TCP connection. Messages keep the session they came on:
@@ -408,10 +471,20 @@ type session struct {
 	done       chan struct{}
 	once       sync.Once
 	msgTimeout time.Duration
+	maxRdy     int
 }
 
-func newSession(nc net.Conn, msgTimeout time.Duration) *session {
-	return &session{net: nc, cmds: make(chan command, 4096), done: make(chan struct{}), msgTimeout: msgTimeout}
+func newSession(nc net.Conn, hs negotiated) *session {
+	return &session{net: nc, cmds: make(chan command, 4096), done: make(chan struct{}), msgTimeout: hs.msgTimeout, maxRdy: hs.maxRdy}
+}
+
+func (s *session) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *session) send(cmd command) {
@@ -454,7 +527,7 @@ func (c *conn) run() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errConnect, err)
 	}
-	sess := newSession(nc, hs.msgTimeout)
+	sess := newSession(nc, hs)
 	c.rdy.Store(0)
 	c.cur.Store(sess)
 	defer c.cur.Store(nil)
@@ -465,7 +538,7 @@ func (c *conn) run() error {
 	cfg.Log.Infof("Subscribed to %q/%q on nsqd %q", cfg.Topic, cfg.Channel, c.addr)
 
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- sess.writeLoop(hs.maxRdy) }()
+	go func() { writerDone <- sess.writeLoop() }()
 	c.sub.updateRDY()
 
 	readErr := c.readLoop(r, sess)
@@ -648,8 +721,19 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 		}
 	}()
 
+	// Messages read in one burst go to the queue together; their bodies
+	// and structs are cut from shared blocks (one allocation per block,
+	// not two per message).
+	var batch []*Message
+	var bodies []byte
+	var msgs []Message
 	var hdr [8]byte
 	for {
+		if len(batch) > 0 && r.Buffered() < len(hdr) {
+			c.sub.enqueue(batch) // about to wait for the network
+			clear(batch)
+			batch = batch[:0]
+		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return c.readErr(err, done)
 		}
@@ -659,7 +743,12 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 		if size < 4 || size > maxFrame {
 			return fmt.Errorf("bad frame size %d", size)
 		}
-		data := make([]byte, size-4)
+		n := int(size - 4)
+		if n > cap(bodies)-len(bodies) {
+			bodies = make([]byte, 0, max(n, bodyBlock))
+		}
+		data := bodies[len(bodies) : len(bodies)+n : len(bodies)+n]
+		bodies = bodies[:len(bodies)+n]
 		if _, err := io.ReadFull(r, data); err != nil {
 			return c.readErr(err, done)
 		}
@@ -668,15 +757,18 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 			if len(data) < 26 {
 				return fmt.Errorf("short message frame (%d bytes)", len(data))
 			}
-			m := &Message{
-				Timestamp: int64(binary.BigEndian.Uint64(data[:8])),
-				Attempts:  binary.BigEndian.Uint16(data[8:10]),
-				Body:      data[26:],
-				NSQDAddr:  c.addr,
-				sess:      sess,
+			if len(msgs) == 0 {
+				msgs = make([]Message, msgBlock)
 			}
+			m := &msgs[0]
+			msgs = msgs[1:]
+			m.Timestamp = int64(binary.BigEndian.Uint64(data[:8]))
+			m.Attempts = binary.BigEndian.Uint16(data[8:10])
+			m.Body = data[26:]
+			m.NSQDAddr = c.addr
+			m.sess = sess
 			copy(m.ID[:], data[10:26])
-			c.sub.enqueue(m)
+			batch = append(batch, m)
 		case nsq.FrameTypeResponse:
 			if string(data) == "_heartbeat_" {
 				sess.send(command{op: opNop})
@@ -688,6 +780,14 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 		}
 	}
 }
+
+// Blocks that message bodies and structs are cut from. A block stays in
+// memory while any of its messages does; the consumer drops a body once
+// it is decoded.
+const (
+	bodyBlock = 64 << 10
+	msgBlock  = 64
+)
 
 func (c *conn) readErr(err error, done <-chan struct{}) error {
 	select {
@@ -701,7 +801,8 @@ func (c *conn) readErr(err error, done <-chan struct{}) error {
 // writeLoop writes queued commands and flushes once the queue is empty, so
 // a burst of FINs costs one syscall. On close it writes what was queued,
 // then CLS.
-func (s *session) writeLoop(maxRdy int) error {
+func (s *session) writeLoop() error {
+	maxRdy := s.maxRdy
 	cmds, done := s.cmds, s.done
 	w := bufio.NewWriterSize(s.net, 32*1024)
 	var line []byte

@@ -50,9 +50,9 @@ func TestHandshakeFrameCapped(t *testing.T) {
 func TestCloseEndsBlockedWriter(t *testing.T) {
 	ours, peer := net.Pipe() // unbuffered: every write blocks until the peer reads
 	defer peer.Close()
-	sess := newSession(ours, time.Minute)
+	sess := newSession(ours, negotiated{maxRdy: 2500, msgTimeout: time.Minute})
 	done := make(chan error, 1)
-	go func() { done <- sess.writeLoop(2500) }()
+	go func() { done <- sess.writeLoop() }()
 	sess.send(command{op: opFin})
 	one := make([]byte, 1)
 	_, err := peer.Read(one) // the writer is now inside its write, blocked

@@ -266,17 +266,23 @@ type Telegraf struct {
 	*Process
 	ConfigPath string
 	Env        []string // given again on restart
+	PprofAddr  string   // if set, Telegraf's --pprof-addr (host:port)
 }
 
 // StartTelegraf runs bin/telegraf with the given config text, written to
 // dir/telegraf.conf. It is ready once the agent logs that it started its
 // plugins (Telegraf has no health endpoint unless configured).
 func StartTelegraf(dir, config string, env ...string) (*Telegraf, error) {
-	conf := filepath.Join(dir, "telegraf.conf")
-	if err := writeFile(conf, config); err != nil {
+	return (&Telegraf{Env: env}).Start(dir, config)
+}
+
+// Start runs bin/telegraf as StartTelegraf does, with t's settings.
+func (t *Telegraf) Start(dir, config string) (*Telegraf, error) {
+	t.ConfigPath = filepath.Join(dir, "telegraf.conf")
+	if err := writeFile(t.ConfigPath, config); err != nil {
 		return nil, err
 	}
-	t := &Telegraf{ConfigPath: conf, Env: env, Process: &Process{Dir: dir}}
+	t.Process = &Process{Dir: dir}
 	if err := t.Restart(); err != nil {
 		return nil, err
 	}
@@ -294,7 +300,11 @@ func (t *Telegraf) Restart() error {
 	if fi, err := os.Stat(filepath.Join(t.Dir, "telegraf.log")); err == nil {
 		logged = fi.Size()
 	}
-	p, err := StartProcess("telegraf", bin, []string{"--config", t.ConfigPath, "--strict-env-handling"}, t.Dir, t.Env...)
+	args := []string{"--config", t.ConfigPath, "--strict-env-handling"}
+	if t.PprofAddr != "" {
+		args = append(args, "--pprof-addr", t.PprofAddr)
+	}
+	p, err := StartProcess("telegraf", bin, args, t.Dir, t.Env...)
 	if err != nil {
 		return err
 	}

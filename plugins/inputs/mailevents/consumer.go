@@ -31,12 +31,12 @@ func (c *consumer) start(ctx context.Context, m *MailEvents) {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case msg := <-c.sub.Messages():
-					m.handle(ctx, c.stats, msg)
+			var batch []*nsqsub.Message
+			for ctx.Err() == nil {
+				batch = c.sub.Next(ctx, batch, workerBatch)
+				for i, msg := range batch {
+					m.handle(ctx, c.stats, msg, batch[i+1:])
+					batch[i] = nil
 				}
 			}
 		}()
@@ -50,14 +50,15 @@ func (c *consumer) waitWorkers() {
 
 // stop requeues what arrived but was never handled, then disconnects.
 func (c *consumer) stop() {
-	for {
-		select {
-		case msg := <-c.sub.Messages():
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // Next returns what is queued, without waiting
+	for batch := c.sub.Next(done, nil, workerBatch); len(batch) > 0; batch = c.sub.Next(done, batch, workerBatch) {
+		for _, msg := range batch {
 			msg.Requeue(0)
-			continue
-		default:
 		}
-		break
 	}
 	c.sub.Stop()
 }
+
+// workerBatch is how many queued messages a worker takes at once.
+const workerBatch = 64

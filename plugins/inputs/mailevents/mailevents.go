@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/nsqio/go-nsq"
 
+	"github.com/mailtick/mailtick/internal/agentconf"
 	"github.com/mailtick/mailtick/internal/nsqsub"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
@@ -94,12 +96,13 @@ func (m *MailEvents) Init() error {
 	if !nsq.IsValidChannelName(m.Channel) {
 		return fmt.Errorf("invalid %q value %q", "channel", m.Channel)
 	}
-	if m.MaxInFlight <= 0 {
-		return fmt.Errorf("invalid %q value %d: must be > 0", "max_in_flight", m.MaxInFlight)
+	if m.MaxInFlight < 0 {
+		return fmt.Errorf("invalid %q value %d: must be > 0, or 0 to size it from metric_batch_size", "max_in_flight", m.MaxInFlight)
 	}
-	if m.MaxUndeliveredMessages <= 0 {
-		return fmt.Errorf("invalid %q value %d: must be > 0", "max_undelivered_messages", m.MaxUndeliveredMessages)
+	if m.MaxUndeliveredMessages < 0 {
+		return fmt.Errorf("invalid %q value %d: must be > 0, or 0 to size it from metric_batch_size", "max_undelivered_messages", m.MaxUndeliveredMessages)
 	}
+	m.sizeWindow(agentBatch(m.Log))
 	if m.MessageTimeout != 0 && time.Duration(m.MessageTimeout) < time.Second {
 		return fmt.Errorf("invalid %q value %s: must be at least 1s", "message_timeout", time.Duration(m.MessageTimeout))
 	}
@@ -238,7 +241,9 @@ func (m *MailEvents) Stop() {
 }
 
 // handle turns one message into metrics; several workers run it at once.
-func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message) {
+// next are the messages the worker took with it, waiting their turn: they
+// are kept alive too if msg has to wait for room.
+func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message, next []*nsqsub.Message) {
 	st.received.Incr(1)
 	sc := m.scratch.Get().(*parser.Scratch)
 	now := time.Now()
@@ -275,12 +280,12 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	case m.sem <- struct{}{}:
 	default:
 		// max_undelivered_messages reached: wait, touched while waiting.
-		m.hold(msg, true)
+		m.hold(msg, next, true)
 		select {
 		case <-ctx.Done():
 		case m.sem <- struct{}{}:
 		}
-		m.hold(msg, false)
+		m.hold(msg, next, false)
 	}
 	m.mu.Lock()
 	if ctx.Err() != nil { // stopping: Stop requeues what it tracks, this one too
@@ -293,6 +298,53 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	m.mu.Unlock()
 	st.inFlight.Incr(1)
 	st.emitted.Incr(int64(len(out.Metrics)))
+}
+
+// agentBatch is the largest metric_batch_size of the agent's outputs, read
+// from the configuration the agent was started with (a variable for tests).
+var agentBatch = func(log telegraf.Logger) agentconf.Batch {
+	files, err := agentconf.Sources(os.Args[1:])
+	if err != nil {
+		log.Warnf("Cannot tell the agent's configuration files (%v): sizing for metric_batch_size %d", err, agentconf.DefaultBatchSize)
+		return agentconf.Batch{Size: agentconf.DefaultBatchSize, Where: "Telegraf's default"}
+	}
+	b, err := agentconf.LargestBatch(files)
+	if err != nil {
+		log.Warnf("Reading metric_batch_size from the agent's configuration: %v; sizing for %d (%s)", err, b.Size, b.Where)
+	}
+	return b
+}
+
+// defaultUndelivered is max_undelivered_messages when unset, unless the
+// outputs' batches need more.
+const defaultUndelivered = 10000
+
+// sizeWindow sets max_undelivered_messages and max_in_flight where they
+// are unset, and warns where they are set below what the outputs' largest
+// batch needs. Messages are acknowledged only once written, and an output
+// writes when it holds a full batch, else only every flush_interval: with
+// fewer than two batches' worth unacknowledged, reading stalls until the
+// next flush_interval, or while a batch is being written.
+func (m *MailEvents) sizeWindow(b agentconf.Batch) {
+	need := 2 * b.Size
+	m.sizeOption("max_undelivered_messages", &m.MaxUndeliveredMessages, max(defaultUndelivered, need), b)
+	m.sizeOption("max_in_flight", &m.MaxInFlight, m.MaxUndeliveredMessages, b)
+	m.Log.Debugf("max_undelivered_messages %d, max_in_flight %d (largest metric_batch_size %d, %s)",
+		m.MaxUndeliveredMessages, m.MaxInFlight, b.Size, b.Where)
+}
+
+// sizeOption sets an unset option to def, or warns if it is set below
+// twice the batch.
+func (m *MailEvents) sizeOption(name string, v *int, def int, b agentconf.Batch) {
+	need := 2 * b.Size
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < need:
+		m.Log.Warnf("%s = %d is below twice the largest metric_batch_size (%d, %s): outputs will wait for "+
+			"flush_interval with less than a batch in hand, and throughput falls to %d events per flush_interval. "+
+			"Set it to at least %d, or leave it unset to size it so.", name, *v, b.Size, b.Where, *v, need)
+	}
 }
 
 func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []parser.BadEvent) error {
@@ -308,16 +360,23 @@ func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []parse
 	return nil
 }
 
-// hold tracks (or forgets) a message that waits for room under
-// max_undelivered_messages, so that touchLoop keeps it alive.
-func (m *MailEvents) hold(msg *nsqsub.Message, on bool) {
+// hold tracks (or forgets) messages that wait for room under
+// max_undelivered_messages, so that touchLoop keeps them alive.
+func (m *MailEvents) hold(msg *nsqsub.Message, next []*nsqsub.Message, on bool) {
+	now := time.Now()
 	m.mu.Lock()
-	if on {
-		m.held[msg] = time.Now()
-	} else {
+	defer m.mu.Unlock()
+	if !on {
 		delete(m.held, msg)
+		for _, n := range next {
+			delete(m.held, n)
+		}
+		return
 	}
-	m.mu.Unlock()
+	m.held[msg] = now
+	for _, n := range next {
+		m.held[n] = now
+	}
 }
 
 // answer FINs or REQs a message.
@@ -394,8 +453,6 @@ func newMailEvents() *MailEvents {
 	return &MailEvents{
 		Channel:                "mailtick",
 		Topics:                 []string{"mail_events"},
-		MaxInFlight:            2500,
-		MaxUndeliveredMessages: 10000,
 		RequeueDelay:           config.Duration(5 * time.Second),
 		ReconnectInterval:      config.Duration(5 * time.Second),
 		DeadLetter:             deadLetterTopic,

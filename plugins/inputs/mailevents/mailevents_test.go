@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
 	telegrafconfig "github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/nsqio/go-nsq"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/agentconf"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/plugintest"
 	"github.com/mailtick/mailtick/internal/providertest"
@@ -36,6 +38,49 @@ var fullEvent = func() string {
 	}
 	return string(g.Next().Body)
 }()
+
+// The unit tests size for Telegraf's default batch, whatever configuration
+// the machine has; TestSizeWindow sets others.
+var testBatch = agentconf.Batch{Size: agentconf.DefaultBatchSize, Where: "Telegraf's default"}
+
+func init() {
+	agentBatch = func(telegraf.Logger) agentconf.Batch { return testBatch }
+}
+
+// Unset, the windows are sized from the largest metric_batch_size; set
+// below twice it, they are kept, with a warning that names the option, the
+// value and the batch.
+func TestSizeWindow(t *testing.T) {
+	defer func(b agentconf.Batch) { testBatch = b }(testBatch)
+	for _, tt := range []struct {
+		batch                 int
+		inFlight, undelivered int
+		wantIn, wantUndeliv   int
+		warning               string
+	}{
+		{1000, 0, 0, 10000, 10000, ""},
+		{5000, 0, 0, 10000, 10000, ""},
+		{20000, 0, 0, 40000, 40000, ""},
+		{20000, 50000, 0, 50000, 40000, ""},
+		{5000, 2500, 0, 2500, 10000, `max_in_flight = 2500 is below twice the largest metric_batch_size (5000, [[outputs.file]] of t.conf)`},
+		{5000, 0, 3000, 3000, 3000, `max_undelivered_messages = 3000 is below twice the largest metric_batch_size (5000, [[outputs.file]] of t.conf)`},
+	} {
+		testBatch = agentconf.Batch{Size: tt.batch, Where: "[[outputs.file]] of t.conf"}
+		m := newPlugin()
+		log := &testutil.CaptureLogger{}
+		m.Log = log
+		m.MaxInFlight, m.MaxUndeliveredMessages = tt.inFlight, tt.undelivered
+		require.NoError(t, m.Init())
+		require.Equal(t, tt.wantIn, m.MaxInFlight, "max_in_flight for batch %d", tt.batch)
+		require.Equal(t, tt.wantUndeliv, m.MaxUndeliveredMessages, "max_undelivered_messages for batch %d", tt.batch)
+		warnings := strings.Join(log.Warnings(), "\n")
+		if tt.warning == "" {
+			require.Empty(t, warnings)
+		} else {
+			require.Contains(t, warnings, tt.warning)
+		}
+	}
+}
 
 func newPlugin() *MailEvents {
 	m := newMailEvents()
@@ -54,7 +99,7 @@ func TestInit(t *testing.T) {
 		{"no topic", func(m *MailEvents) { m.Topics = nil }, `"topics" must name`},
 		{"bad topic", func(m *MailEvents) { m.Topics = []string{"a b"} }, `invalid "topics" value "a b"`},
 		{"bad channel", func(m *MailEvents) { m.Channel = "" }, `invalid "channel" value ""`},
-		{"max_in_flight", func(m *MailEvents) { m.MaxInFlight = 0 }, `invalid "max_in_flight" value 0`},
+		{"max_in_flight", func(m *MailEvents) { m.MaxInFlight = -1 }, `invalid "max_in_flight" value -1`},
 		{"max_undelivered", func(m *MailEvents) { m.MaxUndeliveredMessages = -1 }, `invalid "max_undelivered_messages" value -1`},
 		{"message_timeout", func(m *MailEvents) { m.MessageTimeout = 1 }, `invalid "message_timeout" value 1ns`},
 		{"dead_letter", func(m *MailEvents) { m.DeadLetter = "drop" }, `invalid "dead_letter" value "drop"`},
