@@ -451,13 +451,13 @@ func init() {
 
 func newMailEvents() *MailEvents {
 	return &MailEvents{
-		Channel:                "mailtick",
-		Topics:                 []string{"mail_events"},
-		RequeueDelay:           config.Duration(5 * time.Second),
-		ReconnectInterval:      config.Duration(5 * time.Second),
-		DeadLetter:             deadLetterTopic,
-		DeadLetterMaxAttempts:  10,
-		Mapping:                parser.DefaultMapping(),
+		Channel:               "mailtick",
+		Topics:                []string{"mail_events"},
+		RequeueDelay:          config.Duration(5 * time.Second),
+		ReconnectInterval:     config.Duration(5 * time.Second),
+		DeadLetter:            deadLetterTopic,
+		DeadLetterMaxAttempts: 10,
+		Mapping:               parser.DefaultMapping(),
 	}
 }
 
