@@ -365,13 +365,18 @@ func drain(ctx context.Context, res Result, dir, conf string, env []string, nsqd
 
 // cpuProfile takes a 2-second CPU profile through Telegraf's --pprof-addr.
 func cpuProfile(addr, file string) error {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=2")
+	return fetch("http://"+addr+"/debug/pprof/profile?seconds=2", file)
+}
+
+// fetch writes what a GET of url answers into file.
+func fetch(url, file string) error {
+	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("CPU profile from %s: %s", addr, resp.Status)
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err
@@ -403,7 +408,14 @@ func holdInFlight(ctx context.Context, dir, agent string, nsqd *stack.NSQD, opt 
 	}
 	out := fmt.Sprintf("\n[[outputs.influxdb]]\n  urls = [\"http://127.0.0.1:%d\"]\n  skip_database_creation = true\n  timeout = \"1s\"\n", port)
 	agent = withSetting(agent, "metric_buffer_limit", strconv.Itoa(max(batchSize(agent), opt.InFlight)))
-	a, err := stack.StartTelegraf(filepath.Join(dir, "inflight"), maileventsConfig(agent, nsqd.TCPAddr, topic, "mailtick", opt.InFlight, out))
+	t := &stack.Telegraf{}
+	if opt.Profile != "" {
+		if port, err = stack.FreePort(); err != nil {
+			return 0, err
+		}
+		t.PprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	a, err := t.Start(filepath.Join(dir, "inflight"), maileventsConfig(agent, nsqd.TCPAddr, topic, "mailtick", opt.InFlight, out))
 	if err != nil {
 		return 0, err
 	}
@@ -416,6 +428,11 @@ func holdInFlight(ctx context.Context, dir, agent string, nsqd *stack.NSQD, opt 
 		}
 		if ch, _ := st.Channel("mailtick"); ch.InFlight >= int64(opt.InFlight) {
 			time.Sleep(2 * time.Second) // let the output's retries settle
+			if opt.Profile != "" {
+				if err := fetch("http://"+t.PprofAddr+"/debug/pprof/heap?gc=1", filepath.Join(opt.Profile, "inflight-heap.pprof")); err != nil {
+					return 0, err
+				}
+			}
 			return procStatus(a.Pid(), "VmRSS")
 		}
 		select {

@@ -475,8 +475,14 @@ type session struct {
 }
 
 func newSession(nc net.Conn, hs negotiated) *session {
-	return &session{net: nc, cmds: make(chan command, 4096), done: make(chan struct{}), msgTimeout: hs.msgTimeout, maxRdy: hs.maxRdy}
+	return &session{net: nc, cmds: make(chan command, sessionQueue), done: make(chan struct{}), msgTimeout: hs.msgTimeout, maxRdy: hs.maxRdy}
 }
+
+// sessionQueue is how many answers a session queues for its writer; a
+// full queue makes the answering goroutine wait (a burst is written with
+// one flush). Sessions multiply with max_in_flight (see connKey), so this
+// stays modest.
+const sessionQueue = 1024
 
 func (s *session) closed() bool {
 	select {
@@ -721,11 +727,11 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 		}
 	}()
 
-	// Messages read in one burst go to the queue together; their bodies
-	// and structs are cut from shared blocks (one allocation per block,
-	// not two per message).
+	// Messages read in one burst go to the queue together; their structs
+	// are cut from shared blocks. (Bodies are not: the consumer drops each
+	// once decoded, while a shared block would stay as long as any of its
+	// messages waits.)
 	var batch []*Message
-	var bodies []byte
 	var msgs []Message
 	var hdr [8]byte
 	for {
@@ -743,12 +749,7 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 		if size < 4 || size > maxFrame {
 			return fmt.Errorf("bad frame size %d", size)
 		}
-		n := int(size - 4)
-		if n > cap(bodies)-len(bodies) {
-			bodies = make([]byte, 0, max(n, bodyBlock))
-		}
-		data := bodies[len(bodies) : len(bodies)+n : len(bodies)+n]
-		bodies = bodies[:len(bodies)+n]
+		data := make([]byte, size-4)
 		if _, err := io.ReadFull(r, data); err != nil {
 			return c.readErr(err, done)
 		}
@@ -781,13 +782,8 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 	}
 }
 
-// Blocks that message bodies and structs are cut from. A block stays in
-// memory while any of its messages does; the consumer drops a body once
-// it is decoded.
-const (
-	bodyBlock = 64 << 10
-	msgBlock  = 64
-)
+// msgBlock is how many message structs are allocated at once.
+const msgBlock = 64
 
 func (c *conn) readErr(err error, done <-chan struct{}) error {
 	select {
