@@ -222,6 +222,12 @@ func (s *Subscriber) Stop() {
 func (s *Subscriber) enqueue(ms []*Message) {
 	now := time.Now()
 	s.qmu.Lock()
+	if s.head > 0 && len(s.queue)+len(ms) > cap(s.queue) {
+		// Slide what waits to the front rather than grow the array.
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
+	}
 	for _, m := range ms {
 		s.queue = append(s.queue, queued{m: m, since: now})
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
-	"github.com/influxdata/telegraf/metric"
 	"github.com/valyala/fastjson"
 
 	"github.com/mailtick/mailtick/internal/eventtime"
@@ -492,7 +491,15 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	// metric may wait long for the outputs, and its memory is what
 	// max_undelivered_messages multiplies.
 	b := builder{d: d, arena: newArena(stringBytes(obj)), seen: &sc.seen}
-	b.m = metric.New(d.measurement, nil, nil, published)
+	// Room for as many fields as the worker's last event had: a mailer
+	// writes the same keys every time (more fields still fit, one by one).
+	fields := sc.fields
+	if fields == 0 {
+		fields = obj.Len()
+	}
+	em := newEventMetric(d.measurement, published, fields)
+	b.m = em
+	defer func() { sc.fields = len(em.fields) }()
 	var list []*fastjson.Value
 	if d.explode != nil {
 		list, b.skip = d.exploded(v)
@@ -583,6 +590,7 @@ func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
 
 // Scratch is a worker's reusable decoding state.
 type Scratch struct {
+	fields int // how many fields the last event had
 	parser fastjson.Parser
 	inner  []fastjson.Parser // one per json_keys entry
 	seen   []seenKey
