@@ -452,9 +452,12 @@ func TestTLSAndAuthIntegration(t *testing.T) {
 		return err == nil && ch.MessageCount == 2 && ch.InFlight == 0 && ch.Depth == 0 && dead.MessageCount == 1
 	}, 10*time.Second, 20*time.Millisecond, "both messages finished, the bad one dead-lettered over TLS")
 	ch := channelStats(t, nsqd, "mail_events")
-	require.Len(t, ch.Clients, 1)
-	require.True(t, ch.Clients[0].TLS, "the agent must connect with TLS")
-	require.True(t, ch.Clients[0].Authed, "the agent must be authenticated")
+	// max_in_flight 10000 against nsqd's max_rdy_count 2500: four connections.
+	require.Len(t, ch.Clients, 4)
+	for _, c := range ch.Clients {
+		require.True(t, c.TLS, "every connection of the agent must use TLS")
+		require.True(t, c.Authed, "every connection of the agent must be authenticated")
+	}
 }
 
 // TestAuthRefusedIntegration: a wrong secret is logged and retried, never
