@@ -54,23 +54,21 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
 	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
 	webhooks := fs.Int("webhooks", 100000, "SendGrid events POSTed to mailwebhooks and to http_listener_v2, 100 and 1 per request (0: skip)")
-	spam := fs.Int("spam", 100000, "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory (0: skip)")
+	spamList := fs.String("spam", "10000,100000,1000000", "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory; one run per number, comma-separated (empty: skip)")
 	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
 	fs.Parse(args)
-	for _, b := range strings.Split(*batches, ",") {
-		if b = strings.TrimSpace(b); b == "" {
-			continue
-		}
-		n, err := strconv.Atoi(b)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("invalid --batch-sizes value %q: want positive integers, comma-separated", *batches)
-		}
-		opt.BatchSizes = append(opt.BatchSizes, n)
+	var err error
+	if opt.BatchSizes, err = counts("batch-sizes", *batches); err != nil {
+		return err
+	}
+	spam, err := counts("spam", *spamList)
+	if err != nil {
+		return err
 	}
 	all := map[string]any{"settings": map[string]any{
-		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": *spam, "sla_days": *slaDays, "sla_rate": *slaRate}}
+		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "sla_days": *slaDays, "sla_rate": *slaRate}}
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, os.Stderr)
 		if err != nil {
@@ -95,13 +93,17 @@ func runBench(ctx context.Context, args []string) error {
 		bench.PrintWebhooks(os.Stdout, res)
 		all["webhooks"] = res
 	}
-	if *spam > 0 {
-		res, err := bench.SpamMemory(ctx, *spam, os.Stderr)
+	var spamResults []bench.SpamResult
+	for _, senders := range spam {
+		res, err := bench.SpamMemory(ctx, senders, opt.Profile, os.Stderr)
 		if err != nil {
 			return err
 		}
 		res.Print(os.Stdout)
-		all["spam"] = res
+		spamResults = append(spamResults, res)
+	}
+	if len(spamResults) > 0 {
+		all["spam"] = spamResults
 	}
 	if *slaDays > 0 {
 		res, err := bench.SLACost(ctx, *slaDays, *slaRate, os.Stderr)
@@ -119,6 +121,22 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	return os.WriteFile(*jsonPath, append(b, '\n'), 0o644)
+}
+
+// counts parses a flag's comma-separated positive integers.
+func counts(flagName, list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("invalid --%s value %q: want positive integers, comma-separated", flagName, list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func runDemo(ctx context.Context, args []string) error {

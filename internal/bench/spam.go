@@ -23,8 +23,10 @@ type SpamResult struct {
 }
 
 // SpamMemory deploys tickscripts/mail_spam.tick on a real Kapacitor and
-// streams `senders` events from as many distinct senders into one minute.
-func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, error) {
+// streams `senders` events from as many distinct senders into one minute;
+// with a profile folder, it also writes Kapacitor's heap profile (after a
+// GC) there.
+func SpamMemory(ctx context.Context, senders int, profile string, log io.Writer) (SpamResult, error) {
 	res := SpamResult{Senders: senders}
 	root, err := stack.Root()
 	if err != nil {
@@ -83,8 +85,9 @@ func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, er
 			return res, err
 		}
 	}
-	// Let Kapacitor take everything in, then read its memory.
-	deadline := time.Now().Add(2 * time.Minute)
+	// Let Kapacitor take everything in (a million senders take minutes),
+	// then read its memory.
+	deadline := time.Now().Add(2*time.Minute + time.Duration(senders)*200*time.Microsecond)
 	for time.Now().Before(deadline) {
 		tk, err := c.Task(c.TaskLink(plan[0].ID), nil)
 		if err != nil {
@@ -94,6 +97,12 @@ func SpamMemory(ctx context.Context, senders int, log io.Writer) (SpamResult, er
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if profile != "" {
+		file := filepath.Join(profile, fmt.Sprintf("kapacitor-spam-%d-heap.pprof", senders))
+		if err := fetch(kapa.URL+"/kapacitor/v1/debug/pprof/heap?gc=1", file); err != nil {
+			return res, err
+		}
 	}
 	if res.After, err = procStatus(kapa.Pid(), "VmRSS"); err != nil {
 		return res, err
