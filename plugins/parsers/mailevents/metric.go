@@ -50,22 +50,25 @@ func newEventMetric(name string, tm time.Time, fields int) *eventMetric {
 	return m
 }
 
-func (m *eventMetric) newTag(key, value string) *telegraf.Tag {
-	if len(m.tagPool) == 0 {
-		return &telegraf.Tag{Key: key, Value: value}
+// next hands out the next unused struct of a block, or a new one once the
+// block is used up.
+func next[T any](pool *[]T) *T {
+	if len(*pool) == 0 {
+		return new(T)
 	}
-	t := &m.tagPool[0]
-	m.tagPool = m.tagPool[1:]
+	p := &(*pool)[0]
+	*pool = (*pool)[1:]
+	return p
+}
+
+func (m *eventMetric) newTag(key, value string) *telegraf.Tag {
+	t := next(&m.tagPool)
 	t.Key, t.Value = key, value
 	return t
 }
 
 func (m *eventMetric) newField(key string, value any) *telegraf.Field {
-	if len(m.fieldPool) == 0 {
-		return &telegraf.Field{Key: key, Value: value}
-	}
-	f := &m.fieldPool[0]
-	m.fieldPool = m.fieldPool[1:]
+	f := next(&m.fieldPool)
 	f.Key, f.Value = key, value
 	return f
 }
