@@ -7,17 +7,21 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/mailtick/mailtick/internal/cli"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/influxdata/kapacitor/udf/agent"
+
 	"github.com/mailtick/mailtick/internal/check"
+	"github.com/mailtick/mailtick/internal/cli"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/rollup"
 	"github.com/mailtick/mailtick/internal/sla"
+	"github.com/mailtick/mailtick/internal/spam"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/tasks"
+	"github.com/mailtick/mailtick/internal/udf"
 )
 
 const usage = `mailtick — the operators' CLI of mailtick
@@ -28,8 +32,9 @@ Usage:
                            deploy the versioned TICKscripts to Kapacitor
   mailtick sla [flags] RANGE...
                            latency quantiles and SLA shares over any range, from central
-  mailtick udf            the Kapacitor UDF of tickscripts/mail_latency_hist.tick
-                           (run by kapacitord, see the tickscripts README)
+  mailtick udf [spam]      the Kapacitor UDFs of tickscripts/mail_latency_hist.tick
+                           and (with spam) mail_spam.tick (run by kapacitord, see
+                           the tickscripts README)
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
 
@@ -40,10 +45,21 @@ func main() {
 	os.Exit(cli.Run("mailtick", usage, os.Args[1:], map[string]cli.Command{
 		"gen":   cli.Plain(runGen),
 		"sla":   cli.Plain(func(_ context.Context, args []string) error { return runSLA(args) }),
-		"udf":   cli.Plain(func(context.Context, []string) error { return rollup.Serve(os.Stdin, os.Stdout, os.Stderr) }),
+		"udf":   cli.Plain(func(_ context.Context, args []string) error { return runUDF(args) }),
 		"tasks": cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
 		"check": func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
 	}, os.Stdout, os.Stderr))
+}
+
+// runUDF serves one of the Kapacitor UDFs on stdin and stdout.
+func runUDF(args []string) error {
+	switch {
+	case len(args) == 0:
+		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return rollup.New(out, os.Stderr) })
+	case len(args) == 1 && args[0] == "spam":
+		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return spam.New(out, os.Stderr) })
+	}
+	return fmt.Errorf("invalid udf arguments %q: want none (mailtick_hist) or \"spam\" (mailtick_spam)", args)
 }
 
 func runGen(ctx context.Context, args []string) error {

@@ -62,17 +62,6 @@ func New(out chan<- *agent.Response, log io.Writer) *Handler {
 	return &Handler{out: out, loc: time.UTC, log: log}
 }
 
-// Serve runs the UDF on in and out (Kapacitor's pipes) until Kapacitor
-// closes them.
-func Serve(in io.ReadCloser, out io.WriteCloser, log io.Writer) error {
-	a := agent.New(in, out)
-	a.Handler = New(a.Responses, log)
-	if err := a.Start(); err != nil {
-		return err
-	}
-	return a.Wait()
-}
-
 // Info says: batches in, points out, and the options.
 func (h *Handler) Info() (*agent.InfoResponse, error) {
 	return &agent.InfoResponse{Wants: agent.EdgeType_BATCH, Provides: agent.EdgeType_STREAM, Options: options}, nil

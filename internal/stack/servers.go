@@ -208,8 +208,12 @@ skip-config-overrides = true
   enabled = false
 [udf]
 [udf.functions.mailtick_hist]
-  prog = %q
+  prog = %[7]q
   args = ["udf"]
+  timeout = "30s"
+[udf.functions.mailtick_spam]
+  prog = %[7]q
+  args = ["udf", "spam"]
   timeout = "30s"
 `
 

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -200,7 +201,7 @@ func (f *File) desired(t TaskSpec, overrides []Override, used []bool) (Desired, 
 	}
 	for name, v := range t.Vars {
 		if _, ok := s.Vars[name]; !ok {
-			return Desired{}, fmt.Errorf("var %q is not declared in %s (declared: %s)", name, t.Script, strings.Join(sortedKeys(s.Vars), ", "))
+			return Desired{}, fmt.Errorf("var %q is not declared in %s (declared: %s)", name, t.Script, strings.Join(slices.Sorted(maps.Keys(s.Vars)), ", "))
 		}
 		vars[name] = v
 	}
@@ -222,7 +223,7 @@ func (f *File) desired(t TaskSpec, overrides []Override, used []bool) (Desired, 
 		used[i] = true
 		d.Overridden = append(d.Overridden, o.Var+"="+o.Value)
 	}
-	for _, name := range sortedKeys(vars) {
+	for _, name := range slices.Sorted(maps.Keys(vars)) {
 		v, err := toVar(s.Vars[name], vars[name])
 		if err != nil {
 			return Desired{}, fmt.Errorf("var %q (%s): %w", name, s.Vars[name], err)
@@ -243,15 +244,6 @@ func fromText(typ client.VarType, s string) (any, error) {
 		return strconv.ParseBool(s)
 	}
 	return s, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Client connects to the Kapacitor of the file.
@@ -308,7 +300,7 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 		if !ok {
 			a := Action{Kind: "create", ID: d.ID, desired: d,
 				Details: []string{fmt.Sprintf("version %d, %s, %s", d.Script.Version, d.Script.Type, status(d.Enabled))}}
-			for _, name := range sortedKeys(d.Vars) {
+			for _, name := range slices.Sorted(maps.Keys(d.Vars)) {
 				a.Details = append(a.Details, fmt.Sprintf("var %s = %v", name, show(d.Vars[name])))
 			}
 			plan = append(plan, withOverrides(a, d))
@@ -335,7 +327,7 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 			plan = append(plan, withOverrides(Action{Kind: "unchanged", ID: d.ID}, d))
 		}
 	}
-	for _, id := range sortedKeys(have) {
+	for _, id := range slices.Sorted(maps.Keys(have)) {
 		if prune && ownerOf(have[id].TICKscript) == f.Owner {
 			plan = append(plan, Action{Kind: "delete", ID: id, Details: []string{"no longer in tasks.toml"}})
 		}
@@ -434,7 +426,7 @@ func List(c *client.Client, f *File, want []Desired) ([]Deployed, error) {
 		byID[want[i].ID] = &want[i]
 	}
 	var out []Deployed
-	for _, id := range sortedKeys(have) {
+	for _, id := range slices.Sorted(maps.Keys(have)) {
 		t := have[id]
 		dep := Deployed{ID: id, Status: t.Status.String(), Error: t.Error, Version: scriptVersion(t.TICKscript), Executing: t.Executing}
 		switch d, ok := byID[id]; {
@@ -537,7 +529,7 @@ func show(v client.Var) string {
 // one (a var no longer set in tasks.toml goes back to the script default).
 func varChanges(have, want client.Vars) []string {
 	var out []string
-	for _, name := range sortedKeys(want) {
+	for _, name := range slices.Sorted(maps.Keys(want)) {
 		h, ok := have[name]
 		if !ok {
 			out = append(out, fmt.Sprintf("var %s: (script default) -> %s", name, show(want[name])))
@@ -545,7 +537,7 @@ func varChanges(have, want client.Vars) []string {
 			out = append(out, fmt.Sprintf("var %s: %s -> %s", name, show(h), show(want[name])))
 		}
 	}
-	for _, name := range sortedKeys(have) {
+	for _, name := range slices.Sorted(maps.Keys(have)) {
 		if _, ok := want[name]; !ok {
 			out = append(out, fmt.Sprintf("var %s: %s -> (script default)", name, show(have[name])))
 		}
