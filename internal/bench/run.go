@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailtick/mailtick/internal/agentconf"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/stack"
 )
@@ -114,7 +115,8 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	shipped, err := os.ReadFile(filepath.Join(root, "telegraf.conf"))
+	shippedPath := filepath.Join(root, "telegraf.conf")
+	shipped, err := os.ReadFile(shippedPath)
 	if err != nil {
 		return rep, err
 	}
@@ -123,6 +125,11 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 		return rep, err
 	}
 	rep.Agent = agentSettings(agent)
+	// The batch as mailevents reads it from the agent's configuration.
+	batch, err := agentconf.LargestBatch([]string{shippedPath})
+	if err != nil {
+		return rep, err
+	}
 	fmt.Fprintf(log, "bench: agent settings of telegraf.conf: %s\n", rep.Agent)
 
 	lookupd, err := stack.StartNSQLookupd(filepath.Join(dir, "nsqlookupd"))
@@ -146,7 +153,7 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 		env     []string
 	}
 	var runs []scenario
-	shippedBatch := batchSize(agent)
+	shippedBatch := batch.Size
 	runs = append(runs,
 		scenario{Result{Name: "stock", Output: "discard", BatchSize: shippedBatch}, "stock",
 			stockConfig(agent, nsqd.TCPAddr, "stock", discard), nil},
@@ -158,7 +165,7 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 		}
 		ch := fmt.Sprintf("discard%d", b)
 		runs = append(runs, scenario{Result{Name: "mailevents", Output: "discard", BatchSize: b}, ch,
-			maileventsConfig(withBatchSize(agent, b), nsqd.TCPAddr, "mail_events", ch, 0, discard), nil})
+			maileventsConfig(withSetting(agent, "metric_batch_size", strconv.Itoa(b)), nsqd.TCPAddr, "mail_events", ch, 0, discard), nil})
 	}
 	var db *stack.InfluxDB
 	if opt.Raw {
@@ -206,7 +213,7 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 	if opt.InFlight > 0 {
 		fmt.Fprintf(log, "bench: memory with %d events in flight\n", opt.InFlight)
 		rep.InFlight = opt.InFlight
-		if rep.InFlightRSS, err = holdInFlight(ctx, dir, agent, nsqd, opt); err != nil {
+		if rep.InFlightRSS, err = holdInFlight(ctx, dir, agent, shippedBatch, nsqd, opt); err != nil {
 			return rep, err
 		}
 	}
@@ -224,23 +231,6 @@ func agentTable(conf string) (string, error) {
 		table = table[:j+1]
 	}
 	return table, nil
-}
-
-var batchLine = regexp.MustCompile(`(?m)^\s*metric_batch_size\s*=\s*(\d+)\s*$`)
-
-// batchSize reads metric_batch_size from an [agent] table (Telegraf's
-// default, 1000, if unset).
-func batchSize(agent string) int {
-	if m := batchLine.FindStringSubmatch(agent); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
-	return 1000
-}
-
-// withBatchSize sets metric_batch_size in an [agent] table.
-func withBatchSize(agent string, n int) string {
-	return withSetting(agent, "metric_batch_size", strconv.Itoa(n))
 }
 
 // withSetting sets one key of an [agent] table.
@@ -394,7 +384,7 @@ func fetch(url, file string) error {
 
 // holdInFlight lets mailevents take opt.InFlight events while its only
 // output cannot write (nothing listens at its URL), and reads its memory.
-func holdInFlight(ctx context.Context, dir, agent string, nsqd *stack.NSQD, opt Options) (int64, error) {
+func holdInFlight(ctx context.Context, dir, agent string, batch int, nsqd *stack.NSQD, opt Options) (int64, error) {
 	const topic = "mail_hold"
 	if err := createChannel(nsqd, topic, "mailtick"); err != nil {
 		return 0, err
@@ -407,7 +397,7 @@ func holdInFlight(ctx context.Context, dir, agent string, nsqd *stack.NSQD, opt 
 		return 0, err
 	}
 	out := fmt.Sprintf("\n[[outputs.influxdb]]\n  urls = [\"http://127.0.0.1:%d\"]\n  skip_database_creation = true\n  timeout = \"1s\"\n", port)
-	agent = withSetting(agent, "metric_buffer_limit", strconv.Itoa(max(batchSize(agent), opt.InFlight)))
+	agent = withSetting(agent, "metric_buffer_limit", strconv.Itoa(max(batch, opt.InFlight)))
 	t := &stack.Telegraf{}
 	if opt.Profile != "" {
 		if port, err = stack.FreePort(); err != nil {

@@ -499,12 +499,12 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	}
 	em := newEventMetric(d.measurement, published, fields)
 	b.m = em
-	defer func() { sc.fields = len(em.fields) }()
 	var list []*fastjson.Value
 	if d.explode != nil {
 		list, b.skip = d.exploded(v)
 	}
 	b.object(obj, "", kindField)
+	sc.fields = len(em.fields)
 	if b.err != nil {
 		out.Events++
 		fail(b.reason, b.err)
