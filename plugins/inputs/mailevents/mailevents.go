@@ -29,13 +29,6 @@ const (
 	deadLetterFinish = "finish"
 )
 
-// pending is a message whose metrics are on their way to the outputs.
-type pending struct {
-	msg   *nsqsub.Message
-	st    *topicStats
-	since time.Time // taken, or last touched
-}
-
 // MailEvents consumes mailer events from NSQ and emits one typed metric per
 // event, acknowledging each message only once every output accepted it.
 type MailEvents struct {
@@ -70,8 +63,8 @@ type MailEvents struct {
 	sem       chan struct{}
 
 	mu   sync.Mutex
-	held map[*nsqsub.Message]time.Time   // waiting for room, since when
-	sent map[telegraf.TrackingID]pending // waiting for the outputs
+	held map[*nsqsub.Message]time.Time // waiting for room, since when
+	sent *window                       // waiting for the outputs
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -167,7 +160,7 @@ func (m *MailEvents) Start(acc telegraf.Accumulator) error {
 	m.acc = acc.WithTracking(m.MaxUndeliveredMessages)
 	m.sem = make(chan struct{}, m.MaxUndeliveredMessages)
 	m.held = make(map[*nsqsub.Message]time.Time)
-	m.sent = make(map[telegraf.TrackingID]pending)
+	m.sent = newWindow()
 
 	subCfg := m.subConfig
 	nsqCfg := *m.nsqConfig
@@ -225,12 +218,12 @@ func (m *MailEvents) Stop() {
 	for msg := range m.held {
 		msg.Requeue(0)
 	}
-	for _, p := range m.sent {
+	m.sent.each(func(p *pending) {
 		p.msg.Requeue(0)
 		p.st.inFlight.Incr(-1)
-	}
+	})
 	clear(m.held)
-	clear(m.sent)
+	m.sent.clear()
 	m.mu.Unlock()
 	for _, c := range m.consumers {
 		c.stop()
@@ -294,7 +287,7 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 		return
 	}
 	id := m.acc.AddTrackingMetricGroup(out.Metrics)
-	m.sent[id] = pending{msg: msg, st: st, since: now}
+	m.sent.add(id, msg, st)
 	m.mu.Unlock()
 	st.inFlight.Incr(1)
 	st.emitted.Incr(int64(len(out.Metrics)))
@@ -397,8 +390,7 @@ func (m *MailEvents) onDelivery(ctx context.Context) {
 			return
 		case info := <-m.acc.Delivered():
 			m.mu.Lock()
-			p, ok := m.sent[info.ID()]
-			delete(m.sent, info.ID())
+			p, ok := m.sent.take(info.ID())
 			m.mu.Unlock()
 			if !ok {
 				continue
@@ -430,13 +422,13 @@ func (m *MailEvents) touchLoop(ctx context.Context) {
 					m.held[msg] = now
 				}
 			}
-			for id, p := range m.sent {
-				if now.Sub(p.since) >= p.msg.Timeout()/2 {
+			at := m.sent.now()
+			m.sent.each(func(p *pending) {
+				if at-p.since >= p.msg.Timeout()/2 {
 					stale = append(stale, p.msg)
-					p.since = now
-					m.sent[id] = p
+					p.since = at
 				}
-			}
+			})
 			m.mu.Unlock()
 			for _, msg := range stale {
 				msg.Touch()
