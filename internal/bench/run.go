@@ -340,7 +340,11 @@ func drain(ctx context.Context, res Result, dir, conf string, env []string, nsqd
 			res.NSQDCPU = nsqdCPU - nsqdCPU0
 		case res.Wall != 0 && left == 0:
 			if profile != "" {
-				return res, <-profiled
+				if err := <-profiled; err != nil {
+					return res, err
+				}
+				// What the drain allocated, by where (-sample_index=alloc_space).
+				return res, fetch("http://"+agent.PprofAddr+"/debug/pprof/allocs", filepath.Join(profile, filepath.Base(dir)+"-allocs.pprof"))
 			}
 			return res, nil
 		}

@@ -168,6 +168,44 @@ func TestMaxInFlightAboveMaxRdyCount(t *testing.T) {
 		10*time.Second, 10*time.Millisecond, "every message finished")
 }
 
+// Bodies whose buffers were released and reused arrive intact, in every
+// size class of the frame pool, on either side of a class's limit, and
+// above the largest.
+func TestReleasedBodiesReused(t *testing.T) {
+	n := startNSQD(t, "", nil)
+	tp := n.GetTopic(topic)
+	var want []string
+	for i := 0; i < 400; i++ {
+		size := (1 << (minFrameClass - 1 + i%(maxFrameClass-minFrameClass+3))) - 26 + i%3 - 1 // frame = 26 + body
+		body := strings.Repeat(strconv.Itoa(i%10), max(size, 1))
+		want = append(want, body)
+		require.NoError(t, tp.PutMessage(nsqd.NewMessage(tp.GenerateID(), []byte(body))))
+	}
+	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 7})
+	got := map[string]int{}
+	for _, m := range finish(t, s, len(want)) {
+		got[string(m.Body)]++
+		m.ReleaseBody()
+		require.Nil(t, m.Body)
+		m.ReleaseBody() // twice: nothing happens
+	}
+	for _, b := range want {
+		got[b]--
+	}
+	for b, n := range got {
+		require.Zero(t, n, "body of %d bytes starting %q: received minus sent is %d", len(b), b[:1], n)
+	}
+}
+
+func TestFrameClasses(t *testing.T) {
+	for _, c := range []struct{ n, cap int }{{0, 0}, {1, 512}, {512, 512}, {513, 1024}, {65536, 65536}, {65537, 65537}} {
+		f := getFrame(c.n)
+		require.Len(t, *f, c.n)
+		require.Equal(t, c.cap, cap(*f), "frame of %d bytes", c.n)
+		putFrame(f)
+	}
+}
+
 // A requeued message comes back after its delay, one attempt more.
 func TestRequeueDelay(t *testing.T) {
 	n := startNSQD(t, "", nil)

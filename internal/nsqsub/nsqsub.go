@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/url"
@@ -63,8 +64,50 @@ type Message struct {
 	Attempts  uint16
 	NSQDAddr  string
 
+	frame     *[]byte // Body's buffer, until ReleaseBody
 	sess      *session
 	responded atomic.Bool
+}
+
+// ReleaseBody hands Body's buffer on to a later message: call it once
+// nothing points into Body any more (what is kept was copied). Body is nil
+// afterwards. Optional: a body never released is garbage collected.
+func (m *Message) ReleaseBody() {
+	if m.frame != nil {
+		putFrame(m.frame)
+	}
+	m.Body, m.frame = nil, nil
+}
+
+// Frame buffers are reused by size class, powers of two from 512 bytes to
+// 64 KiB: a message's frame is most of what reading it allocates, and it
+// is garbage as soon as the message is decoded.
+const (
+	minFrameClass = 9
+	maxFrameClass = 16
+)
+
+var framePools [maxFrameClass + 1]sync.Pool // of *[]byte, cap 1<<class
+
+func getFrame(n int) *[]byte {
+	c := max(bits.Len(uint(n-1)), minFrameClass)
+	if c > maxFrameClass {
+		b := make([]byte, n)
+		return &b
+	}
+	if p, _ := framePools[c].Get().(*[]byte); p != nil {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, 1<<c)
+	return &b
+}
+
+func putFrame(p *[]byte) {
+	c := bits.Len(uint(cap(*p) - 1))
+	if c >= minFrameClass && c <= maxFrameClass && cap(*p) == 1<<c {
+		framePools[c].Put(p)
+	}
 }
 
 // Finish tells nsqd the message is done with.
@@ -734,9 +777,9 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 	}()
 
 	// Messages read in one burst go to the queue together; their structs
-	// are cut from shared blocks. (Bodies are not: the consumer drops each
-	// once decoded, while a shared block would stay as long as any of its
-	// messages waits.)
+	// are cut from shared blocks. (Bodies are not, as a shared block would
+	// stay as long as any of its messages waits: each has a frame buffer
+	// of its own, from a pool it goes back to once decoded.)
 	var batch []*Message
 	var msgs []Message
 	var hdr [8]byte
@@ -755,7 +798,8 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 		if size < 4 || size > maxFrame {
 			return fmt.Errorf("bad frame size %d", size)
 		}
-		data := make([]byte, size-4)
+		frame := getFrame(int(size - 4))
+		data := *frame
 		if _, err := io.ReadFull(r, data); err != nil {
 			return c.readErr(err, done)
 		}
@@ -771,7 +815,7 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 			msgs = msgs[1:]
 			m.Timestamp = int64(binary.BigEndian.Uint64(data[:8]))
 			m.Attempts = binary.BigEndian.Uint16(data[8:10])
-			m.Body = data[26:]
+			m.Body, m.frame = data[26:], frame
 			m.NSQDAddr = c.addr
 			m.sess = sess
 			copy(m.ID[:], data[10:26])
@@ -780,10 +824,12 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 			if string(data) == "_heartbeat_" {
 				sess.send(command{op: opNop})
 			}
+			putFrame(frame)
 		case nsq.FrameTypeError:
 			// E_FIN_FAILED and friends follow a message that timed out or
 			// was answered twice: worth a debug line, not a reconnect.
 			cfg.Log.Debugf("nsqd %q: %s", c.addr, data)
+			putFrame(frame)
 		}
 	}
 }

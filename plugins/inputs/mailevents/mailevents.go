@@ -251,6 +251,7 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 				m.Log.Errorf("Dead-lettering message %s from %q failed (attempt %d of %d), requeueing it: %v",
 					msg.ID[:], st.topic, msg.Attempts, m.DeadLetterMaxAttempts, err)
 				m.answer(msg, false, st)
+				msg.ReleaseBody()
 				return
 			}
 			// Requeueing forever would keep a poison message in the
@@ -261,13 +262,13 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 				msg.ID[:], st.topic, msg.Attempts, len(out.Bad), out.Bad[0].Reason(), err)
 		}
 	}
+	// The metrics hold copies of what they need: the body's buffer goes on
+	// to a later message.
+	msg.ReleaseBody()
 	if len(out.Metrics) == 0 {
 		m.answer(msg, true, st)
 		return
 	}
-	// The metrics hold copies of what they need; the body would only add
-	// its size to every message waiting for the outputs.
-	msg.Body = nil
 
 	select {
 	case m.sem <- struct{}{}:

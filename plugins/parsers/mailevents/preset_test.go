@@ -43,7 +43,7 @@ func TestPresets(t *testing.T) {
 
 			var got strings.Builder
 			for _, body := range bodies {
-				out := d.Decode(NewScratch(), body.Data, receivedAt)
+				out := decodeDetached(t, d, NewScratch(), body.Data)
 				require.Empty(t, out.Bad, body.Name)
 				require.GreaterOrEqual(t, len(out.Metrics), body.Events, body.Name)
 				fmt.Fprintf(&got, "# %s\n", body.Name)
