@@ -175,11 +175,18 @@ func TestReleasedBodiesReused(t *testing.T) {
 	n := startNSQD(t, "", nil)
 	tp := n.GetTopic(topic)
 	var want []string
-	for i := 0; i < 400; i++ {
-		size := (1 << (minFrameClass - 1 + i%(maxFrameClass-minFrameClass+3))) - 26 + i%3 - 1 // frame = 26 + body
-		body := strings.Repeat(strconv.Itoa(i%10), max(size, 1))
-		want = append(want, body)
-		require.NoError(t, tp.PutMessage(nsqd.NewMessage(tp.GenerateID(), []byte(body))))
+	for c := 1; c < len(framePools)+1; c++ {
+		limit := maxPooled + 100
+		if c < len(framePools) {
+			limit = frameCap(c)
+		}
+		for _, frame := range []int{limit - 1, limit, limit + 1} {
+			body := strings.Repeat(strconv.Itoa(c%10), frame-26) // frame = 26 + body
+			want = append(want, body, body)
+			for range 2 {
+				require.NoError(t, tp.PutMessage(nsqd.NewMessage(tp.GenerateID(), []byte(body))))
+			}
+		}
 	}
 	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 7})
 	got := map[string]int{}
@@ -198,12 +205,22 @@ func TestReleasedBodiesReused(t *testing.T) {
 }
 
 func TestFrameClasses(t *testing.T) {
-	for _, c := range []struct{ n, cap int }{{0, 0}, {1, 512}, {512, 512}, {513, 1024}, {65536, 65536}, {65537, 65537}} {
+	for _, c := range []struct{ n, cap int }{
+		{0, 0}, {1, 64}, {64, 64}, {65, 128}, {600, 640}, {2048, 2048}, {2049, 4096},
+		{4096, 4096}, {4097, 8192}, {65536, 65536}, {65537, 65537},
+	} {
 		f := getFrame(c.n)
 		require.Len(t, *f, c.n)
 		require.Equal(t, c.cap, cap(*f), "frame of %d bytes", c.n)
 		putFrame(f)
 	}
+	// What a burst leaves behind is kept up to classBytes a class.
+	c := frameClass(600)
+	for range 2 * classBytes / frameCap(c) {
+		b := make([]byte, frameCap(c))
+		putFrame(&b)
+	}
+	require.Len(t, framePools[c], classBytes/frameCap(c))
 }
 
 // A requeued message comes back after its delay, one attempt more.
