@@ -288,7 +288,7 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 		return
 	}
 	id := m.acc.AddTrackingMetricGroup(out.Metrics)
-	m.sent.add(id, msg, st)
+	m.sent.add(id, msg, st, now)
 	m.mu.Unlock()
 	st.inFlight.Incr(1)
 	st.emitted.Incr(int64(len(out.Metrics)))

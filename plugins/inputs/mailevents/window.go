@@ -39,11 +39,12 @@ func newWindow() *window {
 // now is the window's monotonic clock.
 func (w *window) now() time.Duration { return time.Since(w.start) }
 
-// add records a message. Its id is normally greater than every id before
-// it; one that is not is put in its place (a copy of the rest, but never
-// wrong).
-func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats) {
-	e := pending{id: id, msg: msg, st: st, since: w.now()}
+// add records a message, taken (or last touched) at since: an earlier
+// time only makes its next touch come sooner. Its id is normally greater
+// than every id before it; one that is not is put in its place (a copy of
+// the rest, but never wrong).
+func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats, since time.Time) {
+	e := pending{id: id, msg: msg, st: st, since: since.Sub(w.start)}
 	w.live++
 	if n := len(w.items); n > w.head && w.items[n-1].id >= id {
 		rest := w.items[w.head:]

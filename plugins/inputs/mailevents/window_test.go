@@ -2,6 +2,7 @@ package mailevents
 
 import (
 	"testing"
+	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/stretchr/testify/require"
@@ -22,7 +23,7 @@ func TestWindow(t *testing.T) {
 	add := func(ids ...telegraf.TrackingID) {
 		for _, id := range ids {
 			msgs[id] = &nsqsub.Message{}
-			w.add(id, msgs[id], nil)
+			w.add(id, msgs[id], nil, time.Now())
 		}
 	}
 	take := func(id telegraf.TrackingID) bool {
