@@ -147,22 +147,24 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 	// events: the central side goes down, the agent is killed and
 	// restarted, the central side comes back once the new agent writes.
 	// What the killed agent held in flight comes back after nsqd's message
-	// timeout (60s).
-	raw := func(atLeast int64) int64 {
+	// timeout (60s): when it held every message not yet stored (a fast
+	// agent takes up to max_in_flight, 10,000, and the publisher may be
+	// done), the new agent writes only after that.
+	raw := func(atLeast int64, within time.Duration) int64 {
 		var got int64
 		require.Eventually(t, func() bool {
 			got, _ = d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event`)
 			return got >= atLeast
-		}, 60*time.Second, 50*time.Millisecond, "want %d raw events stored", atLeast)
+		}, within, 50*time.Millisecond, "want %d raw events stored", atLeast)
 		return got
 	}
-	raw(1000)
+	raw(1000, time.Minute)
 	require.NoError(t, d.central.Stop(10*time.Second))
-	atKill := raw(2500)
+	atKill := raw(2500, time.Minute)
 	require.Less(t, atKill, int64(n), "the kill must land mid-stream")
 	require.NoError(t, d.Agent.Kill())
 	require.NoError(t, d.Agent.Restart()) // the test's cleanup stops the live process
-	raw(atKill + 500)                     // the new agent is writing
+	raw(atKill+500, 2*time.Minute)        // the new agent is writing
 	require.NoError(t, d.central.Restart())
 	res := <-done
 	require.NoError(t, res.err)
