@@ -1,8 +1,8 @@
 package mailevents
 
 import (
+	"cmp"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -47,8 +47,7 @@ func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats
 	e := pending{id: id, msg: msg, st: st, since: since.Sub(w.start)}
 	w.live++
 	if n := len(w.items); n > w.head && w.items[n-1].id >= id {
-		rest := w.items[w.head:]
-		i := sort.Search(len(rest), func(i int) bool { return rest[i].id >= id })
+		i, _ := w.search(id)
 		w.items = slices.Insert(w.items, w.head+i, e)
 		return
 	}
@@ -71,9 +70,9 @@ func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats
 // take removes the message of id and returns it, or ok=false if the
 // window does not hold it.
 func (w *window) take(id telegraf.TrackingID) (p pending, ok bool) {
+	i, found := w.search(id)
 	rest := w.items[w.head:]
-	i := sort.Search(len(rest), func(i int) bool { return rest[i].id >= id })
-	if i == len(rest) || rest[i].id != id || rest[i].msg == nil {
+	if !found || rest[i].msg == nil {
 		return pending{}, false
 	}
 	p = rest[i]
@@ -87,6 +86,13 @@ func (w *window) take(id telegraf.TrackingID) (p pending, ok bool) {
 		w.items, w.head = w.items[:0], 0
 	}
 	return p, true
+}
+
+// search finds id's place in items[head:].
+func (w *window) search(id telegraf.TrackingID) (int, bool) {
+	return slices.BinarySearchFunc(w.items[w.head:], id, func(p pending, id telegraf.TrackingID) int {
+		return cmp.Compare(p.id, id)
+	})
 }
 
 // each calls f with every message in flight, in ID order; f may change
