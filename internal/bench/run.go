@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 // Options set the size of a benchmark run.
 type Options struct {
 	Events     int    // events drained by each agent
+	Pairs      int    // times stock and mailevents drain into discard, alternating (the machine's speed drifts)
 	BatchSizes []int  // metric_batch_size values mailevents also drains with, into discard
 	Raw        bool   // also the full raw path into InfluxDB, stock beside the shipped telegraf.conf
 	InFlight   int    // events held in flight for the memory figure (0: skip)
@@ -33,6 +35,7 @@ type Options struct {
 type Result struct {
 	Name      string
 	Output    string // discard, or influxdb (the raw path)
+	Pair      int    // which of the alternating stock/mailevents pairs into discard (from 0)
 	BatchSize int    // the agent's metric_batch_size
 	Events    int
 	Wall      time.Duration // from 5% of the events finished to 95% (see drain)
@@ -154,11 +157,17 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 	}
 	var runs []scenario
 	shippedBatch := batch.Size
-	runs = append(runs,
-		scenario{Result{Name: "stock", Output: "discard", BatchSize: shippedBatch}, "stock",
-			stockConfig(agent, nsqd.TCPAddr, "stock", discard), nil},
-		scenario{Result{Name: "mailevents", Output: "discard", BatchSize: shippedBatch}, "discard",
-			maileventsConfig(agent, nsqd.TCPAddr, "mail_events", "discard", 0, discard), nil})
+	for pair := range max(opt.Pairs, 1) {
+		stockCh, oursCh := "stock", "discard"
+		if pair > 0 {
+			stockCh, oursCh = fmt.Sprintf("stock_%d", pair), fmt.Sprintf("discard_%d", pair)
+		}
+		runs = append(runs,
+			scenario{Result{Name: "stock", Output: "discard", BatchSize: shippedBatch, Pair: pair}, stockCh,
+				stockConfig(agent, nsqd.TCPAddr, stockCh, discard), nil},
+			scenario{Result{Name: "mailevents", Output: "discard", BatchSize: shippedBatch, Pair: pair}, oursCh,
+				maileventsConfig(agent, nsqd.TCPAddr, "mail_events", oursCh, 0, discard), nil})
+	}
 	for _, b := range opt.BatchSizes {
 		if b == shippedBatch {
 			continue
@@ -483,11 +492,24 @@ func (rep Report) Print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, out := range []string{"discard", "influxdb"} {
-		stock, ok1 := rep.find("stock", out)
-		ours, ok2 := rep.find("mailevents", out)
-		if ok1 && ok2 {
+		var perCPU, perWall []float64
+		for pair := 0; ; pair++ {
+			stock, ok1 := rep.find("stock", out, pair)
+			ours, ok2 := rep.find("mailevents", out, pair)
+			if !ok1 || !ok2 {
+				break
+			}
+			perCPU = append(perCPU, ours.PerCPUSecond()/stock.PerCPUSecond())
+			perWall = append(perWall, ours.PerWallSecond()/stock.PerWallSecond())
+		}
+		switch len(perCPU) {
+		case 0:
+		case 1:
 			fmt.Fprintf(w, "mailevents / stock into %s: %.1fx events per CPU-second, %.1fx events per wall-second\n",
-				out, ours.PerCPUSecond()/stock.PerCPUSecond(), ours.PerWallSecond()/stock.PerWallSecond())
+				out, perCPU[0], perWall[0])
+		default:
+			fmt.Fprintf(w, "mailevents / stock into %s, median of %d alternating pairs: %.1fx events per CPU-second (%s), %.1fx events per wall-second (%s)\n",
+				out, len(perCPU), median(perCPU), ratios(perCPU), median(perWall), ratios(perWall))
 		}
 	}
 	if rep.InFlight > 0 {
@@ -495,13 +517,30 @@ func (rep Report) Print(w io.Writer) {
 	}
 }
 
-// find is the first result of an agent into an output, at the shipped
-// metric_batch_size.
-func (rep Report) find(name, output string) (Result, bool) {
+// find is the result of an agent into an output in one pair, at the
+// shipped metric_batch_size.
+func (rep Report) find(name, output string, pair int) (Result, bool) {
 	for _, r := range rep.Results {
-		if r.Name == name && r.Output == output {
+		if r.Name == name && r.Output == output && r.Pair == pair {
 			return r, true
 		}
 	}
 	return Result{}, false
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// ratios lists ratios as "8.1x 9.0x 8.7x".
+func ratios(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.1fx", x)
+	}
+	return strings.Join(parts, " ")
 }
