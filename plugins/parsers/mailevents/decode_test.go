@@ -395,19 +395,19 @@ func decodeDetached(t *testing.T, d *Decoder, sc *Scratch, body []byte) Decoded 
 	t.Helper()
 	data := bytes.Clone(body)
 	out := d.Decode(sc, data, receivedAt)
-	var before strings.Builder
-	for _, m := range out.Metrics {
-		before.WriteString(render(m))
+	rendered := func() string {
+		var b strings.Builder
+		for _, m := range out.Metrics {
+			b.WriteString(render(m))
+		}
+		return b.String()
 	}
+	before := rendered()
 	for i := range data {
 		data[i] = 'X'
 	}
 	d.Decode(sc, data, receivedAt)
-	var after strings.Builder
-	for _, m := range out.Metrics {
-		after.WriteString(render(m))
-	}
-	require.Equal(t, before.String(), after.String(), "a metric points into the message body or the scratch space")
+	require.Equal(t, before, rendered(), "a metric points into the message body or the scratch space")
 	return out
 }
 
