@@ -60,20 +60,20 @@ type Match struct {
 func Find(s string, from int) (m Match, ok bool) {
 	for i := from; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '@':
+		switch byteClass[c] &^ clWord {
+		case clAt:
 			if m, ok := email(s, i, i+1, from); ok {
 				return m, true
 			}
-		case c == '%' || c == '&' || c == '\\' || c == 0xEF:
+		case clEncoded:
 			if n := encodedAt(s, i); n > 0 {
 				if m, ok := email(s, i, i+n, from); ok {
 					return m, true
 				}
 			}
-		case isDigit(c):
+		case clDigit:
 			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.') {
-				continue
+				break
 			}
 			if m, ok := ipv4(s, i); ok {
 				// An e-mail may start with the digits: prefer it.
@@ -85,19 +85,55 @@ func Find(s string, from int) (m Match, ok bool) {
 			if m, ok := ipv6(s, i); ok {
 				return m, true
 			}
-		case isHex(c) || c == ':':
+		case clHexColon:
 			// Inside a word or a dotted run no address starts; right after
 			// a colon one may ("[IPv6:fd00::17]", "ip:fd00::beef").
 			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.' || (s[i-1] == ':' && c == ':')) {
-				continue
+				break
 			}
 			if m, ok := ipv6(s, i); ok {
 				return m, true
 			}
 		}
+		// No address starts inside a word (the cases above skip a letter
+		// or digit after another): go to the word's end.
+		if byteClass[c]&clWord != 0 {
+			for i+1 < len(s) && byteClass[s[i+1]]&clWord != 0 {
+				i++
+			}
+		}
 	}
 	return Match{}, false
 }
+
+// What a byte may begin or hinge on, for Find, and whether it is a letter
+// or digit (clWord, a flag).
+const (
+	clNone     = iota
+	clAt       // '@'
+	clEncoded  // the first byte of an encoded at-sign: % & \ and UTF-8 0xEF
+	clDigit    // an IPv4 or IPv6 address
+	clHexColon // an IPv6 address
+	clWord     = 0x80
+)
+
+var byteClass = func() (t [256]uint8) {
+	t['@'] = clAt
+	t['%'], t['&'], t['\\'], t[0xEF] = clEncoded, clEncoded, clEncoded, clEncoded
+	for c := '0'; c <= '9'; c++ {
+		t[c] = clDigit
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c], t[c-'a'+'A'] = clHexColon, clHexColon
+	}
+	t[':'] = clHexColon
+	for c := range t {
+		if isAlnum(byte(c)) {
+			t[c] |= clWord
+		}
+	}
+	return t
+}()
 
 // encodedAt returns the length of an encoded at-sign at s[i:], 0 if none:
 // percent-encoded (%40, and %2540 ... encoded again), an HTML character

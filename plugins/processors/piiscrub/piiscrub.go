@@ -501,14 +501,17 @@ func (p *PIIScrub) redact(r *Rule, s string, c *counts) outcome {
 		c.truncated++
 		changed = true
 	}
-	if !changed && !pii.Contains(s) {
-		return outSame
-	}
 	repl := appendPlaceholder
 	if r.RedactWith == "pseudonym" {
 		repl = p.pseudo
 	}
+	// One scan: a text without addresses comes back copied and uncounted.
+	start, before := len(p.buf), c.redacted
 	p.buf = pii.Replace(p.buf, s, repl, &c.redacted)
+	if !changed && c.redacted == before {
+		p.buf = p.buf[:start]
+		return outSame
+	}
 	return outNew
 }
 
