@@ -334,7 +334,13 @@ func drain(ctx context.Context, res Result, dir, conf string, env []string, nsqd
 			}
 			if profile != "" {
 				file := filepath.Join(profile, filepath.Base(dir)+".pprof")
-				go func() { profiled <- cpuProfile(agent.PprofAddr, file) }()
+				// A drain into discard lasts about two seconds; one into
+				// InfluxDB several times that.
+				seconds := 2
+				if res.Output == "influxdb" {
+					seconds = 10
+				}
+				go func() { profiled <- cpuProfile(agent.PprofAddr, file, seconds) }()
 			}
 		case !start.IsZero() && res.Wall == 0 && left <= edge:
 			res.Wall = now.Sub(start)
@@ -366,9 +372,9 @@ func drain(ctx context.Context, res Result, dir, conf string, env []string, nsqd
 	return res, fmt.Errorf("%s did not drain %d events in 10 minutes", res.Name, n)
 }
 
-// cpuProfile takes a 2-second CPU profile through Telegraf's --pprof-addr.
-func cpuProfile(addr, file string) error {
-	return fetch("http://"+addr+"/debug/pprof/profile?seconds=2", file)
+// cpuProfile takes a CPU profile through Telegraf's --pprof-addr.
+func cpuProfile(addr, file string, seconds int) error {
+	return fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), file)
 }
 
 // fetch writes what a GET of url answers into file.

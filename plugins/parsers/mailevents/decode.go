@@ -20,6 +20,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
 	"github.com/valyala/fastjson"
+	"github.com/valyala/fastjson/fastfloat"
 
 	"github.com/mailtick/mailtick/internal/eventtime"
 )
@@ -148,6 +149,7 @@ type Decoder struct {
 	timeLayout   string
 	missingAsDLQ bool
 	maxSize      int
+	flat         bool // flat events may be read without fastjson (flat.go)
 }
 
 // nested returns what to do with the nested key at path, and whether an
@@ -219,6 +221,13 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 		return out
 	}
 
+	if d.flat {
+		if kvs, ok := readFlat(trimmed, sc.flat[:0]); ok {
+			sc.flat = kvs
+			d.flatEvent(sc, kvs, published, trimmed, &out)
+			return out
+		}
+	}
 	v, err := p.ParseBytes(trimmed)
 	if err == nil {
 		d.document(sc, v, published, trimmed, &out)
@@ -490,7 +499,7 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 	// One allocation holds every string of the event, sized exactly: the
 	// metric may wait long for the outputs, and its memory is what
 	// max_undelivered_messages multiplies.
-	b := builder{d: d, arena: newArena(stringBytes(obj)), seen: &sc.seen}
+	b := builder{d: d, arena: newArena(stringBytes(obj)), seen: &sc.seen, rendered: &sc.rendered}
 	// Room for as many fields as the worker's last event had: a mailer
 	// writes the same keys every time (more fields still fit, one by one).
 	fields := sc.fields
@@ -590,10 +599,12 @@ func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
 
 // Scratch is a worker's reusable decoding state.
 type Scratch struct {
-	fields int // how many fields the last event had
-	parser fastjson.Parser
-	inner  []fastjson.Parser // one per json_keys entry
-	seen   []seenKey
+	fields   int // how many fields the last event had
+	parser   fastjson.Parser
+	inner    []fastjson.Parser // one per json_keys entry
+	seen     []seenKey
+	rendered []byte // builder.rendered
+	flat     []flatKV
 }
 
 // seenKey remembers a top-level key at its position. Mailers write their
@@ -633,7 +644,8 @@ type builder struct {
 	hasTime  bool
 	timePrio int
 	repaired int
-	skip     string // the exploded list's path: walked once per element
+	skip     string  // the exploded list's path: walked once per element
+	rendered *[]byte // a number's text or a list's JSON, while it is mapped
 	reason   string
 	err      error
 }
@@ -648,7 +660,7 @@ func (b *builder) walk(elem *fastjson.Value, path string) {
 		return
 	}
 	sp, _ := b.d.nested(path)
-	b.value(sp, elem)
+	b.value(sp, b.scalar(elem))
 }
 
 func (b *builder) fail(reason string, err error) {
@@ -689,7 +701,7 @@ func (b *builder) object(obj *fastjson.Object, prefix string, inherit keyKind) {
 		case fastjson.TypeArray:
 			b.list(sp, v, path)
 		default:
-			b.value(sp, v)
+			b.value(sp, b.scalar(v))
 		}
 	})
 }
@@ -720,25 +732,64 @@ func (b *builder) list(sp keySpec, v *fastjson.Value, path string) {
 	if b.d.indexed[path] {
 		for i, elem := range arr {
 			if isp, ok := b.d.keys[path+"["+strconv.Itoa(i)+"]"]; ok {
-				b.value(*isp, elem)
+				b.value(*isp, b.scalar(elem))
 			}
 		}
 	}
 	if len(arr) == 1 {
 		switch arr[0].Type() {
 		case fastjson.TypeString:
-			b.value(sp, arr[0])
+			b.value(sp, b.scalar(arr[0]))
 			return
 		case fastjson.TypeObject:
 			b.nest(sp, arr[0])
 			return
 		}
 	}
-	b.value(sp, v)
+	b.value(sp, b.scalar(v))
 }
 
-func (b *builder) value(sp keySpec, v *fastjson.Value) {
-	if sp.kind == kindDrop || sp.kind == kindDenied || v.Type() == fastjson.TypeNull {
+// scalar is a JSON value as the builder maps it: a string's bytes
+// (unescaped), a number's text, true or false as their text, a list as its
+// JSON text; from fastjson's tree or read straight from a flat event. raw
+// may point into the message or the parser: what is kept is copied.
+type scalar struct {
+	t   fastjson.Type
+	raw []byte
+}
+
+// number is a number's text for fastfloat, not copied: it is parsed at once.
+func (v scalar) number() string {
+	return unsafe.String(unsafe.SliceData(v.raw), len(v.raw))
+}
+
+var (
+	jsonTrue  = []byte("true")
+	jsonFalse = []byte("false")
+)
+
+// scalar takes what the builder needs of a value of fastjson's tree.
+func (b *builder) scalar(v *fastjson.Value) scalar {
+	t := v.Type()
+	switch t {
+	case fastjson.TypeString:
+		raw, _ := v.StringBytes()
+		return scalar{t, raw}
+	case fastjson.TypeTrue:
+		return scalar{t, jsonTrue}
+	case fastjson.TypeFalse:
+		return scalar{t, jsonFalse}
+	case fastjson.TypeNull:
+		return scalar{t: t}
+	}
+	// A number's text, or a list (or object) rendered: into the worker's
+	// scratch, as the value is mapped before the next is taken.
+	*b.rendered = v.MarshalTo((*b.rendered)[:0])
+	return scalar{t, *b.rendered}
+}
+
+func (b *builder) value(sp keySpec, v scalar) {
+	if sp.kind == kindDrop || sp.kind == kindDenied || v.t == fastjson.TypeNull {
 		return
 	}
 	switch sp.kind {
@@ -780,21 +831,21 @@ func (b *builder) value(sp keySpec, v *fastjson.Value) {
 
 // text renders a scalar as a tag value: strings as they are, numbers and
 // booleans as their JSON text.
-func (b *builder) text(v *fastjson.Value) (string, error) {
-	switch v.Type() {
+func (b *builder) text(v scalar) (string, error) {
+	switch v.t {
 	case fastjson.TypeString:
 		return b.str(v), nil
 	case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
-		return string(v.MarshalTo(nil)), nil
+		return string(v.raw), nil
 	default:
-		return "", fmt.Errorf("got a JSON %s, want a string", v.Type())
+		return "", fmt.Errorf("got a JSON %s, want a string", v.t)
 	}
 }
 
 // str copies a JSON string out of the parser's buffer, repairing invalid
 // UTF-8 (Latin-1 SMTP replies happen) rather than losing the event.
-func (b *builder) str(v *fastjson.Value) string {
-	raw, _ := v.StringBytes()
+func (b *builder) str(v scalar) string {
+	raw := v.raw
 	if !utf8.Valid(raw) {
 		b.repaired++
 		return strings.ToValidUTF8(string(raw), "\uFFFD")
@@ -841,36 +892,35 @@ func (a *arena) copy(b []byte) string {
 	return unsafe.String(&a.buf[start], len(b))
 }
 
-func (b *builder) typed(t fieldType, v *fastjson.Value) (any, error) {
-	vt := v.Type()
+func (b *builder) typed(t fieldType, v scalar) (any, error) {
+	vt := v.t
 	if vt == fastjson.TypeString && t != typeString && t != typeAuto {
-		raw, _ := v.StringBytes()
-		return fromText(t, string(raw))
+		return fromText(t, string(v.raw))
 	}
 	switch t {
 	case typeString:
 		return b.text(v)
 	case typeInt:
 		if vt == fastjson.TypeNumber {
-			if n, err := v.Int64(); err == nil {
+			if n, err := fastfloat.ParseInt64(v.number()); err == nil {
 				return n, nil
 			}
-			f, _ := v.Float64()
+			f, _ := fastfloat.Parse(v.number())
 			if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
 				return int64(f), nil
 			}
-			return nil, fmt.Errorf("%s is not an integer", v)
+			return nil, fmt.Errorf("%s is not an integer", v.raw)
 		}
 	case typeUint:
 		if vt == fastjson.TypeNumber {
-			if n, err := v.Uint64(); err == nil {
+			if n, err := fastfloat.ParseUint64(v.number()); err == nil {
 				return n, nil
 			}
-			return nil, fmt.Errorf("%s is not an unsigned integer", v)
+			return nil, fmt.Errorf("%s is not an unsigned integer", v.raw)
 		}
 	case typeFloat:
 		if vt == fastjson.TypeNumber {
-			return v.Float64()
+			return fastfloat.Parse(v.number())
 		}
 	case typeBool:
 		if vt == fastjson.TypeTrue || vt == fastjson.TypeFalse {
@@ -881,12 +931,12 @@ func (b *builder) typed(t fieldType, v *fastjson.Value) (any, error) {
 		case fastjson.TypeString:
 			return b.str(v), nil
 		case fastjson.TypeNumber:
-			return v.Float64()
+			return fastfloat.Parse(v.number())
 		case fastjson.TypeTrue, fastjson.TypeFalse:
 			return vt == fastjson.TypeTrue, nil
 		case fastjson.TypeArray:
 			// Lists have no line-protocol type: keep them readable as JSON.
-			return string(v.MarshalTo(nil)), nil
+			return string(v.raw), nil
 		}
 	}
 	return nil, fmt.Errorf("got a JSON %s, want %s", vt, typeName(t))
@@ -902,11 +952,10 @@ func typeName(t fieldType) string {
 }
 
 // parseTime reads the event time with nanosecond precision.
-func (d *Decoder) parseTime(v *fastjson.Value) (time.Time, error) {
-	switch v.Type() {
+func (d *Decoder) parseTime(v scalar) (time.Time, error) {
+	switch v.t {
 	case fastjson.TypeString:
-		raw, _ := v.StringBytes()
-		s := string(raw)
+		s := string(v.raw)
 		switch d.timeFormat {
 		case timeLayout:
 			return time.Parse(d.timeLayout, s)
@@ -925,12 +974,11 @@ func (d *Decoder) parseTime(v *fastjson.Value) (time.Time, error) {
 		}
 	case fastjson.TypeNumber:
 		if d.timeFormat == timeRFC3339 || d.timeFormat == timeLayout {
-			return time.Time{}, fmt.Errorf("got number %s, want a time string", v)
+			return time.Time{}, fmt.Errorf("got number %s, want a time string", v.raw)
 		}
-		raw := v.MarshalTo(nil)
-		return epoch(string(raw), d.timeFormat)
+		return epoch(string(v.raw), d.timeFormat)
 	default:
-		return time.Time{}, fmt.Errorf("got a JSON %s, want a time", v.Type())
+		return time.Time{}, fmt.Errorf("got a JSON %s, want a time", v.t)
 	}
 }
 

@@ -277,6 +277,8 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 			d.indexed[m[1]] = true
 		}
 	}
+	// What reads the tree (a path into it, its JSON text) needs fastjson.
+	d.flat = d.jsonKeys == nil && d.eventsPath == nil && d.explode == nil && !d.fillTime
 	return &d, nil
 }
 

@@ -1,0 +1,190 @@
+package mailevents
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// A mailer's event is nearly always one flat JSON object: keys with
+// strings, numbers, booleans and nulls. Such an event is read straight
+// from the message's bytes, without building fastjson's tree first (its
+// parse, a pass over the keys to size the strings, and the walk cost a
+// fifth of the agent's CPU). Anything else (nesting, lists, escapes, a
+// syntax error) goes the usual way, through fastjson, which then has the
+// final word: the flat reader accepts only what fastjson reads the same
+// way, and an event it maps, or dead-letters, is what the tree would have
+// made of it (FuzzFlat checks both).
+
+// flatKV is one key and its value in a flat event; both point into the
+// message.
+type flatKV struct {
+	key []byte
+	val scalar
+}
+
+// readFlat reads b as one JSON object whose values are strings without
+// escapes, numbers in JSON's grammar, true, false or null, with keys
+// without escapes, appending them to kvs in their order; ok is false for
+// anything else.
+func readFlat(b []byte, kvs []flatKV) (_ []flatKV, ok bool) {
+	i := skipJSONSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return kvs, false
+	}
+	i = skipJSONSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return kvs, skipJSONSpace(b, i+1) == len(b)
+	}
+	for {
+		key, next, ok := plainString(b, i)
+		if !ok {
+			return kvs, false
+		}
+		i = skipJSONSpace(b, next)
+		if i == len(b) || b[i] != ':' {
+			return kvs, false
+		}
+		i = skipJSONSpace(b, i+1)
+		if i == len(b) {
+			return kvs, false
+		}
+		var v scalar
+		switch c := b[i]; {
+		case c == '"':
+			s, next, ok := plainString(b, i)
+			if !ok {
+				return kvs, false
+			}
+			v, i = scalar{fastjson.TypeString, s}, next
+		case c == 't' && bytes.HasPrefix(b[i:], jsonTrue):
+			v, i = scalar{fastjson.TypeTrue, jsonTrue}, i+len(jsonTrue)
+		case c == 'f' && bytes.HasPrefix(b[i:], jsonFalse):
+			v, i = scalar{fastjson.TypeFalse, jsonFalse}, i+len(jsonFalse)
+		case c == 'n' && bytes.HasPrefix(b[i:], []byte("null")):
+			v, i = scalar{t: fastjson.TypeNull}, i+len("null")
+		default:
+			n := numberLen(b[i:])
+			if n == 0 {
+				return kvs, false
+			}
+			v, i = scalar{fastjson.TypeNumber, b[i : i+n]}, i+n
+		}
+		kvs = append(kvs, flatKV{key, v})
+		i = skipJSONSpace(b, i)
+		if i == len(b) {
+			return kvs, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipJSONSpace(b, i+1)
+		case '}':
+			return kvs, skipJSONSpace(b, i+1) == len(b)
+		default:
+			return kvs, false
+		}
+	}
+}
+
+// plainString returns the bytes of the string that opens at b[i], and
+// where it ends; ok is false if there is none or it holds an escape.
+func plainString(b []byte, i int) (s []byte, next int, ok bool) {
+	if i == len(b) || b[i] != '"' {
+		return nil, i, false
+	}
+	n := bytes.IndexByte(b[i+1:], '"')
+	if n < 0 {
+		return nil, i, false
+	}
+	s = b[i+1 : i+1+n]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return nil, i, false
+	}
+	return s, i + n + 2, true
+}
+
+// numberLen returns the length of the JSON number b starts with: -?
+// (0|[1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?, followed by none of the
+// bytes fastjson would read on as part of a number; 0 if there is none.
+func numberLen(b []byte) int {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		if j := digits(b, i+1); j > i+1 {
+			i = j
+		} else {
+			return 0
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		j := i + 1
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if k := digits(b, j); k > j {
+			i = k
+		} else {
+			return 0
+		}
+	}
+	if i < len(b) {
+		switch c := b[i]; {
+		case c >= '0' && c <= '9', c == '.', c == '-', c == '+', c == 'e', c == 'E':
+			return 0
+		}
+	}
+	return i
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// skipJSONSpace skips the white space JSON allows between tokens.
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// flatEvent maps a flat event as event maps fastjson's tree of it: the
+// same builder, fed the same scalars.
+func (d *Decoder) flatEvent(sc *Scratch, kvs []flatKV, published time.Time, raw []byte, out *Decoded) {
+	size := 0
+	for _, kv := range kvs {
+		if kv.val.t == fastjson.TypeString {
+			size += len(kv.val.raw)
+		}
+	}
+	b := builder{d: d, arena: newArena(size), seen: &sc.seen, rendered: &sc.rendered}
+	fields := sc.fields
+	if fields == 0 {
+		fields = len(kvs)
+	}
+	em := newEventMetric(d.measurement, published, fields)
+	b.m = em
+	for _, kv := range kvs {
+		if b.value(b.topLevel(kv.key), kv.val); b.err != nil {
+			break // finish dead-letters it, as event does
+		}
+	}
+	sc.fields = len(em.fields)
+	d.finish(&b, nil, raw, -1, published, out, func(reason string, err error) {
+		out.Bad = append(out.Bad, BadEvent{reason, err, bytes.Clone(raw)})
+	})
+}
