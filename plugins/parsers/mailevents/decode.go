@@ -496,24 +496,14 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 		return
 	}
 
-	// One allocation holds every string of the event, sized exactly: the
-	// metric may wait long for the outputs, and its memory is what
-	// max_undelivered_messages multiplies.
-	b := builder{d: d, arena: newArena(stringBytes(obj)), seen: &sc.seen, rendered: &sc.rendered}
-	// Room for as many fields as the worker's last event had: a mailer
-	// writes the same keys every time (more fields still fit, one by one).
-	fields := sc.fields
-	if fields == 0 {
-		fields = obj.Len()
-	}
-	em := newEventMetric(d.measurement, published, fields)
-	b.m = em
+	size, strs, nums := valueSizes(obj)
+	b := sc.start(d, published, size, shape{obj.Len(), strs, nums})
 	var list []*fastjson.Value
 	if d.explode != nil {
 		list, b.skip = d.exploded(v)
 	}
 	b.object(obj, "", kindField)
-	sc.fields = len(em.fields)
+	sc.end(&b)
 	if b.err != nil {
 		out.Events++
 		fail(b.reason, b.err)
@@ -599,12 +589,13 @@ func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
 
 // Scratch is a worker's reusable decoding state.
 type Scratch struct {
-	fields   int // how many fields the last event had
+	last     shape // of the worker's last event
 	parser   fastjson.Parser
 	inner    []fastjson.Parser // one per json_keys entry
 	seen     []seenKey
 	rendered []byte // builder.rendered
 	flat     []flatKV
+	arena    arena // the event's: its blocks go with the metric, not this
 }
 
 // seenKey remembers a top-level key at its position. Mailers write their
@@ -632,6 +623,30 @@ func (b *builder) topLevel(k []byte) keySpec {
 }
 
 func NewScratch() *Scratch { return new(Scratch) }
+
+// shape is the room an event takes: its fields, and the boxes of its
+// string and number fields in the arena.
+type shape struct{ fields, strs, nums int }
+
+// start makes the builder of an event with size bytes of strings. The
+// metric's memory is what max_undelivered_messages multiplies, so it is
+// sized to fit: as the worker's last event was (a mailer writes the same
+// keys every time), or, for the first, as counted (tags counted as fields
+// and strings). An event that needs more still gets it, one by one.
+func (sc *Scratch) start(d *Decoder, published time.Time, size int, counted shape) builder {
+	want := sc.last
+	if want.fields == 0 {
+		want = counted
+	}
+	sc.arena.reset(size, want.strs, want.nums)
+	return builder{d: d, arena: &sc.arena, seen: &sc.seen, rendered: &sc.rendered,
+		m: newEventMetric(d.measurement, published, want.fields)}
+}
+
+// end remembers the shape of the event b built.
+func (sc *Scratch) end(b *builder) {
+	sc.last = shape{len(b.m.FieldList()), sc.arena.strings, sc.arena.numbers}
+}
 
 // builder gathers one event's tags and fields while walking its keys.
 type builder struct {
@@ -853,45 +868,6 @@ func (b *builder) str(v scalar) string {
 	return b.arena.copy(raw)
 }
 
-// arena holds the string values of one event in a single allocation. The
-// bytes are written once and never changed, which is what makes handing
-// out strings that alias them safe.
-type arena struct {
-	buf []byte
-}
-
-// stringBytes sums the lengths of the string values in obj.
-func stringBytes(obj *fastjson.Object) int {
-	n := 0
-	obj.Visit(func(_ []byte, v *fastjson.Value) {
-		switch v.Type() {
-		case fastjson.TypeString:
-			b, _ := v.StringBytes()
-			n += len(b)
-		case fastjson.TypeObject:
-			inner, _ := v.Object()
-			n += stringBytes(inner)
-		}
-	})
-	return n
-}
-
-func newArena(size int) *arena {
-	return &arena{buf: make([]byte, 0, size)}
-}
-
-func (a *arena) copy(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(a.buf)+len(b) > cap(a.buf) {
-		return string(b) // not sized for it (e.g. a list kept as text): stay correct
-	}
-	start := len(a.buf)
-	a.buf = append(a.buf, b...)
-	return unsafe.String(&a.buf[start], len(b))
-}
-
 func (b *builder) typed(t fieldType, v scalar) (any, error) {
 	vt := v.t
 	if vt == fastjson.TypeString && t != typeString && t != typeAuto {
@@ -899,28 +875,32 @@ func (b *builder) typed(t fieldType, v scalar) (any, error) {
 	}
 	switch t {
 	case typeString:
-		return b.text(v)
+		s, err := b.text(v)
+		if err != nil {
+			return nil, err
+		}
+		return b.arena.boxString(s), nil
 	case typeInt:
 		if vt == fastjson.TypeNumber {
 			if n, err := fastfloat.ParseInt64(v.number()); err == nil {
-				return n, nil
+				return b.arena.boxInt(n), nil
 			}
 			f, _ := fastfloat.Parse(v.number())
 			if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
-				return int64(f), nil
+				return b.arena.boxInt(int64(f)), nil
 			}
 			return nil, fmt.Errorf("%s is not an integer", v.raw)
 		}
 	case typeUint:
 		if vt == fastjson.TypeNumber {
 			if n, err := fastfloat.ParseUint64(v.number()); err == nil {
-				return n, nil
+				return b.arena.boxUint(n), nil
 			}
 			return nil, fmt.Errorf("%s is not an unsigned integer", v.raw)
 		}
 	case typeFloat:
 		if vt == fastjson.TypeNumber {
-			return fastfloat.Parse(v.number())
+			return b.float(v)
 		}
 	case typeBool:
 		if vt == fastjson.TypeTrue || vt == fastjson.TypeFalse {
@@ -929,9 +909,9 @@ func (b *builder) typed(t fieldType, v scalar) (any, error) {
 	default: // typeAuto: numbers are floats so a key never flips type.
 		switch vt {
 		case fastjson.TypeString:
-			return b.str(v), nil
+			return b.arena.boxString(b.str(v)), nil
 		case fastjson.TypeNumber:
-			return fastfloat.Parse(v.number())
+			return b.float(v)
 		case fastjson.TypeTrue, fastjson.TypeFalse:
 			return vt == fastjson.TypeTrue, nil
 		case fastjson.TypeArray:
@@ -940,6 +920,14 @@ func (b *builder) typed(t fieldType, v scalar) (any, error) {
 		}
 	}
 	return nil, fmt.Errorf("got a JSON %s, want %s", vt, typeName(t))
+}
+
+func (b *builder) float(v scalar) (any, error) {
+	f, err := fastfloat.Parse(v.number())
+	if err != nil {
+		return nil, err
+	}
+	return b.arena.boxFloat(f), nil
 }
 
 func typeName(t fieldType) string {

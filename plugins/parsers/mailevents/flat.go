@@ -88,20 +88,22 @@ func readFlat(b []byte, kvs []flatKV) (_ []flatKV, ok bool) {
 }
 
 // plainString returns the bytes of the string that opens at b[i], and
-// where it ends; ok is false if there is none or it holds an escape.
+// where it ends; ok is false if there is none or it holds an escape. One
+// pass over it: event strings are short, where two calls of IndexByte
+// (for the quote, then for a backslash) cost more than a loop.
 func plainString(b []byte, i int) (s []byte, next int, ok bool) {
 	if i == len(b) || b[i] != '"' {
 		return nil, i, false
 	}
-	n := bytes.IndexByte(b[i+1:], '"')
-	if n < 0 {
-		return nil, i, false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			return b[i+1 : j], j + 1, true
+		case '\\':
+			return nil, i, false
+		}
 	}
-	s = b[i+1 : i+1+n]
-	if bytes.IndexByte(s, '\\') >= 0 {
-		return nil, i, false
-	}
-	return s, i + n + 2, true
+	return nil, i, false
 }
 
 // numberLen returns the length of the JSON number b starts with: -?
@@ -165,25 +167,23 @@ func skipJSONSpace(b []byte, i int) int {
 // flatEvent maps a flat event as event maps fastjson's tree of it: the
 // same builder, fed the same scalars.
 func (d *Decoder) flatEvent(sc *Scratch, kvs []flatKV, published time.Time, raw []byte, out *Decoded) {
-	size := 0
+	var size, strs, nums int
 	for _, kv := range kvs {
-		if kv.val.t == fastjson.TypeString {
+		switch kv.val.t {
+		case fastjson.TypeString:
 			size += len(kv.val.raw)
+			strs++
+		case fastjson.TypeNumber:
+			nums++
 		}
 	}
-	b := builder{d: d, arena: newArena(size), seen: &sc.seen, rendered: &sc.rendered}
-	fields := sc.fields
-	if fields == 0 {
-		fields = len(kvs)
-	}
-	em := newEventMetric(d.measurement, published, fields)
-	b.m = em
+	b := sc.start(d, published, size, shape{len(kvs), strs, nums})
 	for _, kv := range kvs {
 		if b.value(b.topLevel(kv.key), kv.val); b.err != nil {
 			break // finish dead-letters it, as event does
 		}
 	}
-	sc.fields = len(em.fields)
+	sc.end(&b)
 	d.finish(&b, nil, raw, -1, published, out, func(reason string, err error) {
 		out.Bad = append(out.Bad, BadEvent{reason, err, bytes.Clone(raw)})
 	})
