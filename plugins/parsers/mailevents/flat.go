@@ -17,11 +17,26 @@ import (
 // way, and an event it maps, or dead-letters, is what the tree would have
 // made of it (FuzzFlat checks both).
 
-// flatKV is one key and its value in a flat event; both point into the
-// message.
+// flatKV is where one key and its value are in a flat event's message,
+// and the value's type: offsets, not slices, so that writing them down
+// costs no write barrier while the garbage collector runs.
 type flatKV struct {
-	key []byte
-	val scalar
+	keyStart, keyEnd, valStart, valEnd int
+	t                                  fastjson.Type
+}
+
+func (kv *flatKV) key(b []byte) []byte { return b[kv.keyStart:kv.keyEnd] }
+
+func (kv *flatKV) val(b []byte) scalar {
+	switch kv.t {
+	case fastjson.TypeTrue:
+		return scalar{kv.t, jsonTrue}
+	case fastjson.TypeFalse:
+		return scalar{kv.t, jsonFalse}
+	case fastjson.TypeNull:
+		return scalar{t: kv.t}
+	}
+	return scalar{kv.t, b[kv.valStart:kv.valEnd]}
 }
 
 // readFlat reads b as one JSON object whose values are strings without
@@ -38,10 +53,11 @@ func readFlat(b []byte, kvs []flatKV) (_ []flatKV, ok bool) {
 		return kvs, skipJSONSpace(b, i+1) == len(b)
 	}
 	for {
-		key, next, ok := plainString(b, i)
+		keyEnd, next, ok := plainString(b, i)
 		if !ok {
 			return kvs, false
 		}
+		kv := flatKV{keyStart: i + 1, keyEnd: keyEnd}
 		i = skipJSONSpace(b, next)
 		if i == len(b) || b[i] != ':' {
 			return kvs, false
@@ -50,28 +66,28 @@ func readFlat(b []byte, kvs []flatKV) (_ []flatKV, ok bool) {
 		if i == len(b) {
 			return kvs, false
 		}
-		var v scalar
+		kv.valStart = i
 		switch c := b[i]; {
 		case c == '"':
-			s, next, ok := plainString(b, i)
+			end, next, ok := plainString(b, i)
 			if !ok {
 				return kvs, false
 			}
-			v, i = scalar{fastjson.TypeString, s}, next
+			kv.t, kv.valStart, kv.valEnd, i = fastjson.TypeString, i+1, end, next
 		case c == 't' && bytes.HasPrefix(b[i:], jsonTrue):
-			v, i = scalar{fastjson.TypeTrue, jsonTrue}, i+len(jsonTrue)
+			kv.t, i = fastjson.TypeTrue, i+len(jsonTrue)
 		case c == 'f' && bytes.HasPrefix(b[i:], jsonFalse):
-			v, i = scalar{fastjson.TypeFalse, jsonFalse}, i+len(jsonFalse)
+			kv.t, i = fastjson.TypeFalse, i+len(jsonFalse)
 		case c == 'n' && bytes.HasPrefix(b[i:], []byte("null")):
-			v, i = scalar{t: fastjson.TypeNull}, i+len("null")
+			kv.t, i = fastjson.TypeNull, i+len("null")
 		default:
 			n := numberLen(b[i:])
 			if n == 0 {
 				return kvs, false
 			}
-			v, i = scalar{fastjson.TypeNumber, b[i : i+n]}, i+n
+			kv.t, kv.valEnd, i = fastjson.TypeNumber, i+n, i+n
 		}
-		kvs = append(kvs, flatKV{key, v})
+		kvs = append(kvs, kv)
 		i = skipJSONSpace(b, i)
 		if i == len(b) {
 			return kvs, false
@@ -87,23 +103,23 @@ func readFlat(b []byte, kvs []flatKV) (_ []flatKV, ok bool) {
 	}
 }
 
-// plainString returns the bytes of the string that opens at b[i], and
-// where it ends; ok is false if there is none or it holds an escape. One
-// pass over it: event strings are short, where two calls of IndexByte
-// (for the quote, then for a backslash) cost more than a loop.
-func plainString(b []byte, i int) (s []byte, next int, ok bool) {
+// plainString finds the end of the string that opens at b[i]: its closing
+// quote, and the byte after it; ok is false if there is none or it holds
+// an escape. One pass over it: event strings are short, where two calls of
+// IndexByte (for the quote, then for a backslash) cost more than a loop.
+func plainString(b []byte, i int) (end, next int, ok bool) {
 	if i == len(b) || b[i] != '"' {
-		return nil, i, false
+		return i, i, false
 	}
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '"':
-			return b[i+1 : j], j + 1, true
+			return j, j + 1, true
 		case '\\':
-			return nil, i, false
+			return i, i, false
 		}
 	}
-	return nil, i, false
+	return i, i, false
 }
 
 // numberLen returns the length of the JSON number b starts with: -?
@@ -169,17 +185,17 @@ func skipJSONSpace(b []byte, i int) int {
 func (d *Decoder) flatEvent(sc *Scratch, kvs []flatKV, published time.Time, raw []byte, out *Decoded) {
 	var size, strs, nums int
 	for _, kv := range kvs {
-		switch kv.val.t {
+		switch kv.t {
 		case fastjson.TypeString:
-			size += len(kv.val.raw)
+			size += kv.valEnd - kv.valStart
 			strs++
 		case fastjson.TypeNumber:
 			nums++
 		}
 	}
 	b := sc.start(d, published, size, shape{len(kvs), strs, nums})
-	for _, kv := range kvs {
-		if b.value(b.topLevel(kv.key), kv.val); b.err != nil {
+	for i := range kvs {
+		if b.value(b.topLevel(kvs[i].key(raw)), kvs[i].val(raw)); b.err != nil {
 			break // finish dead-letters it, as event does
 		}
 	}

@@ -68,7 +68,8 @@ func sameAsTree(t *testing.T, body []byte, kvs []flatKV) {
 	})
 	var flat []string
 	for _, kv := range kvs {
-		flat = append(flat, fmt.Sprintf("%q %s %q", kv.key, kv.val.t, kv.val.raw))
+		v := kv.val(body)
+		flat = append(flat, fmt.Sprintf("%q %s %q", kv.key(body), v.t, v.raw))
 	}
 	require.Equal(t, tree, flat, "%q", body)
 }
