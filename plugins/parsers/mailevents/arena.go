@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/mailtick/mailtick/internal/box"
 )
 
 // arena holds the values of one event in three allocations made with its
@@ -78,63 +80,37 @@ func (a *arena) boxString(v string) any {
 		return v
 	}
 	a.strs = append(a.strs, v)
-	return box(stringType, unsafe.Pointer(&a.strs[len(a.strs)-1]))
+	return box.String(&a.strs[len(a.strs)-1])
 }
 
 func (a *arena) boxInt(v int64) any {
 	if p := a.num(uint64(v)); p != nil {
-		return box(int64Type, p)
+		return box.Int64(p)
 	}
 	return v
 }
 
 func (a *arena) boxUint(v uint64) any {
 	if p := a.num(v); p != nil {
-		return box(uint64Type, p)
+		return box.Uint64(p)
 	}
 	return v
 }
 
 func (a *arena) boxFloat(v float64) any {
 	if p := a.num(math.Float64bits(v)); p != nil {
-		return box(float64Type, p)
+		return box.Float64(p)
 	}
 	return v
 }
 
 // num puts a number's bits in the block, and says where; nil once the
 // block is used up.
-func (a *arena) num(bits uint64) unsafe.Pointer {
+func (a *arena) num(bits uint64) *uint64 {
 	a.numbers++
 	if len(a.nums) == cap(a.nums) {
 		return nil
 	}
 	a.nums = append(a.nums, bits)
-	return unsafe.Pointer(&a.nums[len(a.nums)-1])
-}
-
-// eface is how Go lays out an interface value (any): its dynamic type, and
-// a pointer to its value where the value is not itself a pointer.
-type eface struct {
-	typ  unsafe.Pointer
-	data unsafe.Pointer
-}
-
-func typeOf(v any) unsafe.Pointer {
-	return (*eface)(unsafe.Pointer(&v)).typ
-}
-
-var (
-	stringType  = typeOf("")
-	int64Type   = typeOf(int64(0))
-	uint64Type  = typeOf(uint64(0))
-	float64Type = typeOf(float64(0))
-)
-
-// box makes the interface value of type typ whose value is at data, as Go
-// does after copying a value into a box of its own.
-func box(typ, data unsafe.Pointer) (v any) {
-	e := (*eface)(unsafe.Pointer(&v))
-	e.typ, e.data = typ, data
-	return v
+	return &a.nums[len(a.nums)-1]
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/processors"
 
+	"github.com/mailtick/mailtick/internal/box"
 	"github.com/mailtick/mailtick/internal/pii"
 )
 
@@ -302,7 +303,8 @@ func (p *PIIScrub) lookup(key string) *Rule {
 }
 
 // apply scrubs one metric. New strings are built in one buffer, turned
-// into one string, and handed out as slices of it: one allocation for all.
+// into one string, and handed out as slices of it: one allocation for all,
+// and one for the boxes of the new field values (internal/box).
 func (p *PIIScrub) apply(m telegraf.Metric) {
 	var c counts
 	p.buf = p.buf[:0]
@@ -356,12 +358,17 @@ func (p *PIIScrub) apply(m telegraf.Metric) {
 
 	if len(p.edits) > 0 {
 		all := string(p.buf)
+		var boxes []string // the new field values, boxed from one block
 		for _, e := range p.edits {
 			if e.tag != nil {
 				e.tag.Value = all[e.start:e.end]
-			} else {
-				e.field.Value = all[e.start:e.end]
+				continue
 			}
+			if boxes == nil {
+				boxes = make([]string, 0, len(p.edits))
+			}
+			boxes = append(boxes, all[e.start:e.end])
+			e.field.Value = box.String(&boxes[len(boxes)-1])
 		}
 	}
 	for _, k := range dropTags {

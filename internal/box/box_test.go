@@ -1,0 +1,37 @@
+package box
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The boxed values are what Go's own boxing makes: the same dynamic type
+// and value, for type switches, reflection, comparison and printing, also
+// after collections (the interfaces alone keep their block alive).
+func TestBoxes(t *testing.T) {
+	strs := make([]string, 2)
+	nums := make([]uint64, 3)
+	strs[0], strs[1] = "sender@example.org", ""
+	nums[0], nums[1], nums[2] = uint64(1<<64-550), 18446744073709551615, math.Float64bits(812.4)
+	got := []any{String(&strs[0]), String(&strs[1]), Int64(&nums[0]), Uint64(&nums[1]), Float64(&nums[2])}
+	want := []any{"sender@example.org", "", int64(-550), uint64(18446744073709551615), 812.4}
+	strs, nums = nil, nil
+	runtime.GC()
+	for i := range want {
+		require.Equal(t, want[i], got[i])
+		require.True(t, want[i] == got[i])
+		require.Equal(t, reflect.TypeOf(want[i]), reflect.TypeOf(got[i]))
+		require.Equal(t, fmt.Sprint(want[i]), fmt.Sprint(got[i]))
+	}
+	switch v := got[2].(type) {
+	case int64:
+		require.Equal(t, int64(-550), v)
+	default:
+		t.Fatalf("type switch: %T", v)
+	}
+}
