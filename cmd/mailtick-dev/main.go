@@ -46,7 +46,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	var opt bench.Options
 	fs.IntVar(&opt.Events, "events", 500000, "events each agent drains")
-	fs.IntVar(&opt.Pairs, "pairs", 3, "times stock and mailevents drain into discard, alternating; the ratio is their median (the machine's speed drifts)")
+	fs.IntVar(&opt.Pairs, "pairs", 5, "times stock and mailevents drain into discard, alternating; the ratio is their median (the machine's speed drifts)")
 	batches := fs.String("batch-sizes", "1000,5000,20000", "metric_batch_size values mailevents also drains with into discard (comma-separated)")
 	fs.BoolVar(&opt.Raw, "raw", true, "also the full raw path into InfluxDB: stock beside the shipped telegraf.conf")
 	fs.StringVar(&opt.Profile, "profile", "", "write a CPU profile of each agent's drain into this folder (go tool pprof)")
