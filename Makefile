@@ -61,9 +61,11 @@ bench: servers build
 	go test -run TestOpenQueueIDMemory -v ./internal/maillog/ | grep "bytes each"
 	bin/mailtick-dev bench --json bench.json
 
-## fuzz: a short fuzzing round of the parser, the detector, the redaction and the MTA log reader
+## fuzz: a short fuzzing round of the parser (and its flat reader against
+## fastjson), the detector, the redaction and the MTA log reader
 fuzz:
 	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/parsers/mailevents/
+	go test -run XXX -fuzz FuzzFlat -fuzztime 60s ./plugins/parsers/mailevents/
 	go test -run XXX -fuzz FuzzReplace -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzRedact -fuzztime 60s ./plugins/processors/piiscrub/
 	go test -run XXX -fuzz FuzzLine -fuzztime 60s ./internal/maillog/
