@@ -13,6 +13,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/models"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
@@ -39,24 +40,7 @@ import (
 // from internal/pii.
 func TestCentralPathProperty(t *testing.T) {
 	spool := t.TempDir()
-	for k, v := range map[string]string{
-		"MAILTICK_DC": "dc1", "NSQLOOKUPD_HTTP": "127.0.0.1:1", "DC_INFLUXDB_URL": "http://127.0.0.1:1",
-		"LISTEN_ADDRESS": "127.0.0.1:0", "CENTRAL_INFLUXDB_URL": "http://127.0.0.1:1",
-		"MAILTICK_PII_KEY": "0123456789abcdef-property", "MAILTICK_PII_KEY_ID": "test", "SPOOL_DIR": spool,
-		"MAILLOG_FILE": filepath.Join(spool, "mail.log"), "MAILLOG_STATE_DIR": spool,
-	} {
-		t.Setenv(k, v)
-	}
-	// inputs.internal is an internal package of Telegraf, which a test out
-	// of its module cannot import: a placeholder of that name lets the
-	// file load. This test runs only piiscrub and rollupfwd.
-	if _, ok := inputs.Inputs["internal"]; !ok {
-		inputs.Add("internal", func() telegraf.Input { return &placeholderInput{} })
-	}
-	c := config.NewConfig()
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "telegraf.conf"))
-	require.NoError(t, err)
-	require.NoError(t, c.LoadConfigData(data, "telegraf.conf"))
+	c := loadShipped(t, spool)
 	var scrub *models.RunningProcessor
 	for _, p := range c.Processors {
 		if p.Config.Name == "piiscrub" {
@@ -186,3 +170,51 @@ type placeholderInput struct {
 
 func (*placeholderInput) SampleConfig() string              { return "" }
 func (*placeholderInput) Gather(telegraf.Accumulator) error { return nil }
+
+// loadShipped loads the repository's telegraf.conf as it is, its
+// variables set for a test (spool: a folder for its files).
+func loadShipped(t *testing.T, spool string) *config.Config {
+	t.Helper()
+	for k, v := range map[string]string{
+		"MAILTICK_DC": "dc1", "NSQLOOKUPD_HTTP": "127.0.0.1:1", "DC_INFLUXDB_URL": "http://127.0.0.1:1",
+		"LISTEN_ADDRESS": "127.0.0.1:0", "CENTRAL_INFLUXDB_URL": "http://127.0.0.1:1",
+		"MAILTICK_PII_KEY": "0123456789abcdef-property", "MAILTICK_PII_KEY_ID": "test", "SPOOL_DIR": spool,
+		"MAILLOG_FILE": filepath.Join(spool, "mail.log"), "MAILLOG_STATE_DIR": spool,
+	} {
+		t.Setenv(k, v)
+	}
+	// inputs.internal is an internal package of Telegraf, which a test out
+	// of its module cannot import: a placeholder of that name lets the
+	// file load.
+	if _, ok := inputs.Inputs["internal"]; !ok {
+		inputs.Add("internal", func() telegraf.Input { return &placeholderInput{} })
+	}
+	c := config.NewConfig()
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "telegraf.conf"))
+	require.NoError(t, err)
+	require.NoError(t, c.LoadConfigData(data, "telegraf.conf"))
+	return c
+}
+
+// TestShippedRawOutputLast: Telegraf hands a metric as it is to its last
+// output and copies it for every other output that accepts it. It keeps
+// the file's order among the outputs of one plugin, not between plugins
+// (it visits them as a Go map iterates); the raw events' output is the
+// last influxdb output of the shipped telegraf.conf, so that no event is
+// copied in the starts that put the influxdb outputs last.
+func TestShippedRawOutputLast(t *testing.T) {
+	c := loadShipped(t, t.TempDir())
+	event := metric.New("mail_event", nil, map[string]any{"v": 1}, time.Now())
+	var raw []int
+	last := -1
+	for i, o := range c.Outputs {
+		if o.Config.Name != "influxdb" {
+			continue
+		}
+		last = i
+		if ok, err := o.Config.Filter.Select(event); err == nil && ok {
+			raw = append(raw, i)
+		}
+	}
+	require.Equal(t, []int{last}, raw, "one influxdb output takes the raw events, the last of them")
+}
