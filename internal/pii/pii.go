@@ -530,6 +530,53 @@ func Canonical(dst []byte, s string, m Match, foldLocal bool) []byte {
 	return dst
 }
 
+// Plain returns where the address is in s when s is one e-mail address
+// already in its canonical form, maybe in angle brackets: a local part of
+// lower-case letters, digits and . _ + - (no dot first, last or twice in a
+// row), and a domain of two or more labels of lower-case letters, digits
+// and hyphens, the last with a letter. Most addresses in mail events are;
+// for them Whole finds exactly s[start:end], and Canonical returns it
+// unchanged, folding or not (FuzzPlain holds the three to it), so that a
+// caller may skip both. ok=false says nothing about s: ask Whole.
+func Plain(s string) (start, end int, ok bool) {
+	start, end = 0, len(s)
+	if end >= 2 && s[0] == '<' && s[end-1] == '>' {
+		start, end = 1, end-1
+	}
+	at, lastDot, letter := -1, -1, false
+	for i := start; i < end; i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+			letter = true
+		case c >= '0' && c <= '9', c == '-':
+		case c == '.':
+			if i == start || i+1 == end || s[i-1] == '.' || s[i-1] == '@' || s[i+1] == '@' {
+				return 0, 0, false
+			}
+			if at >= 0 {
+				lastDot, letter = i, false
+			}
+		case c == '_' || c == '+':
+			if at >= 0 {
+				return 0, 0, false
+			}
+		case c == '@':
+			if at >= 0 || i == start {
+				return 0, 0, false
+			}
+			at = i
+		default:
+			return 0, 0, false
+		}
+	}
+	// letter: the last label's, once past the domain's last dot.
+	if at < 0 || lastDot < 0 || !letter {
+		return 0, 0, false
+	}
+	return start, end, true
+}
+
 // Whole returns the address that is all of s but for white space and angle
 // brackets around it ("<Bob@Example.org>"), or ok=false.
 func Whole(s string) (Match, bool) {

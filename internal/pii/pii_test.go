@@ -202,3 +202,42 @@ func BenchmarkFind(b *testing.B) {
 		})
 	}
 }
+
+// FuzzPlain: what Plain takes is an address Whole finds whole, whose
+// canonical form is itself.
+func FuzzPlain(f *testing.F) {
+	for _, s := range []string{
+		"sender218@example24.org", "<8c0072123dfccc22@mail.example.com>", "rcpt5900+news@example80.org",
+		"a.b-c_d@x-y.example", "1.2.3.4@x.org", "a+1.2.3.4@y.org", "1.2.3.4.5@x.org", "-@-.org", "a@x.12",
+		"a..b@x.org", ".a@x.org", "a.@x.org", "a@.x.org", "a@x..org", "a@x.org.", "Bob@example.org",
+		"a@b@c.org", "<a@x.org", "a@xyz", "a@x.org>", "<>", "@x.org",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		start, end, ok := Plain(s)
+		if !ok {
+			return
+		}
+		m, whole := Whole(s)
+		if !whole || m.Kind != Email || m.Start != start || m.End != end {
+			t.Fatalf("Plain(%q) = [%d:%d], Whole = %+v %v", s, start, end, m, whole)
+		}
+		for _, fold := range []bool{true, false} {
+			if c := string(Canonical(nil, s, m, fold)); c != s[start:end] {
+				t.Fatalf("Plain(%q): canonical form %q (fold %v)", s, c, fold)
+			}
+		}
+	})
+}
+
+func TestPlain(t *testing.T) {
+	for s, want := range map[string]bool{
+		"sender218@example24.org": true, "<8c0072123dfccc22@mail.example.com>": true, "rcpt5900+news@example80.org": true,
+		"a+1.2.3.4@y.org": true, "Bob@example.org": false, "a@x.12": false, "a..b@x.org": false, "a@xyz": false,
+		"a@b@c.org": false, "<a@x.org": false, "a%40b@x.org": false, "a@x.org ": false,
+	} {
+		_, _, ok := Plain(s)
+		require.Equal(t, want, ok, "%q", s)
+	}
+}

@@ -415,7 +415,9 @@ func (p *PIIScrub) scrub(r *Rule, s string, c *counts) outcome {
 // is one address (so "<Bob@Example.org>" in a field and "bob@example.org"
 // inside a text are one sender).
 func (p *PIIScrub) pseudonym(dst []byte, s string) []byte {
-	if m, ok := pii.Whole(s); ok {
+	if start, end, ok := pii.Plain(s); ok { // most are: canonical already
+		p.in = append(p.in[:0], s[start:end]...)
+	} else if m, ok := pii.Whole(s); ok {
 		p.in = pii.Canonical(p.in[:0], s, m, p.foldLocal)
 	} else {
 		p.in = append(p.in[:0], s...)
