@@ -160,6 +160,8 @@ func FuzzReplace(f *testing.F) {
 	for _, s := range []string{
 		"550 5.1.1 <bob@x.org>: rejected", "from 203.0.113.7:25", "2001:db8::1%eth0.",
 		`"a b"@c.de`, "a@b.co@c.org", "1.2.3.4.5", "::ffff:1.2.3.4", "x@[1.2.3.4]",
+		// Found only once the IPv4 before it is replaced: "[ipv4]::1".
+		"from 1.2.3.4::1 ok",
 	} {
 		f.Add(s)
 	}
