@@ -244,27 +244,28 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	m.scratch.Put(sc)
 
 	st.observe(out, now)
+	var deadErr error
 	if len(out.Bad) > 0 {
-		if err := m.deadLetter(st, msg, out.Bad); err != nil {
-			if int(msg.Attempts) < m.DeadLetterMaxAttempts {
-				// Keep the message: requeued, it is tried again later.
-				m.Log.Errorf("Dead-lettering message %s from %q failed (attempt %d of %d), requeueing it: %v",
-					msg.ID[:], st.topic, msg.Attempts, m.DeadLetterMaxAttempts, err)
-				m.answer(msg, false, st)
-				msg.ReleaseBody()
-				return
-			}
-			// Requeueing forever would keep a poison message in the
-			// channel: give its bad events up, counted and logged, and
-			// deliver its good ones.
-			st.deadLetterGaveUp.Incr(int64(len(out.Bad)))
-			m.Log.Errorf("Dead-lettering message %s from %q failed %d times (dead_letter_max_attempts): dropping its %d bad events (the first: %s): %v",
-				msg.ID[:], st.topic, msg.Attempts, len(out.Bad), out.Bad[0].Reason(), err)
-		}
+		deadErr = m.deadLetter(st, msg, out.Bad) // publishes copies, at once
 	}
 	// The metrics hold copies of what they need: the body's buffer goes on
 	// to a later message.
 	msg.ReleaseBody()
+	if deadErr != nil {
+		if int(msg.Attempts) < m.DeadLetterMaxAttempts {
+			// Keep the message: requeued, it is tried again later.
+			m.Log.Errorf("Dead-lettering message %s from %q failed (attempt %d of %d), requeueing it: %v",
+				msg.ID[:], st.topic, msg.Attempts, m.DeadLetterMaxAttempts, deadErr)
+			m.answer(msg, false, st)
+			return
+		}
+		// Requeueing forever would keep a poison message in the channel:
+		// give its bad events up, counted and logged, and deliver its good
+		// ones.
+		st.deadLetterGaveUp.Incr(int64(len(out.Bad)))
+		m.Log.Errorf("Dead-lettering message %s from %q failed %d times (dead_letter_max_attempts): dropping its %d bad events (the first: %s): %v",
+			msg.ID[:], st.topic, msg.Attempts, len(out.Bad), out.Bad[0].Reason(), deadErr)
+	}
 	if len(out.Metrics) == 0 {
 		m.answer(msg, true, st)
 		return
