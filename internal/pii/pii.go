@@ -75,20 +75,27 @@ func Find(s string, from int) (m Match, ok bool) {
 			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.') {
 				break
 			}
-			if m, ok := ipv4(s, i); ok {
-				// An e-mail may start with the digits: prefer it.
-				if e, eok := emailAround(s, m.End, from); eok && e.Start <= i {
-					return e, true
+			switch v4, v6 := ipStart(s, i); {
+			case v4:
+				if m, ok := ipv4(s, i); ok {
+					// An e-mail may start with the digits: prefer it.
+					if e, eok := emailAround(s, m.End, from); eok && e.Start <= i {
+						return e, true
+					}
+					return m, true
 				}
-				return m, true
-			}
-			if m, ok := ipv6(s, i); ok {
-				return m, true
+			case v6:
+				if m, ok := ipv6(s, i); ok {
+					return m, true
+				}
 			}
 		case clHexColon:
 			// Inside a word or a dotted run no address starts; right after
 			// a colon one may ("[IPv6:fd00::17]", "ip:fd00::beef").
 			if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.' || (s[i-1] == ':' && c == ':')) {
+				break
+			}
+			if _, v6 := ipStart(s, i); !v6 { // a word: most are
 				break
 			}
 			if m, ok := ipv6(s, i); ok {
@@ -104,6 +111,28 @@ func Find(s string, from int) (m Match, ok bool) {
 		}
 	}
 	return Match{}, false
+}
+
+// ipStart tells whether an IPv4 address (1-3 digits and a dot) or an IPv6
+// address (at most 4 hex digits and a colon: net/netip reads a dot only
+// after a colon, in a trailing IPv4 part) may start at s[i]; neither
+// does at most digits and at the start of every word.
+func ipStart(s string, i int) (v4, v6 bool) {
+	j, decimal := i, true
+	for j < len(s) && j-i < 5 && isHex(s[j]) {
+		decimal = decimal && isDigit(s[j])
+		j++
+	}
+	if j == len(s) {
+		return false, false
+	}
+	switch s[j] {
+	case '.':
+		return decimal && j > i && j-i <= 3, false
+	case ':':
+		return false, true
+	}
+	return false, false
 }
 
 // What a byte may begin or hinge on, for Find, and whether it is a letter
@@ -543,39 +572,62 @@ func Plain(s string) (start, end int, ok bool) {
 	if end >= 2 && s[0] == '<' && s[end-1] == '>' {
 		start, end = 1, end-1
 	}
-	at, lastDot, letter := -1, -1, false
-	for i := start; i < end; i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z':
+	i := start
+	for ; i < end; i++ { // the local part, up to the at-sign
+		switch plainClass[s[i]] {
+		case plLetter, plDigit, plLocal:
+		case plDot:
+			if i == start || s[i-1] == '.' {
+				return 0, 0, false
+			}
+		default:
+			goto at
+		}
+	}
+at:
+	if i == start || i == end || s[i] != '@' || s[i-1] == '.' {
+		return 0, 0, false
+	}
+	label, dots, letter := i+1, 0, false // where the label starts; its letter
+	for i++; i < end; i++ {
+		switch plainClass[s[i]] {
+		case plLetter:
 			letter = true
-		case c >= '0' && c <= '9', c == '-':
-		case c == '.':
-			if i == start || i+1 == end || s[i-1] == '.' || s[i-1] == '@' || s[i+1] == '@' {
+		case plDigit:
+		case plDot:
+			if i == label { // empty: a dot first, last or twice in a row
 				return 0, 0, false
 			}
-			if at >= 0 {
-				lastDot, letter = i, false
-			}
-		case c == '_' || c == '+':
-			if at >= 0 {
-				return 0, 0, false
-			}
-		case c == '@':
-			if at >= 0 || i == start {
-				return 0, 0, false
-			}
-			at = i
+			label, dots, letter = i+1, dots+1, false
 		default:
 			return 0, 0, false
 		}
 	}
-	// letter: the last label's, once past the domain's last dot.
-	if at < 0 || lastDot < 0 || !letter {
+	if dots == 0 || i == label || !letter {
 		return 0, 0, false
 	}
 	return start, end, true
 }
+
+// The bytes of a plain address, for Plain.
+const (
+	plNone   = iota
+	plLetter // a-z
+	plDigit  // 0-9 and '-'
+	plLocal  // '_' and '+': in the local part only
+	plDot
+)
+
+var plainClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = plLetter
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = plDigit
+	}
+	t['-'], t['_'], t['+'], t['.'] = plDigit, plLocal, plLocal, plDot
+	return t
+}()
 
 // Whole returns the address that is all of s but for white space and angle
 // brackets around it ("<Bob@Example.org>"), or ok=false.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -473,6 +474,11 @@ func (p *PIIScrub) emailDomain(r *Rule, s string, c *counts) outcome {
 // ipPrefix keeps the network of an address (203.0.113.0/24); a port or
 // brackets around it are accepted and dropped.
 func (p *PIIScrub) ipPrefix(r *Rule, s string, c *counts) outcome {
+	if a, ok := dottedQuad(s); ok { // most are: a plain IPv4 address
+		p.buf = appendIPv4Prefix(p.buf, a, r.IPv4Prefix)
+		c.masked++
+		return outNew
+	}
 	s = strings.TrimSpace(s)
 	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 	if err != nil {
@@ -494,6 +500,52 @@ func (p *PIIScrub) ipPrefix(r *Rule, s string, c *counts) outcome {
 	p.buf = pfx.AppendTo(p.buf)
 	c.masked++
 	return outNew
+}
+
+// dottedQuad reads s when it is exactly an IPv4 address as net/netip
+// parses it (four decimal octets 0-255, no leading zeros), and nothing
+// else; ok=false says nothing about s. FuzzIPPrefix holds the two to the
+// same result.
+func dottedQuad(s string) (a [4]byte, ok bool) {
+	part, n, digits := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if digits == 1 && n == 0 { // a leading zero
+				return a, false
+			}
+			n = n*10 + int(c-'0')
+			digits++
+			if n > 255 {
+				return a, false
+			}
+		case c == '.' && digits > 0 && part < 3:
+			a[part] = byte(n)
+			part, n, digits = part+1, 0, 0
+		default:
+			return a, false
+		}
+	}
+	if part != 3 || digits == 0 {
+		return a, false
+	}
+	a[3] = byte(n)
+	return a, true
+}
+
+// appendIPv4Prefix appends the network of a with bits bits, as
+// netip.Prefix writes it ("203.0.113.0/24").
+func appendIPv4Prefix(dst []byte, a [4]byte, bits int) []byte {
+	mask := ^uint32(0) << (32 - bits) // 0 for bits 0: Go shifts all out
+	v := (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])) & mask
+	for i := 3; i >= 0; i-- {
+		dst = strconv.AppendUint(dst, uint64(v>>(8*i)&0xff), 10)
+		if i > 0 {
+			dst = append(dst, '.')
+		}
+	}
+	return strconv.AppendInt(append(dst, '/'), int64(bits), 10)
 }
 
 // redact replaces every address inside free text, keeping the rest.

@@ -1,6 +1,7 @@
 package piiscrub
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,30 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 		require.True(t, m.HasField("n"), "a metric is never emptied by accident")
+	})
+}
+
+// FuzzIPPrefix: what the IPv4 fast path of ip_prefix reads, net/netip
+// reads as the same address, and both write the same network; what
+// net/netip reads as a plain IPv4 address, the fast path reads too.
+func FuzzIPPrefix(f *testing.F) {
+	for _, s := range []string{"203.0.113.7", "0.0.0.0", "255.255.255.255", "01.2.3.4", "1.2.3.256", "1.2.3", "1.2.3.4.", " 1.2.3.4", "1..2.3", "::ffff:1.2.3.4"} {
+		f.Add(s, uint8(24))
+	}
+	f.Fuzz(func(t *testing.T, s string, bits uint8) {
+		n := int(bits % (pii.MaxIPv4Prefix + 1))
+		a, fast := dottedQuad(s)
+		want, err := netip.ParseAddr(s)
+		if slow := err == nil && want.Is4(); fast != slow {
+			t.Fatalf("%q: fast path %v, net/netip %v (%v)", s, fast, slow, err)
+		}
+		if !fast {
+			return
+		}
+		require.Equal(t, want, netip.AddrFrom4(a), "%q", s)
+		pfx, err := want.Prefix(n)
+		require.NoError(t, err)
+		require.Equal(t, pfx.String(), string(appendIPv4Prefix(nil, a, n)), "%q /%d", s, n)
 	})
 }
 
