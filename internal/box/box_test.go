@@ -35,3 +35,33 @@ func TestBoxes(t *testing.T) {
 		t.Fatalf("type switch: %T", v)
 	}
 }
+
+// A Slab's values are copies that never change, whatever comes after
+// them (blocks filled, new blocks started, large values), read back as
+// their types and values, and survive collections on their own.
+func TestSlab(t *testing.T) {
+	var s Slab
+	var strs []string
+	var boxes []any
+	src := []byte("x")
+	for i := range 3 * SlabStrings {
+		// Values of growing sizes, some beyond a block's quarter.
+		v := fmt.Sprintf("%d:%s", i, make([]byte, i*13%(SlabBytes/2)))
+		src = append(src[:0], v...)
+		got := s.String(src)
+		src[0] = '!' // the caller's buffer is reused: the value is a copy
+		strs = append(strs, got)
+		boxes = append(boxes, s.Box(got), s.Int64(int64(-i)), s.Uint64(uint64(i)<<40), s.Float64(float64(i)/4))
+	}
+	require.Empty(t, s.String(nil))
+	s = Slab{}
+	runtime.GC()
+	for i := range strs {
+		want := fmt.Sprintf("%d:%s", i, make([]byte, i*13%(SlabBytes/2)))
+		require.Equal(t, want, strs[i], "value %d", i)
+		b := boxes[4*i : 4*i+4]
+		require.True(t, any(want) == b[0], "box %d", i)
+		require.Equal(t, reflect.TypeOf(""), reflect.TypeOf(b[0]))
+		require.Equal(t, []any{int64(-i), uint64(i) << 40, float64(i) / 4}, b[1:], "boxes %d", i)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fastjson"
 	"github.com/valyala/fastjson/fastfloat"
 
+	"github.com/mailtick/mailtick/internal/box"
 	"github.com/mailtick/mailtick/internal/eventtime"
 )
 
@@ -496,8 +497,7 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 		return
 	}
 
-	size, strs, nums := valueSizes(obj)
-	b := sc.start(d, published, size, shape{obj.Len(), strs, nums})
+	b := sc.start(d, published, obj.Len())
 	var list []*fastjson.Value
 	if d.explode != nil {
 		list, b.skip = d.exploded(v)
@@ -589,13 +589,13 @@ func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
 
 // Scratch is a worker's reusable decoding state.
 type Scratch struct {
-	last     shape // of the worker's last event
+	last     int // fields of the worker's last event
 	parser   fastjson.Parser
 	inner    []fastjson.Parser // one per json_keys entry
 	seen     []seenKey
 	rendered []byte // builder.rendered
 	flat     []flatKV
-	arena    arena // the event's: its blocks go with the metric, not this
+	slab     box.Slab // the values of the worker's events, in shared blocks
 }
 
 // seenKey remembers a top-level key at its position. Mailers write their
@@ -624,28 +624,23 @@ func (b *builder) topLevel(k []byte) keySpec {
 
 func NewScratch() *Scratch { return new(Scratch) }
 
-// shape is the room an event takes: its fields, and the boxes of its
-// string and number fields in the arena.
-type shape struct{ fields, strs, nums int }
-
-// start makes the builder of an event with size bytes of strings. The
-// metric's memory is what max_undelivered_messages multiplies, so it is
-// sized to fit: as the worker's last event was (a mailer writes the same
-// keys every time), or, for the first, as counted (tags counted as fields
-// and strings). An event that needs more still gets it, one by one.
-func (sc *Scratch) start(d *Decoder, published time.Time, size int, counted shape) builder {
-	want := sc.last
-	if want.fields == 0 {
-		want = counted
+// start makes the builder of an event. The metric's memory is what
+// max_undelivered_messages multiplies, so its fields are sized to fit: as
+// the worker's last event's were (a mailer writes the same keys every
+// time), or, for the first, as counted (keys, tags included). An event
+// that needs more still gets it.
+func (sc *Scratch) start(d *Decoder, published time.Time, counted int) builder {
+	fields := sc.last
+	if fields == 0 {
+		fields = counted
 	}
-	sc.arena.reset(size, want.strs, want.nums)
-	return builder{d: d, arena: &sc.arena, seen: &sc.seen, rendered: &sc.rendered,
-		m: newEventMetric(d.measurement, published, want.fields)}
+	return builder{d: d, slab: &sc.slab, seen: &sc.seen, rendered: &sc.rendered,
+		m: newEventMetric(d.measurement, published, fields)}
 }
 
-// end remembers the shape of the event b built.
+// end remembers the size of the event b built.
 func (sc *Scratch) end(b *builder) {
-	sc.last = shape{len(b.m.FieldList()), sc.arena.strings, sc.arena.numbers}
+	sc.last = len(b.m.FieldList())
 }
 
 // builder gathers one event's tags and fields while walking its keys.
@@ -653,7 +648,7 @@ type builder struct {
 	d        *Decoder
 	seen     *[]seenKey // the top-level keys of the worker's last event
 	pos      int
-	arena    *arena
+	slab     *box.Slab
 	m        telegraf.Metric
 	tm       time.Time
 	hasTime  bool
@@ -865,7 +860,7 @@ func (b *builder) str(v scalar) string {
 		b.repaired++
 		return strings.ToValidUTF8(string(raw), "\uFFFD")
 	}
-	return b.arena.copy(raw)
+	return b.slab.String(raw)
 }
 
 func (b *builder) typed(t fieldType, v scalar) (any, error) {
@@ -879,22 +874,22 @@ func (b *builder) typed(t fieldType, v scalar) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return b.arena.boxString(s), nil
+		return b.slab.Box(s), nil
 	case typeInt:
 		if vt == fastjson.TypeNumber {
 			if n, err := fastfloat.ParseInt64(v.number()); err == nil {
-				return b.arena.boxInt(n), nil
+				return b.slab.Int64(n), nil
 			}
 			f, _ := fastfloat.Parse(v.number())
 			if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
-				return b.arena.boxInt(int64(f)), nil
+				return b.slab.Int64(int64(f)), nil
 			}
 			return nil, fmt.Errorf("%s is not an integer", v.raw)
 		}
 	case typeUint:
 		if vt == fastjson.TypeNumber {
 			if n, err := fastfloat.ParseUint64(v.number()); err == nil {
-				return b.arena.boxUint(n), nil
+				return b.slab.Uint64(n), nil
 			}
 			return nil, fmt.Errorf("%s is not an unsigned integer", v.raw)
 		}
@@ -909,7 +904,7 @@ func (b *builder) typed(t fieldType, v scalar) (any, error) {
 	default: // typeAuto: numbers are floats so a key never flips type.
 		switch vt {
 		case fastjson.TypeString:
-			return b.arena.boxString(b.str(v)), nil
+			return b.slab.Box(b.str(v)), nil
 		case fastjson.TypeNumber:
 			return b.float(v)
 		case fastjson.TypeTrue, fastjson.TypeFalse:
@@ -927,7 +922,7 @@ func (b *builder) float(v scalar) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.arena.boxFloat(f), nil
+	return b.slab.Float64(f), nil
 }
 
 func typeName(t fieldType) string {

@@ -183,17 +183,7 @@ func skipJSONSpace(b []byte, i int) int {
 // flatEvent maps a flat event as event maps fastjson's tree of it: the
 // same builder, fed the same scalars.
 func (d *Decoder) flatEvent(sc *Scratch, kvs []flatKV, published time.Time, raw []byte, out *Decoded) {
-	var size, strs, nums int
-	for _, kv := range kvs {
-		switch kv.t {
-		case fastjson.TypeString:
-			size += kv.valEnd - kv.valStart
-			strs++
-		case fastjson.TypeNumber:
-			nums++
-		}
-	}
-	b := sc.start(d, published, size, shape{len(kvs), strs, nums})
+	b := sc.start(d, published, len(kvs))
 	for i := range kvs {
 		if b.value(b.topLevel(kvs[i].key(raw)), kvs[i].val(raw)); b.err != nil {
 			break // finish dead-letters it, as event does

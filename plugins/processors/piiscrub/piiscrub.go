@@ -85,6 +85,7 @@ type PIIScrub struct {
 	pseudo   func(dst []byte, m pii.Match, text string) []byte
 	buf      []byte
 	edits    []edit
+	slab     box.Slab  // the new values, metric after metric
 	last     []lastKey // tags then fields of the last metric, by position
 	stats    *stats
 }
@@ -303,9 +304,10 @@ func (p *PIIScrub) lookup(key string) *Rule {
 	return r
 }
 
-// apply scrubs one metric. New strings are built in one buffer, turned
-// into one string, and handed out as slices of it: one allocation for all,
-// and one for the boxes of the new field values (internal/box).
+// apply scrubs one metric. New strings are built in one buffer, copied
+// into one string, and handed out as slices of it; the string and the
+// boxes of the new field values come from blocks shared by many metrics
+// (box.Slab): no allocation of their own.
 func (p *PIIScrub) apply(m telegraf.Metric) {
 	var c counts
 	p.buf = p.buf[:0]
@@ -358,18 +360,13 @@ func (p *PIIScrub) apply(m telegraf.Metric) {
 	}
 
 	if len(p.edits) > 0 {
-		all := string(p.buf)
-		var boxes []string // the new field values, boxed from one block
+		all := p.slab.String(p.buf)
 		for _, e := range p.edits {
 			if e.tag != nil {
 				e.tag.Value = all[e.start:e.end]
-				continue
+			} else {
+				e.field.Value = p.slab.Box(all[e.start:e.end])
 			}
-			if boxes == nil {
-				boxes = make([]string, 0, len(p.edits))
-			}
-			boxes = append(boxes, all[e.start:e.end])
-			e.field.Value = box.String(&boxes[len(boxes)-1])
 		}
 	}
 	for _, k := range dropTags {
