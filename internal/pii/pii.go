@@ -115,8 +115,9 @@ func Find(s string, from int) (m Match, ok bool) {
 
 // ipStart tells whether an IPv4 address (1-3 digits and a dot) or an IPv6
 // address (at most 4 hex digits and a colon: net/netip reads a dot only
-// after a colon, in a trailing IPv4 part) may start at s[i]; neither
-// does at most digits and at the start of every word.
+// after a colon, in a trailing IPv4 part) may start at s[i]. Most numbers
+// (codes, sizes, times) and words beginning with a-f can be neither, and
+// Find goes past them without trying either.
 func ipStart(s string, i int) (v4, v6 bool) {
 	j, decimal := i, true
 	for j < len(s) && j-i < 5 && isHex(s[j]) {
