@@ -62,12 +62,16 @@ bench: servers build
 	bin/mailtick-dev bench --json bench.json
 
 ## fuzz: a short fuzzing round of the parser (and its flat reader against
-## fastjson), the detector, the redaction and the MTA log reader
+## fastjson), the detector (and its fast path for plain addresses), the
+## redaction, piiscrub's IPv4 fast path against net/netip and the MTA log
+## reader
 fuzz:
 	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/parsers/mailevents/
 	go test -run XXX -fuzz FuzzFlat -fuzztime 60s ./plugins/parsers/mailevents/
 	go test -run XXX -fuzz FuzzReplace -fuzztime 60s ./internal/pii/
+	go test -run XXX -fuzz FuzzPlain -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzRedact -fuzztime 60s ./plugins/processors/piiscrub/
+	go test -run XXX -fuzz FuzzIPPrefix -fuzztime 60s ./plugins/processors/piiscrub/
 	go test -run XXX -fuzz FuzzLine -fuzztime 60s ./internal/maillog/
 
 ## clean: removes what the build made: bin/ and build/ (the Telegraf copy)
