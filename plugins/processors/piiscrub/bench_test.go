@@ -1,6 +1,10 @@
 package piiscrub
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/influxdata/telegraf"
@@ -127,6 +131,87 @@ func BenchmarkScrub(b *testing.B) {
 	b.Run("stock_regex", func(b *testing.B) {
 		var r regex.Regex
 		require.NoError(b, toml.Unmarshal([]byte(stockRegex), &r))
+		r.Log = testutil.Logger{}
+		require.NoError(b, r.Init())
+		run(b, func(m telegraf.Metric) { r.Apply(m) })
+	})
+}
+
+// shippedConfig is the [[processors.piiscrub]] table of the repository's
+// telegraf.conf, the rules the agent applies to what leaves the DC.
+func shippedConfig(b *testing.B) *PIIScrub {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "telegraf.conf"))
+	require.NoError(b, err)
+	conf := string(data)
+	start := strings.Index(conf, "[[processors.piiscrub]]")
+	require.GreaterOrEqual(b, start, 0, "telegraf.conf has no [[processors.piiscrub]]")
+	end := strings.Index(conf[start:], "\n####")
+	require.Positive(b, end, "the piiscrub table of telegraf.conf has no end")
+	var wrap struct {
+		Processors struct {
+			PIIScrub []*PIIScrub `toml:"piiscrub"`
+		} `toml:"processors"`
+	}
+	// namepass is Telegraf's filter, not the plugin's: the metrics below
+	// pass it.
+	var table []string
+	for _, line := range strings.Split(conf[start:start+end], "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "namepass") {
+			table = append(table, line)
+		}
+	}
+	require.NoError(b, toml.Unmarshal([]byte(strings.Join(table, "\n")), &wrap))
+	p := wrap.Processors.PIIScrub[0]
+	p.HashKeyIDTag, p.HashLength, p.MaxRedactBytes, p.LocalPartCase = "pii_key_id", 12, config.Size(64*1024), caseFold
+	p.HashKey, p.HashKeyID = config.NewSecret([]byte(testKey)), "2026-11"
+	p.Log = testutil.Logger{}
+	require.NoError(b, p.Init())
+	require.NoError(b, p.Start(nil))
+	return p
+}
+
+// BenchmarkScrubShipped: a rollup that names a sender (mail_spam, one
+// sender's minute, as mail_spam.tick writes it) through the shipped
+// telegraf.conf's rules (the sender hashed, the rest kept), and through
+// stock processors.regex replacing the sender by a placeholder (it cannot
+// hash), in the same run.
+func BenchmarkScrubShipped(b *testing.B) {
+	var rollups []telegraf.Metric
+	for i := range 256 {
+		m := metric.New("mail_spam", map[string]string{"dc": "dc1", "sender": fmt.Sprintf("sender%d@example%d.org", i, i%97)}, nil, at)
+		// In one order, as line protocol from Kapacitor brings them.
+		m.AddField("distinct_helos", int64(1+i%3))
+		m.AddField("distinct_recipients", int64(3+i%50))
+		m.AddField("volume", int64(5+i%70))
+		rollups = append(rollups, m)
+	}
+	run := func(b *testing.B, apply func(telegraf.Metric)) {
+		b.ReportAllocs()
+		batch := make([]telegraf.Metric, 16*len(rollups))
+		for i := 0; i < b.N; {
+			b.StopTimer()
+			for j := range batch {
+				batch[j] = rollups[j%len(rollups)].Copy()
+			}
+			b.StartTimer()
+			for j := 0; j < len(batch) && i < b.N; j, i = j+1, i+1 {
+				apply(batch[j])
+			}
+		}
+	}
+	b.Run("piiscrub", func(b *testing.B) {
+		p := shippedConfig(b)
+		run(b, p.apply)
+	})
+	b.Run("stock_regex", func(b *testing.B) {
+		var r regex.Regex
+		require.NoError(b, toml.Unmarshal([]byte(`
+[[tags]]
+  key = "sender"
+  pattern = "[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+"
+  replacement = "[email]"
+`), &r))
 		r.Log = testutil.Logger{}
 		require.NoError(b, r.Init())
 		run(b, func(m telegraf.Metric) { r.Apply(m) })
