@@ -7,10 +7,11 @@ import (
 
 // Slab hands out strings, and strings and numbers boxed in interfaces,
 // from blocks shared by many values: one allocation for a block's worth
-// of them instead of one or two for each. It is for values made one after the
-// other that live about as long as each other (a processor's new values,
-// metric after metric): a block stays alive as long as any value in it
-// does, so one value kept for long keeps its block (SlabBytes at most).
+// of them instead of one or two for each. It is for values made one after
+// the other that live about as long as each other (a decoder's or a
+// processor's values, metric after metric): a block stays alive as long
+// as any value in it does, so one value kept for long keeps its block
+// (SlabBytes at most).
 //
 // As for Go's own strings and boxes, what is handed out never changes:
 // a Slab only appends to its blocks, and starts a new block when one is

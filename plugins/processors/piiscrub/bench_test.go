@@ -42,16 +42,21 @@ func eventMetric(ev gen.Event) telegraf.Metric {
 // centralConfig is sample.conf: the recommended rules for the central path.
 func centralConfig(t testing.TB) *PIIScrub {
 	t.Helper()
-	var wrap struct {
-		Processors struct {
-			PIIScrub []*PIIScrub `toml:"piiscrub"`
-		} `toml:"processors"`
-	}
-	require.NoError(t, toml.Unmarshal([]byte(sampleConfig), &wrap))
-	p := wrap.Processors.PIIScrub[0]
-	p.Default, p.HashKeyIDTag, p.HashLength, p.MaxRedactBytes = "drop", "pii_key_id", 12, config.Size(64*1024)
-	p.HashKey = config.NewSecret([]byte(testKey))
-	p.Log = testutil.Logger{}
+	return configured(t, sampleConfig)
+}
+
+// configured is piiscrub as Telegraf makes it of one [[processors.piiscrub]]
+// table (the registered defaults, then the table's settings), with a test
+// key, started.
+func configured(t testing.TB, table string) *PIIScrub {
+	t.Helper()
+	t.Setenv("MAILTICK_PII_KEY", testKey)
+	t.Setenv("MAILTICK_PII_KEY_ID", "2026-11")
+	c := config.NewConfig()
+	require.NoError(t, c.LoadConfigData([]byte(table), "piiscrub.conf"))
+	require.Len(t, c.Processors, 1)
+	p, ok := c.Processors[0].Processor.(*PIIScrub)
+	require.True(t, ok, "%T", c.Processors[0].Processor)
 	require.NoError(t, p.Init())
 	require.NoError(t, p.Start(nil))
 	return p
@@ -148,36 +153,16 @@ func applyAll(b *testing.B, metrics []telegraf.Metric, apply func(telegraf.Metri
 
 // shippedConfig is the [[processors.piiscrub]] table of the repository's
 // telegraf.conf, the rules the agent applies to what leaves the DC.
-func shippedConfig(b testing.TB) *PIIScrub {
-	b.Helper()
+func shippedConfig(t testing.TB) *PIIScrub {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "telegraf.conf"))
-	require.NoError(b, err)
+	require.NoError(t, err)
 	conf := string(data)
 	start := strings.Index(conf, "[[processors.piiscrub]]")
-	require.GreaterOrEqual(b, start, 0, "telegraf.conf has no [[processors.piiscrub]]")
+	require.GreaterOrEqual(t, start, 0, "telegraf.conf has no [[processors.piiscrub]]")
 	end := strings.Index(conf[start:], "\n####")
-	require.Positive(b, end, "the piiscrub table of telegraf.conf has no end")
-	var wrap struct {
-		Processors struct {
-			PIIScrub []*PIIScrub `toml:"piiscrub"`
-		} `toml:"processors"`
-	}
-	// namepass is Telegraf's filter, not the plugin's: the metrics below
-	// pass it.
-	var table []string
-	for _, line := range strings.Split(conf[start:start+end], "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "namepass") {
-			table = append(table, line)
-		}
-	}
-	require.NoError(b, toml.Unmarshal([]byte(strings.Join(table, "\n")), &wrap))
-	p := wrap.Processors.PIIScrub[0]
-	p.HashKeyIDTag, p.HashLength, p.MaxRedactBytes, p.LocalPartCase = "pii_key_id", 12, config.Size(64*1024), caseFold
-	p.HashKey, p.HashKeyID = config.NewSecret([]byte(testKey)), "2026-11"
-	p.Log = testutil.Logger{}
-	require.NoError(b, p.Init())
-	require.NoError(b, p.Start(nil))
-	return p
+	require.Positive(t, end, "the piiscrub table of telegraf.conf has no end")
+	return configured(t, conf[start:start+end])
 }
 
 // BenchmarkScrubShipped: a rollup that names a sender (mail_spam, one
