@@ -156,13 +156,13 @@ func flatSeeds(t testing.TB) [][]byte {
 }
 
 func TestFlatDecodesAsTree(t *testing.T) {
-	sc := NewScratch()
+	sc, decoders := NewScratch(), flatDecoders(t)
 	flat := 0
 	for _, body := range flatSeeds(t) {
 		if _, ok := readFlat(trimSpace(body), nil); ok {
 			flat++
 		}
-		for _, d := range flatDecoders(t) {
+		for _, d := range decoders {
 			decodesAsTree(t, d, sc, body)
 		}
 	}
