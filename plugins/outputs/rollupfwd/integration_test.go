@@ -15,6 +15,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/metric"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/stack"
@@ -190,10 +191,14 @@ func TestAgentCrashIntegration(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusNoContent
 	}, 10*time.Second, 50*time.Millisecond, "the listener must take the points")
-	require.Eventually(t, func() bool {
+	// Every point in the spool; a failure says how many were (more would
+	// be duplicates). The bound is generous: a busy machine's fsyncs are slow.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, err := os.Stat(spoolDir)
-		return err == nil && len(spooled(t, spoolDir)) == n
-	}, 20*time.Second, 50*time.Millisecond, "every point in the spool")
+		if assert.NoError(c, err, "the spool folder") {
+			assert.Equal(c, n, len(spooled(t, spoolDir)), "points in the spool")
+		}
+	}, 60*time.Second, 50*time.Millisecond)
 
 	require.NoError(t, agent.Kill())
 	require.NoError(t, db.Restart())
