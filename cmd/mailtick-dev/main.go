@@ -55,7 +55,8 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&opt.Dir, "dir", "", "work folder, kept for inspection (default: a temporary one)")
 	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
 	webhooks := fs.Int("webhooks", 100000, "SendGrid events POSTed to mailwebhooks and to http_listener_v2, 100 and 1 per request (0: skip)")
-	spamList := fs.String("spam", "10000,100000,1000000", "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory; one run per number, comma-separated (empty: skip)")
+	spamList := fs.String("spam", "10000,100000,1000000", "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory; one run per number and version, comma-separated (empty: skip)")
+	spamVersions := fs.String("spam-versions", "v1,v2", "versions of mail_spam.tick run at each number of senders: v2 (tickscripts/) and v1 (Kapacitor's own nodes, to compare), comma-separated")
 	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
@@ -69,7 +70,7 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	all := map[string]any{"settings": map[string]any{
-		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "sla_days": *slaDays, "sla_rate": *slaRate}}
+		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate}}
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, os.Stderr)
 		if err != nil {
@@ -96,14 +97,16 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	var spamResults []bench.SpamResult
 	for _, senders := range spam {
-		res, err := bench.SpamMemory(ctx, senders, opt.Profile, os.Stderr)
-		if err != nil {
-			return err
+		for _, script := range strings.Split(*spamVersions, ",") {
+			res, err := bench.SpamMemory(ctx, strings.TrimSpace(script), senders, opt.Profile, os.Stderr)
+			if err != nil {
+				return err
+			}
+			spamResults = append(spamResults, res)
 		}
-		res.Print(os.Stdout)
-		spamResults = append(spamResults, res)
 	}
 	if len(spamResults) > 0 {
+		bench.PrintSpam(os.Stdout, spamResults)
 		all["spam"] = spamResults
 	}
 	if *slaDays > 0 {

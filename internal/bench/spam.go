@@ -21,12 +21,15 @@ import (
 // SpamResult is kapacitord's memory with mail_spam.tick holding one
 // minute of events from many distinct senders.
 type SpamResult struct {
+	Script           string // "v2": tickscripts/mail_spam.tick; "v1": testdata/mail_spam_v1.tick
 	Senders          int
 	RSSBefore, After int64 // kapacitord's VmRSS, bytes
 	Peak             int64 // kapacitord's VmHWM
 	UDFBefore, UDF   int64 // VmRSS of kapacitord's children (the UDF processes), before and after
-	// Once the minute is written (an event two minutes later closes it):
-	// the alert state per sender is then in Kapacitor.
+	// Once the minute is written (an event two minutes later closes it),
+	// when the alert state per sender is in Kapacitor. Version 2 only: 0
+	// for version 1, which holds a sender's minute until the sender mails
+	// again.
 	WrittenRSS, WrittenUDF int64
 	// kapacitord's live heap after a forced GC (runtime HeapAlloc): what
 	// it retains, whatever its collector has not yet returned. Read after
@@ -34,15 +37,26 @@ type SpamResult struct {
 	LiveBefore, Live, WrittenLive int64
 }
 
-// SpamMemory deploys tickscripts/mail_spam.tick on a real Kapacitor and
-// streams `senders` events from as many distinct senders into one minute;
-// with a profile folder, it also writes Kapacitor's heap profile (after a
-// GC) there.
-func SpamMemory(ctx context.Context, senders int, profile string, log io.Writer) (SpamResult, error) {
-	res := SpamResult{Senders: senders}
+// SpamScripts are the versions of mail_spam.tick SpamMemory measures: the
+// shipped one, and version 1 (Kapacitor's own nodes) to compare with.
+var SpamScripts = map[string]string{
+	"v2": filepath.Join("tickscripts", "mail_spam.tick"),
+	"v1": filepath.Join("internal", "bench", "testdata", "mail_spam_v1.tick"),
+}
+
+// SpamMemory deploys a version of mail_spam.tick (SpamScripts) on a real
+// Kapacitor and streams `senders` events from as many distinct senders
+// into one minute; with a profile folder, it also writes Kapacitor's heap
+// profile (after a GC) there.
+func SpamMemory(ctx context.Context, script string, senders int, profile string, log io.Writer) (SpamResult, error) {
+	res := SpamResult{Script: script, Senders: senders}
 	root, err := stack.Root()
 	if err != nil {
 		return res, err
+	}
+	path, ok := SpamScripts[script]
+	if !ok {
+		return res, fmt.Errorf("no mail_spam.tick version %q", script)
 	}
 	dir, err := os.MkdirTemp("", "mailtick-spam-")
 	if err != nil {
@@ -62,7 +76,7 @@ func SpamMemory(ctx context.Context, senders int, profile string, log io.Writer)
 
 	tasksFile := filepath.Join(dir, "tasks.toml")
 	conf := fmt.Sprintf("[kapacitor]\n  url = %q\n[[task]]\n  name = \"mail_spam\"\n  script = %q\n  [task.vars]\n    log_path = %q\n",
-		kapa.URL, filepath.Join(root, "tickscripts", "mail_spam.tick"), filepath.Join(dir, "spam.log"))
+		kapa.URL, filepath.Join(root, path), filepath.Join(dir, "spam.log"))
 	if err := os.WriteFile(tasksFile, []byte(conf), 0o600); err != nil {
 		return res, err
 	}
@@ -81,7 +95,7 @@ func SpamMemory(ctx context.Context, senders int, profile string, log io.Writer)
 		return res, err
 	}
 
-	fmt.Fprintf(log, "spam: %d events from %d distinct senders into one minute\n", senders, senders)
+	fmt.Fprintf(log, "spam %s: %d events from %d distinct senders into one minute\n", script, senders, senders)
 	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
 	g, err := gen.New(gen.Config{Seed: 3, Senders: senders})
 	if err != nil {
@@ -117,7 +131,7 @@ func SpamMemory(ctx context.Context, senders int, profile string, log io.Writer)
 		time.Sleep(200 * time.Millisecond)
 	}
 	if profile != "" {
-		file := filepath.Join(profile, fmt.Sprintf("kapacitor-spam-%d-heap.pprof", senders))
+		file := filepath.Join(profile, fmt.Sprintf("kapacitor-spam-%s-%d-heap.pprof", script, senders))
 		if err := fetch(kapa.URL+"/kapacitor/v1/debug/pprof/heap?gc=1", file); err != nil {
 			return res, err
 		}
@@ -132,6 +146,12 @@ func SpamMemory(ctx context.Context, senders int, profile string, log io.Writer)
 		return res, err
 	}
 
+	if script == "v1" {
+		// Version 1's windows close only on the group's next point: an
+		// event two minutes later closes none but its own sender's.
+		res.Peak, err = procStatus(kapa.Pid(), "VmHWM")
+		return res, err
+	}
 	// An event two windows later closes every sender's minute: the UDF
 	// writes one point per sender, and the alerts take them in.
 	m := g.Next()
@@ -225,17 +245,47 @@ func childrenRSS(pid int) (int64, error) {
 	return sum, nil
 }
 
-// Print writes the figure.
-func (r SpamResult) Print(w io.Writer) {
-	perSender := func(rss, udf int64) float64 {
-		return float64(rss-r.RSSBefore+udf-r.UDFBefore) / 1024 / float64(r.Senders)
+// perSender is KB per distinct sender: growth over the idle task, of
+// kapacitord (kapa, from kapaBefore) and its UDF processes together.
+func (r SpamResult) perSender(kapaBefore, kapa, udf int64) float64 {
+	return float64(kapa-kapaBefore+udf-r.UDFBefore) / 1024 / float64(r.Senders)
+}
+
+// KBHoldingRSS, KBWrittenRSS, KBHoldingLive and KBWrittenLive are the per-sender
+// figures: by RSS (what the collector has not returned counts too), and
+// retained (kapacitord's live heap after a GC, plus the UDF's RSS).
+func (r SpamResult) KBHoldingRSS() float64 { return r.perSender(r.RSSBefore, r.After, r.UDF) }
+func (r SpamResult) KBWrittenRSS() float64 {
+	return r.perSender(r.RSSBefore, r.WrittenRSS, r.WrittenUDF)
+}
+func (r SpamResult) KBHoldingLive() float64 { return r.perSender(r.LiveBefore, r.Live, r.UDF) }
+func (r SpamResult) KBWrittenLive() float64 {
+	return r.perSender(r.LiveBefore, r.WrittenLive, r.WrittenUDF)
+}
+
+// PrintSpam writes each run's figures, then version 1 against version 2
+// for each number of senders both ran.
+func PrintSpam(w io.Writer, runs []SpamResult) {
+	for _, r := range runs {
+		fmt.Fprintf(w, "\nmail_spam.tick %s, one minute of %d distinct senders: kapacitord RSS %d MB -> %d MB and its UDF %d MB -> %d MB holding the minute (%.2f KB per sender)",
+			r.Script, r.Senders, r.RSSBefore>>20, r.After>>20, r.UDFBefore>>20, r.UDF>>20, r.KBHoldingRSS())
+		if r.WrittenRSS > 0 {
+			fmt.Fprintf(w, "; %d MB and %d MB once written (%.2f KB per sender)", r.WrittenRSS>>20, r.WrittenUDF>>20, r.KBWrittenRSS())
+		}
+		fmt.Fprintf(w, "; peak %d MB\n  retained (kapacitord's live heap after a GC, plus the UDF's RSS): kapacitord %d MB -> %d MB holding (%.2f KB per sender)",
+			r.Peak>>20, r.LiveBefore>>20, r.Live>>20, r.KBHoldingLive())
+		if r.WrittenRSS > 0 {
+			fmt.Fprintf(w, ", %d MB once written (%.2f KB per sender)", r.WrittenLive>>20, r.KBWrittenLive())
+		}
+		fmt.Fprintln(w)
 	}
-	retained := func(live, udf int64) float64 {
-		return float64(live-r.LiveBefore+udf-r.UDFBefore) / 1024 / float64(r.Senders)
+	for _, v2 := range runs {
+		for _, v1 := range runs {
+			if v1.Script != "v1" || v2.Script != "v2" || v1.Senders != v2.Senders {
+				continue
+			}
+			fmt.Fprintf(w, "\nmail_spam.tick v1 / v2 at %d senders, per sender holding the minute: %.1fx by RSS, %.1fx retained; peak %.1fx\n",
+				v2.Senders, v1.KBHoldingRSS()/v2.KBHoldingRSS(), v1.KBHoldingLive()/v2.KBHoldingLive(), float64(v1.Peak)/float64(v2.Peak))
+		}
 	}
-	fmt.Fprintf(w, "\nmail_spam.tick, one minute of %d distinct senders: kapacitord RSS %d MB -> %d MB and its UDF %d MB -> %d MB holding the minute (%.1f KB per sender); %d MB and %d MB once written (%.1f KB per sender); peak %d MB\n",
-		r.Senders, r.RSSBefore>>20, r.After>>20, r.UDFBefore>>20, r.UDF>>20, perSender(r.After, r.UDF),
-		r.WrittenRSS>>20, r.WrittenUDF>>20, perSender(r.WrittenRSS, r.WrittenUDF), r.Peak>>20)
-	fmt.Fprintf(w, "  retained (kapacitord's live heap after a GC, plus the UDF's RSS): kapacitord %d MB -> %d MB holding (%.2f KB per sender), %d MB once written (%.2f KB per sender)\n",
-		r.LiveBefore>>20, r.Live>>20, retained(r.Live, r.UDF), r.WrittenLive>>20, retained(r.WrittenLive, r.WrittenUDF))
 }
