@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	client "github.com/influxdata/kapacitor/client/v1"
+
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/tasks"
@@ -113,22 +115,13 @@ func SpamMemory(ctx context.Context, script string, senders int, profile string,
 		if err := db.Write("mail", body.String()); err != nil {
 			return res, err
 		}
-		if err := ctx.Err(); err != nil {
+		// The next batch once Kapacitor has taken this one in, as a
+		// Kapacitor keeping up with its DC would: written in one burst, a
+		// minute's points wait in InfluxDB's subscription writes and in
+		// kapacitord, and RSS measures that queue, not the task.
+		if err := waitCollected(ctx, c, plan[0].ID, min(i+5000, senders), time.Minute); err != nil {
 			return res, err
 		}
-	}
-	// Let Kapacitor take everything in (a million senders take minutes),
-	// then read its memory.
-	deadline := time.Now().Add(2*time.Minute + time.Duration(senders)*200*time.Microsecond)
-	for time.Now().Before(deadline) {
-		tk, err := c.Task(c.TaskLink(plan[0].ID), nil)
-		if err != nil {
-			return res, err
-		}
-		if n, _ := tk.ExecutionStats.NodeStats["from1"]["collected"].(float64); int(n) >= senders {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	if profile != "" {
 		file := filepath.Join(profile, fmt.Sprintf("kapacitor-spam-%s-%d-heap.pprof", script, senders))
@@ -159,7 +152,7 @@ func SpamMemory(ctx context.Context, script string, senders int, profile string,
 	if err := db.Write("mail", m.Line("dc1")); err != nil {
 		return res, err
 	}
-	for time.Now().Before(deadline.Add(time.Minute)) {
+	for deadline := time.Now().Add(time.Minute + time.Duration(senders)*200*time.Microsecond); time.Now().Before(deadline); {
 		n, err := db.Count("mail", `SELECT count("distinct_recipients") FROM mail_spam`)
 		if err == nil && n >= int64(senders) {
 			break
@@ -178,6 +171,26 @@ func SpamMemory(ctx context.Context, script string, senders int, profile string,
 	}
 	res.Peak, err = procStatus(kapa.Pid(), "VmHWM")
 	return res, err
+}
+
+// waitCollected waits until the task's from node has taken in n points.
+func waitCollected(ctx context.Context, c *client.Client, id string, n int, limit time.Duration) error {
+	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
+		tk, err := c.Task(c.TaskLink(id), nil)
+		if err != nil {
+			return err
+		}
+		got, _ := tk.ExecutionStats.NodeStats["from1"]["collected"].(float64)
+		if int(got) >= n {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kapacitor task %s took in %d of %d points in %v", id, int(got), n, limit)
+		}
+	}
 }
 
 // liveHeap has Kapacitor collect its garbage (its pprof heap endpoint with
