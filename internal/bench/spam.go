@@ -276,8 +276,8 @@ func (r SpamResult) KBWrittenLive() float64 {
 	return r.perSender(r.LiveBefore, r.WrittenLive, r.WrittenUDF)
 }
 
-// PrintSpam writes each run's figures, then version 1 against version 2
-// for each number of senders both ran.
+// PrintSpam writes each run's figures, then version 1 against the version
+// 2 run right after it at the same number of senders.
 func PrintSpam(w io.Writer, runs []SpamResult) {
 	for _, r := range runs {
 		fmt.Fprintf(w, "\nmail_spam.tick %s, one minute of %d distinct senders: kapacitord RSS %d MB -> %d MB and its UDF %d MB -> %d MB holding the minute (%.2f KB per sender)",
@@ -292,13 +292,12 @@ func PrintSpam(w io.Writer, runs []SpamResult) {
 		}
 		fmt.Fprintln(w)
 	}
-	for _, v2 := range runs {
-		for _, v1 := range runs {
-			if v1.Script != "v1" || v2.Script != "v2" || v1.Senders != v2.Senders {
-				continue
-			}
-			fmt.Fprintf(w, "\nmail_spam.tick v1 / v2 at %d senders, per sender holding the minute: %.1fx by RSS, %.1fx retained; peak %.1fx\n",
-				v2.Senders, v1.KBHoldingRSS()/v2.KBHoldingRSS(), v1.KBHoldingLive()/v2.KBHoldingLive(), float64(v1.Peak)/float64(v2.Peak))
+	for i := 1; i < len(runs); i++ { // v1 then v2, at one number of senders
+		v1, v2 := runs[i-1], runs[i]
+		if v1.Script != "v1" || v2.Script != "v2" || v1.Senders != v2.Senders {
+			continue
 		}
+		fmt.Fprintf(w, "\nmail_spam.tick v1 / v2 at %d senders, per sender holding the minute: %.1fx by RSS, %.1fx retained; peak %.1fx\n",
+			v2.Senders, v1.KBHoldingRSS()/v2.KBHoldingRSS(), v1.KBHoldingLive()/v2.KBHoldingLive(), float64(v1.Peak)/float64(v2.Peak))
 	}
 }
