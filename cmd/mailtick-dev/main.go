@@ -56,7 +56,7 @@ func runBench(ctx context.Context, args []string) error {
 	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
 	webhooks := fs.Int("webhooks", 100000, "SendGrid events POSTed to mailwebhooks and to http_listener_v2, 100 and 1 per request (0: skip)")
 	spamList := fs.String("spam", "10000,100000,1000000", "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory; one run per number and version, comma-separated (empty: skip)")
-	spamVersions := fs.String("spam-versions", "v1,v2", "versions of mail_spam.tick run at each number of senders, in this order: v2 (tickscripts/) and v1 (Kapacitor's own nodes); a v1 run just before a v2 one is compared with it")
+	spamVersions := fs.String("spam-versions", "v1,v2", "versions of mail_spam.tick run at each number of senders, in the order given: v1 (Kapacitor's own nodes, internal/bench/testdata) and v2 (tickscripts/); a v1 run is compared with the v2 run right after it")
 	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")

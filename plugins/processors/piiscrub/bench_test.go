@@ -124,8 +124,9 @@ func BenchmarkScrub(b *testing.B) {
 // to hash as it is (no check, no canonical form), the IPv4 fast path, the
 // texts to redact left as they are (no search, no rescan, nothing
 // written), the new values stored as apply stores them, the dropped
-// fields removed, and no counters. It is the part of BenchmarkScrub/piiscrub that no faster
-// search could take away; it is not a scrubber.
+// fields removed, and no counters. It is the part of
+// BenchmarkScrub/piiscrub that no faster search could take away; it is
+// not a scrubber.
 func (p *PIIScrub) floor(m telegraf.Metric) {
 	p.buf = p.buf[:0]
 	p.edits = p.edits[:0]
