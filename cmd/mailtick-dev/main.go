@@ -69,6 +69,16 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var versions []string
+	for _, v := range strings.Split(*spamVersions, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if _, ok := bench.SpamScripts[v]; !ok {
+			return fmt.Errorf("invalid --spam-versions value %q: %q is not v1 or v2", *spamVersions, v)
+		}
+		versions = append(versions, v)
+	}
 	all := map[string]any{"settings": map[string]any{
 		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate}}
 	if opt.Events > 0 {
@@ -97,8 +107,8 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	var spamResults []bench.SpamResult
 	for _, senders := range spam {
-		for _, script := range strings.Split(*spamVersions, ",") {
-			res, err := bench.SpamMemory(ctx, strings.TrimSpace(script), senders, opt.Profile, os.Stderr)
+		for _, script := range versions {
+			res, err := bench.SpamMemory(ctx, script, senders, opt.Profile, os.Stderr)
 			if err != nil {
 				return err
 			}

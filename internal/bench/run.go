@@ -377,16 +377,26 @@ func cpuProfile(addr, file string, seconds int) error {
 	return fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), file)
 }
 
+// get is the body of a GET of url that answered 200 OK.
+func get(url string) (io.ReadCloser, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp.Body, nil
+}
+
 // fetch writes what a GET of url answers into file.
 func fetch(url, file string) error {
-	resp, err := http.Get(url)
+	body, err := get(url)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
+	defer body.Close()
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err
 	}
@@ -394,7 +404,7 @@ func fetch(url, file string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
+	if _, err := io.Copy(f, body); err != nil {
 		f.Close()
 		return err
 	}

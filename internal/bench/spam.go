@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -197,31 +196,23 @@ func waitCollected(ctx context.Context, c *client.Client, id string, n int, limi
 // gc=1 runs the collector first) and returns its live heap: the HeapAlloc
 // of the memstats in its /debug/vars.
 func liveHeap(kapacitorURL string) (int64, error) {
-	get := func(path string) (*http.Response, error) {
-		resp, err := http.Get(kapacitorURL + path)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			err = fmt.Errorf("GET %s: %s", path, resp.Status)
-		}
-		return resp, err
-	}
-	resp, err := get("/kapacitor/v1/debug/pprof/heap?gc=1")
+	body, err := get(kapacitorURL + "/kapacitor/v1/debug/pprof/heap?gc=1")
 	if err != nil {
 		return 0, err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_, err = io.Copy(io.Discard, body)
+	body.Close()
 	if err != nil {
 		return 0, err
 	}
-	if resp, err = get("/kapacitor/v1/debug/vars"); err != nil {
+	if body, err = get(kapacitorURL + "/kapacitor/v1/debug/vars"); err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	var vars struct {
 		Memstats *struct{ HeapAlloc int64 } `json:"memstats"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
+	if err := json.NewDecoder(body).Decode(&vars); err != nil {
 		return 0, fmt.Errorf("kapacitor /debug/vars: %w", err)
 	}
 	if vars.Memstats == nil {

@@ -102,8 +102,8 @@ func TestSLAIntegration(t *testing.T) {
 
 	// Each level counts every event once, centrally. Each run of a level
 	// recomputes weeks of events: on a busy machine the levels take some
-	// runs to catch up (a make test of this session saw 1d complete just
-	// after three minutes), hence the generous bound.
+	// runs to catch up (1d has been seen complete just after three
+	// minutes), hence the generous bound.
 	for _, l := range latency.Levels {
 		sum := fmt.Sprintf(`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '%s' AND "tz" = 'Europe/Berlin'`, l)
 		if !assert.Eventually(t, func() bool {
