@@ -18,7 +18,7 @@ period = 5m
 // BEGIN QUERY (run on InfluxDB 1.8's Flux engine by internal/tasks tests)
 from(bucket: bucket)
     |> range(start: -period)
-    |> filter(fn: (r) => r._measurement == "mail_event" and r._field == "queue_id")
+    |> filter(fn: (r) => r._measurement == "mail_event" and r._field == "events")
     |> group(columns: ["dc", "direction", "event", "customer"])
     |> aggregateWindow(every: window, fn: count, timeSrc: "_start", createEmpty: false)
     |> set(key: "_measurement", value: "mail_counts")

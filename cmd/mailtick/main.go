@@ -16,6 +16,8 @@ import (
 	"github.com/mailtick/mailtick/internal/check"
 	"github.com/mailtick/mailtick/internal/cli"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/influxq"
+	"github.com/mailtick/mailtick/internal/reconcile"
 	"github.com/mailtick/mailtick/internal/rollup"
 	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/spam"
@@ -35,6 +37,9 @@ Usage:
   mailtick udf [spam]      the Kapacitor UDFs of tickscripts/mail_latency_hist.tick
                            and (with spam) mail_spam.tick (run by kapacitord, see
                            the tickscripts README)
+  mailtick rollups rebuild --from T --to T [flags]
+                           recompute every rollup of a range from the DC's raw events
+                           (after restoring a DC database from a backup)
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
 
@@ -48,6 +53,7 @@ func main() {
 		"udf":   cli.Plain(func(_ context.Context, args []string) error { return runUDF(args) }),
 		"tasks": cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
 		"check": func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
+		"rollups": cli.Plain(func(_ context.Context, args []string) error { return runRollups(args) }),
 	}, os.Stdout, os.Stderr))
 }
 
@@ -217,6 +223,89 @@ func influxFlags(fs *flag.FlagSet, timeout time.Duration, timeoutUsage string) f
 		}
 		return q, nil
 	}
+}
+
+const rollupsUsage = `Usage: mailtick rollups rebuild --from T --to T [flags]
+
+Recomputes every rollup window (mail_counts 1m/1h/1d, mail_latency 1m,
+mail_latency_hist 1m/1h/1d/1w/1mo) that holds a moment of [--from, --to)
+from the DC's raw events, level by level, whatever the rollups hold: what
+to run after restoring a DC database from a backup, or after changing the
+raw events by hand. The agent's reconciler (inputs.mailrollups) does the
+same for late events on its own, window by window. The windows are
+written to the DC's rollup database and, for central, to --agent: the
+agent's influxdb_listener, where they pass piiscrub and rollupfwd as
+Kapacitor's do. --tz and --group-by must be tasks.toml's tz and group_by.
+
+Flags:
+`
+
+func runRollups(args []string) error {
+	if len(args) == 0 || args[0] != "rebuild" {
+		return fmt.Errorf("invalid rollups command %q: want rebuild (see mailtick rollups rebuild -h)", args)
+	}
+	fs := flag.NewFlagSet("rollups rebuild", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), rollupsUsage)
+		fs.PrintDefaults()
+	}
+	connect := influxFlags(fs, time.Minute, "of each request to the DC InfluxDB")
+	fromS := fs.String("from", "", "start of the range, RFC 3339 (required)")
+	toS := fs.String("to", "", "end of the range, RFC 3339, excluded (default: now)")
+	agentURL := fs.String("agent", "", "the agent's influxdb_listener URL, for the central copy (empty: the DC database only)")
+	rawDB := fs.String("raw-db", "mail", "the raw events' database")
+	rollupDB := fs.String("rollup-db", "mail_rollups", "the local rollups' database")
+	tz := fs.String("tz", "UTC", "tasks.toml's tz")
+	groupBy := fs.String("group-by", "dc,direction", "tasks.toml's group_by")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	from, err := time.Parse(time.RFC3339, *fromS)
+	if err != nil {
+		return fmt.Errorf("invalid --from %q: want an RFC 3339 time", *fromS)
+	}
+	to := time.Now()
+	if *toS != "" {
+		if to, err = time.Parse(time.RFC3339, *toS); err != nil {
+			return fmt.Errorf("invalid --to %q: want an RFC 3339 time", *toS)
+		}
+	}
+	if !from.Before(to) {
+		return fmt.Errorf("invalid range --from %s --to %s: from must come first", *fromS, to.Format(time.RFC3339))
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return fmt.Errorf("invalid --tz %q: %w", *tz, err)
+	}
+	q, err := connect()
+	if err != nil {
+		return err
+	}
+	var central []reconcile.Point
+	r, err := reconcile.New(q, reconcile.Options{RawDB: *rawDB, RollupDB: *rollupDB, Loc: loc, GroupBy: list(*groupBy),
+		Emit: func(p reconcile.Point) { central = append(central, p) }})
+	if err != nil {
+		return err
+	}
+	st, err := r.Rebuild(from, to)
+	if err != nil {
+		return err
+	}
+	if *agentURL != "" {
+		agent := influxq.Querier{URL: *agentURL, Timeout: q.Timeout}
+		for i := 0; i < len(central); i += 5000 {
+			lines, err := reconcile.Lines(central[i:min(i+5000, len(central))])
+			if err != nil {
+				return err
+			}
+			if err := agent.Write(*rollupDB, lines); err != nil {
+				return fmt.Errorf("sending to --agent: %w", err)
+			}
+		}
+	}
+	fmt.Printf("rebuilt %s..%s: %d windows checked, recomputed %v; %d queries, %d points read; %d points for central\n",
+		from.Format(time.RFC3339), to.Format(time.RFC3339), st.WindowsChecked, st.Recomputed, st.Queries, st.PointsRead, len(central))
+	return nil
 }
 
 const slaUsage = `Usage: mailtick sla [flags] RANGE...

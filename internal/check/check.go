@@ -63,7 +63,7 @@ func (v Volume) Run() Result {
 	if v.CritAbove >= 0 && v.WarnAbove >= 0 && v.CritAbove < v.WarnAbove {
 		return unknown("--crit-above %d is below --warn-above %d", v.CritAbove, v.WarnAbove)
 	}
-	q := fmt.Sprintf(`SELECT count("queue_id") FROM %q WHERE "dc" = '%s' AND "direction" = '%s' AND time > now() - %ds`,
+	q := fmt.Sprintf(`SELECT count("events") FROM %q WHERE "dc" = '%s' AND "direction" = '%s' AND time > now() - %ds`,
 		v.Measurement, escape(v.DC), escape(v.Direction), int64(v.Window.Seconds()))
 	if v.Timeout <= 0 {
 		return unknown("invalid --timeout %s", v.Timeout)

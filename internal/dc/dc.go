@@ -38,19 +38,19 @@ type DC struct {
 }
 
 // Overrides are what a local DC in dir sets over the shipped tasks.toml:
-// paths, and test speed. The events of tests and demos are back-dated
-// over the last 20 minutes and published at once: the per-minute rollups
-// recompute the last hour every second, the levels above every two
-// seconds, so every window is there within seconds. Nothing else differs.
+// log paths, and the schedule (every), nothing else: every period,
+// threshold and query is the shipped one (TestOverridesOnlySchedule). The
+// per-minute rollups run every second, the levels above every two
+// seconds; the agent's reconciler runs every two seconds too
+// (AgentEnv), its check ages as shipped.
 func Overrides(dir string) []tasks.Override {
 	logs := filepath.Join(dir, "kapacitor")
 	return []tasks.Override{
 		{Task: "mail_counts_1m", Var: "every", Value: "1s"},
-		{Task: "mail_counts_1m", Var: "period", Value: "1h"},
+		{Task: "mail_counts_1h", Var: "every", Value: "2s"},
+		{Task: "mail_counts_1d", Var: "every", Value: "2s"},
 		{Task: "mail_latency_1m", Var: "every", Value: "1s"},
-		{Task: "mail_latency_1m", Var: "period", Value: "1h"},
 		{Task: "mail_latency_hist_1m", Var: "every", Value: "1s"},
-		{Task: "mail_latency_hist_1m", Var: "period", Value: "1h"},
 		{Task: "mail_latency_hist_1h", Var: "every", Value: "2s"},
 		{Task: "mail_latency_hist_1d", Var: "every", Value: "2s"},
 		{Task: "mail_latency_hist_1w", Var: "every", Value: "2s"},
@@ -59,6 +59,10 @@ func Overrides(dir string) []tasks.Override {
 		{Task: "mail_spam", Var: "log_path", Value: filepath.Join(logs, "mail_spam.log")},
 	}
 }
+
+// ReconcileInterval is the agent's reconciler schedule in a local DC
+// (telegraf.conf's $MAILROLLUPS_INTERVAL; shipped: 1m).
+const ReconcileInterval = "2s"
 
 // PIIKey is the pseudonym key of the local stacks; real DCs take theirs
 // from a secret store.
@@ -134,7 +138,8 @@ func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error)
 		"MAILTICK_DC="+name, "NSQLOOKUPD_HTTP="+d.Lookupd.HTTPAddr, "DC_INFLUXDB_URL="+d.DB.URL,
 		"LISTEN_ADDRESS="+d.Listen, "CENTRAL_INFLUXDB_URL="+central.URL,
 		"MAILTICK_PII_KEY="+PIIKey, "MAILTICK_PII_KEY_ID=local", "SPOOL_DIR="+filepath.Join(dir, "spool"),
-		"MAILLOG_FILE="+d.maillogFile(dir), "MAILLOG_STATE_DIR="+filepath.Join(dir, "maillog")); err != nil {
+		"MAILLOG_FILE="+d.maillogFile(dir), "MAILLOG_STATE_DIR="+filepath.Join(dir, "maillog"),
+		"MAILROLLUPS_INTERVAL="+ReconcileInterval); err != nil {
 		return fail(err)
 	}
 	if d.Kapacitor, err = stack.StartKapacitor(filepath.Join(dir, "kapacitor"), d.DB.URL,

@@ -87,9 +87,9 @@ func (e *Event) Metric() telegraf.Metric {
 	if e.Size > 0 {
 		fields["size_bytes"] = e.Size
 	}
-	if len(fields) == 0 {
-		fields["count"] = int64(1)
-	}
+	// What the rollups count, in every event (as the mailevents mapping
+	// adds it: its EventsField).
+	fields["events"] = int64(1)
 	return metric.New("mail_event", tags, fields, eventtime.Fill(e.Time, []byte(e.line), 0))
 }
 

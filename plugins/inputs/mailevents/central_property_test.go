@@ -26,6 +26,7 @@ import (
 	"github.com/mailtick/mailtick/internal/pii/piitest"
 	"github.com/mailtick/mailtick/internal/providertest"
 	_ "github.com/mailtick/mailtick/plugins/inputs/maillog"
+	_ "github.com/mailtick/mailtick/plugins/inputs/mailrollups"
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 	_ "github.com/mailtick/mailtick/plugins/processors/piiscrub"

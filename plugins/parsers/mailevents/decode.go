@@ -555,6 +555,9 @@ func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, pu
 		fail(ReasonNoFields, errors.New("event has no field besides its tags and time"))
 		return
 	}
+	// Every event carries events=1, whatever else it has: what the rollups
+	// count (a queue id, a latency, any other field may be missing).
+	m.AddField(EventsField, int64(1))
 	out.RepairedUTF += b.repaired
 	tm := published.Add(time.Duration(index))
 	switch {
@@ -586,6 +589,10 @@ func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
 	}
 	return eventtime.Fill(tm, v.MarshalTo(nil), max(elem, 0))
 }
+
+// EventsField is the field every mail_event carries, always 1: InfluxQL
+// counts fields, not points, and no other field is in every event.
+const EventsField = "events"
 
 // Scratch is a worker's reusable decoding state.
 type Scratch struct {

@@ -1,0 +1,122 @@
+// Package influxq is the project's InfluxDB 1.x client: InfluxQL queries
+// and line-protocol writes over HTTP. The operators' CLI, the agent's
+// reconciler and the test harness all use it.
+package influxq
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Series is one series of an InfluxQL result.
+type Series struct {
+	Name    string            `json:"name"`
+	Tags    map[string]string `json:"tags"`
+	Columns []string          `json:"columns"`
+	Values  [][]any           `json:"values"`
+}
+
+// Query runs InfluxQL statements against an InfluxDB 1.x at baseURL and
+// returns the series of every statement, in order. Times come back as
+// epoch nanoseconds (json.Number), numbers as json.Number.
+func Query(baseURL, db, q string) ([]Series, error) {
+	return Querier{URL: baseURL, Timeout: time.Minute}.Query(db, q)
+}
+
+// ErrNoDatabase is what Query's error wraps when the database does not
+// exist (yet): tests that wait for data take it as "nothing yet".
+var ErrNoDatabase = errors.New("database not found")
+
+func queryError(q, msg string) error {
+	if strings.HasPrefix(msg, "database not found") {
+		return fmt.Errorf("query %q: %w: %s", q, ErrNoDatabase, strings.TrimPrefix(msg, "database not found"))
+	}
+	return fmt.Errorf("query %q: %s", q, msg)
+}
+
+// Querier asks an InfluxDB 1.x, with credentials and a time limit.
+type Querier struct {
+	URL                string
+	Username, Password string
+	Timeout            time.Duration // of the whole request; 0: none
+}
+
+// Query runs q on db ("" for none) and returns its series.
+func (c Querier) Query(db, q string) ([]Series, error) {
+	form := url.Values{"q": {q}, "epoch": {"ns"}}
+	if db != "" {
+		form.Set("db", db)
+	}
+	req, err := http.NewRequest(http.MethodPost, c.URL+"/query", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password)
+	}
+	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Results []struct {
+			Series []Series `json:"series"`
+			Error  string   `json:"error"`
+		} `json:"results"`
+		Error string `json:"error"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("query %q: %s: %w (body %.200q)", q, resp.Status, err, body)
+	}
+	if r.Error != "" {
+		return nil, queryError(q, r.Error)
+	}
+	var out []Series
+	for _, res := range r.Results {
+		if res.Error != "" {
+			return nil, queryError(q, res.Error)
+		}
+		out = append(out, res.Series...)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("query %q: %s", q, resp.Status)
+	}
+	return out, nil
+}
+
+
+// Write writes line protocol (ns precision) to db.
+func (c Querier) Write(db string, lines []byte) error {
+	req, err := http.NewRequest(http.MethodPost, c.URL+"/write?precision=ns&db="+url.QueryEscape(db), strings.NewReader(string(lines)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password)
+	}
+	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("writing to %q: %s: %s", db, resp.Status, body)
+	}
+	return nil
+}
