@@ -45,8 +45,10 @@ func TestOneDCIntegration(t *testing.T) {
 	const k = 3000
 	byKey := map[string]int64{}
 	var events []gen.Message
-	_, err := gen.Publish(context.Background(), nsqd.TCPAddr, "mail_events", gen.Config{Seed: 77, Count: k, Interval: 300 * time.Millisecond,
-		Start: time.Now().Add(-k * 300 * time.Millisecond).Truncate(time.Minute)}, 0, 200, func(m gen.Message) {
+	// Event times over the last three minutes: within the shipped period
+	// of the per-minute tasks (5m).
+	_, err := gen.Publish(context.Background(), nsqd.TCPAddr, "mail_events", gen.Config{Seed: 77, Count: k, Interval: 60 * time.Millisecond,
+		Start: time.Now().Add(-k * 60 * time.Millisecond)}, 0, 200, func(m gen.Message) {
 		byKey[m.Event.Direction+" "+m.Event.Event]++
 		events = append(events, m)
 	})
@@ -126,8 +128,8 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 	busy(t, 2)
 	d := startDC(t)
 	const n = 6000
-	cfg := gen.Config{Seed: 78, Count: n, Bad: 0.01, Interval: 200 * time.Millisecond,
-		Start: time.Now().Add(-n * 200 * time.Millisecond).Truncate(time.Minute)}
+	cfg := gen.Config{Seed: 78, Count: n, Bad: 0.01, Interval: 10 * time.Millisecond,
+		Start: time.Now().Add(-n * 10 * time.Millisecond)}
 	byKey := map[string]int64{}
 	type result struct {
 		sum gen.Summary
@@ -153,7 +155,7 @@ func TestOneDCFaultsIntegration(t *testing.T) {
 	raw := func(atLeast int64, within time.Duration) int64 {
 		var got int64
 		require.Eventually(t, func() bool {
-			got, _ = d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event`)
+			got, _ = d.DB.Count("mail", `SELECT count("events") FROM mail_event`)
 			return got >= atLeast
 		}, within, 50*time.Millisecond, "want %d raw events stored", atLeast)
 		return got
@@ -212,10 +214,15 @@ func requireShippedTasks(t *testing.T, d *testDC) {
 	for _, a := range plan {
 		require.Equal(t, "unchanged", a.Kind, a.ID)
 		if a.ID == f.IDPrefix+"mail_counts_1m" {
-			require.Equal(t, []string{"overrides over tasks.toml: every=1s, period=1h"}, a.Details, "plan shows the override layer")
+			require.Equal(t, []string{"overrides over tasks.toml: every=1s"}, a.Details, "plan shows the override layer")
 		}
 	}
 
+	// The deployed tasks differ from tasks.toml by their schedule and log
+	// paths only: no period, query or threshold of their own.
+	for _, o := range d.TaskOverrides {
+		require.Contains(t, []string{"every", "log_path"}, o.Var, "override of %s", o.Task)
+	}
 	_, shipped, err := tasks.Load(path, tasks.Options{URL: d.Kapacitor.URL})
 	require.NoError(t, err)
 	overridden := map[string]bool{}
@@ -239,6 +246,70 @@ func requireShippedTasks(t *testing.T, d *testDC) {
 	}
 }
 
+// TestLateEventsIntegration: events that reach the DC database 19 minutes
+// late (an agent down that long while NSQ kept its backlog), and events
+// without a queue id (a provider's, an SMTP-level reject), are counted
+// centrally at every level and in mailtick sla, with the shipped periods:
+// the reconciler (inputs.mailrollups) rolls up what Kapacitor's period
+// left behind once the late minute passes its 20-minute check.
+func TestLateEventsIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	d := startDC(t)
+	requireShippedTasks(t, d)
+
+	// 300 events of one minute that ended 18.5 to 19.5 minutes ago.
+	const late, noQueue = 300, 200
+	lateStart := time.Now().Add(-19*time.Minute - 30*time.Second).Truncate(time.Minute)
+	var latencies int64
+	_, err := gen.Publish(context.Background(), d.NSQD.TCPAddr, "mail_events", gen.Config{Seed: 79, Count: late,
+		Interval: 150 * time.Millisecond, Start: lateStart}, 0, 100, func(m gen.Message) {
+		require.Less(t, m.Time.Sub(lateStart), time.Minute)
+		latencies++
+	})
+	require.NoError(t, err)
+	// 200 rejects on time, with no queue id and no latency: what providers
+	// and Postfix's NOQUEUE rejects send.
+	sink, err := gen.NewNSQSink(d.NSQD.TCPAddr, "mail_events")
+	require.NoError(t, err)
+	var batch [][]byte
+	for i := range noQueue {
+		batch = append(batch, fmt.Appendf(nil, `{"time":%q,"event":"rejected","direction":"inbound","mailer":"mx1","customer":"c1","smtp_code":550}`,
+			time.Now().Add(-time.Minute+time.Duration(i)*time.Millisecond).UTC().Format(time.RFC3339Nano)))
+	}
+	require.NoError(t, sink.Write(batch))
+	sink.Close()
+
+	require.Eventually(t, func() bool {
+		n, err := d.DB.Count("mail", `SELECT count("events") FROM mail_event`)
+		return err == nil && n == late+noQueue
+	}, time.Minute, 250*time.Millisecond, "every raw event in the DC database")
+	for _, w := range []string{"1m", "1h", "1d"} {
+		require.Eventually(t, func() bool {
+			n, err := d.central.Count("mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '`+w+`'`)
+			return err == nil && n == late+noQueue
+		}, 4*time.Minute, time.Second, "central %s counts: every event, the late and those without a queue id", w)
+	}
+	for _, l := range latency.Levels {
+		require.Eventually(t, func() bool {
+			n, err := d.central.Count("mail_central", fmt.Sprintf(`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '%s'`, l))
+			return err == nil && n == latencies
+		}, 2*time.Minute, time.Second, "central %s histograms count the late latencies", l)
+	}
+	src := sla.Source{Querier: stack.Querier{URL: d.central.URL, Timeout: time.Minute}, Database: "mail_central"}
+	results, err := src.Answer([]sla.Range{{Name: "all", From: lateStart.Add(-time.Hour), To: time.Now().Add(time.Minute)}}, sla.Filter{}, nil)
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Equal(t, latencies, results[0].Count, "mailtick sla counts the late events")
+
+	// The late events are visible in the agent's own counters.
+	require.Eventually(t, func() bool {
+		n, err := d.DB.Count("telegraf", `SELECT max("late_events") FROM internal_mailrollups`)
+		return err == nil && n >= late
+	}, time.Minute, time.Second, "internal_mailrollups counts the late events")
+}
+
 // busy starts n processes that spin until the test ends: a busy machine,
 // where timing that holds only on an idle one breaks.
 func busy(t *testing.T, n int) {
@@ -258,7 +329,7 @@ func busy(t *testing.T, n int) {
 func requireExact(t *testing.T, d *testDC, k int64, byKey map[string]int64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		n, err := d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event`)
+		n, err := d.DB.Count("mail", `SELECT count("events") FROM mail_event`)
 		return err == nil && n == k
 	}, 120*time.Second, 250*time.Millisecond, "every raw event in the DC database")
 	require.Eventually(t, func() bool {

@@ -292,15 +292,8 @@ func runRollups(args []string) error {
 		return err
 	}
 	if *agentURL != "" {
-		agent := influxq.Querier{URL: *agentURL, Timeout: q.Timeout}
-		for i := 0; i < len(central); i += 5000 {
-			lines, err := reconcile.Lines(central[i:min(i+5000, len(central))])
-			if err != nil {
-				return err
-			}
-			if err := agent.Write(*rollupDB, lines); err != nil {
-				return fmt.Errorf("sending to --agent: %w", err)
-			}
+		if err := reconcile.Write(influxq.Querier{URL: *agentURL, Timeout: q.Timeout}, *rollupDB, central); err != nil {
+			return fmt.Errorf("sending to --agent: %w", err)
 		}
 	}
 	fmt.Printf("rebuilt %s..%s: %d windows checked, recomputed %v; %d queries, %d points read; %d points for central\n",

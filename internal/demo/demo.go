@@ -68,10 +68,12 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	}
 	central, dcs := sys.Central, sys.DCs
 
-	// Event times: from a few minutes ago, opt.Rate per second; all in the
-	// past, so every rollup window that holds them is computed.
+	// Event times: opt.Rate per second, ending a minute ago: within the
+	// per-minute tasks' period (5m) at the default rate, so Kapacitor rolls
+	// them up at once. Older events (a lower --rate) are the reconciler's
+	// (inputs.mailrollups), once their minutes pass its first check age.
 	span := time.Duration(float64(opt.Events) / max(opt.Rate, 1) * float64(time.Second))
-	start := time.Now().UTC().Add(-span - 5*time.Minute).Truncate(time.Minute)
+	start := time.Now().UTC().Add(-span - time.Minute).Truncate(time.Minute)
 	stored, published := map[string]int64{}, map[string]int64{}
 	for i, d := range dcs {
 		if d.Postfix != nil {

@@ -283,6 +283,6 @@ func (g *Generator) ip(domain int) string {
 // mail_event point), for tests that seed a database directly.
 func (m Message) Line(dc string) string {
 	ev := m.Event
-	return fmt.Sprintf("mail_event,customer=%s,dc=%s,direction=%s,event=%s queue_id=%q,sender=%q,recipient=%q,sender_ip=%q,helo=%q,latency_ms=%v %d\n",
+	return fmt.Sprintf("mail_event,customer=%s,dc=%s,direction=%s,event=%s events=1i,queue_id=%q,sender=%q,recipient=%q,sender_ip=%q,helo=%q,latency_ms=%v %d\n",
 		ev.Customer, dc, ev.Direction, ev.Event, ev.QueueID, ev.Sender, ev.Recipient, ev.SenderIP, ev.Helo, ev.LatencyMs, m.Time.UnixNano())
 }

@@ -242,66 +242,77 @@ type dcKey struct {
 	dc    string
 }
 
+// recomputeBudget bounds the raw values one recompute query returns (the
+// latencies of its minutes, for the histograms): runs of dirty minutes are
+// cut there, and at a day.
+const recomputeBudget = 200_000
+
 // checkMinutes compares the minutes (sorted starts) with the raw events
-// and recomputes those that differ, or all with force; it returns the
-// minutes recomputed.
+// and recomputes those that differ, or, with force, all that hold raw
+// events; it returns the minutes recomputed.
 func (r *Reconciler) checkMinutes(minutes []time.Time, force bool) ([]time.Time, error) {
 	var dirty []time.Time
+	weight := map[int64]int64{}
 	for _, run := range runs(minutes, nextMinute, 1440) {
 		r.stats.WindowsChecked += int64(run[1].Sub(run[0]) / time.Minute)
-		if force {
-			continue
-		}
 		where := r.between(run[0], run[1])
 		raw, err := r.query(r.opt.RawDB, `SELECT count("events") AS "events", count("latency_ms") AS "latencies" FROM "`+r.opt.RawDB+`"."autogen"."mail_event" WHERE `+where+` GROUP BY time(1m), "dc" fill(none)`)
 		if err != nil {
 			return nil, err
 		}
-		counts, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."mail_counts" WHERE "window" = '1m' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
-		if err != nil {
-			return nil, err
-		}
-		hist, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."mail_latency_hist" WHERE "window" = '1m' AND "tz" = '`+r.opt.Loc.String()+`' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
-		if err != nil {
-			return nil, err
-		}
 		rawEvents, rawLat := sums(raw, 1), sums(raw, 2)
-		for _, v := range rawEvents {
-			r.stats.PointsRead += v
-		}
-		for _, v := range rawLat {
-			r.stats.PointsRead += v
-		}
-		counted, histed := sums(counts, 1), sums(hist, 1)
 		bad := map[int64]bool{}
 		for k, n := range rawEvents {
-			if counted[k] != n {
-				bad[k.start] = true
-				r.stats.LateEvents += max(0, n-counted[k])
-			}
-		}
-		for k, n := range rawLat {
-			if histed[k] != n {
+			r.stats.PointsRead += n + rawLat[k]
+			weight[k.start] += n + rawLat[k]
+			if force {
 				bad[k.start] = true
 			}
 		}
-		for k := range counted {
-			if _, ok := rawEvents[k]; !ok {
-				bad[k.start] = true // counts of events no longer raw, or never
+		if !force {
+			counts, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."mail_counts" WHERE "window" = '1m' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
+			if err != nil {
+				return nil, err
+			}
+			hist, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."mail_latency_hist" WHERE "window" = '1m' AND "tz" = '`+r.opt.Loc.String()+`' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
+			if err != nil {
+				return nil, err
+			}
+			counted, histed := sums(counts, 1), sums(hist, 1)
+			for k, n := range rawEvents {
+				if counted[k] != n {
+					bad[k.start] = true
+					r.stats.LateEvents += max(0, n-counted[k])
+				}
+			}
+			for k, n := range rawLat {
+				if histed[k] != n {
+					bad[k.start] = true
+				}
+			}
+			for k := range counted {
+				if _, ok := rawEvents[k]; !ok {
+					bad[k.start] = true // counts of events no longer raw, or never
+				}
 			}
 		}
 		for s := range bad {
 			dirty = append(dirty, time.Unix(0, s).UTC())
 		}
 	}
-	if force {
-		dirty = minutes
-	}
 	slices.SortFunc(dirty, func(a, b time.Time) int { return a.Compare(b) })
-	for _, run := range runs(dirty, nextMinute, 60) {
-		if err := r.recomputeMinutes(run[0], run[1]); err != nil {
+	// Runs of dirty minutes, gaps and all (a clean minute in a gap is
+	// written again as it is), within the budget.
+	for i := 0; i < len(dirty); {
+		j, sum := i, weight[dirty[i].UnixNano()]
+		for j+1 < len(dirty) && dirty[j+1].Sub(dirty[i]) < 24*time.Hour && sum+weight[dirty[j+1].UnixNano()] <= recomputeBudget {
+			j++
+			sum += weight[dirty[j].UnixNano()]
+		}
+		if err := r.recomputeMinutes(dirty[i], dirty[j].Add(time.Minute)); err != nil {
 			return nil, err
 		}
+		i = j + 1
 	}
 	n := int64(len(dirty))
 	r.recomputed("mail_counts", latency.Minute, n)
@@ -520,12 +531,12 @@ func (r *Reconciler) checkLevels(repairedMinutes []time.Time, windows func(level
 		}
 		set := map[time.Time]bool{}
 		for _, w := range windows(l) {
-			set[w] = true
+			set[w.UTC()] = true // one key per instant, whatever the zone
 		}
 		for _, c := range repaired[l.level.Below()] {
 			s := l.level.Start(c, l.loc)
 			if !l.level.Next(s, l.loc).After(settled) {
-				set[s] = true
+				set[s.UTC()] = true
 			}
 		}
 		starts := sortedTimes(set)
@@ -639,24 +650,27 @@ func (r *Reconciler) writeLocal(points []Point) error {
 	return Write(r.db, r.opt.RollupDB, points)
 }
 
-// Write writes points to database, creating it if it does not exist yet
-// (as Kapacitor's influxDBOut().create() does).
+// Write writes points to database, in requests of at most 5,000 points,
+// creating it if it does not exist yet (as Kapacitor's
+// influxDBOut().create() does).
 func Write(db DB, database string, points []Point) error {
-	if len(points) == 0 {
-		return nil
-	}
-	lines, err := Lines(points)
-	if err != nil {
-		return err
-	}
-	err = db.Write(database, lines)
-	if err != nil && strings.Contains(err.Error(), "database not found") {
-		if _, err := db.Query("", `CREATE DATABASE "`+database+`"`); err != nil {
+	for i := 0; i < len(points); i += 5000 {
+		lines, err := Lines(points[i:min(i+5000, len(points))])
+		if err != nil {
 			return err
 		}
 		err = db.Write(database, lines)
+		if err != nil && strings.Contains(err.Error(), "database not found") {
+			if _, err := db.Query("", `CREATE DATABASE "`+database+`"`); err != nil {
+				return err
+			}
+			err = db.Write(database, lines)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // Lines renders points as line protocol, tags sorted.
