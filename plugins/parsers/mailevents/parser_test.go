@@ -107,5 +107,5 @@ func TestParserInTelegrafIntegration(t *testing.T) {
 		return len(lines) >= 50 && lines[0] != ""
 	}, 30*time.Second, 50*time.Millisecond, "want 50 metrics in %s", out)
 	require.Len(t, lines, 50)
-	require.Equal(t, "mail_event,dc=dc7,direction=outbound,event=delivered latency_ms=0.5,smtp_code=250i 1700000000000000000", lines[0])
+	require.Equal(t, "mail_event,dc=dc7,direction=outbound,event=delivered latency_ms=0.5,smtp_code=250i,events=1i 1700000000000000000", lines[0])
 }
