@@ -98,7 +98,6 @@ func (c Querier) Query(db, q string) ([]Series, error) {
 	return out, nil
 }
 
-
 // Write writes line protocol (ns precision) to db.
 func (c Querier) Write(db string, lines []byte) error {
 	req, err := http.NewRequest(http.MethodPost, c.URL+"/write?precision=ns&db="+url.QueryEscape(db), strings.NewReader(string(lines)))

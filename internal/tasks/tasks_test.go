@@ -37,13 +37,13 @@ func TestParseScript(t *testing.T) {
 	require.NoError(t, err)
 	s, err := ParseScript("mail_counts.tick", string(text))
 	require.NoError(t, err)
-	require.Equal(t, 1, s.Version)
+	require.Equal(t, 2, s.Version)
 	require.Equal(t, client.BatchTask, s.Type)
 	require.True(t, s.HasDBRP)
 	require.Equal(t, map[string]client.VarType{
 		"query": client.VarString, "window": client.VarDuration, "window_name": client.VarString,
 		"every": client.VarDuration, "period": client.VarDuration, "out_cluster": client.VarString,
-		"out_db": client.VarString, "out_rp": client.VarString,
+		"out_db": client.VarString, "out_rp": client.VarString, "local_cluster": client.VarString, "local_db": client.VarString,
 	}, s.Vars)
 
 	s, err = ParseScript("x.tick", "var data = stream|from()\nvar crit = lambda: \"value\" > 10\nvar n = 3\nvar f = 0.5\nvar on = TRUE\nvar hosts = ['a']\nvar re = /^mx/\nvar t duration\ndata|alert().crit(crit)\n")
@@ -188,7 +188,7 @@ func TestTasksIntegration(t *testing.T) {
 	require.Equal(t, "in sync", list[0].Drift)
 	require.Contains(t, list[1].Drift, "script differs")
 	require.Equal(t, "enabled", list[0].Status)
-	require.Equal(t, 1, list[0].Version)
+	require.Equal(t, 2, list[0].Version)
 	plan, err = Plan(c, f, want, false)
 	require.NoError(t, err)
 	require.Contains(t, plan[1].Details, "- // hand edit")

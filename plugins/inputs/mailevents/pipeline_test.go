@@ -68,7 +68,7 @@ func TestPipelineIntegration(t *testing.T) {
 		types[v[0].(string)] = v[1].(string)
 	}
 	require.Equal(t, map[string]string{
-		"message_id": "string", "queue_id": "string", "sender": "string", "recipient": "string",
+		"events": "integer", "message_id": "string", "queue_id": "string", "sender": "string", "recipient": "string",
 		"sender_ip": "string", "helo": "string", "smtp_code": "integer", "smtp_status": "string",
 		"smtp_response": "string", "latency_ms": "float", "size_bytes": "integer",
 		"spam_score": "float", "attempt": "integer",

@@ -165,7 +165,9 @@ func (l *listener) line(s string) {
 		ms = append(ms, evs[i].Metric())
 	}
 	l.st.events.Incr(int64(len(ms)))
-	l.m.emit(ms)
+	if !l.m.emit(ms, l.st) {
+		l.st.rejected.Incr(1) // the agent stops: nothing can be read again
+	}
 }
 
 // syslogHost is the host a syslog line names, or "" (one correlator for

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/durable"
 	ml "github.com/mailtick/mailtick/internal/maillog"
+	"github.com/mailtick/mailtick/internal/tracking"
 )
 
 //go:embed sample.conf
@@ -56,12 +58,13 @@ type MailLog struct {
 
 	loc    *time.Location
 	nets   []netip.Prefix
-	acc    telegraf.TrackingAccumulator
+	win    *tracking.Window
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	open   int64 // batches (one per read) not yet delivered
+	open   int64                          // batches (one per read) not yet delivered
+	owners map[telegraf.TrackingID]*stats // whose batch: who counts its rejection
 	done   *sync.Cond
 	lns    []*listener
 }
@@ -72,13 +75,37 @@ func (m *MailLog) newCorrelator() *ml.Correlator {
 }
 
 // emit hands a batch to the outputs, counted as undelivered until they took
-// it, and waits while too many batches are.
-func (m *MailLog) emit(ms []telegraf.Metric) {
+// it, once fewer than max_undelivered_batches are (Telegraf holds no more
+// groups than its delivery channel has room for). rejected counts the
+// batch if the outputs drop it (their buffer full). It returns false when
+// the plugin stops before the batch could be handed: nothing was.
+func (m *MailLog) emit(ms []telegraf.Metric, from *stats) bool {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, ok := m.win.TryAdd(ms)
+	for !ok && m.ctx.Err() == nil {
+		m.done.Wait()
+		id, ok = m.win.TryAdd(ms)
+	}
+	if !ok {
+		return false
+	}
 	m.open++
-	m.mu.Unlock()
-	m.acc.AddTrackingMetricGroup(ms)
-	m.waitBelow(int64(m.MaxUndelivered))
+	m.owners[id] = from
+	return true
+}
+
+// delivered counts a batch the outputs took or dropped.
+func (m *MailLog) delivered(info telegraf.DeliveryInfo) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.open--
+	if owner := m.owners[info.ID()]; owner != nil && !info.Delivered() {
+		owner.rejectedN.Add(1)
+		owner.rejected.Incr(1)
+	}
+	delete(m.owners, info.ID())
+	m.done.Broadcast()
 }
 
 func (*MailLog) SampleConfig() string { return sampleConfig }
@@ -140,24 +167,15 @@ func (m *MailLog) Start(acc telegraf.Accumulator) error {
 		}
 		m.lns = append(m.lns, l)
 	}
-	m.acc = acc.WithTracking(m.MaxUndelivered)
+	m.win = tracking.New(acc, m.MaxUndelivered)
+	m.owners = map[telegraf.TrackingID]*stats{}
 	m.done = sync.NewCond(&m.mu)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.ctx, m.cancel = ctx, cancel
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-m.acc.Delivered():
-				m.mu.Lock()
-				m.open--
-				m.done.Broadcast()
-				m.mu.Unlock()
-			}
-		}
+		m.win.Run(ctx, m.delivered)
 	}()
 	for _, l := range m.lns {
 		m.wg.Add(1)
@@ -208,6 +226,13 @@ type follower struct {
 	partial  []byte
 	lastCkpt time.Time
 	st       *stats
+
+	// The last checkpoint: where reading goes back to when the outputs
+	// dropped a batch read since (inode, offset, correlation state).
+	ckpt    *state
+	seen    int64 // st.rejectedN at the last checkpoint or rewind
+	unsent  bool  // lines were read whose events could not be handed
+	careful bool  // since a rewind: one batch at a time until a checkpoint
 }
 
 // followerState is where a file's state is saved.
@@ -235,6 +260,7 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 			return nil, fmt.Errorf("state file %q: %w", fl.statePth, err)
 		}
 		fl.inode, fl.offset = s.Inode, s.Offset
+		fl.ckpt = &s
 	case errors.Is(err, os.ErrNotExist):
 		fl.offset = -1 // decided when the file is opened: from_beginning
 	default:
@@ -278,6 +304,14 @@ func (fl *follower) open() error {
 		return err
 	}
 	fl.f, fl.inode, fl.partial = f, ino, nil
+	if fl.ckpt == nil { // a first start: what to go back to
+		q, err := fl.c.Snapshot()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		fl.ckpt = &state{Path: fl.path, Inode: ino, Offset: fl.offset, Queue: q}
+	}
 	return nil
 }
 
@@ -367,7 +401,12 @@ func (fl *follower) lines(b []byte) {
 		return
 	}
 	fl.st.events.Incr(int64(len(ms)))
-	fl.m.emit(ms)
+	if fl.careful {
+		fl.m.waitBelow(1)
+	}
+	if !fl.m.emit(ms, fl.st) {
+		fl.unsent = true
+	}
 }
 
 // waitBelow waits until fewer than n batches are undelivered, or the
@@ -392,27 +431,60 @@ func (fl *follower) checkpoint(final bool) {
 	fl.m.mu.Lock()
 	open := fl.m.open
 	fl.m.mu.Unlock()
-	if open > 0 {
+	if open > 0 || fl.unsent {
 		return // stopped with events on their way: the last checkpoint stands
+	}
+	if n := fl.st.rejectedN.Load(); n != fl.seen {
+		// The outputs dropped batches read since the last checkpoint
+		// (Telegraf's buffer was full): only delivered events may pass the
+		// checkpoint, so read again from it, a batch at a time.
+		fl.seen = n
+		if !final {
+			fl.rewind()
+		}
+		return
 	}
 	q, err := fl.c.Snapshot()
 	if err == nil {
+		s := state{Path: fl.path, Inode: fl.inode, Offset: fl.offset, Queue: q}
 		var b []byte
-		b, err = json.Marshal(state{Path: fl.path, Inode: fl.inode, Offset: fl.offset, Queue: q})
+		b, err = json.Marshal(s)
 		if err == nil {
 			err = durable.WriteAtomic(fl.statePth, b)
+		}
+		if err == nil {
+			fl.ckpt = &s
 		}
 	}
 	if err != nil {
 		fl.m.Log.Errorf("%s: saving the state: %v", fl.path, err)
 		return
 	}
-	fl.lastCkpt = time.Now()
+	fl.lastCkpt, fl.careful = time.Now(), false
+}
+
+// rewind goes back to the last checkpoint: its offset, its correlation
+// state.
+func (fl *follower) rewind() {
+	c := fl.m.newCorrelator()
+	if err := c.Restore(fl.ckpt.Queue); err != nil {
+		fl.m.Log.Errorf("%s: restoring the last checkpoint: %v", fl.path, err)
+		return
+	}
+	fl.m.Log.Warnf("%s: the outputs dropped events read after offset %d (their buffer was full): reading again from there, one batch at a time", fl.path, fl.ckpt.Offset)
+	fl.st.rewinds.Incr(1)
+	if fl.f != nil {
+		fl.f.Close()
+		fl.f = nil
+	}
+	fl.c, fl.inode, fl.offset, fl.partial, fl.careful = c, fl.ckpt.Inode, fl.ckpt.Offset, nil, true
 }
 
 // stats are one file's self-metrics (internal_maillog, tag file).
 type stats struct {
 	lines, events, open, evicted selfstat.Stat
+	rejected, rewinds            selfstat.Stat
+	rejectedN                    atomic.Int64 // batches the outputs dropped
 	mu                           sync.Mutex
 	file                         string
 	reasons                      map[string]selfstat.Stat
@@ -425,8 +497,13 @@ func newStats(file string) *stats {
 		events:  selfstat.Register("maillog", "events_emitted", tags),
 		open:    selfstat.Register("maillog", "queue_ids_open", tags),
 		evicted: selfstat.Register("maillog", "queue_ids_evicted", tags),
-		file:    file,
-		reasons: map[string]selfstat.Stat{},
+		// Batches the outputs dropped (their buffer full): a file reads
+		// them again from its last checkpoint (rewinds); a listener has
+		// lost them.
+		rejected: selfstat.Register("maillog", "batches_rejected", tags),
+		rewinds:  selfstat.Register("maillog", "rewinds", tags),
+		file:     file,
+		reasons:  map[string]selfstat.Stat{},
 	}
 }
 

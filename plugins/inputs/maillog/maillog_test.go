@@ -43,8 +43,19 @@ func appendLines(t *testing.T, path string, lines ...string) {
 }
 
 // run starts the plugin on files in a state folder; accept tells whether
-// the outputs take what it emits.
+// the outputs take what it emits (else they hold it).
 func run(t *testing.T, path, state string, accept *atomic.Bool) (*MailLog, *testutil.Accumulator) {
+	return runWith(t, path, state, func() string {
+		if accept.Load() {
+			return "accept"
+		}
+		return "hold"
+	})
+}
+
+// runWith is run with outputs that do what verdict says for each metric:
+// "accept", "reject" (Telegraf drops it: its buffer was full) or "hold".
+func runWith(t *testing.T, path, state string, verdict func() string) (*MailLog, *testutil.Accumulator) {
 	t.Helper()
 	m := &MailLog{
 		Files: []string{path}, StateDir: state, FromBeginning: true, Timezone: "UTC",
@@ -65,14 +76,17 @@ func run(t *testing.T, path, state string, accept *atomic.Bool) (*MailLog, *test
 				return
 			case <-time.After(2 * time.Millisecond):
 			}
-			if !accept.Load() {
-				continue
-			}
 			ms := acc.GetTelegrafMetrics()
-			for _, x := range ms[seen:] {
-				x.Accept()
+			for ; seen < len(ms); seen++ {
+				switch verdict() {
+				case "accept":
+					ms[seen].Accept()
+				case "reject":
+					ms[seen].Reject()
+				default:
+					ms = ms[:seen] // held: from here on
+				}
 			}
-			seen = len(ms)
 		}
 	}()
 	t.Cleanup(func() { close(stop); <-done })
@@ -165,6 +179,37 @@ func TestCrashReplaysTheSamePoints(t *testing.T) {
 			require.Equal(t, int64(1), x.Fields()["attempt"], "the restored state counts attempts as before")
 		}
 	}
+}
+
+// TestRejectedAreReadAgain: the outputs drop batches (Telegraf's buffer
+// full while the reader catches up after an outage). The checkpoint must
+// not pass them: the follower goes back to its last checkpoint and reads
+// them again, until every event is delivered.
+func TestRejectedAreReadAgain(t *testing.T) {
+	dir := t.TempDir()
+	path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
+	lines := realLog(t)
+	appendLines(t, path, lines...)
+	var rejects atomic.Int64
+	rejects.Store(4) // the first four metrics handed are dropped
+	m, acc := runWith(t, path, stateDir, func() string {
+		if rejects.Add(-1) >= 0 {
+			return "reject"
+		}
+		return "accept"
+	})
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	checkpointed(t, m.followerState(path), fi.Size())
+	m.Stop()
+	var delivered []telegraf.Metric
+	for _, x := range acc.GetTelegrafMetrics() {
+		delivered = append(delivered, x)
+	}
+	all := points(delivered)
+	require.Len(t, all, 9, "every event of the log, the rejected read again as the same points")
+	require.Greater(t, len(delivered), 9, "the rejected were handed twice")
+	require.Positive(t, newStats(path).rewinds.Get(), "the follower went back to its checkpoint")
 }
 
 func TestInit(t *testing.T) {

@@ -23,6 +23,8 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/selfstat"
 
+	"github.com/mailtick/mailtick/internal/tracking"
+
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 
@@ -41,7 +43,7 @@ type MailWebhooks struct {
 	tls.ServerConfig
 	Log telegraf.Logger `toml:"-"`
 
-	acc    telegraf.TrackingAccumulator
+	groups *tracking.Window
 	acks   acks
 	slots  chan struct{}
 	server *http.Server
@@ -240,7 +242,7 @@ func (p *Provider) initVerify(log telegraf.Logger) error {
 
 // Start listens and serves.
 func (w *MailWebhooks) Start(acc telegraf.Accumulator) error {
-	w.acc = acc.WithTracking(w.MaxInFlight)
+	w.groups = tracking.New(acc, w.MaxInFlight)
 	w.acks = acks{waiting: make(map[telegraf.TrackingID]chan bool), early: make(map[telegraf.TrackingID]bool)}
 	w.slots = make(chan struct{}, w.MaxInFlight)
 	tlsConf, err := w.ServerConfig.TLSConfig()
@@ -279,14 +281,7 @@ func (w *MailWebhooks) Start(acc telegraf.Accumulator) error {
 	}()
 	go func() {
 		defer w.wg.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case info := <-w.acc.Delivered():
-				w.acks.done(info.ID(), info.Delivered())
-			}
-		}
+		w.groups.Run(ctx, func(info telegraf.DeliveryInfo) { w.acks.done(info.ID(), info.Delivered()) })
 	}()
 	scheme := "http"
 	if tlsConf != nil {
@@ -397,7 +392,14 @@ func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Reques
 		return http.StatusBadRequest, fmt.Sprintf("no event could be read: %s: %v", out.Bad[0].Reason(), out.Bad[0].Err())
 	}
 	p.st.events.Incr(int64(len(out.Metrics)))
-	id := w.acc.AddTrackingMetricGroup(out.Metrics)
+	// A group stays in Telegraf's buffer until the outputs take it, even
+	// once its request gave up: max_in_flight bounds those groups too, or
+	// Telegraf would panic when they are all delivered at once.
+	id, ok := w.groups.TryAdd(out.Metrics)
+	if !ok {
+		rw.Header().Set("Retry-After", "1")
+		return http.StatusServiceUnavailable, "busy: max_in_flight event groups of earlier requests still wait for the outputs"
+	}
 	ack := w.acks.wait(id)
 	timer := time.NewTimer(time.Duration(w.AckTimeout))
 	defer timer.Stop()

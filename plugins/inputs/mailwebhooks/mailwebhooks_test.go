@@ -624,3 +624,55 @@ func TestSampleConfigLoads(t *testing.T) {
 
 	plugintest.ReadmeShowsSample(t, sampleConfig)
 }
+
+// TestSlowOutputs: outputs slower than ack_timeout. Each request gives up,
+// but its events stay in Telegraf's buffer until the outputs take them:
+// no more groups than max_in_flight may wait there, or Telegraf panics
+// ("channel is full") when the outputs recover and deliver them at once,
+// or at the final flush, after the plugin stopped reading. Requests
+// beyond are answered 503 busy, and resent by the provider.
+func TestSlowOutputs(t *testing.T) {
+	k := newKeys(t)
+	w, out, base := start(t, k, func(w *MailWebhooks) {
+		w.MaxInFlight = 2
+		w.AckTimeout = telegrafconfig.Duration(200 * time.Millisecond)
+	})
+	mg := provider(w, "mailgun")
+	bodies, err := providertest.Bodies("mailgun")
+	require.NoError(t, err)
+	send := func() (int, string) { // signed anew: a token of its own
+		return do(t, k.sign(t, "mailgun", base+mg.Path, bodies[2].Data, time.Now()))
+	}
+
+	out.mode.Store("hold")
+	var timedOut, busy int
+	for range 6 {
+		code, msg := send()
+		require.Equal(t, http.StatusServiceUnavailable, code, msg)
+		switch {
+		case strings.Contains(msg, "ack_timeout"):
+			timedOut++
+		case strings.Contains(msg, "busy"):
+			busy++
+		}
+	}
+	require.Equal(t, 2, timedOut, "max_in_flight groups wait for the outputs")
+	require.Equal(t, 4, busy, "the others are turned away before a group is made")
+
+	out.mode.Store("accept") // the outputs recover: both groups delivered at once, no panic
+	require.Eventually(t, func() bool { return len(out.Written()) == 2 }, 5*time.Second, 5*time.Millisecond)
+	code, msg := send()
+	require.Equal(t, http.StatusOK, code, msg, "the slots are free again")
+
+	// Held again, then the plugin stops: the outputs' final flush delivers
+	// what they hold after the plugin stopped reading.
+	out.mode.Store("hold")
+	for range 3 {
+		code, msg := send()
+		require.Equal(t, http.StatusServiceUnavailable, code, msg)
+	}
+	w.Stop()
+	out.mode.Store("accept")
+	require.Eventually(t, func() bool { return len(out.Written()) == 5 }, 5*time.Second, 5*time.Millisecond,
+		"the held groups delivered after Stop, into room Telegraf has")
+}
