@@ -317,11 +317,11 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 	lost, err := r.spool.append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
 	if lost.records > 0 {
 		r.droppedPoints.Incr(lost.records)
-		r.Log.Errorf("Spool full (max_spool_bytes %d), the oldest records go: %s", r.MaxSpoolBytes, lost)
+		r.Log.Errorf("Spool full (max_spool_bytes %d, or its filesystem), the oldest records go: %s", r.MaxSpoolBytes, lost)
 	}
 	r.updateStats()
 	if errors.Is(err, errSpoolFull) {
-		return fmt.Errorf("spool %q is full (max_spool_bytes %d, spool_full = %q): keeping the metrics in Telegraf's buffer until the central side catches up", r.SpoolDir, r.MaxSpoolBytes, r.SpoolFull)
+		return fmt.Errorf("spool %q is full (%v; max_spool_bytes %d, spool_full = %q): keeping the metrics in Telegraf's buffer until the central side catches up", r.SpoolDir, err, r.MaxSpoolBytes, r.SpoolFull)
 	}
 	if err != nil {
 		return fmt.Errorf("writing to spool %q: %w", r.SpoolDir, err)

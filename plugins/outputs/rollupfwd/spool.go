@@ -11,10 +11,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -92,6 +94,7 @@ type spool struct {
 	active  segmentFile
 	size    int64
 	cursors map[string]position // by destination
+	gens    map[string]uint64   // the generation of each cursor's last commit
 	rejects *rejects            // rejected.jsonl, once opened
 	notify  chan struct{}       // closed and replaced when records become durable
 }
@@ -111,7 +114,7 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 		return nil, 0, err
 	}
 	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: durable.SyncDir,
-		notify: make(chan struct{}), cursors: make(map[string]position)}
+		notify: make(chan struct{}), cursors: make(map[string]position), gens: make(map[string]uint64)}
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "seg-") || !strings.HasSuffix(name, ".log") {
@@ -323,12 +326,28 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 	binary.BigEndian.PutUint64(buf[20:], uint64(maxT))
 	buf = append(buf, payload...)
 	binary.BigEndian.PutUint32(buf[8:], crc32.Update(crc32.Checksum(buf[4:8], crcTable), crcTable, buf[12:]))
-	if _, err := s.active.Write(buf); err != nil {
+	for {
+		_, err := s.active.Write(buf)
+		if err == nil {
+			break
+		}
 		// Leave no half record behind (disk full): cut back, report.
 		if terr := s.active.Truncate(last.size); terr != nil {
 			return lost, s.reopen(err, terr)
 		}
-		return lost, err
+		if !errors.Is(err, syscall.ENOSPC) {
+			return lost, err
+		}
+		// The filesystem is full before max_spool_bytes: spool_full
+		// decides, as when the spool reaches its limit.
+		if !dropOldest || len(s.segs) == 1 {
+			return lost, fmt.Errorf("%w: its filesystem has no room left (%v)", errSpoolFull, err)
+		}
+		old := s.segs[0]
+		if err := s.remove(old); err != nil {
+			return lost, err
+		}
+		lost.add(old.records, old.size, old.minT, old.maxT)
 	}
 	last.size += need
 	last.note(minT, maxT)
@@ -458,14 +477,21 @@ func (s *spool) cursorPath(name string) string {
 func (s *spool) cursor(name string) (position, error) {
 	path := s.cursorPath(name)
 	var p position
+	var gen uint64
 	b, err := os.ReadFile(path)
 	switch {
 	case os.IsNotExist(err):
+		// Made now, while there is room: every commit after it writes in
+		// place, even on a full filesystem.
+		if err := s.newCursorFile(path, encodeSlot(p, 0)); err != nil {
+			return p, fmt.Errorf("creating cursor %q: %w", path, err)
+		}
 	case err != nil:
 		return p, err
 	default:
-		if err := json.Unmarshal(b, &p); err != nil {
-			s.log.Warnf("Cursor %q is unreadable (%v): starting from the oldest record; points may be sent twice (the same points, overwritten)", path, err)
+		var ok bool
+		if p, gen, ok = decodeCursor(b); !ok {
+			s.log.Warnf("Cursor %q is unreadable: starting from the oldest record; points may be sent twice (the same points, overwritten)", path)
 			p = position{}
 		}
 	}
@@ -482,26 +508,103 @@ func (s *spool) cursor(name string) (position, error) {
 		}
 	}
 	s.cursors[name] = p
+	s.gens[name] = gen
 	return p, nil
 }
 
-// commit saves where destination name stands, durably, and deletes the
-// segments every destination has passed.
-func (s *spool) commit(name string, p position) error {
-	b, _ := json.Marshal(p)
-	path := s.cursorPath(name)
+// A cursor file is two slots of cursorSlot bytes. A commit overwrites the
+// older slot in place and fsyncs it: no new file and no new block, so a
+// full filesystem cannot stop the commit that would free it. Each slot is
+// the position, a generation and a CRC, padded: the valid slot of the
+// higher generation is the cursor, and a slot torn by a crash mid-write
+// fails its CRC and leaves the other.
+const cursorSlot = 128
+
+func encodeSlot(p position, gen uint64) []byte {
+	body := fmt.Sprintf(`{"segment":%d,"offset":%d,"gen":%d`, p.Seg, p.Off, gen)
+	slot := fmt.Appendf(nil, `%s,"crc":%d}`, body, crc32.Checksum([]byte(body), crcTable))
+	for len(slot) < cursorSlot-1 {
+		slot = append(slot, ' ')
+	}
+	return append(slot, '\n')
+}
+
+// decodeCursor reads a cursor file: two slots, or the single JSON position
+// versions before 0.4 wrote.
+func decodeCursor(b []byte) (position, uint64, bool) {
+	if len(b) != 2*cursorSlot {
+		var p position
+		return p, 0, json.Unmarshal(b, &p) == nil
+	}
+	var best position
+	var bestGen uint64
+	found := false
+	for i := 0; i < 2; i++ {
+		var v struct {
+			Seg uint64 `json:"segment"`
+			Off int64  `json:"offset"`
+			Gen uint64 `json:"gen"`
+			CRC uint32 `json:"crc"`
+		}
+		slot := b[i*cursorSlot : (i+1)*cursorSlot]
+		if json.Unmarshal(slot, &v) != nil {
+			continue
+		}
+		body := fmt.Sprintf(`{"segment":%d,"offset":%d,"gen":%d`, v.Seg, v.Off, v.Gen)
+		if crc32.Checksum([]byte(body), crcTable) != v.CRC || (found && v.Gen <= bestGen) {
+			continue
+		}
+		best, bestGen, found = position{Seg: v.Seg, Off: v.Off}, v.Gen, true
+	}
+	return best, bestGen, found
+}
+
+// newCursorFile replaces path, atomically, by a cursor file whose slots
+// both hold slot.
+func (s *spool) newCursorFile(path string, slot []byte) error {
 	tmp := path + ".tmp"
-	if err := durable.WriteFileSync(tmp, b); err != nil {
+	if err := durable.WriteFileSync(tmp, append(slices.Clone(slot), slot...)); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := s.syncDir(s.dir); err != nil {
-		return err
+	return s.syncDir(s.dir)
+}
+
+// commit saves where destination name stands, durably, and deletes the
+// segments every destination has passed.
+func (s *spool) commit(name string, p position) error {
+	s.mu.Lock()
+	gen := s.gens[name] + 1
+	s.mu.Unlock()
+	slot := encodeSlot(p, gen)
+	path := s.cursorPath(name)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil && fi.Size() != 2*cursorSlot {
+			err = errors.New("not a two-slot cursor")
+		}
+		if err == nil {
+			_, err = f.WriteAt(slot, int64(gen%2)*cursorSlot)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		// An older version's cursor: a new file.
+		if err := s.newCursorFile(path, slot); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gens[name] = gen
 	s.cursors[name] = p
 	return s.releaseLocked()
 }

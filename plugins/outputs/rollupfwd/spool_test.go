@@ -1,6 +1,7 @@
 package rollupfwd
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -443,7 +444,7 @@ func TestSpoolRollFails(t *testing.T) {
 	require.Equal(t, []string{string(testRecord(0)), string(testRecord(1))}, readAll(t, s))
 }
 
-// Creating a segment, saving a cursor (a rename) and deleting a segment
+// Creating a segment, creating a cursor (a rename) and deleting a segment
 // each end with an fsync of the folder, so the change survives a power cut.
 func TestSpoolSyncsFolder(t *testing.T) {
 	dir := t.TempDir()
@@ -465,12 +466,92 @@ func TestSpoolSyncsFolder(t *testing.T) {
 	_, err = s.append([]byte("m count=1i 1\n"), 1, 1, false) // rolls: creates segment 2
 	require.NoError(t, err)
 	require.Equal(t, []string{"seg-00000000000000000001.log seg-00000000000000000002.log"}, synced, "after the create")
-	_, err = s.cursor("c")
+	_, err = s.cursor("c") // creates the cursor file
 	require.NoError(t, err)
-	require.NoError(t, s.commit("c", position{Seg: 2})) // renames the cursor, deletes segment 1
+	require.NoError(t, s.commit("c", position{Seg: 2})) // writes it in place, deletes segment 1
 	require.Equal(t, []string{
 		"seg-00000000000000000001.log seg-00000000000000000002.log",
 		"cursor-c.json seg-00000000000000000001.log seg-00000000000000000002.log",
 		"cursor-c.json seg-00000000000000000002.log",
-	}, synced, "after the rename, and after the delete")
+	}, synced, "after the cursor's creation, and after the delete")
+}
+
+// tmpfs mounts a small filesystem of size bytes for the test (root).
+func tmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	require.NoError(t, err, "mounting a %d-byte tmpfs for the full-disk test needs root: %s", size, out)
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	return dir
+}
+
+// TestSpoolOnAFullFilesystem: the spool's filesystem fills up before
+// max_spool_bytes while central is down. With spool_full = "block" the
+// append fails as a full spool does (Telegraf keeps the metrics); once
+// central took everything the cursor is saved (in place: a full
+// filesystem cannot stop it), the sent segments go, and appends succeed
+// again. With "drop_oldest" the oldest segment goes to make room.
+func TestSpoolOnAFullFilesystem(t *testing.T) {
+	for _, dropOldest := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drop_oldest=%v", dropOldest), func(t *testing.T) {
+			dir := tmpfs(t, 256<<10)
+			s, _, err := openSpool(dir, 1<<30, 16<<10, true, testutil.Logger{})
+			require.NoError(t, err)
+			defer s.close()
+			_, err = s.cursor("central")
+			require.NoError(t, err)
+			record := bytes.Repeat([]byte("m count=1i 1\n"), 300) // 3.9 KB
+			var lost dropped
+			n := 0
+			for ; n < 1000; n++ {
+				l, err := s.append(record, int64(n), int64(n), dropOldest)
+				lost.add(l.records, l.bytes, l.minT, l.maxT)
+				if err != nil {
+					require.False(t, dropOldest, "drop_oldest makes room: %v", err)
+					require.ErrorIs(t, err, errSpoolFull)
+					require.ErrorContains(t, err, "no room left")
+					break
+				}
+				if lost.records > 5 {
+					break
+				}
+			}
+			require.Less(t, n, 1000, "the filesystem must fill")
+			if dropOldest {
+				require.Positive(t, lost.records, "the oldest records were dropped, and reported")
+				return
+			}
+			// Central is back and takes everything: the cursor moves to the end.
+			last := s.segs[len(s.segs)-1]
+			require.NoError(t, s.commit("central", position{Seg: last.seq, Off: last.size}), "saving the cursor needs no room")
+			size, segs := s.stats()
+			require.Equal(t, 1, segs, "the sent segments are deleted")
+			require.LessOrEqual(t, size, int64(16<<10))
+			_, err = s.append(record, 0, 0, false)
+			require.NoError(t, err, "room again")
+		})
+	}
+}
+
+// A cursor torn by a crash mid-write (one slot garbage) leaves the other
+// slot: the position before the last commit.
+func TestCursorTornSlot(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 64, true, testutil.Logger{})
+	require.NoError(t, err)
+	_, err = s.cursor("c")
+	require.NoError(t, err)
+	require.NoError(t, s.commit("c", position{Seg: 1, Off: 10}))
+	require.NoError(t, s.commit("c", position{Seg: 1, Off: 20})) // gen 2, slot 0
+	path := s.cursorPath("c")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	copy(b[10:40], bytes.Repeat([]byte{0}, 30)) // slot 0 torn
+	require.NoError(t, os.WriteFile(path, b, 0o640))
+	p, gen, ok := decodeCursor(b)
+	require.True(t, ok)
+	require.Equal(t, position{Seg: 1, Off: 10}, p)
+	require.EqualValues(t, 1, gen)
+	s.close()
 }
