@@ -18,6 +18,13 @@
 // a sender that never returns). A point for a window already emitted is
 // dropped, as Kapacitor drops it, and counted in the log.
 //
+// The stream's time never runs ahead of the wall clock by more than
+// MaxAhead: a point stamped later than that is refused, not counted, and
+// counted in the log. One point stamped an hour ahead would otherwise move
+// the clock an hour on: no window would be swept until real time caught up,
+// every sender in between would be held, and the real points of its sender
+// and domain would be dropped as late.
+//
 // Each point carries the key's volume (events in the window) and
 // previous_volume (in the key's window emitted before, while the key is
 // still held): the TICKscript lets only keys with enough mail to cross a
@@ -42,6 +49,12 @@ import (
 	"github.com/influxdata/kapacitor/udf/agent"
 )
 
+// MaxAhead is how far past the wall clock a point may be stamped and still
+// be counted: well above the skew between clocks kept by NTP (milliseconds)
+// and small against a one-minute window, so that a point a little ahead
+// closes its key's window at most that much early.
+const MaxAhead = 10 * time.Second
+
 // Handler is the UDF's agent.Handler. Kapacitor calls it from one goroutine.
 type Handler struct {
 	out    chan<- *agent.Response
@@ -49,6 +62,7 @@ type Handler struct {
 	window int64 // ns
 	seed   maphash.Seed
 	groups map[string]*group // Kapacitor's groups (by dc)
+	now    func() time.Time  // the wall clock (time.Now but in tests)
 }
 
 // kind is what is counted per key of one tag.
@@ -68,10 +82,12 @@ var kinds = [...]kind{
 type group struct {
 	dims  []string
 	tags  map[string]string // the group's own tags (dc)
-	clock int64             // the latest point's time
+	clock int64             // the latest counted point's time
 	swept int64             // the window boundary idle keys were last swept at
 	keys  [len(kinds)]map[string]*window
-	late  int
+	late  int   // points dropped since the last log, their window written
+	ahead int   // points refused since the last log, stamped past MaxAhead
+	last  int64 // the latest time among those refused
 }
 
 // window is one key's counts in its current window.
@@ -122,7 +138,7 @@ func (s *set) len() int64 {
 
 // New is a Handler answering on out and logging to log.
 func New(out chan<- *agent.Response, log io.Writer) *Handler {
-	return &Handler{out: out, log: log, seed: maphash.MakeSeed(), groups: map[string]*group{}}
+	return &Handler{out: out, log: log, seed: maphash.MakeSeed(), groups: map[string]*group{}, now: time.Now}
 }
 
 // Info says: points in, points out; the option is the window.
@@ -167,6 +183,7 @@ func (h *Handler) EndBatch(*agent.EndBatch) error {
 
 // Point counts one event: its tags sender and sender_domain, its fields
 // recipient, helo, sender_ip and bad (1 for a rejected or bounced event).
+// A point stamped more than MaxAhead past the wall clock is refused.
 func (h *Handler) Point(p *agent.Point) error {
 	g := h.groups[p.Group]
 	if g == nil {
@@ -178,6 +195,11 @@ func (h *Handler) Point(p *agent.Point) error {
 			g.keys[i] = map[string]*window{}
 		}
 		h.groups[p.Group] = g
+	}
+	if p.Time > h.now().Add(MaxAhead).UnixNano() {
+		g.ahead++
+		g.last = max(g.last, p.Time)
+		return nil
 	}
 	late := false
 	for i, k := range kinds {
@@ -239,9 +261,20 @@ func (h *Handler) sweep(g *group) {
 			}
 		}
 	}
+	h.report(g)
+}
+
+// report logs, and resets, the group's points dropped late and refused
+// ahead since its last report.
+func (h *Handler) report(g *group) {
 	if g.late > 0 {
 		fmt.Fprintf(h.log, "mailtick_spam: dropped %d points of group %v that came after their window was written\n", g.late, g.tags)
 		g.late = 0
+	}
+	if g.ahead > 0 {
+		fmt.Fprintf(h.log, "mailtick_spam: refused %d points of group %v stamped more than %v past the wall clock (the latest at %s)\n",
+			g.ahead, g.tags, MaxAhead, time.Unix(0, g.last).UTC().Format(time.RFC3339Nano))
+		g.ahead, g.last = 0, 0
 	}
 }
 
@@ -272,8 +305,14 @@ func (h *Handler) emit(g *group, i int, key string, w *window) {
 	}}}
 }
 
-// Stop is called when Kapacitor stops the task.
-func (h *Handler) Stop() { close(h.out) }
+// Stop is called when Kapacitor stops the task: it logs the points
+// dropped and refused since the last sweep.
+func (h *Handler) Stop() {
+	for _, name := range slices.Sorted(maps.Keys(h.groups)) {
+		h.report(h.groups[name])
+	}
+	close(h.out)
+}
 
 func mod(t, w int64) int64 {
 	m := t % w

@@ -46,6 +46,7 @@ type MailLog struct {
 	StateDir           string          `toml:"state_dir"`
 	FromBeginning      bool            `toml:"from_beginning"`
 	PollInterval       config.Duration `toml:"poll_interval"`
+	RotateWait         config.Duration `toml:"rotate_wait"`
 	CheckpointInterval config.Duration `toml:"checkpoint_interval"`
 	Timezone           string          `toml:"timezone"`
 	MaxQueueIDs        int             `toml:"max_queue_ids"`
@@ -135,6 +136,9 @@ func (m *MailLog) Init() error {
 			return fmt.Errorf("%q is not set and the hostname is unknown: %w", "host", err)
 		}
 	}
+	if m.RotateWait < 0 {
+		return fmt.Errorf("invalid %q value %s: must not be negative", "rotate_wait", time.Duration(m.RotateWait))
+	}
 	if m.PollInterval <= 0 || m.CheckpointInterval <= 0 || m.MaxUndelivered <= 0 {
 		return fmt.Errorf("%q, %q and %q must be positive", "poll_interval", "checkpoint_interval", "max_undelivered_batches")
 	}
@@ -144,10 +148,11 @@ func (m *MailLog) Init() error {
 // state is what is saved per file: where reading resumes, and the
 // correlation state at that point.
 type state struct {
-	Path   string          `json:"path"`
-	Inode  uint64          `json:"inode"`
-	Offset int64           `json:"offset"`
-	Queue  json.RawMessage `json:"queue"`
+	Path        string          `json:"path"`
+	Inode       uint64          `json:"inode"`
+	Fingerprint fingerprint     `json:"fingerprint"`
+	Offset      int64           `json:"offset"`
+	Queue       json.RawMessage `json:"queue"`
 }
 
 // Start follows each file.
@@ -214,6 +219,9 @@ func (m *MailLog) Stop() {
 	m.wg.Wait()
 }
 
+// maxLineBytes bounds a line; longer ones are cut and counted (lines_cut).
+const maxLineBytes = 64 << 10
+
 // follower reads one file.
 type follower struct {
 	m        *MailLog
@@ -222,10 +230,18 @@ type follower struct {
 	c        *ml.Correlator
 	f        *os.File
 	inode    uint64
-	offset   int64 // of the first byte not yet read into a full line
+	fp       fingerprint // of the file being read
+	offset   int64       // of the first byte not yet read into a full line
 	partial  []byte
-	lastCkpt time.Time
-	st       *stats
+	skipping bool // inside a line longer than maxLineBytes
+	// old: the file being read was rotated away (renamed, or it is the
+	// copy of a truncated one); the path is read from its start once it
+	// has not grown (quietAt) for rotate_wait (since quietSince).
+	old        bool
+	quietAt    int64
+	quietSince time.Time
+	lastCkpt   time.Time
+	st         *stats
 
 	// The last checkpoint: where reading goes back to when the outputs
 	// dropped a batch read since (inode, offset, correlation state).
@@ -259,7 +275,7 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 		if err := fl.c.Restore(s.Queue); err != nil {
 			return nil, fmt.Errorf("state file %q: %w", fl.statePth, err)
 		}
-		fl.inode, fl.offset = s.Inode, s.Offset
+		fl.inode, fl.offset, fl.fp = s.Inode, s.Offset, s.Fingerprint
 		fl.ckpt = &s
 	case errors.Is(err, os.ErrNotExist):
 		fl.offset = -1 // decided when the file is opened: from_beginning
@@ -276,9 +292,11 @@ func inodeOf(fi os.FileInfo) uint64 {
 	return 0
 }
 
-// open opens the file at path: at the saved offset if it is the same file
-// and not shorter, else from the start (rotated or truncated), or from the
-// end on a first start without from_beginning.
+// open opens the file to read: the saved one at the saved offset if it is
+// still at the path (same inode and fingerprint, not shorter), else found
+// among the rotated names (its tail first, then the path); else the path
+// from its start, or from its end on a first start without
+// from_beginning.
 func (fl *follower) open() error {
 	f, err := os.Open(fl.path)
 	if err != nil {
@@ -293,24 +311,39 @@ func (fl *follower) open() error {
 	switch {
 	case fl.offset < 0 && !fl.m.FromBeginning:
 		fl.offset = fi.Size()
-	case fl.offset < 0, ino != fl.inode, fi.Size() < fl.offset:
-		if fl.offset > 0 {
-			fl.m.Log.Infof("%s: rotated or truncated; reading it from the start", fl.path)
-		}
+	case fl.offset < 0:
 		fl.offset = 0
+	case ino == fl.inode && fi.Size() >= fl.offset && fl.fp.matches(f):
+	default:
+		if old := fl.findRotated(ino); old != nil {
+			f.Close()
+			f, ino = old, fl.inode
+			fl.old, fl.quietAt, fl.quietSince = true, -1, time.Now()
+			break
+		}
+		if fl.offset > 0 {
+			fl.st.lost.Incr(1)
+			fl.m.Log.Warnf("%s: rotated or truncated, and the earlier file is not among its rotated names (%s.*, uncompressed): what it held after offset %d is lost; reading the new one from the start", fl.path, fl.path, fl.offset)
+		}
+		fl.offset, fl.fp = 0, fingerprint{}
 	}
 	if _, err := f.Seek(fl.offset, io.SeekStart); err != nil {
 		f.Close()
 		return err
 	}
 	fl.f, fl.inode, fl.partial = f, ino, nil
+	if fl.fp.Len < fingerprintBytes {
+		if fp, err := fingerprintOf(f); err == nil && (fl.fp.Len == 0 || fp.Len > fl.fp.Len) {
+			fl.fp = fp
+		}
+	}
 	if fl.ckpt == nil { // a first start: what to go back to
 		q, err := fl.c.Snapshot()
 		if err != nil {
 			f.Close()
 			return err
 		}
-		fl.ckpt = &state{Path: fl.path, Inode: ino, Offset: fl.offset, Queue: q}
+		fl.ckpt = &state{Path: fl.path, Inode: ino, Fingerprint: fl.fp, Offset: fl.offset, Queue: q}
 	}
 	return nil
 }
@@ -347,9 +380,7 @@ func (fl *follower) run(ctx context.Context) {
 		// At the end: checkpoint when due, then see whether the file was
 		// rotated or truncated.
 		fl.checkpoint(false)
-		if fi, err := os.Stat(fl.path); err == nil && (inodeOf(fi) != fl.inode || fi.Size() < fl.offset+int64(len(fl.partial))) {
-			fl.f.Close() // open reads the new (or truncated) file from its start
-			fl.f = nil
+		if fl.atEnd() {
 			continue
 		}
 		if !sleep(ctx, time.Duration(fl.m.PollInterval)) {
@@ -370,6 +401,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // lines reads the full lines of b (and what was left of the last read),
 // and emits their events as one tracked group.
 func (fl *follower) lines(b []byte) {
+	if fl.skipping { // the rest of a line cut at maxLineBytes
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			fl.offset += int64(len(b))
+			return
+		}
+		fl.offset += int64(i + 1)
+		b, fl.skipping = b[i+1:], false
+	}
 	data := append(fl.partial, b...)
 	var ms []telegraf.Metric
 	now := time.Now()
@@ -377,6 +417,12 @@ func (fl *follower) lines(b []byte) {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			break
+		}
+		if i > maxLineBytes {
+			fl.st.cut.Incr(1) // no MTA line is that long: a crash's NULs
+			data = data[i+1:]
+			fl.offset += int64(i + 1)
+			continue
 		}
 		line := string(bytes.TrimRight(data[:i], "\r"))
 		data = data[i+1:]
@@ -393,6 +439,13 @@ func (fl *follower) lines(b []byte) {
 		for i := range evs {
 			ms = append(ms, evs[i].Metric())
 		}
+	}
+	if len(data) > maxLineBytes {
+		// No newline in sight (a crash's block of NULs, a runaway
+		// writer): cut the line, and skip the rest of it.
+		fl.st.cut.Incr(1)
+		fl.offset += int64(len(data))
+		data, fl.skipping = nil, true
 	}
 	fl.partial = append([]byte(nil), data...)
 	fl.st.open.Set(int64(fl.c.Open()))
@@ -444,9 +497,14 @@ func (fl *follower) checkpoint(final bool) {
 		}
 		return
 	}
+	if fl.f != nil && fl.fp.Len < fingerprintBytes && fl.fp.matches(fl.f) {
+		if fp, err := fingerprintOf(fl.f); err == nil {
+			fl.fp = fp // the file grew: more of it identifies it
+		}
+	}
 	q, err := fl.c.Snapshot()
 	if err == nil {
-		s := state{Path: fl.path, Inode: fl.inode, Offset: fl.offset, Queue: q}
+		s := state{Path: fl.path, Inode: fl.inode, Fingerprint: fl.fp, Offset: fl.offset, Queue: q}
 		var b []byte
 		b, err = json.Marshal(s)
 		if err == nil {
@@ -477,13 +535,15 @@ func (fl *follower) rewind() {
 		fl.f.Close()
 		fl.f = nil
 	}
-	fl.c, fl.inode, fl.offset, fl.partial, fl.careful = c, fl.ckpt.Inode, fl.ckpt.Offset, nil, true
+	fl.c, fl.inode, fl.offset, fl.fp, fl.partial, fl.careful = c, fl.ckpt.Inode, fl.ckpt.Offset, fl.ckpt.Fingerprint, nil, true
+	fl.old, fl.skipping = false, false // open finds the checkpoint's file, at the path or rotated
 }
 
 // stats are one file's self-metrics (internal_maillog, tag file).
 type stats struct {
 	lines, events, open, evicted selfstat.Stat
 	rejected, rewinds            selfstat.Stat
+	lost, cut                    selfstat.Stat
 	rejectedN                    atomic.Int64 // batches the outputs dropped
 	mu                           sync.Mutex
 	file                         string
@@ -502,8 +562,13 @@ func newStats(file string) *stats {
 		// lost them.
 		rejected: selfstat.Register("maillog", "batches_rejected", tags),
 		rewinds:  selfstat.Register("maillog", "rewinds", tags),
-		file:     file,
-		reasons:  map[string]selfstat.Stat{},
+		// Rotations whose earlier file was not found (its unread tail
+		// lost), and lines cut (longer than the limit, or the end of a
+		// rotated file without a newline).
+		lost:    selfstat.Register("maillog", "rotations_lost", tags),
+		cut:     selfstat.Register("maillog", "lines_cut", tags),
+		file:    file,
+		reasons: map[string]selfstat.Stat{},
 	}
 }
 
@@ -522,6 +587,7 @@ func init() {
 	inputs.Add("maillog", func() telegraf.Input {
 		return &MailLog{
 			PollInterval:       config.Duration(250 * time.Millisecond),
+			RotateWait:         config.Duration(10 * time.Second),
 			CheckpointInterval: config.Duration(10 * time.Second),
 			Timezone:           "Local",
 			MaxQueueIDs:        100000,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 	telegrafconfig "github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
@@ -57,11 +58,10 @@ func run(t *testing.T, path, state string, accept *atomic.Bool) (*MailLog, *test
 // "accept", "reject" (Telegraf drops it: its buffer was full) or "hold".
 func runWith(t *testing.T, path, state string, verdict func() string) (*MailLog, *testutil.Accumulator) {
 	t.Helper()
-	m := &MailLog{
-		Files: []string{path}, StateDir: state, FromBeginning: true, Timezone: "UTC",
-		PollInterval: telegrafconfig.Duration(10 * time.Millisecond), CheckpointInterval: telegrafconfig.Duration(20 * time.Millisecond),
-		MaxQueueIDs: 1000, QueueIDTTL: telegrafconfig.Duration(time.Hour), MaxUndelivered: 100, Log: testutil.Logger{},
-	}
+	// The plugin's defaults (rotate_wait and all), but for the schedule.
+	m := inputs.Inputs["maillog"]().(*MailLog)
+	m.Files, m.StateDir, m.FromBeginning, m.Timezone, m.Log = []string{path}, state, true, "UTC", testutil.Logger{}
+	m.PollInterval, m.CheckpointInterval = telegrafconfig.Duration(10*time.Millisecond), telegrafconfig.Duration(20*time.Millisecond)
 	require.NoError(t, m.Init())
 	acc := &testutil.Accumulator{}
 	require.NoError(t, m.Start(acc))
@@ -210,6 +210,119 @@ func TestRejectedAreReadAgain(t *testing.T) {
 	require.Len(t, all, 9, "every event of the log, the rejected read again as the same points")
 	require.Greater(t, len(delivered), 9, "the rejected were handed twice")
 	require.Positive(t, newStats(path).rewinds.Get(), "the follower went back to its checkpoint")
+}
+
+// reject is a one-line event: a NOQUEUE reject of recipient n.
+func reject(n int) string {
+	return fmt.Sprintf("Nov 23 16:30:%02d mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.9]: 554 5.7.1 <z%d@example.net>: Relay access denied; from=<y@example.com> to=<z%d@example.net> proto=ESMTP helo=<x>", n%60, n, n)
+}
+
+func rejects(from, to int) []string {
+	var out []string
+	for n := from; n < to; n++ {
+		out = append(out, reject(n))
+	}
+	return out
+}
+
+// recipients are the recipients of the events emitted, in order.
+func recipients(acc *testutil.Accumulator) []string {
+	var out []string
+	for _, x := range acc.GetTelegrafMetrics() {
+		r, _ := x.GetField("recipient")
+		out = append(out, toString(r))
+	}
+	return out
+}
+
+func wantRecipients(from, to int) []string {
+	var out []string
+	for n := from; n < to; n++ {
+		out = append(out, fmt.Sprintf("z%d@example.net", n))
+	}
+	return out
+}
+
+// TestRotateRenameLateWrites: logrotate renames the log while the agent
+// runs; rsyslog goes on writing the renamed file until postrotate's HUP,
+// the new file fills meanwhile. Every line of both is read, each once.
+func TestRotateRenameLateWrites(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mail.log")
+	appendLines(t, path, rejects(0, 3)...)
+	var accept atomic.Bool
+	accept.Store(true)
+	m, acc := run(t, path, filepath.Join(dir, "state"), &accept)
+	acc.Wait(3)
+	require.NoError(t, os.Rename(path, path+".1"))
+	appendLines(t, path+".1", rejects(3, 5)...) // before the HUP
+	appendLines(t, path, rejects(5, 7)...)      // the new file
+	time.Sleep(100 * time.Millisecond)
+	appendLines(t, path+".1", rejects(7, 9)...) // still before the HUP
+	appendLines(t, path, rejects(9, 10)...)
+	acc.Wait(10)
+	m.Stop()
+	require.ElementsMatch(t, wantRecipients(0, 10), recipients(acc))
+}
+
+// TestRotateWhileStopped: the agent is down while logrotate renames the
+// log (create mode), or copies and truncates it (copytruncate), and the
+// new log grows past the saved offset. On restart the old file's unread
+// tail is found among the rotated names and read first; nothing is lost,
+// nothing read twice, no fragment.
+func TestRotateWhileStopped(t *testing.T) {
+	for _, mode := range []string{"rename", "copytruncate"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
+			appendLines(t, path, rejects(0, 4)...)
+			var accept atomic.Bool
+			accept.Store(true)
+			m, acc := run(t, path, stateDir, &accept)
+			acc.Wait(4)
+			fi, err := os.Stat(path)
+			require.NoError(t, err)
+			checkpointed(t, m.followerState(path), fi.Size())
+			m.Stop()
+
+			appendLines(t, path, rejects(4, 7)...) // written while the agent is down
+			switch mode {
+			case "rename":
+				require.NoError(t, os.Rename(path, path+".1"))
+			case "copytruncate":
+				b, err := os.ReadFile(path)
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(path+".1", b, 0o640))
+				require.NoError(t, os.Truncate(path, 0))
+			}
+			appendLines(t, path, rejects(7, 20)...) // past the saved offset
+
+			m2, acc2 := run(t, path, stateDir, &accept)
+			acc2.Wait(13)
+			fi, err = os.Stat(path)
+			require.NoError(t, err)
+			checkpointed(t, m2.followerState(path), fi.Size())
+			m2.Stop()
+			require.Equal(t, wantRecipients(4, 20), recipients(acc2), "the old tail first, then the new file, in order")
+			require.Zero(t, newStats(path).lost.Get())
+		})
+	}
+}
+
+// TestLongLineCut: a block without newline (what a crash leaves) is cut at
+// maxLineBytes and counted; the lines after it are read.
+func TestLongLineCut(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mail.log")
+	cut := newStats(path).cut.Get()
+	appendLines(t, path, reject(0), strings.Repeat("\x00", 3*maxLineBytes+17), reject(1))
+	var accept atomic.Bool
+	accept.Store(true)
+	m, acc := run(t, path, filepath.Join(dir, "state"), &accept)
+	acc.Wait(2)
+	m.Stop()
+	require.Equal(t, wantRecipients(0, 2), recipients(acc))
+	require.Equal(t, int64(1), newStats(path).cut.Get()-cut)
 }
 
 func TestInit(t *testing.T) {
