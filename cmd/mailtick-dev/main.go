@@ -59,6 +59,7 @@ func runBench(ctx context.Context, args []string) error {
 	spamVersions := fs.String("spam-versions", "v1,v2", "versions of mail_spam.tick run at each number of senders, in the order given: v1 (Kapacitor's own nodes, internal/bench/testdata) and v2 (tickscripts/); a v1 run is compared with the v2 run right after it")
 	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
+	reconcileRates := fs.String("reconcile-rates", "1000,10000", "events per second at which the reconciler's cost is measured (comma-separated; empty: skip)")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
 	fs.Parse(args)
 	var err error
@@ -66,6 +67,10 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	spam, err := counts("spam", *spamList)
+	if err != nil {
+		return err
+	}
+	rates, err := counts("reconcile-rates", *reconcileRates)
 	if err != nil {
 		return err
 	}
@@ -80,7 +85,7 @@ func runBench(ctx context.Context, args []string) error {
 		versions = append(versions, v)
 	}
 	all := map[string]any{"settings": map[string]any{
-		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate}}
+		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate, "reconcile_rates": rates}}
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, os.Stderr)
 		if err != nil {
@@ -126,6 +131,18 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		res.Print(os.Stdout)
 		all["sla"] = res
+	}
+	var reconciles []bench.ReconcileResult
+	for _, rate := range rates {
+		res, err := bench.ReconcileCost(ctx, float64(rate), os.Stderr)
+		if err != nil {
+			return err
+		}
+		reconciles = append(reconciles, res)
+	}
+	if len(reconciles) > 0 {
+		bench.PrintReconcile(os.Stdout, reconciles)
+		all["reconcile"] = reconciles
 	}
 	if *jsonPath == "" {
 		return nil

@@ -19,8 +19,8 @@
 // dropped, as Kapacitor drops it, and counted in the log.
 //
 // The stream's time never runs ahead of the wall clock by more than
-// MaxAhead: a point stamped later than that is refused, not counted, and
-// counted in the log. One point stamped an hour ahead would otherwise move
+// MaxAhead: a point stamped later than that is refused (left out of every
+// window) and counted in the log. One point stamped an hour ahead would otherwise move
 // the clock an hour on: no window would be swept until real time caught up,
 // every sender in between would be held, and the real points of its sender
 // and domain would be dropped as late.
