@@ -3,8 +3,11 @@
 package durable
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFileSync writes b to path and fsyncs it.
@@ -47,3 +50,25 @@ func WriteAtomic(path string, b []byte) error {
 	}
 	return SyncDir(filepath.Dir(path))
 }
+
+// Lock takes dir's lock (the file .lock in it, flock'ed) for this process:
+// a second process that would write the same files, such as a second
+// Telegraf with the same configuration, gets an error instead. The lock
+// goes with the process; release gives it back before.
+func Lock(dir string) (release func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%q is in use by another process (another Telegraf with this configuration, such as `telegraf --once` beside the running agent): %w", dir, ErrLocked)
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// ErrLocked is what Lock's error wraps when another process holds the lock.
+var ErrLocked = errors.New("locked")

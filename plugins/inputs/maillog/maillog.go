@@ -68,6 +68,7 @@ type MailLog struct {
 	owners map[telegraf.TrackingID]*stats // whose batch: who counts its rejection
 	done   *sync.Cond
 	lns    []*listener
+	unlock func() // state_dir's lock
 }
 
 func (m *MailLog) newCorrelator() *ml.Correlator {
@@ -161,6 +162,12 @@ func (m *MailLog) Start(acc telegraf.Accumulator) error {
 		if err := os.MkdirAll(m.StateDir, 0o750); err != nil {
 			return fmt.Errorf("creating %q %q: %w", "state_dir", m.StateDir, err)
 		}
+		// One process per state: a second would save offsets over ours.
+		unlock, err := durable.Lock(m.StateDir)
+		if err != nil {
+			return fmt.Errorf("%q: %w", "state_dir", err)
+		}
+		m.unlock = unlock
 	}
 	for _, addr := range m.Listen {
 		l, err := m.listen(addr)
@@ -168,6 +175,7 @@ func (m *MailLog) Start(acc telegraf.Accumulator) error {
 			for _, prev := range m.lns {
 				prev.close()
 			}
+			m.release()
 			return err
 		}
 		m.lns = append(m.lns, l)
@@ -192,7 +200,7 @@ func (m *MailLog) Start(acc telegraf.Accumulator) error {
 	for _, path := range m.Files {
 		f, err := m.newFollower(path)
 		if err != nil {
-			cancel()
+			m.Stop()
 			return err
 		}
 		m.wg.Add(1)
@@ -217,6 +225,15 @@ func (m *MailLog) Stop() {
 		l.close()
 	}
 	m.wg.Wait()
+	m.release()
+}
+
+// release gives back state_dir's lock.
+func (m *MailLog) release() {
+	if m.unlock != nil {
+		m.unlock()
+		m.unlock = nil
+	}
 }
 
 // maxLineBytes bounds a line; longer ones are cut and counted (lines_cut).

@@ -401,3 +401,24 @@ func TestListen(t *testing.T) {
 	}
 	require.Equal(t, map[string]int{"mx1": 9, "mx2": 9}, mailers)
 }
+
+// A second agent on the same state_dir (telegraf --once beside the running
+// one) is refused: it would save offsets over the first's.
+func TestStateDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
+	appendLines(t, path, reject(0))
+	var accept atomic.Bool
+	accept.Store(true)
+	m, acc := run(t, path, stateDir, &accept)
+	acc.Wait(1)
+	second := inputs.Inputs["maillog"]().(*MailLog)
+	second.Files, second.StateDir, second.Log = []string{path}, stateDir, testutil.Logger{}
+	require.NoError(t, second.Init())
+	err := second.Start(&testutil.Accumulator{})
+	require.ErrorContains(t, err, "in use by another process")
+	require.ErrorContains(t, err, "state_dir")
+	m.Stop()
+	require.NoError(t, second.Start(&testutil.Accumulator{}), "free once the first stopped")
+	second.Stop()
+}

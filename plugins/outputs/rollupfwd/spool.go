@@ -59,6 +59,7 @@ type segment struct {
 	minT, maxT int64 // event time range, ns
 	records    int64
 	pending    []pendingRecord // written since the last fsync
+	unreadable bool            // could not be read at start
 }
 
 // pendingRecord is a record not yet fsynced: what is lost if fsync fails.
@@ -81,6 +82,7 @@ type pendingRecord struct {
 
 type spool struct {
 	dir        string
+	unlock     func() // the folder's lock: one process per spool
 	maxBytes   int64
 	segBytes   int64
 	syncEach   bool // fsync after every record, else syncLoop does it
@@ -109,11 +111,16 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, err
 	}
-	entries, err := os.ReadDir(dir)
+	unlock, err := durable.Lock(dir)
 	if err != nil {
 		return nil, 0, err
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: durable.SyncDir,
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		unlock()
+		return nil, 0, err
+	}
+	s := &spool{dir: dir, unlock: unlock, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: durable.SyncDir,
 		notify: make(chan struct{}), cursors: make(map[string]position), gens: make(map[string]uint64)}
 	for _, e := range entries {
 		name := e.Name()
@@ -133,12 +140,21 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 		path := segPath(dir, seg.seq)
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, 0, err
+			// Not readable now (permissions, an I/O error): start anyway;
+			// the senders try it again and skip nothing (spool_read_errors).
+			log.Errorf("Spool segment %q is unreadable (%v): starting without it for now; the senders retry it", path, err)
+			if fi, serr := os.Stat(path); serr == nil {
+				seg.size, seg.durable = fi.Size(), fi.Size()
+				s.size += fi.Size()
+			}
+			seg.unreadable = true
+			continue
 		}
 		end := scanSegment(data, seg)
 		size := int64(len(data))
 		if end < size && i == len(s.segs)-1 { // the tail a crash left: cut it off
 			if err := os.Truncate(path, end); err != nil {
+				unlock()
 				return nil, 0, err
 			}
 			cut += size - end
@@ -150,8 +166,12 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 	if len(s.segs) == 0 {
 		s.segs = append(s.segs, &segment{seq: 1})
 	}
+	if last := s.segs[len(s.segs)-1]; last.unreadable { // new records go to a new one
+		s.segs = append(s.segs, &segment{seq: last.seq + 1})
+	}
 	f, err := s.create(s.segs[len(s.segs)-1].seq)
 	if err != nil {
+		unlock()
 		return nil, 0, err
 	}
 	s.active = f
@@ -648,6 +668,9 @@ func (s *spool) close() error {
 	defer s.mu.Unlock()
 	if s.rejects != nil {
 		s.rejects.close()
+	}
+	if s.unlock != nil {
+		defer func() { s.unlock(); s.unlock = nil }()
 	}
 	if s.active == nil {
 		return nil

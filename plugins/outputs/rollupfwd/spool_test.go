@@ -465,14 +465,14 @@ func TestSpoolSyncsFolder(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.append([]byte("m count=1i 1\n"), 1, 1, false) // rolls: creates segment 2
 	require.NoError(t, err)
-	require.Equal(t, []string{"seg-00000000000000000001.log seg-00000000000000000002.log"}, synced, "after the create")
+	require.Equal(t, []string{".lock seg-00000000000000000001.log seg-00000000000000000002.log"}, synced, "after the create")
 	_, err = s.cursor("c") // creates the cursor file
 	require.NoError(t, err)
 	require.NoError(t, s.commit("c", position{Seg: 2})) // writes it in place, deletes segment 1
 	require.Equal(t, []string{
-		"seg-00000000000000000001.log seg-00000000000000000002.log",
-		"cursor-c.json seg-00000000000000000001.log seg-00000000000000000002.log",
-		"cursor-c.json seg-00000000000000000002.log",
+		".lock seg-00000000000000000001.log seg-00000000000000000002.log",
+		".lock cursor-c.json seg-00000000000000000001.log seg-00000000000000000002.log",
+		".lock cursor-c.json seg-00000000000000000002.log",
 	}, synced, "after the cursor's creation, and after the delete")
 }
 
@@ -554,4 +554,35 @@ func TestCursorTornSlot(t *testing.T) {
 	require.Equal(t, position{Seg: 1, Off: 10}, p)
 	require.EqualValues(t, 1, gen)
 	s.close()
+}
+
+// A second process on the same spool (telegraf --once beside the running
+// agent) is refused with a clear error instead of cutting the live
+// segment's tail and deleting by its own cursors. A segment that cannot be
+// read at start does not stop the spool from opening.
+func TestSpoolLockedAndUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	require.NoError(t, err)
+	_, _, err = openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	require.ErrorIs(t, err, durable.ErrLocked)
+	require.ErrorContains(t, err, "in use by another process")
+	_, err = s.append(testRecord(0), 0, 0, false)
+	require.NoError(t, err)
+	require.NoError(t, s.close())
+
+	require.NoError(t, os.Chmod(segPath(dir, 1), 0))
+	if f, err := os.Open(segPath(dir, 1)); err == nil {
+		f.Close()
+		require.NoError(t, os.Chmod(segPath(dir, 1), 0o640))
+		// root reads anything: make it a folder, which cannot be read as a file
+		require.NoError(t, os.Rename(segPath(dir, 1), segPath(dir, 1)+".moved"))
+		require.NoError(t, os.Mkdir(segPath(dir, 1), 0o750))
+	}
+	s, _, err = openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	require.NoError(t, err, "an unreadable segment does not stop the spool")
+	defer s.close()
+	_, err = s.append(testRecord(1), 1, 1, false)
+	require.NoError(t, err, "new records go to a new segment")
+	require.Equal(t, uint64(2), s.segs[len(s.segs)-1].seq)
 }
