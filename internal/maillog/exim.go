@@ -78,6 +78,7 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 	flag, tail, _ := strings.Cut(after, " ")
 	switch flag {
 	case "<=":
+		c.begin(id) // an arrival: a new message, whatever was evicted
 		msg := c.msg(id, t)
 		sender, fields, _ := strings.Cut(tail, " ")
 		if sender != "<>" {
@@ -103,6 +104,7 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 		ev.Event = "deferred"
 	case "Completed":
 		delete(c.msgs, id)
+		delete(c.gone, id)
 		return nil, ""
 	default: // "*>" (delivery suppressed), "F=<…> rejected by non-SMTP ACL", frozen, …
 		if strings.Contains(after, "rejected") {
@@ -114,6 +116,7 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 				ev.Response = reason
 			}
 			delete(c.msgs, id)
+			delete(c.gone, id)
 			return []Event{ev}, ""
 		}
 		return nil, ""
@@ -149,11 +152,13 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 		ev.SMTPStatus = m[2]
 	}
 	msg := c.msg(id, t)
-	if msg.Attempts == nil {
-		msg.Attempts = map[string]int{}
+	if !msg.Partial { // else the attempts before the eviction are not known
+		if msg.Attempts == nil {
+			msg.Attempts = map[string]int{}
+		}
+		msg.Attempts[rcpt]++
+		ev.Attempt = msg.Attempts[rcpt]
 	}
-	msg.Attempts[rcpt]++
-	ev.Attempt = msg.Attempts[rcpt]
 	c.fromMessage(&ev, msg)
 	return []Event{ev}, ""
 }

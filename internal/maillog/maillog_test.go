@@ -2,6 +2,7 @@ package maillog
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"strings"
@@ -198,6 +199,171 @@ func TestCorrelatorBounded(t *testing.T) {
 		c.Line(later.Format("Jan _2 15:04:05")+" mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 5.7.1 <b@example.net>: Relay access denied; from=<a@example.com> to=<b@example.net> proto=ESMTP helo=<x>", later, time.UTC)
 	}
 	require.Equal(t, 1, c.Open(), "NOQUEUE lines hold no state")
+
+	// The evicted ids are remembered, as many as MaxMessages, the latest.
+	var st struct {
+		EvictedIDs []string `json:"evicted_ids"`
+	}
+	b, err := c.Snapshot()
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &st))
+	var last []string
+	for i := 900; i < 1000; i++ {
+		last = append(last, hexID(i))
+	}
+	require.ElementsMatch(t, last, st.EvictedIDs, "the TTL took 900…999 last")
+}
+
+// TestEvictedQueueIDComesBack: a queue id whose state was evicted and that
+// is seen again (qmgr's retry of a deferred message, its delivery) is not
+// accepted a second time, and its attempts, unknown, are left out rather
+// than counted from 1 again; through a checkpoint too. A new message
+// reusing an evicted id (it starts with smtpd's client=) is new.
+func TestEvictedQueueIDComesBack(t *testing.T) {
+	opt := Options{MaxMessages: 10, TTL: 24 * time.Hour}
+	c := NewCorrelator(opt)
+	at := now
+	read := func(line string) []Event {
+		t.Helper()
+		at = at.Add(time.Second)
+		evs, reason := c.Line(at.Format("Jan _2 15:04:05")+" mx1 "+line, at, time.UTC)
+		require.Empty(t, reason, line)
+		return evs
+	}
+	read("postfix/smtpd[1]: 4F2A1C0D3B: client=unknown[192.0.2.9]")
+	read("postfix/cleanup[2]: 4F2A1C0D3B: message-id=<m1@example.com>")
+	evs := read("postfix/qmgr[3]: 4F2A1C0D3B: from=<a@example.com>, size=420, nrcpt=1 (queue active)")
+	require.Len(t, evs, 1)
+	require.Equal(t, "accepted", evs[0].Event)
+	evs = read("postfix/smtp[4]: 4F2A1C0D3B: to=<b@example.org>, relay=none, delay=1, delays=0.1/0.1/0.8/0, dsn=4.4.1, status=deferred (connect to mx.example.org[198.51.100.5]:25: Connection refused)")
+	require.Equal(t, 1, evs[0].Attempt)
+	for i := 0; i < 10; i++ { // a busy while: ten newer messages push it out
+		read("postfix/qmgr[3]: " + hexID(i) + ": from=<x@example.com>, size=1, nrcpt=1 (queue active)")
+	}
+	require.Equal(t, int64(1), c.Evicted)
+	b, err := c.Snapshot() // the plugin's checkpoint
+	require.NoError(t, err)
+	c = NewCorrelator(opt)
+	require.NoError(t, c.Restore(b))
+
+	require.Empty(t, read("postfix/qmgr[3]: 4F2A1C0D3B: from=<a@example.com>, size=420, nrcpt=1 (queue active)"),
+		"qmgr's retry from the deferred queue: accepted once only")
+	evs = read("postfix/smtp[4]: 4F2A1C0D3B: to=<b@example.org>, relay=mx.example.org[198.51.100.5]:25, delay=1000, delays=999/0.1/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok)")
+	require.Len(t, evs, 1)
+	require.Equal(t, "delivered", evs[0].Event)
+	require.Equal(t, "a@example.com", evs[0].Sender, "from the retry's from=")
+	require.Zero(t, evs[0].Attempt, "the second attempt, not known to be: not attempt 1")
+	require.NotContains(t, evs[0].Metric().Fields(), "attempt")
+	require.Equal(t, 1000000.0, evs[0].Metric().Fields()["latency_ms"])
+	read("postfix/qmgr[3]: 4F2A1C0D3B: removed")
+
+	// hexID(0) went when 4F2A1C0D3B came back; its id is reused by a new
+	// message, which is accepted, its attempts counted from 1.
+	read("postfix/smtpd[1]: " + hexID(0) + ": client=unknown[192.0.2.10]")
+	evs = read("postfix/qmgr[3]: " + hexID(0) + ": from=<n@example.com>, size=9, nrcpt=1 (queue active)")
+	require.Len(t, evs, 1)
+	require.Equal(t, "accepted", evs[0].Event)
+	require.Equal(t, "192.0.2.10", evs[0].ClientIP)
+	evs = read("postfix/smtp[4]: " + hexID(0) + ": to=<b@example.org>, relay=mx.example.org[198.51.100.5]:25, delay=1, delays=0.1/0.1/0.5/0.3, dsn=2.0.0, status=sent (250 2.0.0 Ok)")
+	require.Equal(t, 1, evs[0].Attempt)
+}
+
+// TestRFC3164Time: a timestamp without year nor zone is placed by the
+// reader's clock: the year that puts it latest but not ahead (a day's
+// margin), Feb 29 in a leap year, and in the hour a fall back repeats the
+// instant that is not ahead of the clock.
+func TestRFC3164Time(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	utc := func(y int, m time.Month, d, h, mi, s int) time.Time { return time.Date(y, m, d, h, mi, s, 0, time.UTC) }
+	for _, tt := range []struct {
+		name, stamp string
+		now         time.Time
+		loc         *time.Location
+		want        time.Time
+	}{
+		{"a few seconds ahead across New Year: next year's", "Jan  1 00:00:02", utc(2026, 12, 31, 23, 59, 58), time.UTC, utc(2027, 1, 1, 0, 0, 2)},
+		{"December read in January: last year's", "Dec 31 23:59:59", utc(2027, 1, 1, 0, 0, 30), time.UTC, utc(2026, 12, 31, 23, 59, 59)},
+		{"hours ahead (a zone set wrong): this year's", "Nov 23 20:00:00", utc(2026, 11, 23, 10, 0, 0), time.UTC, utc(2026, 11, 23, 20, 0, 0)},
+		{"Feb 29 read in January: the leap year before", "Feb 29 12:00:00", utc(2029, 1, 10, 8, 0, 0), time.UTC, utc(2028, 2, 29, 12, 0, 0)},
+		{"Feb 29 read on Mar 1", "Feb 29 23:59:59", utc(2028, 3, 1, 0, 0, 5), time.UTC, utc(2028, 2, 29, 23, 59, 59)},
+		{"Feb 29 read years on", "Feb 29 12:00:00", utc(2026, 11, 23, 17, 0, 0), time.UTC, utc(2024, 2, 29, 12, 0, 0)},
+		{"the repeated hour's first pass, read as written", "Oct 25 02:30:00", utc(2026, 10, 25, 0, 30, 5), berlin, utc(2026, 10, 25, 0, 30, 0)},
+		{"its second pass, read as written", "Oct 25 02:30:00", utc(2026, 10, 25, 1, 30, 5), berlin, utc(2026, 10, 25, 1, 30, 0)},
+		{"its second pass, the reader's clock a minute behind", "Oct 25 02:30:00", utc(2026, 10, 25, 1, 29, 0), berlin, utc(2026, 10, 25, 1, 30, 0)},
+		{"its first minute's first pass", "Oct 25 02:00:00", utc(2026, 10, 25, 0, 0, 1), berlin, utc(2026, 10, 25, 0, 0, 0)},
+		{"the hour after it", "Oct 25 03:00:00", utc(2026, 10, 25, 2, 0, 1), berlin, utc(2026, 10, 25, 2, 0, 0)},
+		{"the hour before it", "Oct 25 01:59:59", utc(2026, 10, 25, 0, 0, 1), berlin, utc(2026, 10, 24, 23, 59, 59)},
+		{"summer time", "Jul  1 12:00:00", utc(2026, 7, 1, 10, 0, 5), berlin, utc(2026, 7, 1, 10, 0, 0)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := SplitLine(tt.stamp+" mx1 postfix/smtp[1]: x", tt.now, tt.loc)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, l.Time)
+		})
+	}
+}
+
+// TestRejectRCPTKeepsTheMessage: Postfix refuses one recipient of a
+// transaction after accepting another ("<queue id>: reject: RCPT"); the
+// message goes on to the other: the reject is an event, and the message's
+// state stays for the events after it. A reject of the message itself
+// (cleanup, END-OF-MESSAGE) ends it: Postfix logs no "removed" for it.
+func TestRejectRCPTKeepsTheMessage(t *testing.T) {
+	c := NewCorrelator(Options{})
+	var evs []Event
+	for _, line := range []string{
+		"Nov 23 16:30:00 mx1 postfix/smtpd[123]: 4F2A1C0D3B: client=unknown[192.0.2.9]",
+		"Nov 23 16:30:00 mx1 postfix/smtpd[123]: 4F2A1C0D3B: reject: RCPT from unknown[192.0.2.9]: 550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown in local recipient table; from=<a@example.com> to=<nobody@example.net> proto=ESMTP helo=<x>",
+		"Nov 23 16:30:01 mx1 postfix/cleanup[124]: 4F2A1C0D3B: message-id=<m9@example.com>",
+		"Nov 23 16:30:01 mx1 postfix/qmgr[125]: 4F2A1C0D3B: from=<a@example.com>, size=420, nrcpt=1 (queue active)",
+		"Nov 23 16:30:02 mx1 postfix/smtp[126]: 4F2A1C0D3B: to=<b@example.org>, relay=mx.example.org[198.51.100.5]:25, delay=2, delays=0.1/0.1/0.8/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+		"Nov 23 16:30:02 mx1 postfix/qmgr[125]: 4F2A1C0D3B: removed",
+	} {
+		got, reason := c.Line(line, now, time.UTC)
+		require.Empty(t, reason, line)
+		evs = append(evs, got...)
+	}
+	require.Len(t, evs, 3)
+	rj, acc, dlv := evs[0], evs[1], evs[2]
+	require.Equal(t, "rejected", rj.Event)
+	require.Equal(t, "4F2A1C0D3B", rj.QueueID)
+	require.Equal(t, "nobody@example.net", rj.Recipient)
+	require.Equal(t, "192.0.2.9", rj.ClientIP)
+	require.Equal(t, 550, rj.SMTPCode)
+	require.Equal(t, "accepted", acc.Event)
+	require.Equal(t, "192.0.2.9", acc.ClientIP)
+	require.Equal(t, "delivered", dlv.Event)
+	require.Equal(t, "b@example.org", dlv.Recipient)
+	require.Equal(t, "192.0.2.9", dlv.ClientIP, "the client is still known")
+	require.Equal(t, "<m9@example.com>", dlv.MessageID)
+	require.Equal(t, "192.0.2.9", dlv.Metric().Fields()["sender_ip"])
+	require.Zero(t, c.Open(), "removed")
+
+	c.Line("Nov 23 16:31:00 mx1 postfix/smtpd[123]: 4104E3D: client=x.example.com[61.238.241.86]", now, time.UTC)
+	evs, _ = c.Line("Nov 23 16:31:01 mx1 postfix/cleanup[124]: 4104E3D: milter-reject: END-OF-MESSAGE from x.example.com[61.238.241.86]: 5.7.1 Blocked by SpamAssassin; from=<w@example.com> to=<v@example.net> proto=ESMTP helo=<x>", now, time.UTC)
+	require.Len(t, evs, 1)
+	require.Equal(t, "rejected", evs[0].Event)
+	require.Zero(t, c.Open(), "the whole message refused: nothing more of it comes")
+}
+
+// TestDeliveryStatuses: soft_bounce's status=SOFTBOUNCE is a deferral
+// (the recipient stays queued); a status this reader does not know is
+// refused with a reason, not dropped unseen.
+func TestDeliveryStatuses(t *testing.T) {
+	c := NewCorrelator(Options{})
+	evs, reason := c.Line("Nov 23 16:30:02 mx1 postfix/smtp[126]: 4F2A1C0D3B: to=<b@example.org>, relay=mx.example.org[198.51.100.5]:25, delay=1.2, delays=0.1/0/0.6/0.5, dsn=4.1.1, status=SOFTBOUNCE (host mx.example.org[198.51.100.5] said: 550 5.1.1 <b@example.org>: Recipient address rejected: User unknown (in reply to RCPT TO command))", now, time.UTC)
+	require.Empty(t, reason)
+	require.Len(t, evs, 1)
+	require.Equal(t, "deferred", evs[0].Event)
+	require.Equal(t, 550, evs[0].SMTPCode)
+	require.Equal(t, "4.1.1", evs[0].SMTPStatus)
+	require.Equal(t, 1, evs[0].Attempt)
+
+	evs, reason = c.Line("Nov 23 16:30:03 mx1 postfix/smtp[126]: 4F2A1C0D3B: to=<c@example.org>, relay=mx.example.org[198.51.100.5]:25, delay=1.2, delays=0.1/0/0.6/0.5, dsn=2.0.0, status=quarantined (250 2.0.0 Ok)", now, time.UTC)
+	require.Equal(t, ReasonUnknownLine, reason)
+	require.Empty(t, evs)
+	require.Equal(t, 1, c.Unknown[ReasonUnknownLine])
 }
 
 func hexID(i int) string {

@@ -40,7 +40,7 @@ type Event struct {
 	Delays        [4]float64 // before qmgr, in qmgr, connection set-up, transmission (ms)
 	HasDelays     bool
 	Size          int64
-	Attempt       int
+	Attempt       int    // 1 for the first attempt of a recipient; 0: not known (see message.Partial)
 	line          string // the whole line: its hash makes the time unique
 }
 
@@ -74,7 +74,9 @@ func (e *Event) Metric() telegraf.Metric {
 	}
 	if e.Event != "accepted" && e.Event != "rejected" && e.Event != "expired" {
 		fields["latency_ms"] = e.LatencyMS
-		fields["attempt"] = int64(e.Attempt)
+		if e.Attempt > 0 { // left out, rather than a number that restarts
+			fields["attempt"] = int64(e.Attempt)
+		}
 	}
 	if e.HasDelivery {
 		fields["delivery_time_ms"] = e.DeliveryMS
@@ -104,22 +106,30 @@ type message struct {
 	Accepted  bool           `json:"accepted,omitempty"`
 	Attempts  map[string]int `json:"attempts,omitempty"` // per recipient
 	Seen      int64          `json:"seen"`               // last line about it (Unix seconds)
+	// Partial: the queue id's state was evicted (MaxMessages, TTL) and
+	// it came back (Correlator.gone). It was accepted before, so qmgr's
+	// from= of its retries emits no second accepted; how many attempts
+	// its recipients had is not known, so its events carry no attempt
+	// rather than attempt numbers that restart at 1.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Snapshot is the correlator's state, to persist beside the log offset it
 // belongs to.
 func (c *Correlator) Snapshot() ([]byte, error) {
 	return json.Marshal(struct {
-		Messages map[string]*message `json:"messages"`
-		Evicted  int64               `json:"evicted"`
-	}{c.msgs, c.Evicted})
+		Messages   map[string]*message `json:"messages"`
+		Evicted    int64               `json:"evicted"`
+		EvictedIDs []string            `json:"evicted_ids,omitempty"`
+	}{c.msgs, c.Evicted, c.evictedIDs()})
 }
 
 // Restore sets the state a Snapshot saved.
 func (c *Correlator) Restore(b []byte) error {
 	var st struct {
-		Messages map[string]*message `json:"messages"`
-		Evicted  int64               `json:"evicted"`
+		Messages   map[string]*message `json:"messages"`
+		Evicted    int64               `json:"evicted"`
+		EvictedIDs []string            `json:"evicted_ids"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return err
@@ -128,6 +138,10 @@ func (c *Correlator) Restore(b []byte) error {
 		st.Messages = map[string]*message{}
 	}
 	c.msgs, c.Evicted = st.Messages, st.Evicted
+	c.gone, c.goneRing, c.goneSeq = map[string]uint64{}, nil, 0
+	for _, id := range st.EvictedIDs {
+		c.forget(id)
+	}
 	return nil
 }
 
@@ -153,6 +167,15 @@ type Correlator struct {
 	Unknown  map[string]int // lines not read, by reason
 	lastTrim time.Time
 	interned map[string]string
+
+	// The queue ids evicted last, at most MaxMessages of them (an id
+	// costs a few dozen bytes here, against the hundreds its state cost):
+	// gone maps each to its place in goneRing, in order of eviction, the
+	// oldest overwritten first. A later line of one is of a message that
+	// was accepted already, not of a new one (see message.Partial).
+	gone     map[string]uint64
+	goneRing []string
+	goneSeq  uint64 // evictions remembered so far: the next one's place
 }
 
 // maxInterned bounds the table of shared strings; it starts over when full.
@@ -185,7 +208,7 @@ func NewCorrelator(opt Options) *Correlator {
 	if opt.InboundDaemons == nil {
 		opt.InboundDaemons = []string{"local", "virtual", "lmtp", "pipe"}
 	}
-	c := &Correlator{opt: opt, inbound: map[string]bool{}, msgs: map[string]*message{}, Unknown: map[string]int{}, interned: map[string]string{}}
+	c := &Correlator{opt: opt, inbound: map[string]bool{}, msgs: map[string]*message{}, Unknown: map[string]int{}, interned: map[string]string{}, gone: map[string]uint64{}}
 	for _, d := range opt.InboundDaemons {
 		c.inbound[d] = true
 	}
@@ -229,8 +252,12 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 	if l.Host == "" {
 		l.Host = c.opt.Host
 	}
-	evs := c.postfix(l, raw)
+	evs, reason := c.postfix(l, raw)
 	c.trim(l.Time)
+	if reason != "" {
+		c.Unknown[reason]++
+		return nil, reason
+	}
 	c.direction(evs)
 	return evs, ""
 }
@@ -263,10 +290,60 @@ func (c *Correlator) msg(id string, at time.Time) *message {
 			c.evictOldest()
 		}
 		m = &message{}
+		if _, ok := c.gone[id]; ok {
+			// Evicted, and back (a delivery, qmgr's retry of a deferred
+			// message): no second accepted, no attempts from 1 again.
+			m.Accepted, m.Partial = true, true
+			delete(c.gone, id)
+		}
 		c.msgs[strings.Clone(id)] = m
 	}
 	m.Seen = at.Unix()
 	return m
+}
+
+// begin marks the line that starts a message (smtpd's client=, pickup's
+// uid=, cleanup's message-id=, Exim's <=): a queue id evicted before and
+// seen in such a line is a new message reusing it (Postfix's short ids
+// come back once their file is gone), not the evicted one resumed.
+func (c *Correlator) begin(id string) {
+	delete(c.gone, id)
+}
+
+// forget drops the state of a queue id that has not ended, remembering
+// the id in the bounded ring of evicted ids.
+func (c *Correlator) forget(id string) {
+	delete(c.msgs, id)
+	n := uint64(c.opt.MaxMessages)
+	if uint64(len(c.goneRing)) < n {
+		c.goneRing = append(c.goneRing, id)
+	} else {
+		slot := c.goneSeq % n
+		// The id this place held, unless evicted again since (a later
+		// place) or back meanwhile (no place).
+		if at, ok := c.gone[c.goneRing[slot]]; ok && at == c.goneSeq-n {
+			delete(c.gone, c.goneRing[slot])
+		}
+		c.goneRing[slot] = id
+	}
+	c.gone[id] = c.goneSeq
+	c.goneSeq++
+}
+
+// evictedIDs are the remembered evicted ids, oldest first.
+func (c *Correlator) evictedIDs() []string {
+	n := uint64(len(c.goneRing))
+	if n == 0 || len(c.gone) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(c.gone))
+	for seq := c.goneSeq - n; seq < c.goneSeq; seq++ {
+		id := c.goneRing[seq%uint64(c.opt.MaxMessages)]
+		if at, ok := c.gone[id]; ok && at == seq {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // evictOldest drops the oldest hundredth of the queue ids at once, so
@@ -283,7 +360,7 @@ func (c *Correlator) evictOldest() {
 	}
 	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.seen, b.seen) })
 	for _, a := range all[:max(1, len(all)/100)] {
-		delete(c.msgs, a.id)
+		c.forget(a.id)
 		c.Evicted++
 	}
 }
@@ -296,54 +373,83 @@ func (c *Correlator) trim(now time.Time) {
 	c.lastTrim = now
 	for id, m := range c.msgs {
 		if now.Sub(time.Unix(m.Seen, 0)) > c.opt.TTL {
-			delete(c.msgs, id)
+			c.forget(id)
 			c.Evicted++
 		}
 	}
 }
 
-// postfix reads the message of a Postfix line.
-func (c *Correlator) postfix(l Line, raw string) []Event {
+// postfix reads the message of a Postfix line: the events it completes,
+// or the reason it is refused.
+func (c *Correlator) postfix(l Line, raw string) ([]Event, string) {
 	d := daemon(l.Program)
 	ev := Event{Time: l.Time, Host: l.Host, line: raw}
 	if rest, ok := strings.CutPrefix(l.Message, "NOQUEUE: "); ok {
 		// reject_warning, discard, filter, hold, redirect: no reject
 		if strings.HasPrefix(rest, "reject: ") || strings.HasPrefix(rest, "milter-reject: ") {
-			return c.reject(ev, rest)
+			return c.reject(ev, rest), ""
 		}
-		return nil
+		return nil, ""
 	}
 	m := queueID.FindStringSubmatch(l.Message)
 	if m == nil {
-		return nil // connect, disconnect, warnings, statistics: no event
+		return nil, "" // connect, disconnect, warnings, statistics: no event
 	}
 	id, rest := m[1], m[2]
 	ev.QueueID = id
 	switch {
 	case strings.HasPrefix(rest, "client="):
+		c.begin(id)
 		msg := c.msg(id, l.Time)
 		if hm := hostAddr.FindStringSubmatch(strings.TrimPrefix(rest, "client=")); hm != nil {
 			msg.ClientIP = c.intern(hm[2])
 		}
-		return nil
+		return nil, ""
 	case strings.HasPrefix(rest, "message-id="):
+		c.begin(id)
 		msg := c.msg(id, l.Time)
 		msg.MessageID = strings.Clone(strings.TrimSuffix(strings.TrimPrefix(rest, "message-id="), " "))
-		return nil
+		return nil, ""
+	case strings.HasPrefix(rest, "uid=") && d == "pickup":
+		c.begin(id) // "uid=0 from=<root>": a local submission starts
+		return nil, ""
 	case strings.HasPrefix(rest, "reject: ") || strings.HasPrefix(rest, "milter-reject: "):
 		evs := c.reject(ev, rest)
 		c.fromMessage(&evs[0], c.msgs[id])
-		delete(c.msgs, id)
-		return evs
+		if wholeMessage(d, rest) {
+			// The message is refused and its queue file removed, with no
+			// "removed" line: its state goes now.
+			delete(c.msgs, id)
+			delete(c.gone, id)
+		}
+		// A recipient refused (RCPT) after another was accepted: the
+		// message goes on to its other recipients, and their events
+		// need its client and sender.
+		return evs, ""
 	case rest == "removed":
 		delete(c.msgs, id)
-		return nil
+		delete(c.gone, id)
+		return nil, ""
 	case strings.HasPrefix(rest, "from=") && d == "qmgr":
-		return c.queued(ev, id, rest, l.Time)
+		return c.queued(ev, id, rest, l.Time), ""
 	case strings.HasPrefix(rest, "to="):
 		return c.delivery(ev, id, d, rest, l.Time)
 	}
-	return nil
+	return nil, ""
+}
+
+// wholeMessage tells whether a reject with a queue id refuses the message
+// itself rather than one of its recipients: cleanup's header_checks and
+// body_checks, and any reject after the recipients are known (DATA,
+// END-OF-MESSAGE: smtpd's data restrictions, a milter, a proxy filter).
+// Postfix logs no "removed" for such a message.
+func wholeMessage(daemon, rest string) bool {
+	if daemon == "cleanup" {
+		return true
+	}
+	_, stage, _ := strings.Cut(rest, ": ") // "RCPT from …", "END-OF-MESSAGE from …"
+	return strings.HasPrefix(stage, "DATA ") || strings.HasPrefix(stage, "END-OF-MESSAGE ") ||
+		strings.HasPrefix(stage, "END-OF-MESSAGE:")
 }
 
 // queued reads qmgr's "from=<s>, size=N, nrcpt=N (queue active)", and
@@ -371,27 +477,35 @@ func (c *Correlator) queued(ev Event, id, rest string, at time.Time) []Event {
 
 // delivery reads a delivery agent's "to=<r>, [orig_to=<o>,] relay=...,
 // delay=D, delays=a/b/c/d, dsn=X.Y.Z, status=S (reply)".
-func (c *Correlator) delivery(ev Event, id, d, rest string, at time.Time) []Event {
+func (c *Correlator) delivery(ev Event, id, d, rest string, at time.Time) ([]Event, string) {
 	kv, status, text := keyValues(rest)
 	switch status {
 	case "sent":
 		ev.Event = "delivered"
 	case "deferred", "bounced", "expired":
 		ev.Event = status
+	case "SOFTBOUNCE":
+		// soft_bounce = yes: a recipient that would have bounced is kept
+		// in the queue and tried again, as a deferred one is (postconf(5):
+		// "keep mail queued that would otherwise be returned to the
+		// sender"). Postfix's bounce_append hands it to the defer
+		// service, logs dsn=4.X.Y and keeps the remote's 5xx reply.
+		ev.Event = "deferred"
 	case "deliverable", "undeliverable", "undeliverable-but-not-cached", "deliverable-but-not-cached":
-		return nil // address verification probes, not deliveries
+		return nil, "" // address verification probes, not deliveries
 	default:
-		c.Unknown[ReasonUnknownLine]++
-		return nil
+		return nil, ReasonUnknownLine
 	}
 	msg := c.msg(id, at)
-	if msg.Attempts == nil {
-		msg.Attempts = map[string]int{}
-	}
 	ev.Recipient = trimAngle(kv["to"])
 	ev.OrigRecipient = trimAngle(kv["orig_to"])
-	msg.Attempts[ev.Recipient]++
-	ev.Attempt = msg.Attempts[ev.Recipient]
+	if !msg.Partial { // else the attempts before the eviction are not known
+		if msg.Attempts == nil {
+			msg.Attempts = map[string]int{}
+		}
+		msg.Attempts[ev.Recipient]++
+		ev.Attempt = msg.Attempts[ev.Recipient]
+	}
 	ev.Relay = kv["relay"]
 	ev.SMTPStatus = kv["dsn"]
 	ev.Response = text
@@ -405,7 +519,7 @@ func (c *Correlator) delivery(ev Event, id, d, rest string, at time.Time) []Even
 		ev.Direction = "inbound"
 	}
 	c.fromMessage(&ev, msg)
-	return []Event{ev}
+	return []Event{ev}, ""
 }
 
 // reject reads "reject: RCPT from host[ip]: 554 5.7.1 <r>: text; from=<s>

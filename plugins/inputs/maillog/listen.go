@@ -37,7 +37,7 @@ func (m *MailLog) listen(addr string) (*listener, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("invalid %q value %q: want udp://host:port or tcp://host:port", "listen", addr)
 	}
-	l := &listener{m: m, addr: addr, hosts: map[string]*ml.Correlator{}, st: newStats(addr)}
+	l := &listener{m: m, addr: addr, hosts: map[string]*ml.Correlator{}, st: m.newStats(addr)}
 	switch u.Scheme {
 	case "udp", "udp4", "udp6":
 		l.udp, err = net.ListenPacket(u.Scheme, u.Host)

@@ -237,7 +237,7 @@ func (m *MailLog) release() {
 }
 
 // maxLineBytes bounds a line; longer ones are cut and counted (lines_cut).
-const maxLineBytes = 64 << 10
+const maxLineBytes = ml.MaxLineBytes
 
 // follower reads one file.
 type follower struct {
@@ -280,7 +280,7 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 		path:     path,
 		statePth: m.followerState(path),
 		c:        m.newCorrelator(),
-		st:       newStats(path),
+		st:       m.newStats(path),
 	}
 	b, err := os.ReadFile(fl.statePth)
 	switch {
@@ -564,7 +564,14 @@ type stats struct {
 	rejectedN                    atomic.Int64 // batches the outputs dropped
 	mu                           sync.Mutex
 	file                         string
+	log                          telegraf.Logger
 	reasons                      map[string]selfstat.Stat
+}
+
+func (m *MailLog) newStats(file string) *stats {
+	s := newStats(file)
+	s.log = m.Log
+	return s
 }
 
 func newStats(file string) *stats {
@@ -596,6 +603,9 @@ func (s *stats) refused(reason string) {
 	if !ok {
 		st = selfstat.Register("maillog_refused", "lines", map[string]string{"file": s.file, "reason": reason})
 		s.reasons[reason] = st
+		if s.log != nil { // once per reason: the counter says how many
+			s.log.Warnf("%s: refused a line (%s); such lines are counted in internal_maillog_refused", s.file, reason)
+		}
 	}
 	st.Incr(1)
 }

@@ -157,6 +157,10 @@ func (r *RollupFwd) Connect() error {
 		s.open = r.openSegment
 	}
 	r.spool = s
+	s.onLost = func(lost dropped, err error) {
+		r.droppedPoints.Incr(lost.records)
+		r.Log.Errorf("Syncing spool %q: %v; %s", r.SpoolDir, err, lost)
+	}
 	r.rejects = s.openRejects(int64(r.MaxRejectBytes))
 	tags := map[string]string{"spool_dir": r.SpoolDir}
 	r.spoolBytes = selfstat.Register("rollupfwd", "spool_bytes", tags)
@@ -214,10 +218,7 @@ func (r *RollupFwd) Connect() error {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			s.syncLoop(ctx, time.Duration(r.FsyncInterval), func(lost dropped, err error) {
-				r.droppedPoints.Incr(lost.records)
-				r.Log.Errorf("Syncing spool %q: %v; %s", r.SpoolDir, err, lost)
-			})
+			s.syncLoop(ctx, time.Duration(r.FsyncInterval), s.onLost)
 		}()
 	}
 	r.updateStats()

@@ -85,7 +85,8 @@ type spool struct {
 	unlock     func() // the folder's lock: one process per spool
 	maxBytes   int64
 	segBytes   int64
-	syncEach   bool // fsync after every record, else syncLoop does it
+	syncEach   bool                 // fsync after every record, else syncLoop does it
+	onLost     func(dropped, error) // acknowledged records a failed fsync lost
 	log        telegraf.Logger
 	open       func(string) (*os.File, error)    // os.Open; tests inject faults
 	openAppend func(string) (segmentFile, error) // opens a segment to append; tests inject faults
@@ -398,7 +399,7 @@ func (s *spool) allSent() bool {
 // roll starts the next segment. The active one is synced first; on any
 // error the spool stays as it was, still writable.
 func (s *spool) roll() error {
-	if _, err := s.syncLocked(); err != nil {
+	if err := s.syncReporting(); err != nil {
 		return err
 	}
 	next := s.segs[len(s.segs)-1].seq + 1
@@ -466,6 +467,18 @@ func (s *spool) syncLocked() (dropped, error) {
 	close(s.notify)
 	s.notify = make(chan struct{})
 	return lost, nil
+}
+
+// syncReporting fsyncs outside an append (rolling, closing). With fsync
+// "interval" the records it loses on a failure were acknowledged to
+// Telegraf, which will not send them again: they are reported as lost
+// (onLost). With "batch" every record was fsynced by its own append.
+func (s *spool) syncReporting() error {
+	lost, err := s.syncLocked()
+	if err != nil && lost.records > 0 && s.onLost != nil {
+		s.onLost(lost, err)
+	}
+	return err
 }
 
 // wait returns a channel closed when more records become durable.
@@ -675,7 +688,7 @@ func (s *spool) close() error {
 	if s.active == nil {
 		return nil
 	}
-	_, err := s.syncLocked()
+	err := s.syncReporting()
 	if cerr := s.active.Close(); err == nil {
 		err = cerr
 	}

@@ -586,3 +586,27 @@ func TestSpoolLockedAndUnreadable(t *testing.T) {
 	require.NoError(t, err, "new records go to a new segment")
 	require.Equal(t, uint64(2), s.segs[len(s.segs)-1].seq)
 }
+
+// With fsync = "interval", a roll (or a close) whose fsync fails loses
+// records Telegraf was told were written: they are reported, not dropped
+// in silence.
+func TestSpoolRollReportsLost(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	s, _, err := openSpool(dir, 1<<30, 64, false, testutil.Logger{})
+	require.NoError(t, err)
+	defer s.close()
+	var reported dropped
+	s.onLost = func(l dropped, err error) {
+		require.ErrorContains(t, err, "fsync")
+		reported.add(l.records, l.bytes, l.minT, l.maxT)
+	}
+	s.active = failingFile{s.active, &fail}
+	_, err = s.append(testRecord(7), 7, 7, false) // acknowledged, not yet synced
+	require.NoError(t, err)
+	fail.Store(true)
+	_, err = s.append(testRecord(8), 8, 8, false) // rolls: the fsync fails
+	require.ErrorContains(t, err, "fsync")
+	require.Equal(t, int64(1), reported.records)
+	require.Equal(t, int64(7), reported.minT)
+}
