@@ -162,14 +162,110 @@ func (r *Reconciler) Cycle(last, now time.Time) (Stats, error) {
 		return r.stats, err
 	}
 	settled := now.Add(-r.opt.Ages[0])
+	done := map[string]map[int64]bool{"1m": set(repaired)}
 	err = r.checkLevels(repaired, func(l level) []time.Time {
 		var ws []time.Time
 		for _, age := range r.opt.Ages {
 			ws = append(ws, endsWithin(l, last.Add(-age), now.Add(-age))...)
 		}
 		return ws
-	}, settled, false)
-	return r.stats, err
+	}, settled, false, done)
+	if err != nil {
+		return r.stats, err
+	}
+	return r.stats, r.resend(last.Add(-r.opt.Ages[0]), settled, done)
+}
+
+func set(ts []time.Time) map[int64]bool {
+	out := map[int64]bool{}
+	for _, t := range ts {
+		out[t.UnixNano()] = true
+	}
+	return out
+}
+
+// resend sends central, once, every window whose end passed the first
+// age between last and now (from, to) and that was not recomputed (done,
+// by level: those were sent): the central path may have lost its points
+// (Telegraf's buffer overflowing while central was down and the spool's
+// disk full, a spool segment lost), and Kapacitor writes a window for the
+// last time before the first age. The counts and histograms are read from
+// the DC's rollups, the percentiles computed again from the raw minute.
+func (r *Reconciler) resend(from, to time.Time, done map[string]map[int64]bool) error {
+	if from.IsZero() || !from.Before(to) {
+		return nil
+	}
+	lo, hi := from.Truncate(time.Minute), to.Truncate(time.Minute)
+	if lo.Before(hi) {
+		for _, m := range []struct {
+			name    string
+			integer bool
+			tz      bool
+		}{{"mail_counts", false, false}, {"mail_latency_hist", true, true}} {
+			if err := r.resendLocal(m.name, "1m", m.tz, m.integer, lo, hi, done["1m"]); err != nil {
+				return err
+			}
+		}
+		lat, err := r.query(r.opt.RawDB, latencyQuery(r.opt.RawDB, r.between(lo, hi)))
+		if err != nil {
+			return err
+		}
+		for _, p := range batchPoints("mail_latency", lat) {
+			if !done["1m"][p.Time.UnixNano()] {
+				r.opt.Emit(p)
+			}
+		}
+	}
+	for _, l := range r.levels() {
+		ws := endsWithin(l, from, to)
+		if len(ws) == 0 {
+			continue
+		}
+		end := l.level.Next(ws[len(ws)-1], l.loc)
+		if err := r.resendLocal(l.name, string(l.level), l.tz, l.integer, ws[0], end, done[l.name+" "+string(l.level)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resendLocal emits the points of one rollup level in [from, to) as the
+// DC database holds them, but those of the windows in skip.
+func (r *Reconciler) resendLocal(name, window string, tz, integer bool, from, to time.Time, skip map[int64]bool) error {
+	q := `SELECT "count" FROM "` + r.opt.RollupDB + `"."autogen"."` + name + `" WHERE "window" = '` + window + `'`
+	if tz {
+		q += ` AND "tz" = '` + r.opt.Loc.String() + `'`
+	}
+	series, err := r.query(r.opt.RollupDB, q+` AND `+r.between(from, to)+` GROUP BY *`)
+	if err != nil {
+		return err
+	}
+	for _, s := range series {
+		tags := map[string]string{}
+		for k, v := range s.Tags {
+			if v != "" {
+				tags[k] = v
+			}
+		}
+		for _, row := range s.Values {
+			t, _ := number(row[0])
+			n, ok := number(row[1])
+			if !ok || skip[int64(t)] {
+				continue
+			}
+			var v any = n
+			if integer {
+				v = int64(n)
+			}
+			r.opt.Emit(Point{Name: name, Tags: tags, Fields: map[string]any{"count": v}, Time: time.Unix(0, int64(t)).UTC()})
+		}
+	}
+	return nil
+}
+
+// latencyQuery is mail_latency.tick's query over where, by minute.
+func latencyQuery(rawDB, where string) string {
+	return `SELECT percentile("latency_ms", 50) AS "p50", percentile("latency_ms", 90) AS "p90", percentile("latency_ms", 95) AS "p95", percentile("latency_ms", 99) AS "p99", max("latency_ms") AS "max", mean("latency_ms") AS "mean", count("latency_ms") AS "count" FROM "` + rawDB + `"."autogen"."mail_event" WHERE ` + where + ` GROUP BY time(1m), "dc", "direction" fill(none)`
 }
 
 // Rebuild recomputes every window of every level that holds a moment of
@@ -191,7 +287,7 @@ func (r *Reconciler) Rebuild(from, to time.Time) (Stats, error) {
 			ws = append(ws, s)
 		}
 		return ws
-	}, to, true)
+	}, to, true, map[string]map[int64]bool{})
 	return r.stats, err
 }
 
@@ -394,7 +490,7 @@ func (r *Reconciler) recomputeMinutes(from, to time.Time) error {
 		local = append(local, p)
 		r.opt.Emit(p)
 	}
-	lat, err := r.query(r.opt.RawDB, `SELECT percentile("latency_ms", 50) AS "p50", percentile("latency_ms", 90) AS "p90", percentile("latency_ms", 95) AS "p95", percentile("latency_ms", 99) AS "p99", max("latency_ms") AS "max", mean("latency_ms") AS "mean", count("latency_ms") AS "count" FROM `+raw+` WHERE `+where+` GROUP BY time(1m), "dc", "direction" fill(none)`)
+	lat, err := r.query(r.opt.RawDB, latencyQuery(r.opt.RawDB, where))
 	if err != nil {
 		return err
 	}
@@ -523,35 +619,36 @@ func parseTags(s string) map[string]string {
 // checkLevels compares, level by level, the windows windows(l) and the
 // parents of what was repaired below (those ended by settled) with the sum
 // of their children, and recomputes those that differ, or all with force.
-func (r *Reconciler) checkLevels(repairedMinutes []time.Time, windows func(level) []time.Time, settled time.Time, force bool) error {
+func (r *Reconciler) checkLevels(repairedMinutes []time.Time, windowsOf func(level) []time.Time, settled time.Time, force bool, done map[string]map[int64]bool) error {
 	repaired := map[latency.Level][]time.Time{}
 	for _, l := range r.levels() {
 		if l.level == latency.Hour {
 			repaired[latency.Minute] = repairedMinutes
 		}
-		set := map[time.Time]bool{}
-		for _, w := range windows(l) {
-			set[w.UTC()] = true // one key per instant, whatever the zone
+		windows := map[time.Time]bool{}
+		for _, w := range windowsOf(l) {
+			windows[w.UTC()] = true // one key per instant, whatever the zone
 		}
 		for _, c := range repaired[l.level.Below()] {
 			s := l.level.Start(c, l.loc)
 			if !l.level.Next(s, l.loc).After(settled) {
-				set[s.UTC()] = true
+				windows[s.UTC()] = true
 			}
 		}
-		starts := sortedTimes(set)
-		var done []time.Time
+		starts := sortedTimes(windows)
+		var fixed []time.Time
 		for _, run := range runs(starts, func(t time.Time) time.Time { return l.level.Next(t, l.loc) }, 31) {
 			d, err := r.checkLevel(l, run[0], run[1], force)
 			if err != nil {
 				return err
 			}
-			done = append(done, d...)
+			fixed = append(fixed, d...)
 		}
 		// Only some of the runs' windows were asked for: a run is whole
 		// windows, all asked for.
-		repaired[l.level] = done
-		r.recomputed(l.name, l.level, int64(len(done)))
+		repaired[l.level] = fixed
+		done[l.name+" "+string(l.level)] = set(fixed)
+		r.recomputed(l.name, l.level, int64(len(fixed)))
 	}
 	return nil
 }

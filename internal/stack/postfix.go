@@ -167,6 +167,16 @@ func (p *Postfix) masterPid() int {
 	return pid
 }
 
+// Reload makes Postfix reread its configuration and restart its daemons:
+// postlogd reopens maillog_file, as after logrotate's postrotate.
+func (p *Postfix) Reload() error {
+	out, err := exec.Command("postfix", "-c", p.conf, "reload").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("postfix reload: %v: %s", err, out)
+	}
+	return nil
+}
+
 // Flush asks Postfix to retry its deferred mail now.
 func (p *Postfix) Flush() error {
 	out, err := exec.Command("postqueue", "-c", p.conf, "-f").CombinedOutput()

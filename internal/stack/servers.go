@@ -265,6 +265,24 @@ func StartKapacitor(dir, influxURL string, extra ...Cluster) (*Kapacitor, error)
 	return &Kapacitor{Process: p, URL: "http://" + addrs[0]}, nil
 }
 
+// Restart starts a stopped kapacitord again with the same configuration,
+// port and data (its tasks), as after an upgrade.
+func (k *Kapacitor) Restart() error {
+	bin, err := Binary("kapacitord")
+	if err != nil {
+		return err
+	}
+	p, err := StartProcess("kapacitord", bin, []string{"-config", filepath.Join(k.Dir, "kapacitor.conf")}, k.Dir)
+	if err != nil {
+		return err
+	}
+	if err := p.waitReady(30*time.Second, getOK(k.URL+"/kapacitor/v1/ping")); err != nil {
+		return err
+	}
+	k.Process = p
+	return nil
+}
+
 // Telegraf is a running bin/telegraf.
 type Telegraf struct {
 	*Process

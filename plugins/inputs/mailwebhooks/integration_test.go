@@ -114,6 +114,18 @@ func TestWebhooksIntegration(t *testing.T) {
 	}
 	require.Eventually(t, stored, 30*time.Second, 200*time.Millisecond, "want %v stored", want)
 	require.Len(t, want, 6)
+	// Every provider event is counted by the rollups, whatever fields it
+	// has: they count the field events, which every event carries (no
+	// preset maps a queue id, which the counts counted before).
+	series, err := influx.Query("mail", `SELECT count("events") FROM mail_event GROUP BY "mailer"`)
+	require.NoError(t, err)
+	counted := map[string]int{}
+	for _, s := range series {
+		n, err := s.Values[0][1].(json.Number).Int64()
+		require.NoError(t, err)
+		counted[s.Tags["mailer"]] = int(n)
+	}
+	require.Equal(t, fmt.Sprint(want), fmt.Sprint(counted), "count(\"events\") per provider = its stored events")
 
 	// New events while InfluxDB is down: 503, and the provider retries.
 	var events []map[string]any

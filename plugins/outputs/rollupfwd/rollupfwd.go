@@ -286,20 +286,25 @@ func (r *RollupFwd) updateStats() {
 
 // Write guards the batch, appends what may leave to the spool and returns
 // once it is there (and synced, with fsync = "batch"). An error leaves the
-// metrics in Telegraf's buffer, to be written again.
+// metrics in Telegraf's buffer, to be written again: the same metrics (and
+// maybe more) come back, refused points included. So the points the guard
+// refuses are recorded (reject file, counters) only when Write succeeds,
+// once, and a failed Write records nothing. A batch the guard refuses
+// entirely has nothing to spool: its refusals are recorded and Write
+// succeeds, so that Telegraf drops it.
 func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 	var buf bytes.Buffer
 	var minT, maxT int64
+	var refused []refusal
 	n := 0
 	for _, m := range metrics {
 		if reason, detail := r.guard(m); reason != "" {
-			line, _ := r.serializer.Serialize(m)
-			r.rejects.add(reason, detail, m, line)
+			refused = append(refused, refusal{reason: reason, detail: detail, m: m, lines: true})
 			continue
 		}
 		line, err := r.serializer.Serialize(m)
 		if err != nil {
-			r.rejects.add("unserializable", err.Error(), m, nil)
+			refused = append(refused, refusal{reason: "unserializable", detail: err.Error(), m: m})
 			continue
 		}
 		buf.Write(line)
@@ -313,6 +318,7 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 		n++
 	}
 	if n == 0 {
+		r.record(refused)
 		return nil
 	}
 	lost, err := r.spool.append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
@@ -327,7 +333,27 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 	if err != nil {
 		return fmt.Errorf("writing to spool %q: %w", r.SpoolDir, err)
 	}
+	r.record(refused)
 	return nil
+}
+
+// refusal is a point Write refused, recorded once the Write succeeds.
+type refusal struct {
+	reason, detail string
+	m              telegraf.Metric
+	lines          bool // keep its line protocol (scrubbed) in the record
+}
+
+// record writes the refusals of a successful Write to the reject file and
+// counts them.
+func (r *RollupFwd) record(refused []refusal) {
+	for _, f := range refused {
+		var line []byte
+		if f.lines {
+			line, _ = r.serializer.Serialize(f.m)
+		}
+		r.rejects.add(f.reason, f.detail, f.m, line)
+	}
 }
 
 // Close stops the senders; what is not sent stays in the spool for the

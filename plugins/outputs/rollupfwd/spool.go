@@ -359,8 +359,19 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 		if !errors.Is(err, syscall.ENOSPC) {
 			return lost, err
 		}
-		// The filesystem is full before max_spool_bytes: spool_full
-		// decides, as when the spool reaches its limit.
+		// The filesystem is full before max_spool_bytes. If everything is
+		// sent, the active segment holds the room: start a new one so that
+		// it can go. Else spool_full decides, as at the spool's limit.
+		if last.size > 0 && s.allSent() {
+			if err := s.roll(); err != nil {
+				return lost, err
+			}
+			if err := s.releaseLocked(); err != nil {
+				return lost, err
+			}
+			last = s.segs[len(s.segs)-1]
+			continue
+		}
 		if !dropOldest || len(s.segs) == 1 {
 			return lost, fmt.Errorf("%w: its filesystem has no room left (%v)", errSpoolFull, err)
 		}

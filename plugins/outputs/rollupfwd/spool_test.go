@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/selfstat"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
@@ -342,6 +344,92 @@ func TestRejectFileBounded(t *testing.T) {
 	require.Contains(t, string(b), `"tag_keys":["dc","direction","recipient"]`)
 }
 
+// A Write that fails (spool full with "block", a failed fsync with fsync =
+// "batch") leaves the batch in Telegraf's buffer, and Telegraf writes it
+// again, refused points included: each refused point is recorded (reject
+// file, counter) once, by the Write that succeeds, however often the batch
+// failed before. A batch the guard refuses entirely has nothing to spool:
+// it is recorded and Write succeeds, so that Telegraf drops it.
+func TestRejectRecordedOnceAcrossRetries(t *testing.T) {
+	var fsyncBroken atomic.Bool
+	for _, fault := range []struct {
+		name string
+		edit func(*RollupFwd)
+		fail func(t *testing.T, r *RollupFwd) // the next Writes fail
+		heal func(r *RollupFwd)
+	}{
+		{
+			name: "spool full",
+			edit: func(r *RollupFwd) { r.MaxSpoolBytes, r.SegmentBytes = 4096, 1024 },
+			fail: func(t *testing.T, r *RollupFwd) {
+				for i := 0; ; i++ {
+					require.Less(t, i, 100, "the spool never fills")
+					filler := rollups(1000+i*10, 10)
+					for _, m := range filler {
+						m.SetName("filler")
+					}
+					if r.Write(filler) != nil {
+						return
+					}
+				}
+			},
+			heal: func(r *RollupFwd) { // central took it all: room again
+				r.spool.mu.Lock()
+				r.spool.maxBytes = 1 << 20
+				r.spool.mu.Unlock()
+			},
+		},
+		{
+			name: "fsync fails",
+			fail: func(_ *testing.T, r *RollupFwd) {
+				r.spool.mu.Lock()
+				r.spool.active = failingFile{r.spool.active, &fsyncBroken}
+				r.spool.mu.Unlock()
+				fsyncBroken.Store(true)
+			},
+			heal: func(*RollupFwd) { fsyncBroken.Store(false) },
+		},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, fault.edit)
+			// The counter is process-wide, shared with the other tests.
+			counter := selfstat.Register("rollupfwd_rejected", "points", map[string]string{"reason": "tag_not_allowed"})
+			before := counter.Get()
+			refused := rollups(0, 1)[0]
+			refused.AddTag("recipient", "user@example.org")
+			batch := append(rollups(1, 3), refused)
+
+			fault.fail(t, r)
+			require.Error(t, r.Write(batch), "Telegraf keeps the batch")
+			batch = append(batch, rollups(4, 1)...) // a retry may carry more
+			require.Error(t, r.Write(batch), "Telegraf keeps the batch")
+			fault.heal(r)
+			require.NoError(t, r.Write(batch))
+
+			rejected, err := os.ReadFile(filepath.Join(dir, "rejected.jsonl"))
+			require.NoError(t, err)
+			require.Equal(t, 1, strings.Count(string(rejected), "\n"), "recorded once: %s", rejected)
+			require.Contains(t, string(rejected), `"tag_keys":["dc","direction","recipient"]`)
+			require.Equal(t, before+1, counter.Get(), "counted once")
+			var got []string
+			for _, l := range spooled(t, dir) {
+				if !strings.HasPrefix(l, "filler,") {
+					got = append(got, l)
+				}
+			}
+			require.Len(t, got, 4, "the good points are spooled once")
+
+			// Refused entirely: recorded once, and Write succeeds.
+			require.NoError(t, r.Write([]telegraf.Metric{refused}), "Telegraf drops the batch")
+			rejected, err = os.ReadFile(filepath.Join(dir, "rejected.jsonl"))
+			require.NoError(t, err)
+			require.Equal(t, 2, strings.Count(string(rejected), "\n"))
+			require.Equal(t, before+2, counter.Get())
+		})
+	}
+}
+
 // failingFile is a segment file whose fsyncs fail while failSync is set.
 type failingFile struct {
 	segmentFile
@@ -528,8 +616,12 @@ func TestSpoolOnAFullFilesystem(t *testing.T) {
 			size, segs := s.stats()
 			require.Equal(t, 1, segs, "the sent segments are deleted")
 			require.LessOrEqual(t, size, int64(16<<10))
-			_, err = s.append(record, 0, 0, false)
-			require.NoError(t, err, "room again")
+			for range 10 { // more than the active segment's room: it is sent, so it goes
+				_, err = s.append(record, 0, 0, false)
+				require.NoError(t, err, "room again")
+				last := s.segs[len(s.segs)-1]
+				require.NoError(t, s.commit("central", position{Seg: last.seq, Off: last.size}))
+			}
 		})
 	}
 }
