@@ -34,8 +34,12 @@ type DC struct {
 	// repository's tasks.toml.
 	TaskOverrides []tasks.Override
 
-	servers []*stack.Process // but the agent, in start order
+	servers []stopper // but the agent, in start order
 }
+
+// stopper is a server of the DC: Stop stops its current process (it may
+// have been restarted).
+type stopper interface{ Stop(time.Duration) error }
 
 // Overrides are what a local DC in dir sets over the shipped tasks.toml:
 // log paths, and the schedule (every), nothing else: every period,
@@ -104,15 +108,15 @@ func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error)
 	if d.Lookupd, err = stack.StartNSQLookupd(filepath.Join(dir, "nsqlookupd")); err != nil {
 		return fail(err)
 	}
-	d.servers = append(d.servers, d.Lookupd.Process)
+	d.servers = append(d.servers, d.Lookupd)
 	if d.NSQD, err = stack.StartNSQD(filepath.Join(dir, "nsqd"), stack.NSQDOptions{Lookupd: []string{d.Lookupd.TCPAddr}}); err != nil {
 		return fail(err)
 	}
-	d.servers = append(d.servers, d.NSQD.Process)
+	d.servers = append(d.servers, d.NSQD)
 	if d.DB, err = stack.StartInfluxDB(filepath.Join(dir, "influxdb"), "mail"); err != nil {
 		return fail(err)
 	}
-	d.servers = append(d.servers, d.DB.Process)
+	d.servers = append(d.servers, d.DB)
 	port, err := stack.FreePort()
 	if err != nil {
 		return fail(err)
@@ -146,7 +150,7 @@ func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error)
 		stack.Cluster{Name: "agent", URL: "http://" + d.Listen}); err != nil {
 		return fail(err)
 	}
-	d.servers = append(d.servers, d.Kapacitor.Process)
+	d.servers = append(d.servers, d.Kapacitor)
 
 	d.TaskOverrides = Overrides(dir)
 	if _, _, err := tasks.ApplyFile(filepath.Join(root, "tasks.toml"), false,

@@ -116,7 +116,7 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		if time.Now().After(logged) {
 			return fmt.Errorf("dc3: Postfix logged %d of %d first attempts in a minute: %s", stored[mta.Name], first, mta.Postfix.Maillog)
 		}
-		stored[mta.Name] = queuedEvents(mta.Postfix.Maillog)
+		stored[mta.Name], _ = maillog.LogEvents(mta.Postfix.Maillog)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -529,26 +529,6 @@ func sendThroughPostfix(d *dc.DC, n int) (int, error) {
 func firstAttempts(n int) int64 {
 	fifths := int64((n + 4) / 5)
 	return int64(2*n) + 2*fifths + 2*fifths
-}
-
-// queuedEvents counts the events with a queue id in a Postfix log, read
-// apart from the agent: what the central counts must reach.
-func queuedEvents(path string) int64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	c := maillog.NewCorrelator(maillog.Options{})
-	var n int64
-	for _, line := range strings.Split(string(b), "\n") {
-		evs, _ := c.Line(line, time.Now(), time.Local)
-		for _, e := range evs {
-			if e.QueueID != "" {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // postfixVersion is the installed Postfix's version.

@@ -149,11 +149,15 @@ func (m *MailLog) Init() error {
 // state is what is saved per file: where reading resumes, and the
 // correlation state at that point.
 type state struct {
-	Path        string          `json:"path"`
-	Inode       uint64          `json:"inode"`
-	Fingerprint fingerprint     `json:"fingerprint"`
-	Offset      int64           `json:"offset"`
-	Queue       json.RawMessage `json:"queue"`
+	Path        string      `json:"path"`
+	Inode       uint64      `json:"inode"`
+	Fingerprint fingerprint `json:"fingerprint"`
+	Offset      int64       `json:"offset"`
+	// Lines without a timestamp are stamped Base (unix ns) plus their
+	// distance in bytes from Offset: distinct, and the same when read
+	// again from this checkpoint.
+	Base  int64           `json:"base"`
+	Queue json.RawMessage `json:"queue"`
 }
 
 // Start follows each file.
@@ -251,6 +255,10 @@ type follower struct {
 	offset   int64       // of the first byte not yet read into a full line
 	partial  []byte
 	skipping bool // inside a line longer than maxLineBytes
+	// base and baseOff: the time of a line without a timestamp is base
+	// plus its offset's distance from baseOff, in ns (state.Base).
+	base    time.Time
+	baseOff int64
 	// old: the file being read was rotated away (renamed, or it is the
 	// copy of a truncated one); the path is read from its start once it
 	// has not grown (quietAt) for rotate_wait (since quietSince).
@@ -293,6 +301,7 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 			return nil, fmt.Errorf("state file %q: %w", fl.statePth, err)
 		}
 		fl.inode, fl.offset, fl.fp = s.Inode, s.Offset, s.Fingerprint
+		fl.base, fl.baseOff = time.Unix(0, s.Base), s.Offset
 		fl.ckpt = &s
 	case errors.Is(err, os.ErrNotExist):
 		fl.offset = -1 // decided when the file is opened: from_beginning
@@ -360,7 +369,10 @@ func (fl *follower) open() error {
 			f.Close()
 			return err
 		}
-		fl.ckpt = &state{Path: fl.path, Inode: ino, Fingerprint: fl.fp, Offset: fl.offset, Queue: q}
+		fl.base, fl.baseOff = time.Now(), fl.offset
+		fl.ckpt = &state{Path: fl.path, Inode: ino, Fingerprint: fl.fp, Offset: fl.offset, Queue: q, Base: fl.base.UnixNano()}
+	} else if fl.offset < fl.baseOff { // another file: a base of its own
+		fl.base, fl.baseOff = time.Now(), fl.offset
 	}
 	return nil
 }
@@ -443,12 +455,13 @@ func (fl *follower) lines(b []byte) {
 		}
 		line := string(bytes.TrimRight(data[:i], "\r"))
 		data = data[i+1:]
+		received := fl.base.Add(time.Duration(fl.offset - fl.baseOff))
 		fl.offset += int64(i + 1)
 		fl.st.lines.Incr(1)
 		if line == "" {
 			continue
 		}
-		evs, reason := fl.c.Line(line, now, fl.m.loc)
+		evs, reason := fl.c.LineAt(line, now, received, fl.m.loc)
 		if reason != "" {
 			fl.st.refused(reason)
 			continue
@@ -521,14 +534,15 @@ func (fl *follower) checkpoint(final bool) {
 	}
 	q, err := fl.c.Snapshot()
 	if err == nil {
-		s := state{Path: fl.path, Inode: fl.inode, Fingerprint: fl.fp, Offset: fl.offset, Queue: q}
+		base := time.Now()
+		s := state{Path: fl.path, Inode: fl.inode, Fingerprint: fl.fp, Offset: fl.offset, Queue: q, Base: base.UnixNano()}
 		var b []byte
 		b, err = json.Marshal(s)
 		if err == nil {
 			err = durable.WriteAtomic(fl.statePth, b)
 		}
 		if err == nil {
-			fl.ckpt = &s
+			fl.ckpt, fl.base, fl.baseOff = &s, base, fl.offset
 		}
 	}
 	if err != nil {
@@ -553,6 +567,7 @@ func (fl *follower) rewind() {
 		fl.f = nil
 	}
 	fl.c, fl.inode, fl.offset, fl.fp, fl.partial, fl.careful = c, fl.ckpt.Inode, fl.ckpt.Offset, fl.ckpt.Fingerprint, nil, true
+	fl.base, fl.baseOff = time.Unix(0, fl.ckpt.Base), fl.ckpt.Offset
 	fl.old, fl.skipping = false, false // open finds the checkpoint's file, at the path or rotated
 }
 

@@ -422,3 +422,41 @@ func TestStateDirLocked(t *testing.T) {
 	require.NoError(t, second.Start(&testutil.Accumulator{}), "free once the first stopped")
 	second.Stop()
 }
+
+// TestLinesWithoutTimestamp: lines with no syslog header (a program
+// logging to a file of its own) get distinct times, one point each, and
+// the same times when read again after a restart.
+func TestLinesWithoutTimestamp(t *testing.T) {
+	dir := t.TempDir()
+	path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
+	var lines []string
+	for _, l := range rejects(0, 3) {
+		lines = append(lines, l[len("Nov 23 16:30:00 mx1 "):]) // "postfix/smtpd[1]: NOQUEUE: ..."
+	}
+	appendLines(t, path, lines[0])
+	var accept atomic.Bool
+	accept.Store(true)
+	m, acc := run(t, path, stateDir, &accept)
+	acc.Wait(1)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	checkpointed(t, m.followerState(path), fi.Size())
+	accept.Store(false) // the outputs go down: the next lines are read, not delivered
+	appendLines(t, path, lines[1:]...)
+	acc.Wait(3)
+	m.Stop()
+	first := acc.GetTelegrafMetrics()
+	times := map[time.Time]bool{}
+	for _, x := range first {
+		times[x.Time()] = true
+	}
+	require.Len(t, times, 3, "distinct times: three points, not one")
+
+	accept.Store(true)
+	m2, acc2 := run(t, path, stateDir, &accept)
+	acc2.Wait(2)
+	m2.Stop()
+	again := acc2.GetTelegrafMetrics()
+	require.Len(t, again, 2, "what was not delivered is read again")
+	require.Equal(t, points(first[1:]), points(again), "the same times again: InfluxDB overwrites the points")
+}
