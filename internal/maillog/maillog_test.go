@@ -525,3 +525,36 @@ func TestDirectionByClientNetwork(t *testing.T) {
 	evs, _ := ext.Line("Nov 23 16:00:00 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.9]: 554 5.7.1 <z@example.net>: Relay access denied; from=<y@example.com> to=<z@example.net> proto=ESMTP helo=<x>", now, time.UTC)
 	require.Equal(t, "inbound", evs[0].Direction)
 }
+
+// TestEveryEventCounted: every event of a real Postfix's log, of the
+// public Postfix samples (NOQUEUE rejects, postscreen: no queue id) and of
+// Exim's test suite carries events=1, the field the rollups count: none is
+// left out of the counts for lacking a queue id or a latency.
+func TestEveryEventCounted(t *testing.T) {
+	var lines []string
+	for _, file := range []string{"testdata/postfix-3.7.11-debian12.log", "testdata/exim-testsuite.log"} {
+		lines = append(lines, readLines(t, file)...)
+	}
+	for _, row := range readLines(t, "testdata/postfix-grok-patterns.tsv") {
+		if d, msg, ok := strings.Cut(row, "\t"); ok && !strings.HasPrefix(row, "#") {
+			lines = append(lines, "Nov 23 16:00:00 mx1 postfix/"+d+"[1]: "+msg)
+		}
+	}
+	c := NewCorrelator(Options{Host: "mx1"})
+	var events, noQueue int
+	for _, line := range lines {
+		evs, _ := c.Line(line, now, time.UTC)
+		for i := range evs {
+			m := evs[i].Metric()
+			n, ok := m.GetField("events")
+			require.True(t, ok, "event without the events field: %v", m)
+			require.Equal(t, int64(1), n)
+			events++
+			if evs[i].QueueID == "" {
+				noQueue++
+			}
+		}
+	}
+	require.Greater(t, events, 20)
+	require.Positive(t, noQueue, "events without a queue id are among them")
+}
