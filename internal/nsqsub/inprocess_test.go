@@ -396,3 +396,79 @@ func silentNSQD(c net.Conn) {
 		}
 	}
 }
+
+// nsqd keeps no message past its max_msg_timeout after it sent it: TOUCH
+// is capped there (channel.TouchMessage), then nsqd times the message out
+// and sends it again, and the old copy's FIN or TOUCH fails (or, on the
+// same connection, acts on the new copy). The subscriber learns
+// max_msg_timeout from IDENTIFY and gives a message held that long up
+// shortly before nsqd's deadline: it sends nothing more for it, drops it
+// from its queue and counts it (TimedOut); the new copy is delivered and
+// finished as any message.
+func TestMaxMsgTimeoutGivesUp(t *testing.T) {
+	n := startNSQD(t, "", func(o *nsqd.Options) {
+		o.MsgTimeout, o.MaxMsgTimeout = time.Second, 3*time.Second
+	})
+	publish(t, n, 3, "m")
+	log := &testutil.CaptureLogger{}
+	var timedOut atomic.Int64
+	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 3, Log: log,
+		TimedOut: func(*Message) { timedOut.Add(1) }})
+
+	// One message is taken and held unanswered, touched as a holder does;
+	// two wait in the queue, touched there.
+	held := take(t, s, 1)[0]
+	require.Equal(t, 3*time.Second-250*time.Millisecond-holdMargin, held.sess.holdFor,
+		"max_msg_timeout and output_buffer_timeout from nsqd's IDENTIFY answer")
+	require.Eventually(t, func() bool { return s.Queued() == 2 }, 10*time.Second, 10*time.Millisecond)
+	ids := map[[16]byte]bool{held.ID: true}
+	s.qmu.Lock()
+	for _, q := range s.queue[s.head:] {
+		ids[q.m.ID] = true
+	}
+	s.qmu.Unlock()
+	require.Len(t, ids, 3)
+
+	gaveUp := make(chan struct{})
+	go func() {
+		since := time.Now()
+		for now := range time.Tick(touchCheck) {
+			if held.Expired(now) {
+				close(gaveUp)
+				return
+			}
+			if now.Sub(since) >= held.Timeout()/2 {
+				held.Touch()
+				since = now
+			}
+		}
+	}()
+	select {
+	case <-gaveUp:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held message is never given up")
+	}
+	c, _ := channelStats(n)
+	require.Zero(t, c.TimeoutCount, "given up before nsqd's own deadline")
+	require.False(t, held.Finish(), "a message given up is not answered")
+	held.Touch() // nothing is sent
+	require.Eventually(t, func() bool { return s.Queued() == 0 && timedOut.Load() == 3 },
+		10*time.Second, 10*time.Millisecond, "the queued copies are given up and dropped too, each counted once")
+
+	// nsqd times the three out and sends them again: processed as new.
+	for _, m := range finish(t, s, 3) {
+		require.True(t, ids[m.ID], "a message published")
+		delete(ids, m.ID)
+		require.Equal(t, uint16(2), m.Attempts)
+		require.False(t, m.Expired(time.Now()), "answered: never given up")
+	}
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 && c.Depth == 0 },
+		10*time.Second, 10*time.Millisecond, "every message finished")
+	c, _ = channelStats(n)
+	require.EqualValues(t, 3, c.TimeoutCount)
+	require.EqualValues(t, 3, timedOut.Load())
+	for _, e := range log.Messages() {
+		require.NotContains(t, e.String(), "E_FIN_FAILED", "a FIN for a copy nsqd took back")
+		require.NotContains(t, e.String(), "E_TOUCH_FAILED", "a TOUCH for a copy nsqd took back")
+	}
+}

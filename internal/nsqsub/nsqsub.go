@@ -53,10 +53,17 @@ type Config struct {
 	AuthSecret        string
 	UserAgent         string
 	Log               Logger
+
+	// TimedOut, if set, is called once for each message given up because
+	// it was held unanswered too close to nsqd's max_msg_timeout (see
+	// Message.Expired), from the goroutine that found it so: it must not
+	// block.
+	TimedOut func(*Message)
 }
 
-// Message is one NSQ message. Exactly one of Finish and Requeue takes
-// effect; Touch is ignored once it was answered.
+// Message is one NSQ message. At most one of Finish and Requeue takes
+// effect, and neither once the message was given up (Expired); Touch is
+// ignored once it was answered or given up.
 type Message struct {
 	ID        [16]byte
 	Body      []byte
@@ -64,10 +71,25 @@ type Message struct {
 	Attempts  uint16
 	NSQDAddr  string
 
-	frame     *[]byte // Body's buffer, until ReleaseBody
-	sess      *session
-	responded atomic.Bool
+	frame   *[]byte // Body's buffer, until ReleaseBody
+	sess    *session
+	expires int64         // given up from then on (clock); 0: never
+	state   atomic.Uint32 // msgPending, msgAnswered or msgExpired
 }
+
+// A message's state: unanswered, answered (FIN or REQ sent), or given up
+// (Expired).
+const (
+	msgPending uint32 = iota
+	msgAnswered
+	msgExpired
+)
+
+// epoch starts the clock that message deadlines are kept on: monotonic,
+// and 8 bytes a message where a time.Time would take 24.
+var epoch = time.Now()
+
+func clock(t time.Time) int64 { return int64(t.Sub(epoch)) }
 
 // ReleaseBody hands Body's buffer on to a later message: call it once
 // nothing points into Body any more (what is kept was copied). Body is nil
@@ -146,18 +168,24 @@ func putFrame(p *[]byte) {
 	}
 }
 
-// Finish tells nsqd the message is done with.
-func (m *Message) Finish() {
-	if m.responded.CompareAndSwap(false, true) {
-		m.sess.send(command{op: opFin, id: m.ID})
+// Finish tells nsqd the message is done with. It reports whether it did:
+// not if the message was answered or given up (Expired) before.
+func (m *Message) Finish() bool {
+	if !m.state.CompareAndSwap(msgPending, msgAnswered) {
+		return false
 	}
+	m.sess.send(command{op: opFin, id: m.ID})
+	return true
 }
 
-// Requeue hands the message back to nsqd for redelivery after delay.
-func (m *Message) Requeue(delay time.Duration) {
-	if m.responded.CompareAndSwap(false, true) {
-		m.sess.send(command{op: opReq, id: m.ID, delay: delay})
+// Requeue hands the message back to nsqd for redelivery after delay. It
+// reports whether it did, as Finish does.
+func (m *Message) Requeue(delay time.Duration) bool {
+	if !m.state.CompareAndSwap(msgPending, msgAnswered) {
+		return false
 	}
+	m.sess.send(command{op: opReq, id: m.ID, delay: delay})
+	return true
 }
 
 // Timeout is nsqd's message timeout on the connection the message came
@@ -165,11 +193,46 @@ func (m *Message) Requeue(delay time.Duration) {
 // message not answered or touched within it is redelivered.
 func (m *Message) Timeout() time.Duration { return m.sess.msgTimeout }
 
-// Touch resets nsqd's timeout of the message.
+// Touch resets nsqd's timeout of the message, but never past nsqd's
+// max_msg_timeout after nsqd sent it (see Expired).
 func (m *Message) Touch() {
-	if !m.responded.Load() {
+	if m.state.Load() == msgPending {
 		m.sess.send(command{op: opTouch, id: m.ID})
 	}
+}
+
+// Expired reports whether the message was given up: held unanswered for
+// nearly nsqd's max_msg_timeout (its --max-msg-timeout, 15m by default,
+// announced in IDENTIFY). nsqd caps every TOUCH at that long after it sent
+// the message, then times the message out and sends it again (the same
+// ID, one attempt more), to this subscriber or another; the FIN, REQ or
+// TOUCH of the old copy would then fail, or, on the same connection, act
+// on the new one. So whoever holds an unanswered message asks this each
+// time it looks at it (as it decides whether to touch it), and forgets it
+// once it is true: the new delivery is processed as any message.
+//
+// The first call at or after the deadline gives the message up: Finish,
+// Requeue and Touch do nothing from then on, and Config.TimedOut is
+// called, once. The deadline is ahead of nsqd's own by a margin (see
+// holdFor), so that nothing is sent for the message once nsqd took it
+// back. A message that was answered is never given up.
+func (m *Message) Expired(now time.Time) bool {
+	switch m.state.Load() {
+	case msgExpired:
+		return true
+	case msgAnswered:
+		return false
+	}
+	if m.expires == 0 || clock(now) < m.expires {
+		return false
+	}
+	if !m.state.CompareAndSwap(msgPending, msgExpired) {
+		return m.state.Load() == msgExpired
+	}
+	if f := m.sess.timedOut; f != nil {
+		f(m)
+	}
+	return true
 }
 
 // Subscriber delivers messages of its topic to its channel, in batches
@@ -224,6 +287,13 @@ func New(cfg Config) (*Subscriber, error) {
 		conns: make(map[connKey]*conn),
 		wake:  make(chan struct{}, 1),
 	}, nil
+}
+
+// Queued is how many messages wait for Next.
+func (s *Subscriber) Queued() int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue) - s.head
 }
 
 // Next waits for messages and returns up to max of them, in the order
@@ -315,7 +385,8 @@ func (s *Subscriber) enqueue(ms []*Message) {
 }
 
 // touchQueued touches messages that have waited in the queue for half
-// their timeout.
+// their timeout, and drops those given up (Message.Expired): nsqd sends
+// them again, and a stale copy must not stay in the queue meanwhile.
 func (s *Subscriber) touchQueued() {
 	defer s.wg.Done()
 	t := time.NewTicker(touchCheck)
@@ -325,17 +396,32 @@ func (s *Subscriber) touchQueued() {
 		case <-s.ctx.Done():
 			return
 		case now := <-t.C:
-			var stale []*Message
+			var touch, gone []*Message
 			s.qmu.Lock()
+			kept := s.head
 			for i := s.head; i < len(s.queue); i++ {
-				q := &s.queue[i]
+				q := s.queue[i]
+				if q.m.Expired(now) {
+					gone = append(gone, q.m)
+					continue
+				}
 				if now.Sub(q.since) >= q.m.Timeout()/2 {
-					stale = append(stale, q.m)
+					touch = append(touch, q.m)
 					q.since = now
 				}
+				s.queue[kept] = q
+				kept++
+			}
+			clear(s.queue[kept:])
+			s.queue = s.queue[:kept]
+			if kept == s.head {
+				s.queue, s.head = s.queue[:0], 0
 			}
 			s.qmu.Unlock()
-			for _, m := range stale { // outside the lock: a full writer queue must not stall the reader
+			for _, m := range gone {
+				m.ReleaseBody() // nobody took it from the queue
+			}
+			for _, m := range touch { // outside the lock: a full writer queue must not stall the reader
 				m.Touch()
 			}
 		}
@@ -557,10 +643,13 @@ type session struct {
 	once       sync.Once
 	msgTimeout time.Duration
 	maxRdy     int
+	holdFor    time.Duration  // how long a message may be held (0: no limit)
+	timedOut   func(*Message) // Config.TimedOut
 }
 
 func newSession(nc net.Conn, hs negotiated) *session {
-	return &session{net: nc, cmds: make(chan command, sessionQueue), done: make(chan struct{}), msgTimeout: hs.msgTimeout, maxRdy: hs.maxRdy}
+	return &session{net: nc, cmds: make(chan command, sessionQueue), done: make(chan struct{}),
+		msgTimeout: hs.msgTimeout, maxRdy: hs.maxRdy, holdFor: hs.holdFor}
 }
 
 // sessionQueue is how many answers a session queues for its writer; a
@@ -619,6 +708,7 @@ func (c *conn) run() error {
 		return fmt.Errorf("%w: %w", errConnect, err)
 	}
 	sess := newSession(nc, hs)
+	sess.timedOut = cfg.TimedOut
 	c.rdy.Store(0)
 	c.cur.Store(sess)
 	defer c.cur.Store(nil)
@@ -649,14 +739,37 @@ func (c *conn) run() error {
 type negotiated struct {
 	maxRdy     int
 	msgTimeout time.Duration
+	holdFor    time.Duration // see holdFor
 }
 
 // identifyResponse is nsqd's answer to IDENTIFY (go-nsq's type lacks
-// msg_timeout).
+// msg_timeout, max_msg_timeout and output_buffer_timeout).
 type identifyResponse struct {
 	nsq.IdentifyResponse
-	MsgTimeout int64 `json:"msg_timeout"` // ms
+	MsgTimeout          int64 `json:"msg_timeout"`           // ms
+	MaxMsgTimeout       int64 `json:"max_msg_timeout"`       // ms
+	OutputBufferTimeout int64 `json:"output_buffer_timeout"` // ms
 }
+
+// holdFor is how long after it was read a message may be held unanswered
+// (0: no limit). nsqd's TouchMessage caps a message's timeout at
+// max_msg_timeout after it sent it (its deliveryTS), then times it out and
+// requeues it. It sent it before it was read here: it buffers what it
+// writes for up to output_buffer_timeout, and the network adds its delay;
+// the holders look at their messages every touchCheck, and a FIN or TOUCH
+// queued last takes its time to be written. holdMargin covers those, so
+// that no answer for a message reaches nsqd once it took it back. Never
+// less than half max_msg_timeout.
+func holdFor(maxMsgTimeout, outputBufferTimeout time.Duration) time.Duration {
+	if maxMsgTimeout <= 0 {
+		return 0
+	}
+	return max(maxMsgTimeout-outputBufferTimeout-holdMargin, maxMsgTimeout/2)
+}
+
+// holdMargin is what holdFor keeps between the subscriber's deadline for a
+// message and nsqd's, beyond nsqd's output buffer timeout.
+const holdMargin = time.Second
 
 func (c *conn) handshake() (net.Conn, *bufio.Reader, negotiated, error) {
 	cfg := &c.sub.cfg
@@ -728,7 +841,11 @@ func (c *conn) handshake() (net.Conn, *bufio.Reader, negotiated, error) {
 		return fail(fmt.Errorf("SUB: %w", err))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	hs := negotiated{maxRdy: int(resp.MaxRdyCount), msgTimeout: time.Duration(resp.MsgTimeout) * time.Millisecond}
+	hs := negotiated{
+		maxRdy:     int(resp.MaxRdyCount),
+		msgTimeout: time.Duration(resp.MsgTimeout) * time.Millisecond,
+		holdFor:    holdFor(time.Duration(resp.MaxMsgTimeout)*time.Millisecond, time.Duration(resp.OutputBufferTimeout)*time.Millisecond),
+	}
 	if hs.maxRdy <= 0 {
 		hs.maxRdy = 2500 // nsqd's default --max-rdy-count
 	}
@@ -819,6 +936,7 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 	var batch []*Message
 	var msgs []Message
 	var hdr [8]byte
+	var readAt int64 // when the batch's first message was read (clock)
 	for {
 		if len(batch) > 0 && r.Buffered() < len(hdr) {
 			c.sub.enqueue(batch) // about to wait for the network
@@ -849,6 +967,14 @@ func (c *conn) readLoop(r *bufio.Reader, sess *session) error {
 			}
 			m := &msgs[0]
 			msgs = msgs[1:]
+			if sess.holdFor > 0 {
+				// nsqd sent every message of the batch after it sent the
+				// first: the first's read time errs early, on the safe side.
+				if len(batch) == 0 {
+					readAt = clock(time.Now())
+				}
+				m.expires = readAt + int64(sess.holdFor)
+			}
 			m.Timestamp = int64(binary.BigEndian.Uint64(data[:8]))
 			m.Attempts = binary.BigEndian.Uint16(data[8:10])
 			m.Body, m.frame = data[26:], frame

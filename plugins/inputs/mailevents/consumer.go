@@ -16,12 +16,14 @@ type consumer struct {
 }
 
 func newConsumer(m *MailEvents, cfg nsqsub.Config, topic string) (*consumer, error) {
+	stats := newTopicStats(topic, m.Channel)
 	cfg.Topic = topic
+	cfg.TimedOut = func(*nsqsub.Message) { stats.timedOut.Incr(1) }
 	sub, err := nsqsub.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &consumer{topic: topic, sub: sub, stats: newTopicStats(topic, m.Channel)}, nil
+	return &consumer{topic: topic, sub: sub, stats: stats}, nil
 }
 
 // start connects and runs the workers that parse messages.

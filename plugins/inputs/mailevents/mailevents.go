@@ -237,9 +237,15 @@ func (m *MailEvents) Stop() {
 // next are the messages the worker took with it, waiting their turn: they
 // are kept alive too if msg has to wait for room.
 func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message, next []*nsqsub.Message) {
+	now := time.Now()
+	if msg.Expired(now) {
+		// Given up while it waited its turn (nsqd's max_msg_timeout):
+		// nsqd sends it again, and that copy is handled.
+		msg.ReleaseBody()
+		return
+	}
 	st.received.Incr(1)
 	sc := m.scratch.Get().(*parser.Scratch)
-	now := time.Now()
 	out := m.dec.Decode(sc, msg.Body, time.Unix(0, msg.Timestamp))
 	m.scratch.Put(sc)
 
@@ -276,11 +282,17 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	default:
 		// max_undelivered_messages reached: wait, touched while waiting.
 		m.hold(msg, next, true)
+		room := false
 		select {
 		case <-ctx.Done():
 		case m.sem <- struct{}{}:
+			room = true
 		}
 		m.hold(msg, next, false)
+		if room && msg.Expired(time.Now()) {
+			<-m.sem // given up while it waited: its new copy comes
+			return
+		}
 	}
 	m.mu.Lock()
 	if ctx.Err() != nil { // stopping: Stop requeues what it tracks, this one too
@@ -374,15 +386,18 @@ func (m *MailEvents) hold(msg *nsqsub.Message, next []*nsqsub.Message, on bool) 
 	}
 }
 
-// answer FINs or REQs a message.
+// answer FINs or REQs a message (counted if it went to nsqd: not if the
+// message was given up, see nsqsub.Message.Expired).
 func (m *MailEvents) answer(msg *nsqsub.Message, ok bool, st *topicStats) {
 	if ok {
-		msg.Finish()
-		st.finished.Incr(1)
+		if msg.Finish() {
+			st.finished.Incr(1)
+		}
 		return
 	}
-	msg.Requeue(m.requeueDelay(msg.Attempts))
-	st.requeued.Incr(1)
+	if msg.Requeue(m.requeueDelay(msg.Attempts)) {
+		st.requeued.Incr(1)
+	}
 }
 
 func (m *MailEvents) onDelivery(ctx context.Context) {
@@ -398,6 +413,9 @@ func (m *MailEvents) onDelivery(ctx context.Context) {
 				continue
 			}
 			<-m.sem
+			if p.msg == nil {
+				continue // given up: nsqd sent its message again
+			}
 			p.st.inFlight.Incr(-1)
 			m.answer(p.msg, info.Delivered(), p.st)
 		}
@@ -408,6 +426,15 @@ func (m *MailEvents) onDelivery(ctx context.Context) {
 // timing out in nsqd, which would redeliver them while they are still
 // being written: each is touched at half the timeout nsqd announced for
 // its connection.
+//
+// nsqd lets no message be kept longer than its --max-msg-timeout: past
+// it, TOUCH no longer helps, and nsqd sends the message again. A message
+// held that long (an output outage) is given up (nsqsub's
+// Message.Expired, counted in messages_timed_out): no longer touched nor
+// answered, and forgotten here. Its metrics are with Telegraf already, so
+// its place in the window stays, without the message, until Telegraf
+// reports them: the window's size is what Telegraf's tracking allows. The
+// new copy is handled as any message; its points overwrite the same ones.
 func (m *MailEvents) touchLoop(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -416,23 +443,30 @@ func (m *MailEvents) touchLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			var stale []*nsqsub.Message
+			var touch []*nsqsub.Message
 			m.mu.Lock()
 			for msg, since := range m.held {
-				if now.Sub(since) >= msg.Timeout()/2 {
-					stale = append(stale, msg)
+				switch {
+				case msg.Expired(now):
+					delete(m.held, msg) // its worker drops it
+				case now.Sub(since) >= msg.Timeout()/2:
+					touch = append(touch, msg)
 					m.held[msg] = now
 				}
 			}
 			at := m.sent.now()
 			m.sent.each(func(p *pending) {
-				if at-p.since >= p.msg.Timeout()/2 {
-					stale = append(stale, p.msg)
+				switch {
+				case p.msg.Expired(now):
+					p.st.inFlight.Incr(-1)
+					p.giveUp()
+				case at-p.since >= p.msg.Timeout()/2:
+					touch = append(touch, p.msg)
 					p.since = at
 				}
 			})
 			m.mu.Unlock()
-			for _, msg := range stale {
+			for _, msg := range touch {
 				msg.Touch()
 			}
 		}

@@ -552,3 +552,75 @@ func TestPresetsIntegration(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxMsgTimeoutIntegration: an output outage longer than nsqd's
+// --max-msg-timeout. nsqd caps TOUCH there, times the messages out and
+// sends them again. The plugin gives the old copies up shortly before
+// nsqd does (messages_timed_out), wherever they wait (the subscriber's
+// queue, for room, or for the outputs), and handles the new copies as
+// any message. Once the outputs accept, every message is finished once,
+// by a live copy, nsqd's channel is empty, and nothing stale is left.
+func TestMaxMsgTimeoutIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Args: []string{"--msg-timeout=1s", "--max-msg-timeout=3s"}})
+	const topic, n = "mail_events_max_msg_timeout", 20
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = []byte(fmt.Sprintf(`{"time":%d,"event":"delivered","a":%d}`, 1700000000+i, i))
+	}
+	publish(t, nsqd, topic, bodies...)
+	log := &testutil.CaptureLogger{}
+	m, acc := startPlugin(t, nsqd, func(m *MailEvents) {
+		m.Topics = []string{topic}
+		m.Log = log
+		// 30 slots for 20 messages: the first copies all wait for the
+		// outputs, then some of the second ones too, the rest for room.
+		m.MaxInFlight, m.MaxUndeliveredMessages = n, 30
+	})
+	st := m.consumers[0].stats
+
+	// The outputs hold every metric for more than twice max-msg-timeout.
+	time.Sleep(8 * time.Second)
+	require.Positive(t, st.timedOut.Get(), "messages given up")
+	require.Positive(t, channelStats(t, nsqd, topic).TimeoutCount, "nsqd sent them again")
+	require.Greater(t, acc.NMetrics(), uint64(n), "the new copies' metrics went to the outputs too")
+
+	// The outputs are back.
+	accepted := 0
+	require.Eventually(t, func() bool {
+		ms := acc.GetTelegrafMetrics()
+		for _, m := range ms[accepted:] {
+			m.Accept()
+		}
+		accepted = len(ms)
+		ch := channelStats(t, nsqd, topic)
+		return ch.Depth+ch.InFlight == 0
+	}, 30*time.Second, 20*time.Millisecond, "every message finished")
+
+	ch := channelStats(t, nsqd, topic)
+	require.EqualValues(t, n, ch.MessageCount)
+	require.Positive(t, ch.TimeoutCount)
+	require.EqualValues(t, n, st.finished.Get(), "each message finished once")
+	require.Zero(t, st.requeued.Get())
+	for _, e := range log.Messages() {
+		require.NotContains(t, e.String(), "E_FIN_FAILED", "a FIN for a copy nsqd took back")
+		require.NotContains(t, e.String(), "E_TOUCH_FAILED", "a TOUCH for a copy nsqd took back")
+	}
+	seen := map[any]bool{}
+	for _, metric := range acc.GetTelegrafMetrics() {
+		seen[metric.Fields()["a"]] = true
+	}
+	require.Len(t, seen, n, "every event reached the outputs")
+
+	// Nothing stale is left: every tracked metric was reported, and the
+	// window, the messages waiting for room and the subscriber's queue
+	// are empty.
+	require.Eventually(t, func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.sent.live == 0 && len(m.held) == 0 && len(m.sem) == 0 &&
+			m.consumers[0].sub.Queued() == 0 && st.inFlight.Get() == 0
+	}, 10*time.Second, 20*time.Millisecond, "nothing stale left in the plugin")
+}

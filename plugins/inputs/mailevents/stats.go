@@ -24,6 +24,7 @@ type topicStats struct {
 	emitted          selfstat.Stat
 	finished         selfstat.Stat
 	requeued         selfstat.Stat
+	timedOut         selfstat.Stat // messages given up at nsqd's max_msg_timeout
 	deadLettered     selfstat.Stat
 	deadLetterErrors selfstat.Stat
 	deadLetterGaveUp selfstat.Stat
@@ -43,6 +44,7 @@ func newTopicStats(topic, channel string) *topicStats {
 		emitted:          selfstat.Register("mailevents", "metrics_emitted", tags),
 		finished:         selfstat.Register("mailevents", "messages_finished", tags),
 		requeued:         selfstat.Register("mailevents", "messages_requeued", tags),
+		timedOut:         selfstat.Register("mailevents", "messages_timed_out", tags),
 		deadLettered:     selfstat.Register("mailevents", "events_dead_lettered", tags),
 		deadLetterErrors: selfstat.Register("mailevents", "dead_letter_errors", tags),
 		deadLetterGaveUp: selfstat.Register("mailevents", "dead_letters_given_up", tags),

@@ -10,13 +10,23 @@ import (
 	"github.com/mailtick/mailtick/internal/nsqsub"
 )
 
-// pending is a message whose metrics are on their way to the outputs.
+// pending is a message whose metrics are on their way to the outputs. An
+// entry is in flight (msg set), given up (msg nil, st set: nsqd took the
+// message back, see giveUp), or answered (both nil).
 type pending struct {
 	id    telegraf.TrackingID
-	msg   *nsqsub.Message // nil once answered
-	st    *topicStats
-	since time.Duration // taken, or last touched (on the window's clock)
+	msg   *nsqsub.Message // nil once answered or given up
+	st    *topicStats     // nil once answered
+	since time.Duration   // taken, or last touched (on the window's clock)
 }
+
+// giveUp forgets the message of an entry in flight that nsqd took back
+// (its max_msg_timeout): the entry stays, and keeps its slot of
+// max_undelivered_messages, until Telegraf reports its metrics, as
+// Telegraf tracks no more than that many at once.
+func (p *pending) giveUp() { p.msg = nil }
+
+func (p *pending) answered() bool { return p.msg == nil && p.st == nil }
 
 // window holds the messages whose metrics are with the outputs, in the
 // order of their tracking IDs. Telegraf hands IDs out in increasing order
@@ -26,9 +36,9 @@ type pending struct {
 // whose keys only ever grow (profiled: the map's inserts and lookups were
 // 6% of the agent's CPU), and 32 bytes a message.
 type window struct {
-	items []pending // items[head:] are in flight or answered out of order
+	items []pending // items[head:] are in flight, given up, or answered out of order
 	head  int
-	live  int // in flight
+	live  int // in flight or given up
 	start time.Time
 }
 
@@ -56,7 +66,7 @@ func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats
 		// rather than grow (a straggler at the front stops the head).
 		n := 0
 		for _, p := range w.items[w.head:] {
-			if p.msg != nil {
+			if !p.answered() {
 				w.items[n] = p
 				n++
 			}
@@ -67,18 +77,18 @@ func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats
 	w.items = append(w.items, e)
 }
 
-// take removes the message of id and returns it, or ok=false if the
-// window does not hold it.
+// take removes the entry of id and returns it (its msg nil if it was
+// given up), or ok=false if the window does not hold it.
 func (w *window) take(id telegraf.TrackingID) (p pending, ok bool) {
 	i, found := w.search(id)
 	rest := w.items[w.head:]
-	if !found || rest[i].msg == nil {
+	if !found || rest[i].answered() {
 		return pending{}, false
 	}
 	p = rest[i]
 	rest[i] = pending{id: id}
 	w.live--
-	for w.head < len(w.items) && w.items[w.head].msg == nil {
+	for w.head < len(w.items) && w.items[w.head].answered() {
 		w.items[w.head] = pending{}
 		w.head++
 	}
@@ -96,7 +106,7 @@ func (w *window) search(id telegraf.TrackingID) (int, bool) {
 }
 
 // each calls f with every message in flight, in ID order; f may change
-// the entry (its since).
+// the entry (its since), or give it up.
 func (w *window) each(f func(p *pending)) {
 	for i := w.head; i < len(w.items); i++ {
 		if w.items[i].msg != nil {
