@@ -657,9 +657,12 @@ func (s *spool) commit(name string, p position) error {
 // active one.
 func (s *spool) releaseLocked() error {
 	for len(s.segs) > 1 {
-		old := s.segs[0]
+		old := s.segs[0] // closed: its size is final
 		for _, c := range s.cursors {
-			if c.Seg <= old.seq {
+			// A cursor at its end has passed it too: after a roll on a
+			// full filesystem, no record can be written to the next
+			// segment to move the cursor there until this one goes.
+			if c.Seg < old.seq || (c.Seg == old.seq && c.Off < old.size) {
 				return nil
 			}
 		}

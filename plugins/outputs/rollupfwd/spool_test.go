@@ -702,3 +702,37 @@ func TestSpoolRollReportsLost(t *testing.T) {
 	require.Equal(t, int64(1), reported.records)
 	require.Equal(t, int64(7), reported.minT)
 }
+
+// The spool's filesystem fills within one segment while central is down.
+// Once central took all of it, the next append finds no room: the full,
+// sent segment is closed and deleted (its cursor at its end has passed
+// it), and the append goes to a new one. It waited forever for the cursor
+// to move into the next segment, which no record could reach.
+func TestSpoolFullWithinOneSegment(t *testing.T) {
+	dir := tmpfs(t, 128<<10)
+	s, _, err := openSpool(dir, 1<<30, 1<<30, true, testutil.Logger{})
+	require.NoError(t, err)
+	defer s.close()
+	_, err = s.cursor("central")
+	require.NoError(t, err)
+	record := bytes.Repeat([]byte("m count=1i 1\n"), 300)
+	for {
+		if _, err = s.append(record, 1, 1, false); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, errSpoolFull)
+	require.Len(t, s.segs, 1, "one segment fills the filesystem")
+	last := s.segs[0]
+	require.NoError(t, s.commit("central", position{Seg: last.seq, Off: last.size}), "central took everything")
+	_, err = s.append(record, 2, 2, false)
+	require.NoError(t, err, "the sent segment made room")
+	require.Equal(t, last.seq+1, s.segs[len(s.segs)-1].seq)
+	require.Len(t, s.segs, 1)
+	r := s.reader()
+	defer r.close()
+	rec, err := r.read(position{Seg: last.seq, Off: last.size})
+	require.NoError(t, err, "a reader at the deleted segment's end goes on with the next")
+	require.Nil(t, rec.gap)
+	require.Equal(t, string(record), string(rec.payload))
+}
