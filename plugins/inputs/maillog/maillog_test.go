@@ -93,6 +93,19 @@ func runWith(t *testing.T, path, state string, verdict func() string) (*MailLog,
 	return m, acc
 }
 
+// runToEnd runs the plugin on path with outputs that accept, waits for n
+// events and for the state checkpointed at the file's end.
+func runToEnd(t *testing.T, path, stateDir string, accept *atomic.Bool, n int) (*MailLog, *testutil.Accumulator) {
+	t.Helper()
+	accept.Store(true)
+	m, acc := run(t, path, stateDir, accept)
+	acc.Wait(n)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	checkpointed(t, m.followerState(path), fi.Size())
+	return m, acc
+}
+
 // checkpointed waits until the state saved at stateFile has reached
 // offset: every line before it was read and its events delivered.
 func checkpointed(t *testing.T, stateFile string, offset int64) {
@@ -277,12 +290,7 @@ func TestRotateWhileStopped(t *testing.T) {
 			path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
 			appendLines(t, path, rejects(0, 4)...)
 			var accept atomic.Bool
-			accept.Store(true)
-			m, acc := run(t, path, stateDir, &accept)
-			acc.Wait(4)
-			fi, err := os.Stat(path)
-			require.NoError(t, err)
-			checkpointed(t, m.followerState(path), fi.Size())
+			m, _ := runToEnd(t, path, stateDir, &accept, 4)
 			m.Stop()
 
 			appendLines(t, path, rejects(4, 7)...) // written while the agent is down
@@ -299,7 +307,7 @@ func TestRotateWhileStopped(t *testing.T) {
 
 			m2, acc2 := run(t, path, stateDir, &accept)
 			acc2.Wait(13)
-			fi, err = os.Stat(path)
+			fi, err := os.Stat(path)
 			require.NoError(t, err)
 			checkpointed(t, m2.followerState(path), fi.Size())
 			m2.Stop()
@@ -435,12 +443,7 @@ func TestLinesWithoutTimestamp(t *testing.T) {
 	}
 	appendLines(t, path, lines[0])
 	var accept atomic.Bool
-	accept.Store(true)
-	m, acc := run(t, path, stateDir, &accept)
-	acc.Wait(1)
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	checkpointed(t, m.followerState(path), fi.Size())
+	m, acc := runToEnd(t, path, stateDir, &accept, 1)
 	accept.Store(false) // the outputs go down: the next lines are read, not delivered
 	appendLines(t, path, lines[1:]...)
 	acc.Wait(3)
