@@ -221,3 +221,34 @@ func TestV2WriteIntegration(t *testing.T) {
 	require.NoError(t, r.Write(rollups(0, 300)))
 	requireAll(t, db, 300, 30*time.Second)
 }
+
+// TestFullFilesystemOutageIntegration: central down, the spool on a
+// filesystem that fills (the shipped spool_full = "block": Write fails,
+// Telegraf keeps the metrics); central comes back: the spool drains, frees
+// its filesystem (a sender caught up lets go of the deleted segment, which
+// kept its room taken), and takes new batches again; every point arrives.
+func TestFullFilesystemOutageIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t)
+	r := newPlugin(t, tmpfs(t, 256<<10), []string{db.URL}, nil)
+	require.NoError(t, r.Write(rollups(0, 100)))
+	requireAll(t, db, 100, 30*time.Second)
+	require.NoError(t, db.Stop(10*time.Second))
+
+	next, full := 100, false
+	for ; next < 100000 && !full; next += 500 {
+		if err := r.Write(rollups(next, 500)); err != nil {
+			require.ErrorContains(t, err, "no room left")
+			full = true
+			next -= 500 // Telegraf keeps that batch and writes it again
+		}
+	}
+	require.True(t, full, "the filesystem must fill")
+	require.NoError(t, db.Restart())
+	require.Eventually(t, func() bool { return r.Write(rollups(next, 500)) == nil }, 2*time.Minute, 100*time.Millisecond,
+		"once central took the spool, Write succeeds again")
+	next += 500
+	requireAll(t, db, next, time.Minute)
+}

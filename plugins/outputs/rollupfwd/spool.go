@@ -810,6 +810,12 @@ func (s *spool) locate(pos position) (position, int64, *segment, error) {
 func (r *reader) read(pos position) (record, error) {
 	pos, limit, seg, err := r.s.locate(pos)
 	if err != nil {
+		if errors.Is(err, errCaughtUp) {
+			// Caught up: let go of the segment, which may be deleted
+			// next; an open file would keep its room taken on a full
+			// filesystem.
+			r.close()
+		}
 		return record{}, err
 	}
 	if r.f == nil || r.seq != pos.Seg {
