@@ -22,17 +22,18 @@ import (
 
 // TestWeekInTheLifeIntegration: one DC as deployed (the shipped
 // telegraf.conf and tasks.toml, changed by addresses and the schedule
-// only) with two sources, mailers publishing into NSQ and a real Postfix
-// whose log the agent follows, through the faults of an ordinary week, on
-// a busy machine:
+// only), scaled out (two nsqd behind its nsqlookupd, two agents on one
+// channel), with two sources, mailers publishing into NSQ and a real
+// Postfix whose log the first agent follows, through the faults of an
+// ordinary week, on a busy machine:
 //
-//   - the agent killed (SIGKILL) and started again;
+//   - the first agent killed (SIGKILL) and started again;
 //   - the Postfix log rotated while the agent runs: renamed, Postfix
 //     writing the renamed file until it is reloaded two seconds later;
 //   - the DC InfluxDB restarted;
 //   - the central InfluxDB down for six minutes, the spool on a small
-//     filesystem that fills;
-//   - the agent and Kapacitor stopped for longer than the tasks' period,
+//     filesystem (1 MiB) that fills;
+//   - both agents and Kapacitor stopped for longer than the tasks' period,
 //     NSQ keeping the backlog, Postfix writing on;
 //   - the Postfix log copied and truncated while the agent is down;
 //   - an event stamped an hour ahead.
@@ -53,7 +54,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	// The spool on a filesystem of its own, too small for a long outage.
 	spool := filepath.Join(root, "dc1", "spool")
 	require.NoError(t, os.MkdirAll(spool, 0o750))
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", spool).CombinedOutput()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", spool).CombinedOutput()
 	require.NoError(t, err, "mounting a small tmpfs for the spool needs root: %s", out)
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", spool).Run() })
 
@@ -67,6 +68,20 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	})
 	td := &testDC{DC: d, central: central}
 	requireShippedTasks(t, td)
+	// Scaled out: a second nsqd behind the DC's nsqlookupd, and a second
+	// agent on the same channel (the first follows Postfix's log).
+	nsqd2, err := stack.StartNSQD(filepath.Join(root, "dc1", "nsqd2"), stack.NSQDOptions{Lookupd: []string{d.Lookupd.TCPAddr}})
+	require.NoError(t, err, "the second nsqd must start")
+	t.Cleanup(func() { nsqd2.Stop(15 * time.Second) })
+	agent2, err := d.StartAgent(filepath.Join(root, "dc1", "agent2"), "agent2")
+	require.NoError(t, err, "the second agent must start")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("second agent's log ends:\n%s", agent2.LogTail(40))
+		}
+		agent2.Stop(30 * time.Second)
+	})
+	nsqds := []string{d.NSQD.TCPAddr, nsqd2.TCPAddr}
 
 	// The sources, all along: mailers (ten events every half second, and
 	// now and then two rejects with no queue id), and mail through
@@ -79,13 +94,18 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		sink, err := gen.NewNSQSink(d.NSQD.TCPAddr, "mail_events")
-		if err != nil {
-			t.Errorf("publishing: %v", err)
-			return
+		var sinks []*gen.NSQSink // the mailers publish to both nsqd
+		for _, addr := range nsqds {
+			sink, err := gen.NewNSQSink(addr, "mail_events")
+			if err != nil {
+				t.Errorf("publishing: %v", err)
+				return
+			}
+			defer sink.Close()
+			sinks = append(sinks, sink)
 		}
-		defer sink.Close()
 		for round := 0; ctx.Err() == nil; round++ {
+			sink := sinks[round%len(sinks)]
 			g, err := gen.New(gen.Config{Seed: uint64(1000 + round), Count: 10, Start: time.Now().Add(-time.Second), Interval: 50 * time.Millisecond})
 			if err != nil {
 				t.Errorf("generating: %v", err)
@@ -134,33 +154,36 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	}
 	maillogPath := d.Postfix.Maillog
 	faults := []fault{
-		{15 * time.Second, "SIGKILL the agent, start it again", func() error {
+		{10 * time.Second, "SIGKILL the agent, start it again", func() error {
 			if err := d.Agent.Kill(); err != nil {
 				return err
 			}
 			return d.Agent.Restart()
 		}},
-		{30 * time.Second, "rotate the Postfix log: rename it, reload Postfix 2s later", func() error {
+		{20 * time.Second, "rotate the Postfix log: rename it, reload Postfix 2s later", func() error {
 			if err := os.Rename(maillogPath, maillogPath+".1"); err != nil {
 				return err
 			}
 			time.Sleep(2 * time.Second)
 			return d.Postfix.Reload()
 		}},
-		{50 * time.Second, "restart the DC InfluxDB", func() error {
+		{35 * time.Second, "restart the DC InfluxDB", func() error {
 			if err := d.DB.Stop(15 * time.Second); err != nil {
 				return err
 			}
 			return d.DB.Restart()
 		}},
-		{60 * time.Second, "stop the central InfluxDB", func() error { return central.Stop(15 * time.Second) }},
-		{75 * time.Second, "stop the agent and Kapacitor for 5m20s: NSQ keeps the backlog", func() error {
+		{45 * time.Second, "stop the central InfluxDB", func() error { return central.Stop(15 * time.Second) }},
+		{55 * time.Second, "stop both agents and Kapacitor for 5m20s: the two nsqd keep the backlog", func() error {
 			if err := d.Agent.Stop(30 * time.Second); err != nil {
+				return err
+			}
+			if err := agent2.Stop(30 * time.Second); err != nil {
 				return err
 			}
 			return d.Kapacitor.Stop(15 * time.Second)
 		}},
-		{90 * time.Second, "copy and truncate the Postfix log (the agent is down)", func() error {
+		{70 * time.Second, "copy and truncate the Postfix log (the agent is down)", func() error {
 			b, err := os.ReadFile(maillogPath)
 			if err != nil {
 				return err
@@ -170,7 +193,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 			}
 			return os.Truncate(maillogPath, 0)
 		}},
-		{120 * time.Second, "an event stamped an hour ahead", func() error {
+		{90 * time.Second, "an event stamped an hour ahead", func() error {
 			sink, err := gen.NewNSQSink(d.NSQD.TCPAddr, "mail_events")
 			if err != nil {
 				return err
@@ -182,13 +205,16 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 			return sink.Write([][]byte{fmt.Appendf(nil, `{"time":%q,"event":"delivered","direction":"outbound","mailer":"mx9","customer":"c1","latency_ms":12,"sender":"future@example.com"}`,
 				time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))})
 		}},
-		{75*time.Second + 320*time.Second, "start the agent and Kapacitor again (central still down: the spool fills)", func() error {
+		{55*time.Second + 320*time.Second, "start the agents and Kapacitor again (central still down: the first agent's spool fills)", func() error {
 			if err := d.Kapacitor.Restart(); err != nil {
+				return err
+			}
+			if err := agent2.Restart(); err != nil {
 				return err
 			}
 			return d.Agent.Restart()
 		}},
-		{440 * time.Second, "start the central InfluxDB again", central.Restart},
+		{400 * time.Second, "start the central InfluxDB again", central.Restart},
 	}
 	start := time.Now()
 	for _, f := range faults {
@@ -196,7 +222,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 		t.Logf("%6.1fs: %s", time.Since(start).Seconds(), f.name)
 		require.NoError(t, f.do(), f.name)
 	}
-	time.Sleep(time.Until(start.Add(470 * time.Second)))
+	time.Sleep(time.Until(start.Add(430 * time.Second)))
 	stopTraffic()
 	wg.Wait()
 	require.NoError(t, d.Postfix.Stop(), "Postfix stops: its log is final")
@@ -232,7 +258,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 		if !assertEventually(t, func() bool {
 			got, _ = central.Count("mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '`+w+`'`)
 			return got == raw
-		}, time.Until(begin.Add(14*time.Minute))) {
+		}, time.Until(begin.Add(14*time.Minute+30*time.Second))) {
 			t.Fatalf("central %s counts %d of %d events after %s", w, got, raw, time.Since(start).Round(time.Second))
 		}
 		t.Logf("%6.1fs: central %s counts = raw = %d", time.Since(start).Seconds(), w, raw)
@@ -244,9 +270,14 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	}, time.Minute, time.Second, "mailtick sla counts every latency (%d)", latencies)
 
 	// No agent panicked; nothing personal reached central.
+	for _, a := range []*stack.Telegraf{d.Agent, agent2} {
+		logText, err := os.ReadFile(a.LogPath)
+		require.NoError(t, err)
+		require.NotContains(t, string(logText), "panic", a.LogPath)
+	}
 	logText, err := os.ReadFile(d.Agent.LogPath)
 	require.NoError(t, err)
-	require.NotContains(t, string(logText), "panic")
+	require.Contains(t, string(logText), "no room left", "the spool's filesystem filled while central was down")
 	checked, leaks, err := central.PrivacyScan("mail_central")
 	require.NoError(t, err)
 	require.Positive(t, checked)

@@ -35,6 +35,8 @@ type DC struct {
 	TaskOverrides []tasks.Override
 
 	servers []stopper // but the agent, in start order
+	central *stack.InfluxDB
+	conf    string // the repository's telegraf.conf
 }
 
 // stopper is a server of the DC: Stop stops its current process (it may
@@ -83,6 +85,30 @@ func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
 // package, root): its log is the DC's event source.
 func StartWithPostfix(dir, name string, central *stack.InfluxDB) (*DC, error) {
 	return start(dir, name, central, true)
+}
+
+// agentEnv is what an agent of the DC is started with: the DC's
+// addresses, its own spool, listener and maillog state in dir, the MTA log
+// it follows, the reconciler's id ("": the host name) and schedule.
+func (d *DC) agentEnv(dir, listen, maillog, id string) []string {
+	return []string{"MAILTICK_DC=" + d.Name, "NSQLOOKUPD_HTTP=" + d.Lookupd.HTTPAddr, "DC_INFLUXDB_URL=" + d.DB.URL,
+		"LISTEN_ADDRESS=" + listen, "CENTRAL_INFLUXDB_URL=" + d.central.URL,
+		"MAILTICK_PII_KEY=" + PIIKey, "MAILTICK_PII_KEY_ID=local", "SPOOL_DIR=" + filepath.Join(dir, "spool"),
+		"MAILLOG_FILE=" + maillog, "MAILLOG_STATE_DIR=" + filepath.Join(dir, "maillog"),
+		"MAILROLLUPS_ID=" + id, "MAILROLLUPS_INTERVAL=" + ReconcileInterval}
+}
+
+// StartAgent starts one more agent of the DC in dir, as a DC scales out:
+// the shipped telegraf.conf on the same NSQ channel, with a spool and a
+// listener of its own, following no MTA log, its reconciler named id.
+// The caller stops it.
+func (d *DC) StartAgent(dir, id string) (*stack.Telegraf, error) {
+	port, err := stack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	return stack.StartTelegraf(filepath.Join(dir, "telegraf"), d.conf,
+		d.agentEnv(dir, fmt.Sprintf("127.0.0.1:%d", port), filepath.Join(dir, "no-mail.log"), id)...)
 }
 
 // maillogFile is the log the agent follows: Postfix's, or a file that does
@@ -138,12 +164,9 @@ func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error)
 	if err != nil {
 		return fail(err)
 	}
-	if d.Agent, err = stack.StartTelegraf(filepath.Join(dir, "telegraf"), string(conf),
-		"MAILTICK_DC="+name, "NSQLOOKUPD_HTTP="+d.Lookupd.HTTPAddr, "DC_INFLUXDB_URL="+d.DB.URL,
-		"LISTEN_ADDRESS="+d.Listen, "CENTRAL_INFLUXDB_URL="+central.URL,
-		"MAILTICK_PII_KEY="+PIIKey, "MAILTICK_PII_KEY_ID=local", "SPOOL_DIR="+filepath.Join(dir, "spool"),
-		"MAILLOG_FILE="+d.maillogFile(dir), "MAILLOG_STATE_DIR="+filepath.Join(dir, "maillog"),
-		"MAILROLLUPS_INTERVAL="+ReconcileInterval); err != nil {
+	d.central, d.conf = central, string(conf)
+	if d.Agent, err = stack.StartTelegraf(filepath.Join(dir, "telegraf"), d.conf,
+		d.agentEnv(dir, d.Listen, d.maillogFile(dir), "")...); err != nil {
 		return fail(err)
 	}
 	if d.Kapacitor, err = stack.StartKapacitor(filepath.Join(dir, "kapacitor"), d.DB.URL,

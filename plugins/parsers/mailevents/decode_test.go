@@ -37,6 +37,16 @@ const fullEvent = `{"time":"2026-11-22T14:00:00.123456789Z","event":"bounced","d
 "smtp_code":550,"smtp_status":"5.1.1","smtp_response":"550 5.1.1 <bob@x.org>: Recipient address rejected",
 "latency_ms":812.4,"size_bytes":12345,"spam_score":3.2,"attempt":1}`
 
+// ownFields are the fields of an event but events, which every event
+// carries as 1 (what the rollups count), checked here.
+func ownFields(t *testing.T, m telegraf.Metric) map[string]any {
+	t.Helper()
+	f := m.Fields()
+	require.Equal(t, int64(1), f[EventsField], "events=1 in every event")
+	delete(f, EventsField)
+	return f
+}
+
 func TestDecodeDefaults(t *testing.T) {
 	d := newDecoder(t, nil)
 	out := d.Decode(NewScratch(), []byte(fullEvent), receivedAt)
@@ -49,6 +59,7 @@ func TestDecodeDefaults(t *testing.T) {
 			"helo": "mail.example.com", "smtp_code": int64(550), "smtp_status": "5.1.1",
 			"smtp_response": "550 5.1.1 <bob@x.org>: Recipient address rejected",
 			"latency_ms":    812.4, "size_bytes": int64(12345), "spam_score": 3.2, "attempt": int64(1),
+			"events": int64(1),
 		},
 		time.Date(2026, 11, 22, 14, 0, 0, 123456789, time.UTC))}
 	testutil.RequireMetricsEqual(t, expected, out.Metrics)
@@ -298,7 +309,7 @@ func TestDecode(t *testing.T) {
 			require.Len(t, out.Metrics, len(tt.fields))
 			for i, m := range out.Metrics {
 				require.Equal(t, "mail_event", m.Name())
-				require.Equal(t, tt.fields[i], m.Fields())
+				require.Equal(t, tt.fields[i], ownFields(t, m))
 				require.Equal(t, tt.times[i], m.Time().UTC())
 				if tt.tags != nil {
 					require.Equal(t, tt.tags, m.Tags())
@@ -533,13 +544,13 @@ func TestExplode(t *testing.T) {
 	at := time.Unix(1700000000, 0).UTC()
 	expected := []telegraf.Metric{
 		metric.New("mail_event", map[string]string{"event": "bounced"},
-			map[string]any{"id": "m1", "bounce.type": "hard", "recipient": "a@x.org", "bounce.recipients.status": "5.1.1"}, at),
+			map[string]any{"id": "m1", "bounce.type": "hard", "recipient": "a@x.org", "bounce.recipients.status": "5.1.1", "events": int64(1)}, at),
 		metric.New("mail_event", map[string]string{"event": "bounced"},
-			map[string]any{"id": "m1", "bounce.type": "hard", "recipient": "b@x.org"}, at.Add(1)),
+			map[string]any{"id": "m1", "bounce.type": "hard", "recipient": "b@x.org", "events": int64(1)}, at.Add(1)),
 		metric.New("mail_event", map[string]string{"event": "delivered", "customer": "c42"},
-			map[string]any{"id": "m2", "recipient": "c@x.org", "second": "q@x.org", "to": `["p@x.org","q@x.org"]`, "tags": `["c42","other"]`}, at.Add(time.Second)),
+			map[string]any{"id": "m2", "recipient": "c@x.org", "second": "q@x.org", "to": `["p@x.org","q@x.org"]`, "tags": `["c42","other"]`, "events": int64(1)}, at.Add(time.Second)),
 		metric.New("mail_event", map[string]string{"event": "delivered"},
-			map[string]any{"id": "m3"}, at.Add(2*time.Second)),
+			map[string]any{"id": "m3", "events": int64(1)}, at.Add(2*time.Second)),
 	}
 	testutil.RequireMetricsEqual(t, expected, out.Metrics)
 }

@@ -37,7 +37,7 @@ func TestSlabValues(t *testing.T) {
 		out := decodeDetached(t, d, sc, []byte(body(i)))
 		require.Empty(t, out.Bad)
 		require.Len(t, out.Metrics, 1)
-		got = append(got, out.Metrics[0].Fields())
+		got = append(got, ownFields(t, out.Metrics[0]))
 		require.Equal(t, want(i), got[i], "event %d", i)
 	}
 	for i := range got {
