@@ -48,11 +48,11 @@ Run "mailtick <command> -h" for the flags of a command.
 
 func main() {
 	os.Exit(cli.Run("mailtick", usage, os.Args[1:], map[string]cli.Command{
-		"gen":   cli.Plain(runGen),
-		"sla":   cli.Plain(func(_ context.Context, args []string) error { return runSLA(args) }),
-		"udf":   cli.Plain(func(_ context.Context, args []string) error { return runUDF(args) }),
-		"tasks": cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
-		"check": func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
+		"gen":     cli.Plain(runGen),
+		"sla":     cli.Plain(func(_ context.Context, args []string) error { return runSLA(args) }),
+		"udf":     cli.Plain(func(_ context.Context, args []string) error { return runUDF(args) }),
+		"tasks":   cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
+		"check":   func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
 		"rollups": cli.Plain(func(_ context.Context, args []string) error { return runRollups(args) }),
 	}, os.Stdout, os.Stderr))
 }

@@ -78,19 +78,6 @@ type Stats struct {
 	Recomputed     map[string]int64 // windows recomputed, by "rollup level": "mail_counts 1m"
 }
 
-func (s *Stats) add(o Stats) {
-	s.Queries += o.Queries
-	s.PointsRead += o.PointsRead
-	s.WindowsChecked += o.WindowsChecked
-	s.LateEvents += o.LateEvents
-	for k, v := range o.Recomputed {
-		if s.Recomputed == nil {
-			s.Recomputed = map[string]int64{}
-		}
-		s.Recomputed[k] += v
-	}
-}
-
 // Reconciler compares and repairs. It is not safe for concurrent use.
 type Reconciler struct {
 	db    DB

@@ -40,7 +40,6 @@ type MailRollups struct {
 	ID             string            `toml:"id"`
 	Log            telegraf.Logger   `toml:"-"`
 
-	db   influxq.Querier
 	opt  reconcile.Options
 	last time.Time
 	now  func() time.Time
@@ -78,7 +77,7 @@ func (m *MailRollups) Init() error {
 		}
 	}
 	m.opt = reconcile.Options{RawDB: m.RawDatabase, RollupDB: m.RollupDatabase, Loc: loc, GroupBy: m.GroupBy, Ages: ages}
-	if _, err := reconcile.New(m.db, m.opt); err != nil {
+	if _, err := reconcile.New(nil, m.opt); err != nil { // checks the options
 		return err
 	}
 	stat := func(name string) selfstat.Stat {
