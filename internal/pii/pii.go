@@ -9,7 +9,10 @@
 //   - mailboxes: dot-atom local parts with plus tags and the other RFC 5322
 //     atext characters, quoted local parts ("john doe"@example.org), domains
 //     of two or more labels, IDN labels in UTF-8, or an IP literal
-//     (user@[192.0.2.1]); with or without <angle brackets> around;
+//     (user@[192.0.2.1]), or an IPv6 address without brackets
+//     (user@2001:db8::9, as ssh and IMAP logs write it); quoted local
+//     parts with escapes ("ivy\"q"@example.org); with or without
+//     <angle brackets> around;
 //   - IPv4 in dotted quads with each octet 0-255, also followed by a port
 //     (192.0.2.1:25); not inside longer dotted numbers (1.2.3.4.5 is a
 //     version, not an address);
@@ -245,6 +248,9 @@ func email(s string, at, atEnd, from int) (Match, bool) {
 		}
 		return Match{}, false
 	}
+	if m, ok := ipv6Domain(s, end); ok { // wanda@2001:db8::9, as ssh and IMAP logs write it
+		return Match{Start: start, End: m.End, Kind: Email, At: at, AtEnd: atEnd}, true
+	}
 	labels, labelLen, lastEnd, letter, tldLetter := 0, 0, end, false, false
 	for end < len(s) {
 		c := s[end]
@@ -296,17 +302,7 @@ done:
 // "rcpts=a@x.org|b@x.org" and "?to=b%40x.org" the address is "b@x.org".
 func localPart(s string, at, from int) (int, bool) {
 	if at > from && s[at-1] == '"' {
-		j := at - 2
-		for j >= from && s[j] != '"' {
-			if s[j] == '\n' {
-				return 0, false
-			}
-			j--
-		}
-		if j < from || j == at-2 {
-			return 0, false
-		}
-		return j, true
+		return quotedStart(s, at, from)
 	}
 	start := at
 	for start > from && isAtext(s[start-1]) {
@@ -331,6 +327,34 @@ func localPart(s string, at, from int) (int, bool) {
 	return start, true
 }
 
+// quotedStart returns where the quoted local part closed by s[at-1]
+// starts: at the nearest quote before it that no backslash escapes
+// ("ivy\"q"@x.org is one mailbox, RFC 5321 quoted-pairSMTP). Text escaped
+// once more (JSON: \"ivy\\\"q\"@x.org) may have no such quote: then the
+// farthest quote. Within maxQuoted bytes and one line, so that a text of
+// many escaped quotes and at-signs costs linear time.
+func quotedStart(s string, at, from int) (int, bool) {
+	farthest, lo := -1, max(from, at-maxQuoted)
+	for j := at - 2; j >= lo && s[j] != '\n'; j-- {
+		if s[j] != '"' {
+			continue
+		}
+		k := j
+		for k > lo && s[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
+			return j, j < at-2 // "" is no local part
+		}
+		farthest = j
+	}
+	return farthest, farthest >= 0
+}
+
+// maxQuoted bounds a quoted local part: RFC 5321 allows 64 octets; this
+// leaves room for escapes, escaped again.
+const maxQuoted = 1024
+
 func isSeparator(c byte) bool {
 	return c == '=' || c == '&' || c == '?' || c == '/' || c == '|' || c == '%'
 }
@@ -343,6 +367,18 @@ func unhex(c byte) byte {
 		return c | 0x20 - 'a' + 10
 	}
 	return 0
+}
+
+// ipv6Domain finds an unbracketed IPv6 address (after an optional "IPv6:"
+// tag) at s[i:], the domain of a mailbox.
+func ipv6Domain(s string, i int) (Match, bool) {
+	if len(s)-i > 5 && strings.EqualFold(s[i:i+5], "IPv6:") {
+		i += 5
+	}
+	if _, v6 := ipStart(s, i); !v6 {
+		return Match{}, false
+	}
+	return ipv6(s, i)
 }
 
 func trimIPv6Tag(s string) string {

@@ -60,6 +60,23 @@ func TestFind(t *testing.T) {
 		{"at sign alone", "a @ b, @home, x@, @y.org", nil},
 		{"leading dot", ".alice@example.com", []found{{"alice@example.com", Email}}},
 		{"trailing dot local part", "alice.@example.com", nil},
+		// Quoted local parts with escapes (RFC 5321 quoted-pairSMTP): the
+		// opening quote is the nearest one no backslash escapes.
+		{"quoted with an escaped quote", `<"ivy\"q"@example.org>`, []found{{`"ivy\"q"@example.org`, Email}}},
+		{"quoted with an escaped backslash", `"kim\\"@example.org`, []found{{`"kim\\"@example.org`, Email}}},
+		{"quoted with an escaped space", `"lea\ moss"@example.org`, []found{{`"lea\ moss"@example.org`, Email}}},
+		{"quoted with an escaped at-sign", `"max\@home"@example.org`, []found{{`"max\@home"@example.org`, Email}}},
+		{"quoted, escaped again in JSON", `{"to":"\"oda\\\"q\"@example.org"}`, []found{{`"\"oda\\\"q\"@example.org`, Email}}},
+		{"quoted in JSON without its string's quotes", `\"oda\\\"q\"@example.org`, []found{{`"oda\\\"q\"@example.org`, Email}}},
+		{"empty quoted local part", `""@example.org`, nil},
+		// Users at unbracketed IPv6 hosts, as ssh and IMAP logs write them.
+		{"user at IPv6 compressed", "wanda@2001:db8::9's password:", []found{{"wanda@2001:db8::9", Email}}},
+		{"user at IPv6 full", "xavi@2001:0db8:0000:0000:0000:0000:0000:0009,", []found{{"xavi@2001:0db8:0000:0000:0000:0000:0000:0009", Email}}},
+		{"user at IPv6 with zone", "yann@fe80::1%eth0 failed", []found{{"yann@fe80::1%eth0", Email}}},
+		{"user at IPv4-mapped IPv6", "zelda@::ffff:192.0.2.9", []found{{"zelda@::ffff:192.0.2.9", Email}}},
+		{"user at IPv6 loopback, sentence end", "abe@::1.", []found{{"abe@::1", Email}}},
+		{"user at tagged IPv6", "<bea@IPv6:2001:db8::a>", []found{{"bea@IPv6:2001:db8::a", Email}}},
+		{"user at a clock time is no mailbox", "bob@12:30 here", nil},
 
 		{"IPv4", "client [203.0.113.7] blocked", []found{{"203.0.113.7", IPv4}}},
 		{"IPv4 with port", "connect to 198.51.100.25:25 refused", []found{{"198.51.100.25", IPv4}}},
