@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +56,9 @@ type MailLog struct {
 	Host               string          `toml:"host"`
 	InternalNetworks   []string        `toml:"internal_networks"`
 	MaxUndelivered     int             `toml:"max_undelivered_batches"`
+	MaxConnections     int             `toml:"max_connections"`
+	ReadTimeout        config.Duration `toml:"read_timeout"`
+	MaxHosts           int             `toml:"max_hosts"`
 	Log                telegraf.Logger `toml:"-"`
 
 	loc    *time.Location
@@ -142,6 +146,18 @@ func (m *MailLog) Init() error {
 	}
 	if m.PollInterval <= 0 || m.CheckpointInterval <= 0 || m.MaxUndelivered <= 0 {
 		return fmt.Errorf("%q, %q and %q must be positive", "poll_interval", "checkpoint_interval", "max_undelivered_batches")
+	}
+	for _, o := range []struct {
+		name, value string
+		bad         bool
+	}{
+		{"max_connections", strconv.Itoa(m.MaxConnections), m.MaxConnections <= 0},
+		{"read_timeout", time.Duration(m.ReadTimeout).String(), m.ReadTimeout <= 0},
+		{"max_hosts", strconv.Itoa(m.MaxHosts), m.MaxHosts <= 0},
+	} {
+		if o.bad {
+			return fmt.Errorf("invalid %q value %q: must be positive", o.name, o.value)
+		}
 	}
 	return nil
 }
@@ -635,6 +651,9 @@ func init() {
 			MaxQueueIDs:        100000,
 			QueueIDTTL:         config.Duration(7 * 24 * time.Hour),
 			MaxUndelivered:     1000,
+			MaxConnections:     128,
+			ReadTimeout:        config.Duration(30 * time.Second),
+			MaxHosts:           100,
 		}
 	})
 }

@@ -355,28 +355,7 @@ func TestSampleConfigLoads(t *testing.T) {
 // and over TCP (newline-delimited and octet-counted), give the same events
 // as the file does.
 func TestListen(t *testing.T) {
-	var accept atomic.Bool
-	accept.Store(true)
-	m := &MailLog{
-		Listen: []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}, Timezone: "UTC",
-		PollInterval: telegrafconfig.Duration(10 * time.Millisecond), CheckpointInterval: telegrafconfig.Duration(time.Second),
-		MaxQueueIDs: 1000, QueueIDTTL: telegrafconfig.Duration(time.Hour), MaxUndelivered: 100, Log: testutil.Logger{},
-	}
-	require.NoError(t, m.Init())
-	acc := &testutil.Accumulator{}
-	require.NoError(t, m.Start(acc))
-	defer m.Stop()
-	go func() { // the outputs take everything
-		seen := 0
-		for m.ctx.Err() == nil {
-			time.Sleep(2 * time.Millisecond)
-			ms := acc.GetTelegrafMetrics()
-			for _, x := range ms[seen:] {
-				x.Accept()
-			}
-			seen = len(ms)
-		}
-	}()
+	m, acc := listening(t, func(m *MailLog) { m.MaxQueueIDs, m.QueueIDTTL = 1000, telegrafconfig.Duration(time.Hour) })
 	lines := realLog(t)
 	// UDP: one datagram per line.
 	udp, err := net.Dial("udp", m.lns[0].Addr().String())
