@@ -592,8 +592,9 @@ func lookup(client *http.Client, lookupd, topic string) ([]string, error) {
 			TCPPort          int    `json:"tcp_port"`
 		} `json:"producers"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, fmt.Errorf("decoding /lookup: %w", err)
+	// A broken or hostile nsqlookupd's endless answer is not held whole.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxLookupBytes)).Decode(&r); err != nil {
+		return nil, fmt.Errorf("decoding /lookup (at most %d bytes): %w", maxLookupBytes, err)
 	}
 	addrs := make([]string, 0, len(r.Producers))
 	for _, p := range r.Producers {
@@ -601,6 +602,10 @@ func lookup(client *http.Client, lookupd, topic string) ([]string, error) {
 	}
 	return addrs, nil
 }
+
+// maxLookupBytes bounds an nsqlookupd answer: a producer takes about 200
+// bytes of it.
+const maxLookupBytes = 1 << 20
 
 func hasScheme(u string) bool {
 	return len(u) > 7 && (u[:7] == "http://" || (len(u) > 8 && u[:8] == "https://"))

@@ -27,6 +27,23 @@ func TestLookupEscapesTopic(t *testing.T) {
 	require.Equal(t, []string{"127.0.0.1:4150"}, addrs)
 }
 
+// An endless nsqlookupd answer is read up to maxLookupBytes, not held
+// whole.
+func TestLookupAnswerBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"producers":[{"broadcast_address":"`))
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		for range 64 { // 4 MiB of one string
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	_, err := lookup(srv.Client(), srv.URL, "t")
+	require.ErrorContains(t, err, "at most 1048576 bytes")
+}
+
 // A handshake frame announcing more than maxHandshakeFrame is refused
 // before anything is allocated for it.
 func TestHandshakeFrameCapped(t *testing.T) {
