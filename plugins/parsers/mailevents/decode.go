@@ -150,6 +150,7 @@ type Decoder struct {
 	timeLayout   string
 	missingAsDLQ bool
 	maxSize      int
+	uniqueKeys   bool // refuse a key named twice in one object (unique.go)
 	flat         bool // flat events may be read without fastjson (flat.go)
 }
 
@@ -207,10 +208,13 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 	}
 	if d.formField != "" {
 		form, err := url.ParseQuery(string(body))
-		if err != nil || !form.Has(d.formField) {
-			if err == nil {
-				err = fmt.Errorf("no form field %q", d.formField)
-			}
+		if err == nil && !form.Has(d.formField) {
+			err = fmt.Errorf("no form field %q", d.formField)
+		}
+		if err == nil && d.uniqueKeys && len(form[d.formField]) > 1 {
+			err = fmt.Errorf("form field %q named %d times", d.formField, len(form[d.formField]))
+		}
+		if err != nil {
 			out.Bad = append(out.Bad, BadEvent{ReasonMalformedForm, err, body})
 			return out
 		}
@@ -225,12 +229,20 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 	if d.flat {
 		if kvs, ok := readFlat(trimmed, sc.flat[:0]); ok {
 			sc.flat = kvs
+			if err := d.flatDuplicates(sc, kvs, trimmed); err != nil {
+				out.Bad = append(out.Bad, BadEvent{ReasonMalformed, err, body})
+				return out
+			}
 			d.flatEvent(sc, kvs, published, trimmed, &out)
 			return out
 		}
 	}
 	v, err := p.ParseBytes(trimmed)
 	if err == nil {
+		if err := d.duplicates(sc, v); err != nil {
+			out.Bad = append(out.Bad, BadEvent{ReasonMalformed, err, body})
+			return out
+		}
 		d.document(sc, v, published, trimmed, &out)
 		return out
 	}
@@ -246,6 +258,9 @@ func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded 
 			continue
 		}
 		v, err := p.ParseBytes(line)
+		if err == nil {
+			err = d.duplicates(sc, v)
+		}
 		if err != nil {
 			out.Bad = append(out.Bad, BadEvent{ReasonMalformed, err, line})
 			continue
@@ -414,6 +429,9 @@ func (d *Decoder) unwrap(sc *Scratch, v *fastjson.Value) error {
 		}
 		text, _ := s.StringBytes()
 		parsed, err := sc.inner[i].ParseBytes(text)
+		if err == nil {
+			err = d.duplicates(sc, parsed)
+		}
 		if err != nil {
 			return fmt.Errorf("json_keys %q: %w", strings.Join(segs, "."), err)
 		}
@@ -602,6 +620,7 @@ type Scratch struct {
 	seen     []seenKey
 	rendered []byte // builder.rendered
 	flat     []flatKV
+	keys     [][]byte // unique.go
 	slab     box.Slab // the values of the worker's events, in shared blocks
 }
 

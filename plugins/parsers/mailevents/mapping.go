@@ -34,6 +34,11 @@ type Mapping struct {
 	TimeFill       string                       `toml:"time_fill"`
 	MissingTime    string                       `toml:"missing_time"`
 	MaxMessageSize config.Size                  `toml:"max_message_size"`
+	// RefuseDuplicateKeys refuses a document in which one object names a
+	// key twice (malformed_json; malformed_form for a form field sent
+	// twice). Not an option: inputs.mailwebhooks sets it, so that what a
+	// signature covers and what is decoded cannot be two different values.
+	RefuseDuplicateKeys bool `toml:"-"`
 }
 
 // Capture takes typed fields out of a string field with a regular
@@ -130,6 +135,7 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 		timeKeys:     timeKeys,
 		missingAsDLQ: m.MissingTime == missingDeadLet,
 		maxSize:      int(m.MaxMessageSize),
+		uniqueKeys:   m.RefuseDuplicateKeys,
 	}
 	types := make(map[string]fieldType, len(defaultFieldTypes)+len(m.FieldTypes))
 	for _, src := range []map[string]string{defaultFieldTypes, m.FieldTypes} {
