@@ -42,7 +42,7 @@ func agentConfig(t *testing.T, k *keys, port int, influxURL string) string {
 		case "mandrill":
 			fmt.Fprintf(&b, "    signing_key = \"${MANDRILL_KEY}\"\n    webhook_url = \"http://127.0.0.1:%d/mandrill\"\n", port)
 		case "ses_sns":
-			fmt.Fprintf(&b, "    sns_certificates = [%q]\n", k.snsCert)
+			fmt.Fprintf(&b, "    sns_certificates = [%q]\n    sns_topic_arns = [%q]\n", k.snsCert, snsTopic)
 		default:
 			fmt.Fprintf(&b, "    username = %q\n    password = \"${WEBHOOK_PASSWORD}\"\n", k.user)
 		}

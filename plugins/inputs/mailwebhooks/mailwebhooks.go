@@ -7,7 +7,6 @@ package mailwebhooks
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,20 +54,21 @@ type MailWebhooks struct {
 // Provider is one webhook: a path, how its requests are verified, and the
 // mapping of its events (a preset, and mapping options beside it).
 type Provider struct {
-	Name               string          `toml:"name"`
-	Path               string          `toml:"path"`
-	Username           string          `toml:"username"`
-	Password           config.Secret   `toml:"password"`
-	SigningKey         config.Secret   `toml:"signing_key"`
-	VerificationKey    string          `toml:"verification_key"`
-	WebhookURL         string          `toml:"webhook_url"`
-	ReplayWindow       config.Duration `toml:"replay_window"`
-	SNSCertificates    []string        `toml:"sns_certificates"`
-	SNSCertificateURLs []string        `toml:"sns_certificate_urls"`
-	SNSTopicARNs       []string        `toml:"sns_topic_arns"`
-	SNSSubscribe       string          `toml:"sns_subscribe"`
-	SNSSubscribeURLs   []string        `toml:"sns_subscribe_urls"`
-	AllowUnsigned      bool            `toml:"allow_unsigned"`
+	Name                 string           `toml:"name"`
+	Path                 string           `toml:"path"`
+	Username             string           `toml:"username"`
+	Password             config.Secret    `toml:"password"`
+	SigningKey           config.Secret    `toml:"signing_key"`
+	VerificationKey      string           `toml:"verification_key"`
+	WebhookURL           string           `toml:"webhook_url"`
+	ReplayWindow         *config.Duration `toml:"replay_window"` // nil: 10m; 0: off
+	SNSCertificates      []string         `toml:"sns_certificates"`
+	SNSCertificateURLs   []string         `toml:"sns_certificate_urls"`
+	SNSTopicARNs         []string         `toml:"sns_topic_arns"`
+	SNSSignatureVersions []string         `toml:"sns_signature_versions"`
+	SNSSubscribe         string           `toml:"sns_subscribe"`
+	SNSSubscribeURLs     []string         `toml:"sns_subscribe_urls"`
+	AllowUnsigned        bool             `toml:"allow_unsigned"`
 	parser.Mapping
 
 	dec     *parser.Decoder
@@ -78,7 +78,10 @@ type Provider struct {
 	st      *stats
 }
 
-const defaultReplayWindow = 10 * time.Minute
+const (
+	defaultReplayWindow = 10 * time.Minute
+	maxHeaderBytes      = 64 << 10 // providers send a few hundred bytes of headers
+)
 
 func (*MailWebhooks) SampleConfig() string { return sampleConfig }
 
@@ -87,6 +90,9 @@ func (*MailWebhooks) SampleConfig() string { return sampleConfig }
 func (w *MailWebhooks) Init() error {
 	if len(w.Providers) == 0 {
 		return fmt.Errorf("no %q configured: add [[inputs.mailwebhooks.provider]] with a preset", "provider")
+	}
+	if w.ReadTimeout <= 0 {
+		return fmt.Errorf("invalid %q value %q: must be positive (it bounds the headers and body of each request)", "read_timeout", time.Duration(w.ReadTimeout))
 	}
 	if w.MaxInFlight <= 0 {
 		return fmt.Errorf("invalid %q value %d: must be positive", "max_in_flight", w.MaxInFlight)
@@ -128,9 +134,12 @@ func (p *Provider) init(log telegraf.Logger) error {
 	if !strings.HasPrefix(p.Path, "/") {
 		return fmt.Errorf("invalid %q value %q: must start with /", "path", p.Path)
 	}
-	if p.ReplayWindow == 0 {
-		p.ReplayWindow = config.Duration(defaultReplayWindow)
+	// What was read (at most max_body_size) is decoded whole: one limit,
+	// not a smaller one found only after the body was read and verified.
+	if p.MaxMessageSize != 0 {
+		return fmt.Errorf("invalid %q value %d: a body is decoded whole, set %q instead", "max_message_size", p.MaxMessageSize, "max_body_size")
 	}
+	p.RefuseDuplicateKeys = true
 	dec, err := p.Mapping.NewDecoder()
 	if err != nil {
 		return err
@@ -163,9 +172,6 @@ func withDefaults(m parser.Mapping) parser.Mapping {
 	if m.MissingTime == "" {
 		m.MissingTime = def.MissingTime
 	}
-	if m.MaxMessageSize == 0 {
-		m.MaxMessageSize = def.MaxMessageSize
-	}
 	return m
 }
 
@@ -173,8 +179,15 @@ func withDefaults(m parser.Mapping) parser.Mapping {
 // signs, plus basic auth when username is set. A provider with nothing to
 // check is refused unless allow_unsigned says so.
 func (p *Provider) initVerify(log telegraf.Logger) error {
+	window := defaultReplayWindow
+	if p.ReplayWindow != nil {
+		window = time.Duration(*p.ReplayWindow)
+	}
+	if window < 0 {
+		return fmt.Errorf("invalid %q value %q: must not be negative (0 turns the check off)", "replay_window", window)
+	}
+	rp := newReplay(window)
 	var checks []verifier
-	window := time.Duration(p.ReplayWindow)
 	if p.Username != "" {
 		pass, err := p.Password.Get()
 		if err != nil {
@@ -196,13 +209,20 @@ func (p *Provider) initVerify(log telegraf.Logger) error {
 	}
 	signed := true
 	switch {
+	case p.Preset == "ses_sns": // envelopes are read even unsigned
+		v, err := newSNSVerifier(p, rp, log)
+		if err != nil {
+			return err
+		}
+		p.sns = v
+		checks = append(checks, v.verifier())
 	case p.AllowUnsigned:
 	case p.Preset == "mailgun":
 		k, err := key("HTTP webhook signing key")
 		if err != nil {
 			return err
 		}
-		checks = append(checks, mailgun(k, window))
+		checks = append(checks, mailgun(k, rp))
 	case p.Preset == "sendgrid":
 		if p.VerificationKey == "" {
 			return fmt.Errorf("preset %q: set %q, the signed event webhook's public key (or allow_unsigned = true)", p.Preset, "verification_key")
@@ -211,7 +231,7 @@ func (p *Provider) initVerify(log telegraf.Logger) error {
 		if err != nil {
 			return fmt.Errorf("invalid %q value: %w", "verification_key", err)
 		}
-		checks = append(checks, sendgrid(pub, window))
+		checks = append(checks, sendgrid(pub, rp))
 	case p.Preset == "mandrill":
 		k, err := key("webhook key")
 		if err != nil {
@@ -221,17 +241,8 @@ func (p *Provider) initVerify(log telegraf.Logger) error {
 			return fmt.Errorf("preset %q: set %q, the URL exactly as configured in Mandrill (it is signed)", p.Preset, "webhook_url")
 		}
 		checks = append(checks, mandrill(k, p.WebhookURL))
-	case p.Preset == "ses_sns":
-		v, err := newSNSVerifier(p, log)
-		if err != nil {
-			return err
-		}
-		p.sns = v
 	default:
 		signed = p.Username != ""
-	}
-	if p.Preset == "ses_sns" && p.AllowUnsigned && p.sns == nil {
-		p.sns = &snsVerifier{subscribe: subscribeLog, log: log}
 	}
 	if !signed && !p.AllowUnsigned {
 		return fmt.Errorf("preset %q is verified by basic auth: set %q and %q (or allow_unsigned = true)", p.Preset, "username", "password")
@@ -258,11 +269,15 @@ func (w *MailWebhooks) Start(acc telegraf.Accumulator) error {
 		return fmt.Errorf("listening on service_address %q: %w", w.ServiceAddress, err)
 	}
 	w.addr = ln.Addr()
+	// read_timeout bounds the headers, and the whole request from its
+	// first byte, body included: a slow sender holds a slot no longer.
 	w.server = &http.Server{
-		Handler:      mux,
-		ReadTimeout:  time.Duration(w.ReadTimeout),
-		WriteTimeout: time.Duration(w.WriteTimeout),
-		TLSConfig:    tlsConf,
+		Handler:           mux,
+		ReadHeaderTimeout: time.Duration(w.ReadTimeout),
+		ReadTimeout:       time.Duration(w.ReadTimeout),
+		WriteTimeout:      time.Duration(w.WriteTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         tlsConf,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
@@ -322,7 +337,9 @@ func (w *MailWebhooks) handler(p *Provider) http.HandlerFunc {
 }
 
 // serve handles one request and returns the status and text to answer.
-func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Request, now time.Time) (int, string) {
+// What the headers tell is checked before a max_in_flight slot is taken
+// and the body read: a sender without credentials never holds a slot.
+func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Request, now time.Time) (code int, msg string) {
 	switch r.Method {
 	case http.MethodPost:
 	case http.MethodHead, http.MethodGet: // Mandrill checks the URL before saving it
@@ -331,10 +348,18 @@ func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Reques
 		rw.Header().Set("Allow", "POST, HEAD, GET")
 		return http.StatusMethodNotAllowed, "POST events here"
 	}
+	// Refused before its body is read, a request's connection is closed:
+	// net/http would otherwise read up to 256 KiB of that body first,
+	// however slowly it comes.
+	if err := p.verify.head(r, now); err != nil {
+		rw.Header().Set("Connection", "close")
+		return w.refuse(p, rw, r, err)
+	}
 	select {
 	case w.slots <- struct{}{}:
 		defer func() { <-w.slots }()
 	default:
+		rw.Header().Set("Connection", "close")
 		rw.Header().Set("Retry-After", "1")
 		return http.StatusServiceUnavailable, "busy: max_in_flight requests are being served"
 	}
@@ -347,27 +372,17 @@ func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Reques
 		}
 		return http.StatusBadRequest, "reading the body: " + err.Error()
 	}
-	commit, err := p.verify(r, body, now)
-	if err == nil && p.sns != nil {
-		var done bool
-		done, err = p.snsEnvelope(r.Context(), body)
-		if err == nil && done {
-			return http.StatusOK, "ok"
-		}
-	}
+	body, release, err := p.verify.body(r, body, now)
 	if err != nil {
-		p.st.signatureFailures.Incr(1)
-		w.Log.Debugf("%s: refused a request from %s: %v", p.Name, r.RemoteAddr, err)
-		if errors.Is(err, errNoCredentials) {
-			if p.Username != "" {
-				rw.Header().Set("WWW-Authenticate", `Basic realm="mailtick"`)
-			}
-			return http.StatusUnauthorized, "unauthorized"
+		return w.refuse(p, rw, r, err)
+	}
+	defer func() {
+		if code/100 != 2 && release != nil {
+			release() // the provider's retry is not a replay
 		}
-		if !errors.Is(err, errBadSignature) && !errors.Is(err, errReplay) {
-			return http.StatusBadGateway, err.Error() // a certificate could not be fetched
-		}
-		return http.StatusForbidden, "forbidden"
+	}()
+	if body == nil { // an SNS subscription message, handled
+		return http.StatusOK, "ok"
 	}
 
 	sc := p.scratch.Get().(*parser.Scratch)
@@ -415,31 +430,32 @@ func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Reques
 		w.acks.abandon(id)
 		return http.StatusServiceUnavailable, "request canceled"
 	}
-	if commit != nil {
-		commit()
-	}
 	return http.StatusOK, fmt.Sprintf("ok: %d events", len(out.Metrics))
 }
 
-// snsEnvelope verifies an SNS envelope; done is true when the message was
-// a subscription message, handled here, and not events.
-func (p *Provider) snsEnvelope(ctx context.Context, body []byte) (done bool, err error) {
-	var m snsMessage
-	if err := json.Unmarshal(body, &m); err != nil || m.Type == "" {
-		return false, errNoCredentials
+// refuse answers a request its verifier refused, counted; the answer says
+// no more than the status (the log at debug level says why).
+func (w *MailWebhooks) refuse(p *Provider, rw http.ResponseWriter, r *http.Request, err error) (int, string) {
+	w.Log.Debugf("%s: refused a request from %s: %v", p.Name, r.RemoteAddr, err)
+	switch {
+	case errors.Is(err, errMalformed):
+		p.st.bodiesRejected.Incr(1)
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, errFetchBusy):
+		rw.Header().Set("Retry-After", "1")
+		return http.StatusServiceUnavailable, errFetchBusy.Error()
 	}
-	if p.sns.certs != nil || p.sns.allowURLs != nil {
-		if err := p.sns.verify(ctx, &m); err != nil {
-			return false, err
+	p.st.signatureFailures.Incr(1)
+	switch {
+	case errors.Is(err, errNoCredentials):
+		if p.Username != "" {
+			rw.Header().Set("WWW-Authenticate", `Basic realm="mailtick"`)
 		}
+		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, errCertificate):
+		return http.StatusBadGateway, errCertificate.Error()
 	}
-	if m.Type == "Notification" {
-		return false, nil
-	}
-	if err := p.sns.confirm(ctx, &m); err != nil {
-		p.sns.log.Errorf("%s: %v", p.Name, err)
-	}
-	return true, nil
+	return http.StatusForbidden, "forbidden"
 }
 
 func readBody(rw http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {

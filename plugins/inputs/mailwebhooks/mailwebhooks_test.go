@@ -2,6 +2,7 @@ package mailwebhooks
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -78,6 +81,7 @@ func (k *keys) providers(t *testing.T, base string) []*Provider {
 			p.WebhookURL = base + "/mandrill"
 		case "ses_sns":
 			p.SNSCertificates = []string{k.snsCert}
+			p.SNSTopicARNs = []string{snsTopic}
 		default: // postmark, sparkpost, ses, mailgun_events_api
 			p.Username, p.Password = k.user, telegrafconfig.NewSecret([]byte(k.pass))
 		}
@@ -117,12 +121,16 @@ func (k *keys) sign(t *testing.T, preset, addr string, body []byte, now time.Tim
 		require.NoError(t, err)
 		mac := hmac.New(sha1.New, []byte(k.mandrill))
 		mac.Write([]byte(addr))
-		mac.Write([]byte("mandrill_events" + form.Get("mandrill_events")))
+		for _, name := range slices.Sorted(maps.Keys(form)) {
+			for _, v := range form[name] {
+				mac.Write([]byte(name + v))
+			}
+		}
 		header.Set("X-Mandrill-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 		header.Set("Content-Type", "application/x-www-form-urlencoded")
 	case "ses_sns":
-		body = k.signSNS(t, body)
-		header.Set("Content-Type", "text/plain; charset=UTF-8")
+		body = k.signSNS(t, body, now)
+		snsHeaders(t, header, body)
 	default:
 		basic = true
 	}
@@ -135,22 +143,109 @@ func (k *keys) sign(t *testing.T, preset, addr string, body []byte, now time.Tim
 	return req
 }
 
-// signSNS signs an SNS envelope (SignatureVersion 2, SHA256withRSA).
-func (k *keys) signSNS(t *testing.T, body []byte) []byte {
+// snsTopic is the topic of the SNS samples, the one the tests allow.
+const snsTopic = "arn:aws:sns:us-west-2:123456789012:MyTopic"
+
+// signSNS signs an SNS envelope as SNS sends it: published at now, a
+// MessageId of its own, SignatureVersion 2 (SHA256withRSA).
+func (k *keys) signSNS(t *testing.T, body []byte, now time.Time) []byte {
 	t.Helper()
-	var m snsMessage
-	require.NoError(t, json.Unmarshal(body, &m))
-	var doc map[string]any
+	var doc map[string]string
 	require.NoError(t, json.Unmarshal(body, &doc))
-	digest := sha256.Sum256([]byte(m.signedText()))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, k.sns, crypto.SHA256, digest[:])
-	require.NoError(t, err)
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	doc["MessageId"] = hex.EncodeToString(id)
+	doc["Timestamp"] = now.UTC().Format("2006-01-02T15:04:05.000Z")
 	doc["SignatureVersion"] = "2"
-	doc["Signature"] = base64.StdEncoding.EncodeToString(sig)
+	k.signSNSDoc(t, doc)
 	out, err := json.Marshal(doc)
 	require.NoError(t, err)
 	return out
 }
+
+// snsHeaders sets the headers SNS sends with an envelope.
+func snsHeaders(t *testing.T, header http.Header, body []byte) {
+	t.Helper()
+	var m snsMessage
+	require.NoError(t, json.Unmarshal(body, &m))
+	header.Set("Content-Type", "text/plain; charset=UTF-8")
+	header.Set("X-Amz-Sns-Message-Type", m.Type)
+	header.Set("X-Amz-Sns-Message-Id", m.MessageID)
+	header.Set("X-Amz-Sns-Topic-Arn", m.TopicArn)
+}
+
+// signSNSDoc sets the Signature of an envelope as its SignatureVersion
+// says: "1" SHA1withRSA, else SHA256withRSA.
+func (k *keys) signSNSDoc(t *testing.T, doc map[string]string) {
+	t.Helper()
+	m := snsMessage{Type: doc["Type"], MessageID: doc["MessageId"], Token: doc["Token"], TopicArn: doc["TopicArn"],
+		Subject: doc["Subject"], Message: doc["Message"], SubscribeURL: doc["SubscribeURL"], Timestamp: doc["Timestamp"]}
+	h := crypto.SHA256
+	if doc["SignatureVersion"] == "1" {
+		h = crypto.SHA1
+	}
+	hash := h.New()
+	hash.Write([]byte(m.signedText()))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k.sns, h, hash.Sum(nil))
+	require.NoError(t, err)
+	doc["Signature"] = base64.StdEncoding.EncodeToString(sig)
+}
+
+// fakeSNS stands in for SNS's endpoints: an HTTPS server every address
+// the verifier fetches is dialled to, whatever its host (a host with
+// "nowhere" in its name does not resolve). It serves the tests' signing
+// certificate at /SimpleNotificationService-<hex>.pem (a redirect at
+// ...-0bad.pem), answers ConfirmSubscription, and counts the requests
+// it gets and the fetches tried (those that found no host too).
+type fakeSNS struct {
+	srv      *httptest.Server
+	requests atomic.Int32
+	fetches  atomic.Int32
+	confirms atomic.Int32
+}
+
+func newFakeSNS(t *testing.T, k *keys) *fakeSNS {
+	t.Helper()
+	pemBytes, err := os.ReadFile(k.snsCert)
+	require.NoError(t, err)
+	f := &fakeSNS{}
+	f.srv = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
+		switch {
+		case r.URL.Path == "/SimpleNotificationService-0bad.pem":
+			http.Redirect(rw, r, "https://attacker.example/cert.pem", http.StatusFound)
+		case strings.HasPrefix(r.URL.Path, "/SimpleNotificationService-"):
+			_, _ = rw.Write(pemBytes)
+		case r.URL.Path == "/" && r.URL.Query().Get("Action") == "ConfirmSubscription":
+			f.confirms.Add(1)
+		default:
+			http.NotFound(rw, r)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// use has p's SNS verifier reach the fake for every address.
+func (f *fakeSNS) use(p *Provider) {
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if strings.Contains(addr, "nowhere") {
+				return nil, &net.DNSError{Err: "no such host", Name: addr, IsNotFound: true}
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, f.srv.Listener.Addr().String())
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the fake's certificate names 127.0.0.1, not SNS
+	}
+	p.sns.client.Transport = roundTrip(func(r *http.Request) (*http.Response, error) {
+		f.fetches.Add(1)
+		return transport.RoundTrip(r)
+	})
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // outputs stands in for the agent's outputs: it accepts or refuses each
 // group of tracked metrics, or holds it until told.
@@ -460,17 +555,15 @@ func TestLimits(t *testing.T) {
 }
 
 // TestSNSSubscription: a signed SubscriptionConfirmation is logged, or
-// confirmed by visiting its SubscribeURL only where sns_subscribe_urls
-// allows; it never becomes a metric.
+// confirmed by visiting its SubscribeURL only where it is SNS's and
+// sns_subscribe_urls allows; it never becomes a metric.
 func TestSNSSubscription(t *testing.T) {
-	var visits atomic.Int32
-	aws := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { visits.Add(1) }))
-	defer aws.Close()
 	k := newKeys(t)
+	aws := newFakeSNS(t, k)
 	confirmation := func(subscribeURL string) []byte {
 		b, err := json.Marshal(map[string]string{
 			"Type": "SubscriptionConfirmation", "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
-			"Token": "2336412f37", "TopicArn": "arn:aws:sns:us-west-2:123456789012:MyTopic",
+			"Token": "2336412f37", "TopicArn": snsTopic,
 			"Message":      "You have chosen to subscribe to the topic arn:aws:sns:us-west-2:123456789012:MyTopic.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 			"SubscribeURL": subscribeURL, "Timestamp": "2012-04-26T20:45:04.751Z",
 		})
@@ -479,66 +572,71 @@ func TestSNSSubscription(t *testing.T) {
 	}
 	for _, mode := range []string{"log", "confirm"} {
 		t.Run(mode, func(t *testing.T) {
-			visits.Store(0)
+			aws.confirms.Store(0)
 			w, out, base := start(t, k, func(w *MailWebhooks) {
 				for _, p := range w.Providers {
 					p.SNSSubscribe = mode
-					p.SNSSubscribeURLs = []string{aws.URL + "/?Action=ConfirmSubscription*"}
+					p.SNSSubscribeURLs = []string{"https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription*"}
 				}
 			})
+			aws.use(provider(w, "ses_sns"))
 			path := base + provider(w, "ses_sns").Path
-			code, _ := do(t, k.sign(t, "ses_sns", path, confirmation(aws.URL+"/?Action=ConfirmSubscription&Token=2336412f37"), time.Now()))
-			require.Equal(t, http.StatusOK, code)
-			code, _ = do(t, k.sign(t, "ses_sns", path, confirmation("http://198.51.100.1/?Action=ConfirmSubscription"), time.Now()))
-			require.Equal(t, http.StatusOK, code, "answered, but not visited: not allowed")
+			for _, u := range []string{
+				"https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + snsTopic + "&Token=2336412f37",
+				"https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37",    // not allowed
+				"https://sns.us-west-2.amazonaws.com.evil.example/?Action=ConfirmSubscription",        // not SNS
+				"https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&Token=2336412f37",            // not a confirmation
+				"http://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=2336412f37",     // not https
+				"https://sns.us-west-2.amazonaws.com:8443/?Action=ConfirmSubscription&Token=2336412f", // a port
+			} {
+				code, _ := do(t, k.sign(t, "ses_sns", path, confirmation(u), time.Now()))
+				require.Equal(t, http.StatusOK, code, "answered, visited only if allowed: %s", u)
+			}
 			want := int32(0)
 			if mode == "confirm" {
 				want = 1
 			}
-			require.Equal(t, want, visits.Load())
+			require.Equal(t, want, aws.confirms.Load())
 			require.Empty(t, out.GetTelegrafMetrics())
 		})
 	}
 }
 
 // TestSNSCertificateURL: with sns_certificate_urls, the certificate a
-// message names is fetched once from an allowed address; a message naming
-// another address is refused without fetching anything.
+// message names is fetched once from an allowed SNS address; a message
+// naming another address is refused without fetching anything.
 func TestSNSCertificateURL(t *testing.T) {
 	k := newKeys(t)
-	pemBytes, err := os.ReadFile(k.snsCert)
-	require.NoError(t, err)
-	var fetches atomic.Int32
-	certs := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		fetches.Add(1)
-		_, _ = rw.Write(pemBytes)
-	}))
-	defer certs.Close()
+	aws := newFakeSNS(t, k)
 	w, out, base := start(t, k, func(w *MailWebhooks) {
 		p := provider(w, "ses_sns")
 		p.SNSCertificates = nil
-		p.SNSCertificateURLs = []string{certs.URL + "/SimpleNotificationService-*.pem"}
+		p.SNSCertificateURLs = []string{"https://sns.*.amazonaws.com/SimpleNotificationService-*.pem"}
 	})
+	aws.use(provider(w, "ses_sns"))
 	path := base + provider(w, "ses_sns").Path
 	bodies, err := providertest.Bodies("ses_sns")
 	require.NoError(t, err)
-	withCertURL := func(body []byte, u string) []byte {
-		var doc map[string]string
-		require.NoError(t, json.Unmarshal(body, &doc))
-		doc["SigningCertURL"] = u
-		b, err := json.Marshal(doc)
-		require.NoError(t, err)
-		return b
-	}
 	for _, b := range bodies[:3] {
-		code, msg := do(t, k.sign(t, "ses_sns", path, withCertURL(b.Data, certs.URL+"/SimpleNotificationService-abc.pem"), time.Now()))
+		code, msg := do(t, k.sign(t, "ses_sns", path, withCertURL(t, b.Data, "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-abc.pem"), time.Now()))
 		require.Equal(t, http.StatusOK, code, msg)
 	}
-	require.Equal(t, int32(1), fetches.Load(), "fetched once, then kept")
-	code, _ := do(t, k.sign(t, "ses_sns", path, withCertURL(bodies[0].Data, "http://198.51.100.1/evil.pem"), time.Now()))
+	require.Equal(t, int32(1), aws.requests.Load(), "fetched once, then kept")
+	code, _ := do(t, k.sign(t, "ses_sns", path, withCertURL(t, bodies[0].Data, "http://198.51.100.1/evil.pem"), time.Now()))
 	require.Equal(t, http.StatusForbidden, code)
-	require.Equal(t, int32(1), fetches.Load())
+	require.Equal(t, int32(1), aws.requests.Load())
 	require.Len(t, out.Written(), 3)
+}
+
+// withCertURL is an SNS envelope naming another SigningCertURL.
+func withCertURL(t *testing.T, body []byte, u string) []byte {
+	t.Helper()
+	var doc map[string]string
+	require.NoError(t, json.Unmarshal(body, &doc))
+	doc["SigningCertURL"] = u
+	b, err := json.Marshal(doc)
+	require.NoError(t, err)
+	return b
 }
 
 // TestTLS: with tls_cert and tls_key, the receiver speaks HTTPS.
@@ -587,8 +685,31 @@ func TestInit(t *testing.T) {
 			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "ses_sns"}}}
 		}, `set "sns_certificates" or "sns_certificate_urls"`},
 		{"confirm without allowed URLs", func(w *MailWebhooks) {
-			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "ses_sns"}, SNSCertificates: []string{k.snsCert}, SNSSubscribe: "confirm"}}
+			provider(w, "ses_sns").SNSSubscribe = "confirm"
 		}, `"sns_subscribe" = "confirm" needs "sns_subscribe_urls"`},
+		{"ses_sns without topics", func(w *MailWebhooks) { provider(w, "ses_sns").SNSTopicARNs = nil }, `preset "ses_sns": set "sns_topic_arns"`},
+		{"ses_sns with a topic that is no ARN", func(w *MailWebhooks) { provider(w, "ses_sns").SNSTopicARNs = []string{"MyTopic"} },
+			`invalid "sns_topic_arns" value "MyTopic"`},
+		{"a certificate URL that is not SNS's", func(w *MailWebhooks) {
+			provider(w, "ses_sns").SNSCertificateURLs = []string{"https://*.amazonaws.com/*.pem"}
+		}, `invalid "sns_certificate_urls" value "https://*.amazonaws.com/*.pem"`},
+		{"a subscribe URL that is not SNS's", func(w *MailWebhooks) {
+			p := provider(w, "ses_sns")
+			p.SNSSubscribe, p.SNSSubscribeURLs = "confirm", []string{"http://sns.*"}
+		}, `invalid "sns_subscribe_urls" value "http://sns.*"`},
+		{"an unknown signature version", func(w *MailWebhooks) { provider(w, "ses_sns").SNSSignatureVersions = []string{"3"} },
+			`invalid "sns_signature_versions" value "3"`},
+		{"read_timeout 0", func(w *MailWebhooks) { w.ReadTimeout = 0 }, `invalid "read_timeout" value "0s"`},
+		{"a negative replay_window", func(w *MailWebhooks) {
+			d := telegrafconfig.Duration(-time.Minute)
+			provider(w, "mailgun").ReplayWindow = &d
+		}, `provider 1 (mailgun): invalid "replay_window" value "-1m0s"`},
+		{"max_message_size beside max_body_size", func(w *MailWebhooks) { provider(w, "sendgrid").MaxMessageSize = 512 << 10 },
+			`invalid "max_message_size" value 524288: a body is decoded whole, set "max_body_size" instead`},
+		{"replay_window 0 turns it off", func(w *MailWebhooks) {
+			var d telegrafconfig.Duration
+			provider(w, "mailgun").ReplayWindow = &d
+		}, ""},
 		{"two providers on one path", func(w *MailWebhooks) { w.Providers[1].Path = "/mailgun" }, `invalid "path" value "/mailgun": another provider has it`},
 		{"write_timeout below ack_timeout", func(w *MailWebhooks) { w.WriteTimeout = telegrafconfig.Duration(time.Second) }, `invalid "write_timeout" value 1s`},
 		{"a bad mapping option", func(w *MailWebhooks) { w.Providers[0].TimeFill = "x" }, `invalid "time_fill" value "x"`},
@@ -598,7 +719,7 @@ func TestInit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &MailWebhooks{ServiceAddress: "127.0.0.1:0", MaxBodySize: 1 << 20, MaxInFlight: 1,
+			w := &MailWebhooks{ServiceAddress: "127.0.0.1:0", MaxBodySize: 1 << 20, MaxInFlight: 1, ReadTimeout: telegrafconfig.Duration(10 * time.Second),
 				AckTimeout: telegrafconfig.Duration(10 * time.Second), WriteTimeout: telegrafconfig.Duration(30 * time.Second), Log: testutil.Logger{}}
 			w.Providers = k.providers(t, "http://x")
 			tt.edit(w)
