@@ -8,9 +8,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +42,22 @@ func TestOneDCIntegration(t *testing.T) {
 	d := startDC(t)
 	requireShippedTasks(t, d)
 	nsqd, dcDB, central := d.NSQD, d.DB, d.central
+
+	// Only Kapacitor writes to the agent's listener: a forged rollup (a
+	// local process's write without the password, or with a wrong one)
+	// is refused and never reaches central.
+	forged := "mail_counts,dc=dc1,direction=outbound,event=delivered,window=1m count=1000000 1\n"
+	for _, password := range []string{"", "wrong"} {
+		req, err := http.NewRequest(http.MethodPost, "http://"+d.Listen+"/write?db=mail_rollups", strings.NewReader(forged))
+		require.NoError(t, err)
+		if password != "" {
+			req.SetBasicAuth("kapacitor", password)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a write with password %q", password)
+	}
 
 	// K events with e-mail and IP addresses in every string field, into NSQ.
 	const k = 3000
@@ -104,6 +122,9 @@ func TestOneDCIntegration(t *testing.T) {
 		n, err := central.Count("mail_central", `SELECT count("distinct_recipients") FROM mail_spam`)
 		return err == nil && n > 0
 	}, 90*time.Second, 250*time.Millisecond, "spam signals central, senders pseudonymized")
+	n, err := central.Count("mail_central", `SELECT count("count") FROM mail_counts WHERE time < 1000`)
+	require.NoError(t, err)
+	require.Zero(t, n, "the forged rollup reached central")
 	checked, leaks, err := central.PrivacyScan("mail_central")
 	require.NoError(t, err)
 	require.Positive(t, checked)
@@ -213,8 +234,10 @@ func requireShippedTasks(t *testing.T, d *testDC) {
 	require.NoError(t, err)
 	for _, a := range plan {
 		require.Equal(t, "unchanged", a.Kind, a.ID)
-		if a.ID == f.IDPrefix+"mail_counts_1m" {
-			require.Equal(t, []string{"overrides over tasks.toml: every=1s"}, a.Details, "plan shows the override layer")
+		for _, o := range d.TaskOverrides {
+			if a.ID == f.IDPrefix+o.Task && o.Task == "mail_counts_1m" {
+				require.Equal(t, []string{"overrides over tasks.toml: every=" + o.Value}, a.Details, "plan shows the override layer")
+			}
 		}
 	}
 

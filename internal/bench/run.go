@@ -193,7 +193,7 @@ func Run(ctx context.Context, opt Options, log io.Writer) (Report, error) {
 			// The shipped telegraf.conf itself: its topic and channel.
 			scenario{Result{Name: "mailevents", Output: "influxdb", BatchSize: shippedBatch}, "mailtick",
 				string(shipped), []string{"MAILTICK_DC=bench", "NSQLOOKUPD_HTTP=" + lookupd.HTTPAddr,
-					"DC_INFLUXDB_URL=" + db.URL, fmt.Sprintf("LISTEN_ADDRESS=127.0.0.1:%d", port),
+					"DC_INFLUXDB_URL=" + db.URL, fmt.Sprintf("LISTEN_ADDRESS=127.0.0.1:%d", port), "MAILTICK_LISTENER_PASSWORD=bench",
 					"CENTRAL_INFLUXDB_URL=" + db.URL, "MAILTICK_PII_KEY=bench-key-0123456789", "MAILTICK_PII_KEY_ID=bench",
 					"SPOOL_DIR=" + filepath.Join(dir, "spool"), "MAILLOG_FILE=" + filepath.Join(dir, "no-mail.log"),
 					"MAILLOG_STATE_DIR=" + filepath.Join(dir, "maillog")}})

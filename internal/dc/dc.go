@@ -33,6 +33,10 @@ type DC struct {
 	// TaskOverrides is all that the deployed tasks differ by from the
 	// repository's tasks.toml.
 	TaskOverrides []tasks.Override
+	// Webhooks, when set, is the base URL of the agent's provider
+	// webhooks (telegraf.d/mailwebhooks.conf), Mailgun's signed with
+	// WebhookKey.
+	Webhooks string
 
 	servers []stopper // but the agent, in start order
 	central *stack.InfluxDB
@@ -46,17 +50,17 @@ type stopper interface{ Stop(time.Duration) error }
 // Overrides are what a local DC in dir sets over the shipped tasks.toml:
 // log paths, and the schedule (every), nothing else: every period,
 // threshold and query is the shipped one (TestOverridesOnlySchedule). The
-// per-minute rollups run every second, the levels above every two
+// per-minute rollups run every minuteEvery, the levels above every two
 // seconds; the agent's reconciler runs every two seconds too
 // (AgentEnv), its check ages as shipped.
-func Overrides(dir string) []tasks.Override {
+func Overrides(dir, minuteEvery string) []tasks.Override {
 	logs := filepath.Join(dir, "kapacitor")
 	return []tasks.Override{
-		{Task: "mail_counts_1m", Var: "every", Value: "1s"},
+		{Task: "mail_counts_1m", Var: "every", Value: minuteEvery},
 		{Task: "mail_counts_1h", Var: "every", Value: "2s"},
 		{Task: "mail_counts_1d", Var: "every", Value: "2s"},
-		{Task: "mail_latency_1m", Var: "every", Value: "1s"},
-		{Task: "mail_latency_hist_1m", Var: "every", Value: "1s"},
+		{Task: "mail_latency_1m", Var: "every", Value: minuteEvery},
+		{Task: "mail_latency_hist_1m", Var: "every", Value: minuteEvery},
 		{Task: "mail_latency_hist_1h", Var: "every", Value: "2s"},
 		{Task: "mail_latency_hist_1d", Var: "every", Value: "2s"},
 		{Task: "mail_latency_hist_1w", Var: "every", Value: "2s"},
@@ -70,21 +74,45 @@ func Overrides(dir string) []tasks.Override {
 // (telegraf.conf's $MAILROLLUPS_INTERVAL; shipped: 1m).
 const ReconcileInterval = "2s"
 
+// ListenerPassword is what Kapacitor writes to the agents' listener with
+// (telegraf.conf's $MAILTICK_LISTENER_PASSWORD, user "kapacitor").
+const ListenerPassword = "local-listener-password"
+
 // PIIKey is the pseudonym key of the local stacks; real DCs take theirs
 // from a secret store.
 const PIIKey = "0123456789abcdef-local-stack-key"
+
+// Options are how a local DC differs from the default one.
+type Options struct {
+	// Postfix: a real Postfix as the DC's MTA (Debian's package, root),
+	// whose log is one of the DC's event sources.
+	Postfix bool
+	// MinuteEvery is the per-minute rollups' schedule, "1s" by default: a
+	// test sees its minutes rolled up at once. A run that does not start
+	// on a minute counts only the tail of its period's first minute and
+	// writes that over the minute's count, which the reconciler repairs
+	// at its first age (10m); a test that runs for longer than the tasks'
+	// period and checks every minute before that age sets "1m", the
+	// shipped schedule.
+	MinuteEvery string
+	// Webhooks: the agent takes provider webhooks too, with the shipped
+	// telegraf.d/mailwebhooks.conf beside telegraf.conf.
+	Webhooks bool
+}
+
+// WebhookKey is Mailgun's webhook signing key in a local DC.
+const WebhookKey = "local-mailgun-signing-key"
 
 // Start starts DC name with its data in dir, forwarding to central, with
 // the repository's telegraf.conf and tasks.toml as they are, but for the
 // addresses and Overrides.
 func Start(dir, name string, central *stack.InfluxDB) (*DC, error) {
-	return start(dir, name, central, false)
+	return StartWith(dir, name, central, Options{})
 }
 
-// StartWithPostfix is Start with a real Postfix as the DC's MTA (Debian's
-// package, root): its log is the DC's event source.
+// StartWithPostfix is Start with a real Postfix as the DC's MTA.
 func StartWithPostfix(dir, name string, central *stack.InfluxDB) (*DC, error) {
-	return start(dir, name, central, true)
+	return StartWith(dir, name, central, Options{Postfix: true})
 }
 
 // agentEnv is what an agent of the DC is started with: the DC's
@@ -92,7 +120,7 @@ func StartWithPostfix(dir, name string, central *stack.InfluxDB) (*DC, error) {
 // it follows, the reconciler's id ("": the host name) and schedule.
 func (d *DC) agentEnv(dir, listen, maillog, id string) []string {
 	return []string{"MAILTICK_DC=" + d.Name, "NSQLOOKUPD_HTTP=" + d.Lookupd.HTTPAddr, "DC_INFLUXDB_URL=" + d.DB.URL,
-		"LISTEN_ADDRESS=" + listen, "CENTRAL_INFLUXDB_URL=" + d.central.URL,
+		"LISTEN_ADDRESS=" + listen, "MAILTICK_LISTENER_PASSWORD=" + ListenerPassword, "CENTRAL_INFLUXDB_URL=" + d.central.URL,
 		"MAILTICK_PII_KEY=" + PIIKey, "MAILTICK_PII_KEY_ID=local", "SPOOL_DIR=" + filepath.Join(dir, "spool"),
 		"MAILLOG_FILE=" + maillog, "MAILLOG_STATE_DIR=" + filepath.Join(dir, "maillog"),
 		"MAILROLLUPS_ID=" + id, "MAILROLLUPS_INTERVAL=" + ReconcileInterval}
@@ -120,7 +148,11 @@ func (d *DC) maillogFile(dir string) string {
 	return filepath.Join(dir, "mail.log")
 }
 
-func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error) {
+// StartWith is Start with opt.
+func StartWith(dir, name string, central *stack.InfluxDB, opt Options) (*DC, error) {
+	if opt.MinuteEvery == "" {
+		opt.MinuteEvery = "1s"
+	}
 	d := &DC{Name: name, SpamTopic: "mail_spam"}
 	var err error
 	fail := func(err error) (*DC, error) {
@@ -148,7 +180,7 @@ func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error)
 		return fail(err)
 	}
 	d.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-	if postfix {
+	if opt.Postfix {
 		if d.Sink, err = stack.StartSMTPSink(); err != nil {
 			return fail(err)
 		}
@@ -165,17 +197,32 @@ func start(dir, name string, central *stack.InfluxDB, postfix bool) (*DC, error)
 		return fail(err)
 	}
 	d.central, d.conf = central, string(conf)
-	if d.Agent, err = stack.StartTelegraf(filepath.Join(dir, "telegraf"), d.conf,
-		d.agentEnv(dir, d.Listen, d.maillogFile(dir), "")...); err != nil {
+	agentConf, env := d.conf, d.agentEnv(dir, d.Listen, d.maillogFile(dir), "")
+	if opt.Webhooks {
+		// As Telegraf reads a file of its --config-directory: after the
+		// main one, its plugins added to those.
+		hooks, err := os.ReadFile(filepath.Join(root, "telegraf.d", "mailwebhooks.conf"))
+		if err != nil {
+			return fail(err)
+		}
+		port, err := stack.FreePort()
+		if err != nil {
+			return fail(err)
+		}
+		agentConf += "\n" + string(hooks)
+		d.Webhooks = fmt.Sprintf("http://127.0.0.1:%d", port)
+		env = append(env, fmt.Sprintf("WEBHOOKS_ADDRESS=127.0.0.1:%d", port), "MAILGUN_WEBHOOK_SIGNING_KEY="+WebhookKey)
+	}
+	if d.Agent, err = stack.StartTelegraf(filepath.Join(dir, "telegraf"), agentConf, env...); err != nil {
 		return fail(err)
 	}
 	if d.Kapacitor, err = stack.StartKapacitor(filepath.Join(dir, "kapacitor"), d.DB.URL,
-		stack.Cluster{Name: "agent", URL: "http://" + d.Listen}); err != nil {
+		stack.Cluster{Name: "agent", URL: "http://" + d.Listen, Username: "kapacitor", Password: ListenerPassword}); err != nil {
 		return fail(err)
 	}
 	d.servers = append(d.servers, d.Kapacitor)
 
-	d.TaskOverrides = Overrides(dir)
+	d.TaskOverrides = Overrides(dir, opt.MinuteEvery)
 	if _, _, err := tasks.ApplyFile(filepath.Join(root, "tasks.toml"), false,
 		tasks.Options{URL: d.Kapacitor.URL, Overrides: d.TaskOverrides}); err != nil {
 		return fail(err)

@@ -221,7 +221,8 @@ skip-config-overrides = true
 // by name with influxDBOut().cluster(name), e.g. the agent's
 // influxdb_listener; Kapacitor does not subscribe to it.
 type Cluster struct {
-	Name, URL string
+	Name, URL          string
+	Username, Password string // HTTP basic auth, if set
 }
 
 const clusterConf = `[[influxdb]]
@@ -229,6 +230,8 @@ const clusterConf = `[[influxdb]]
   name = %q
   default = false
   urls = [%q]
+  username = %q
+  password = %q
   disable-subscriptions = true
   startup-timeout = "30s"
 `
@@ -251,7 +254,7 @@ func StartKapacitor(dir, influxURL string, extra ...Cluster) (*Kapacitor, error)
 		text := fmt.Sprintf(kapacitorConf, dir, a[0], filepath.Join(dir, "replay"),
 			filepath.Join(dir, "kapacitor.db"), filepath.Join(dir, "tasks"), influxURL, udf)
 		for _, c := range extra {
-			text += fmt.Sprintf(clusterConf, c.Name, c.URL)
+			text += fmt.Sprintf(clusterConf, c.Name, c.URL, c.Username, c.Password)
 		}
 		if err := writeFile(conf, text); err != nil {
 			return nil, nil, err

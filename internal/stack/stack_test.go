@@ -77,7 +77,7 @@ func TestTelegrafConfIntegration(t *testing.T) {
 	cmd := exec.Command(bin, "--config", filepath.Join(root, "telegraf.conf"), "--strict-env-handling", "--test", "--test-wait", "1")
 	cmd.Env = append(os.Environ(),
 		"MAILTICK_DC=dc9", "NSQLOOKUPD_HTTP="+lookupd.HTTPAddr, "DC_INFLUXDB_URL="+influx.URL,
-		fmt.Sprintf("LISTEN_ADDRESS=127.0.0.1:%d", port), "CENTRAL_INFLUXDB_URL="+influx.URL,
+		fmt.Sprintf("LISTEN_ADDRESS=127.0.0.1:%d", port), "MAILTICK_LISTENER_PASSWORD=test", "CENTRAL_INFLUXDB_URL="+influx.URL,
 		"MAILTICK_PII_KEY=0123456789abcdef-test", "MAILTICK_PII_KEY_ID=test", "SPOOL_DIR="+t.TempDir(),
 		"MAILLOG_FILE="+filepath.Join(t.TempDir(), "mail.log"), "MAILLOG_STATE_DIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()

@@ -178,7 +178,7 @@ func loadShipped(t *testing.T, spool string) *config.Config {
 	t.Helper()
 	for k, v := range map[string]string{
 		"MAILTICK_DC": "dc1", "NSQLOOKUPD_HTTP": "127.0.0.1:1", "DC_INFLUXDB_URL": "http://127.0.0.1:1",
-		"LISTEN_ADDRESS": "127.0.0.1:0", "CENTRAL_INFLUXDB_URL": "http://127.0.0.1:1",
+		"LISTEN_ADDRESS": "127.0.0.1:0", "MAILTICK_LISTENER_PASSWORD": "test", "CENTRAL_INFLUXDB_URL": "http://127.0.0.1:1",
 		"MAILTICK_PII_KEY": "0123456789abcdef-property", "MAILTICK_PII_KEY_ID": "test", "SPOOL_DIR": spool,
 		"MAILLOG_FILE": filepath.Join(spool, "mail.log"), "MAILLOG_STATE_DIR": spool,
 	} {

@@ -279,6 +279,7 @@ type follower struct {
 	// copy of a truncated one); the path is read from its start once it
 	// has not grown (quietAt) for rotate_wait (since quietSince).
 	old        bool
+	next       []string // rotated files to read after the old one (successors)
 	quietAt    int64
 	quietSince time.Time
 	lastCkpt   time.Time
@@ -359,6 +360,7 @@ func (fl *follower) open() error {
 	default:
 		if old := fl.findRotated(ino); old != nil {
 			f.Close()
+			fl.next = fl.successors(old, ino)
 			f, ino = old, fl.inode
 			fl.old, fl.quietAt, fl.quietSince = true, -1, time.Now()
 			break
@@ -584,7 +586,7 @@ func (fl *follower) rewind() {
 	}
 	fl.c, fl.inode, fl.offset, fl.fp, fl.partial, fl.careful = c, fl.ckpt.Inode, fl.ckpt.Offset, fl.ckpt.Fingerprint, nil, true
 	fl.base, fl.baseOff = time.Unix(0, fl.ckpt.Base), fl.ckpt.Offset
-	fl.old, fl.skipping = false, false // open finds the checkpoint's file, at the path or rotated
+	fl.old, fl.skipping, fl.next = false, false, nil // open finds the checkpoint's file, at the path or rotated
 }
 
 // stats are one file's self-metrics (internal_maillog, tag file).

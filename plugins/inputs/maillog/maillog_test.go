@@ -317,6 +317,45 @@ func TestRotateWhileStopped(t *testing.T) {
 	}
 }
 
+// TestRotationChainWhileStopped: more than one rotation while the agent is
+// down. The saved file was renamed, and the file that followed it was
+// rotated in turn (renamed again, or copied and truncated): the saved
+// file's tail, then each later generation from its start, oldest first,
+// then the path; nothing lost, nothing twice.
+func TestRotationChainWhileStopped(t *testing.T) {
+	for _, mode := range []string{"rename twice", "rename, then copytruncate"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
+			appendLines(t, path, rejects(0, 4)...)
+			var accept atomic.Bool
+			m, _ := runToEnd(t, path, stateDir, &accept, 4)
+			m.Stop()
+
+			appendLines(t, path, rejects(4, 7)...)
+			require.NoError(t, os.Rename(path, path+".1")) // the saved file
+			appendLines(t, path, rejects(7, 12)...)        // the next one
+			switch mode {
+			case "rename twice":
+				require.NoError(t, os.Rename(path+".1", path+".2"))
+				require.NoError(t, os.Rename(path, path+".1"))
+			case "rename, then copytruncate":
+				b, err := os.ReadFile(path)
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(path+".2", b, 0o640))
+				require.NoError(t, os.Truncate(path, 0))
+			}
+			appendLines(t, path, rejects(12, 20)...)
+
+			m2, acc2 := run(t, path, stateDir, &accept)
+			acc2.Wait(16)
+			m2.Stop()
+			require.Equal(t, wantRecipients(4, 20), recipients(acc2), "every generation once, in order")
+			require.Zero(t, newStats(path).lost.Get())
+		})
+	}
+}
+
 // TestLongLineCut: a block without newline (what a crash leaves) is cut at
 // maxLineBytes and counted; the lines after it are read.
 func TestLongLineCut(t *testing.T) {

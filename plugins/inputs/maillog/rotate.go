@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -23,7 +24,10 @@ import (
 //   - The saved file is looked for among the rotated names of the path
 //     (<path>.1, <path>-20261203, ...; compressed ones cannot be read) when
 //     the path holds another: by inode (renamed), or by fingerprint (a
-//     copy, with copytruncate). Its unread tail is read first.
+//     copy, with copytruncate). Its unread tail is read first, then the
+//     rotated files written after it (oldest first: more than one rotation
+//     while the agent was down, or a rename followed by a copytruncate),
+//     then the path.
 
 // fingerprintBytes is how much of a file's start identifies it.
 const fingerprintBytes = 256
@@ -109,6 +113,70 @@ func (fl *follower) findRotated(current uint64) *os.File {
 	return byPrint
 }
 
+// successors are the rotated names of the path written after old (the
+// saved file, found rotated) and that are not it nor a copy of it, nor
+// the file at the path (inode current), oldest first: what the path held
+// between old's rotation and now, rotated in turn while the agent was
+// down.
+func (fl *follower) successors(old *os.File, current uint64) []string {
+	ofi, err := old.Stat()
+	if err != nil {
+		return nil
+	}
+	type gen struct {
+		name string
+		mod  time.Time
+	}
+	var gens []gen
+	for _, name := range rotatedNames(fl.path) {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		copyOfOld := err == nil && fl.fp.Len > 0 && fl.fp.matches(f)
+		f.Close()
+		if err != nil || !fi.Mode().IsRegular() || copyOfOld || os.SameFile(fi, ofi) ||
+			inodeOf(fi) == current || fi.ModTime().Before(ofi.ModTime()) {
+			continue
+		}
+		gens = append(gens, gen{name, fi.ModTime()})
+	}
+	sort.Slice(gens, func(i, j int) bool { return gens[i].mod.Before(gens[j].mod) })
+	names := make([]string, len(gens))
+	for i, g := range gens {
+		names[i] = g.name
+	}
+	return names
+}
+
+// openNext opens the next of the successors from its start, as a rotated
+// file; false when none is left (or can be opened).
+func (fl *follower) openNext() bool {
+	for len(fl.next) > 0 {
+		name := fl.next[0]
+		fl.next = fl.next[1:]
+		f, err := os.Open(name)
+		if err != nil {
+			fl.m.Log.Warnf("%s: the rotated file %s went away before it was read: %v", fl.path, name, err)
+			fl.st.lost.Incr(1)
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			continue
+		}
+		fp, _ := fingerprintOf(f)
+		fl.m.Log.Infof("%s: reading %s, rotated while stopped, from its start", fl.path, name)
+		fl.f, fl.inode, fl.offset, fl.fp, fl.partial, fl.skipping = f, inodeOf(fi), 0, fp, nil, false
+		fl.old, fl.quietAt, fl.quietSince = true, -1, time.Now()
+		fl.base, fl.baseOff = time.Now(), 0
+		return true
+	}
+	return false
+}
+
 // atEnd is called at the end of the file being read; it says whether to
 // turn to another (closing the current one).
 func (fl *follower) atEnd() bool {
@@ -123,8 +191,11 @@ func (fl *follower) atEnd() bool {
 		if len(fl.partial) > 0 {
 			fl.st.cut.Incr(1) // the old file ended mid-line: a crash's tail
 		}
-		fl.m.Log.Infof("%s: done with the rotated file at offset %d: reading the new one from its start", fl.path, fl.offset)
 		fl.f.Close()
+		if fl.openNext() {
+			return true
+		}
+		fl.m.Log.Infof("%s: done with the rotated file at offset %d: reading the new one from its start", fl.path, fl.offset)
 		fl.f, fl.old, fl.inode, fl.offset, fl.fp, fl.partial, fl.skipping = nil, false, 0, 0, fingerprint{}, nil, false
 		return true
 	}
