@@ -2,8 +2,8 @@
 // checkout: demo, bench and stack. They start the servers built into
 // .cache/servers and deploy the repository's telegraf.conf, tasks.toml and
 // tickscripts, so they work inside a checkout only; the operators' binary,
-// mailtick, has what works anywhere (gen, tasks, check). It only parses
-// flags; the work is done in internal packages.
+// mailtick, has what works anywhere (gen, tasks, sla, udf, rollups,
+// check). It only parses flags; the work is done in internal packages.
 package main
 
 import (
@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -25,8 +26,11 @@ import (
 const usage = `mailtick-dev — the developers' commands of a mailtick checkout
 
 Usage:
-  mailtick-dev demo [flags]    two DCs and a central InfluxDB on loopback, generated traffic, a report
-  mailtick-dev bench [flags]   stock Telegraf (nsq_consumer + json_v2) against mailevents
+  mailtick-dev demo [flags]    three DCs (two on NSQ, one on a real Postfix's log) and a central
+                               InfluxDB on loopback, generated traffic, a report
+  mailtick-dev bench [flags]   the figures of make bench: mailevents against stock Telegraf
+                               (nsq_consumer + json_v2), rollupfwd through an outage, webhooks,
+                               the spam UDF's memory, the latency rollups' and the reconciler's cost
   mailtick-dev stack up|down --dir DIR [--dcs N]
                                run central + N DCs on loopback until down (or Ctrl-C)
 
@@ -35,15 +39,27 @@ Run "mailtick-dev <command> -h" for the flags of a command.
 `
 
 func main() {
-	os.Exit(cli.Run("mailtick-dev", usage, os.Args[1:], map[string]cli.Command{
-		"bench": cli.Plain(runBench),
-		"demo":  cli.Plain(runDemo),
-		"stack": cli.Plain(runStack),
-	}, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func runBench(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+// run runs the command line args (without the program's name) and
+// returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	c := command{stdout: stdout, stderr: stderr}
+	return cli.Run("mailtick-dev", usage, args, map[string]cli.Command{
+		"bench": cli.Plain(c.bench),
+		"demo":  cli.Plain(c.demo),
+		"stack": cli.Plain(c.stack),
+	}, stdout, stderr)
+}
+
+// command holds the standard output and error the subcommands write to.
+type command struct {
+	stdout, stderr io.Writer
+}
+
+func (c command) bench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var opt bench.Options
 	fs.IntVar(&opt.Events, "events", 500000, "events each agent drains")
 	fs.IntVar(&opt.Pairs, "pairs", 5, "times stock and mailevents drain into discard, alternating; the ratio is their median (the machine's speed drifts)")
@@ -61,7 +77,9 @@ func runBench(ctx context.Context, args []string) error {
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	reconcileRates := fs.String("reconcile-rates", "1000,10000", "events per second at which the reconciler's cost is measured (comma-separated; empty: skip)")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
-	fs.Parse(args)
+	if err := cli.Parse(fs, args, c.stdout, c.stderr); err != nil {
+		return err
+	}
 	var err error
 	if opt.BatchSizes, err = counts("batch-sizes", *batches); err != nil {
 		return err
@@ -87,33 +105,33 @@ func runBench(ctx context.Context, args []string) error {
 	all := map[string]any{"settings": map[string]any{
 		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate, "reconcile_rates": rates}}
 	if opt.Events > 0 {
-		rep, err := bench.Run(ctx, opt, os.Stderr)
+		rep, err := bench.Run(ctx, opt, c.stderr)
 		if err != nil {
 			return err
 		}
-		rep.Print(os.Stdout)
+		rep.Print(c.stdout)
 		all["throughput"] = rep
 	}
 	if *outage > 0 {
-		res, err := bench.Outage(ctx, *outage, os.Stderr)
+		res, err := bench.Outage(ctx, *outage, c.stderr)
 		if err != nil {
 			return err
 		}
-		bench.PrintOutage(os.Stdout, res)
+		bench.PrintOutage(c.stdout, res)
 		all["outage"] = res
 	}
 	if *webhooks > 0 {
-		res, err := bench.Webhooks(ctx, *webhooks, os.Stderr)
+		res, err := bench.Webhooks(ctx, *webhooks, c.stderr)
 		if err != nil {
 			return err
 		}
-		bench.PrintWebhooks(os.Stdout, res)
+		bench.PrintWebhooks(c.stdout, res)
 		all["webhooks"] = res
 	}
 	var spamResults []bench.SpamResult
 	for _, senders := range spam {
 		for _, script := range versions {
-			res, err := bench.SpamMemory(ctx, script, senders, opt.Profile, os.Stderr)
+			res, err := bench.SpamMemory(ctx, script, senders, opt.Profile, c.stderr)
 			if err != nil {
 				return err
 			}
@@ -121,27 +139,27 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 	if len(spamResults) > 0 {
-		bench.PrintSpam(os.Stdout, spamResults)
+		bench.PrintSpam(c.stdout, spamResults)
 		all["spam"] = spamResults
 	}
 	if *slaDays > 0 {
-		res, err := bench.SLACost(ctx, *slaDays, *slaRate, os.Stderr)
+		res, err := bench.SLACost(ctx, *slaDays, *slaRate, c.stderr)
 		if err != nil {
 			return err
 		}
-		res.Print(os.Stdout)
+		res.Print(c.stdout)
 		all["sla"] = res
 	}
 	var reconciles []bench.ReconcileResult
 	for _, rate := range rates {
-		res, err := bench.ReconcileCost(ctx, float64(rate), os.Stderr)
+		res, err := bench.ReconcileCost(ctx, float64(rate), c.stderr)
 		if err != nil {
 			return err
 		}
 		reconciles = append(reconciles, res)
 	}
 	if len(reconciles) > 0 {
-		bench.PrintReconcile(os.Stdout, reconciles)
+		bench.PrintReconcile(c.stdout, reconciles)
 		all["reconcile"] = reconciles
 	}
 	if *jsonPath == "" {
@@ -170,28 +188,39 @@ func counts(flagName, list string) ([]int, error) {
 	return out, nil
 }
 
-func runDemo(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+func (c command) demo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	var opt demo.Options
 	fs.IntVar(&opt.Events, "events", 10000, "messages to generate per DC")
 	fs.Float64Var(&opt.Rate, "rate", 1000, "events per second of event time, per DC")
 	fs.Float64Var(&opt.Bad, "bad", 0.01, "fraction of bad messages")
 	fs.StringVar(&opt.Dir, "dir", "", "keep the servers' data and logs here (default: a temporary folder)")
 	fs.StringVar(&opt.HTML, "html", "mailtick-demo.html", "where to write the HTML report with charts")
-	fs.Parse(args)
-	return demo.Run(ctx, opt, os.Stdout)
+	if err := cli.Parse(fs, args, c.stdout, c.stderr); err != nil {
+		return err
+	}
+	return demo.Run(ctx, opt, c.stdout)
 }
 
-func runStack(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
-		return fmt.Errorf("want up or down")
+func (c command) stack(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("stack", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: mailtick-dev stack up|down [flags]\n\nup runs central and N DCs on loopback until down (or Ctrl-C), addresses in DIR/stack.json.\n\nFlags:\n")
+		fs.PrintDefaults()
 	}
-	fs := flag.NewFlagSet("stack "+args[0], flag.ExitOnError)
 	dir := fs.String("dir", ".cache/stack", "where the servers keep their data and logs")
 	dcs := fs.Int("dcs", 2, "how many DCs (up)")
-	fs.Parse(args[1:])
+	if cli.IsHelp(args) {
+		return cli.Parse(fs, []string{"-h"}, c.stdout, c.stderr)
+	}
+	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
+		return fmt.Errorf("want up or down (see mailtick-dev stack -h)")
+	}
+	if err := cli.Parse(fs, args[1:], c.stdout, c.stderr); err != nil {
+		return err
+	}
 	if args[0] == "up" {
-		return localstack.Up(ctx, *dir, *dcs, os.Stdout)
+		return localstack.Up(ctx, *dir, *dcs, c.stdout)
 	}
 	return localstack.Down(*dir, time.Minute)
 }

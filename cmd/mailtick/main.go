@@ -5,8 +5,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -47,29 +49,61 @@ Run "mailtick <command> -h" for the flags of a command.
 `
 
 func main() {
-	os.Exit(cli.Run("mailtick", usage, os.Args[1:], map[string]cli.Command{
-		"gen":     cli.Plain(runGen),
-		"sla":     cli.Plain(func(_ context.Context, args []string) error { return runSLA(args) }),
-		"udf":     cli.Plain(func(_ context.Context, args []string) error { return runUDF(args) }),
-		"tasks":   cli.Plain(func(_ context.Context, args []string) error { return runTasks(args) }),
-		"check":   func(_ context.Context, args []string) (int, error) { return runCheck(args), nil },
-		"rollups": cli.Plain(func(_ context.Context, args []string) error { return runRollups(args) }),
-	}, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// runUDF serves one of the Kapacitor UDFs on stdin and stdout.
-func runUDF(args []string) error {
+// run runs the command line args (without the program's name) and
+// returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	c := command{stdout: stdout, stderr: stderr}
+	return cli.Run("mailtick", usage, args, map[string]cli.Command{
+		"gen":     cli.Plain(c.gen),
+		"sla":     cli.Plain(func(_ context.Context, args []string) error { return c.sla(args) }),
+		"udf":     cli.Plain(func(_ context.Context, args []string) error { return c.udf(args) }),
+		"tasks":   cli.Plain(func(_ context.Context, args []string) error { return c.tasks(args) }),
+		"check":   func(_ context.Context, args []string) (int, error) { return c.check(args) },
+		"rollups": cli.Plain(func(_ context.Context, args []string) error { return c.rollups(args) }),
+	}, stdout, stderr)
+}
+
+// command holds the standard output and error the subcommands write to.
+type command struct {
+	stdout, stderr io.Writer
+}
+
+// parse parses a subcommand's flags: -h or --help prints the usage to
+// stdout and returns flag.ErrHelp (exit code 0).
+func (c command) parse(fs *flag.FlagSet, args []string) error {
+	return cli.Parse(fs, args, c.stdout, c.stderr)
+}
+
+const udfUsage = `Usage: mailtick udf [spam]
+
+Serves a Kapacitor UDF on stdin and stdout, as kapacitord starts it
+(declared in kapacitor.conf's [udf.functions], see the tickscripts README):
+without an argument mailtick_hist (tickscripts/mail_latency_hist.tick),
+with "spam" mailtick_spam (tickscripts/mail_spam.tick).
+`
+
+// udf serves one of the Kapacitor UDFs on the process's stdin and stdout.
+func (c command) udf(args []string) error {
+	for i := range args {
+		if cli.IsHelp(args[i:]) { // no flags: help anywhere
+			fmt.Fprint(c.stdout, udfUsage)
+			return flag.ErrHelp
+		}
+	}
 	switch {
 	case len(args) == 0:
-		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return rollup.New(out, os.Stderr) })
+		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return rollup.New(out, c.stderr) })
 	case len(args) == 1 && args[0] == "spam":
-		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return spam.New(out, os.Stderr) })
+		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return spam.New(out, c.stderr) })
 	}
 	return fmt.Errorf("invalid udf arguments %q: want none (mailtick_hist) or \"spam\" (mailtick_spam)", args)
 }
 
-func runGen(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+func (c command) gen(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	var (
 		cfg   gen.Config
 		nsqd  = fs.String("nsqd", "", "nsqd TCP address to publish to (e.g. 127.0.0.1:4150)")
@@ -88,7 +122,9 @@ func runGen(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Mailers, "mailers", 8, "distinct mailers")
 	fs.StringVar(&cfg.DC, "dc", "dc1", "DC name used in mailer host names")
 	fs.Float64Var(&cfg.Bad, "bad", 0, "fraction of bad messages (malformed, wrong type, missing time, oversized)")
-	fs.Parse(args)
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
 
 	if (*nsqd == "") == (*out == "") {
 		return fmt.Errorf("give exactly one of --nsqd or --out")
@@ -118,16 +154,27 @@ func runGen(ctx context.Context, args []string) error {
 		err = cerr
 	}
 	summary, _ := json.Marshal(sum)
-	fmt.Fprintf(os.Stderr, "%s\n", summary)
+	fmt.Fprintf(c.stderr, "%s\n", summary)
 	return err
 }
 
-func runTasks(args []string) error {
+const tasksUsage = `Usage: mailtick tasks plan|apply|list|prune -c tasks.toml [--url URL] [--var [task.]var=value ...]
+
+Deploys the versioned TICKscripts of tasks.toml to Kapacitor: plan shows
+what apply would change, apply changes it, list shows what runs and any
+drift from the file, prune also removes managed tasks no longer in it.
+`
+
+func (c command) tasks(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("want plan, apply, list or prune")
+		return fmt.Errorf("want plan, apply, list or prune (see mailtick tasks -h)")
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("tasks "+verb, flag.ExitOnError)
+	fs := flag.NewFlagSet("tasks "+verb, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), tasksUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	path := fs.String("c", "tasks.toml", "the tasks file")
 	var opt tasks.Options
 	fs.StringVar(&opt.URL, "url", "", "Kapacitor's URL, over [kapacitor] url")
@@ -136,47 +183,61 @@ func runTasks(args []string) error {
 		opt.Overrides = append(opt.Overrides, o)
 		return err
 	})
-	fs.Parse(args[1:])
+	if cli.IsHelp(args) {
+		return c.parse(fs, []string{"-h"})
+	}
+	if err := c.parse(fs, args[1:]); err != nil {
+		return err
+	}
 	f, want, err := tasks.Load(*path, opt)
 	if err != nil {
 		return err
 	}
 	for _, w := range tasks.CutWindows(want) {
-		fmt.Fprintf(os.Stderr, "mailtick tasks: warning: %s\n", w)
+		fmt.Fprintf(c.stderr, "mailtick tasks: warning: %s\n", w)
 	}
-	c, err := f.Client()
+	kc, err := f.Client()
 	if err != nil {
 		return err
 	}
 	switch verb {
 	case "plan", "apply", "prune":
-		plan, err := tasks.Plan(c, f, want, verb == "prune")
+		plan, err := tasks.Plan(kc, f, want, verb == "prune")
 		if err != nil {
 			return err
 		}
-		tasks.PrintPlan(os.Stdout, plan)
+		tasks.PrintPlan(c.stdout, plan)
 		if verb == "plan" {
 			return nil
 		}
-		return tasks.Apply(c, plan)
+		return tasks.Apply(kc, plan)
 	case "list":
-		list, err := tasks.List(c, f, want)
+		list, err := tasks.List(kc, f, want)
 		if err != nil {
 			return err
 		}
-		tasks.PrintList(os.Stdout, list)
+		tasks.PrintList(c.stdout, list)
 		return nil
 	}
 	return fmt.Errorf("unknown verb %q: want plan, apply, list or prune", verb)
 }
 
-// runCheck prints one status line and returns the plugin exit code.
-func runCheck(args []string) int {
-	if len(args) == 0 || args[0] != "volume" {
-		fmt.Println("MAIL VOLUME UNKNOWN - usage: mailtick check volume --dc DC --direction DIR [flags]")
-		return int(check.Unknown)
-	}
+const checkUsage = `Usage: mailtick check volume --dc DC --direction DIR [flags]
+
+A Nagios / Icinga plugin: counts a DC's raw events of one direction over
+--window and prints one status line with perfdata; exit code 0 (OK),
+1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN: InfluxDB cannot be asked, or bad
+usage).
+`
+
+// check prints one status line and returns the plugin exit code (0 and
+// flag.ErrHelp for help).
+func (c command) check(args []string) (int, error) {
 	fs := flag.NewFlagSet("check volume", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), checkUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	v := check.Volume{}
 	fs.StringVar(&v.Database, "db", "mail", "database of the raw events")
 	connect := influxFlags(fs, 8*time.Second, "how long to wait for InfluxDB (below the monitoring system's own check timeout)")
@@ -188,19 +249,29 @@ func runCheck(args []string) int {
 	fs.Int64Var(&v.CritBelow, "crit-below", -1, "CRITICAL below this many mails (-1: off)")
 	fs.Int64Var(&v.WarnAbove, "warn-above", -1, "WARNING above this many mails (-1: off)")
 	fs.Int64Var(&v.CritAbove, "crit-above", -1, "CRITICAL above this many mails (-1: off)")
-	if err := fs.Parse(args[1:]); err != nil {
-		fmt.Printf("MAIL VOLUME UNKNOWN - %v\n", err)
-		return int(check.Unknown)
+	if cli.IsHelp(args) {
+		return 0, c.parse(fs, []string{"-h"})
+	}
+	if len(args) == 0 || args[0] != "volume" {
+		fmt.Fprintln(c.stdout, "MAIL VOLUME UNKNOWN - usage: mailtick check volume --dc DC --direction DIR [flags]")
+		return int(check.Unknown), nil
+	}
+	if err := c.parse(fs, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, err
+		}
+		fmt.Fprintf(c.stdout, "MAIL VOLUME UNKNOWN - %v\n", err)
+		return int(check.Unknown), nil
 	}
 	q, err := connect()
 	if err != nil {
-		fmt.Printf("MAIL VOLUME UNKNOWN - %v\n", err)
-		return int(check.Unknown)
+		fmt.Fprintf(c.stdout, "MAIL VOLUME UNKNOWN - %v\n", err)
+		return int(check.Unknown), nil
 	}
 	v.URL, v.Username, v.Password, v.Timeout = q.URL, q.Username, q.Password, q.Timeout
 	res := v.Run()
-	fmt.Println(res.Line)
-	return int(res.Status)
+	fmt.Fprintln(c.stdout, res.Line)
+	return int(res.Status), nil
 }
 
 // influxFlags adds --url, --username, --password-file and --timeout to fs;
@@ -240,10 +311,7 @@ Kapacitor's do. --tz and --group-by must be tasks.toml's tz and group_by.
 Flags:
 `
 
-func runRollups(args []string) error {
-	if len(args) == 0 || args[0] != "rebuild" {
-		return fmt.Errorf("invalid rollups command %q: want rebuild (see mailtick rollups rebuild -h)", args)
-	}
+func (c command) rollups(args []string) error {
 	fs := flag.NewFlagSet("rollups rebuild", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), rollupsUsage)
@@ -257,7 +325,13 @@ func runRollups(args []string) error {
 	rollupDB := fs.String("rollup-db", "mail_rollups", "the local rollups' database")
 	tz := fs.String("tz", "UTC", "tasks.toml's tz")
 	groupBy := fs.String("group-by", "dc,direction", "tasks.toml's group_by")
-	if err := fs.Parse(args[1:]); err != nil {
+	if cli.IsHelp(args) {
+		return c.parse(fs, []string{"-h"})
+	}
+	if len(args) == 0 || args[0] != "rebuild" {
+		return fmt.Errorf("invalid rollups command %q: want rebuild (see mailtick rollups rebuild -h)", args)
+	}
+	if err := c.parse(fs, args[1:]); err != nil {
 		return err
 	}
 	from, err := time.Parse(time.RFC3339, *fromS)
@@ -296,7 +370,7 @@ func runRollups(args []string) error {
 			return fmt.Errorf("sending to --agent: %w", err)
 		}
 	}
-	fmt.Printf("rebuilt %s..%s: %d windows checked, recomputed %v; %d queries, %d points read; %d points for central\n",
+	fmt.Fprintf(c.stdout, "rebuilt %s..%s: %d windows checked, recomputed %v; %d queries, %d points read; %d points for central\n",
 		from.Format(time.RFC3339), to.Format(time.RFC3339), st.WindowsChecked, st.Recomputed, st.Queries, st.PointsRead, len(central))
 	return nil
 }
@@ -319,7 +393,7 @@ Examples:
 Flags:
 `
 
-func runSLA(args []string) error {
+func (c command) sla(args []string) error {
 	fs := flag.NewFlagSet("sla", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), slaUsage)
@@ -334,7 +408,7 @@ func runSLA(args []string) error {
 	within := fs.String("within", "", "SLA thresholds: the share of messages within each (comma-separated durations, e.g. 60s,5m)")
 	months := fs.String("months", "", "one range per calendar month: YYYY-MM..YYYY-MM")
 	format := fs.String("format", "text", "text, csv or json")
-	if err := fs.Parse(args); err != nil {
+	if err := c.parse(fs, args); err != nil {
 		return err
 	}
 	loc, err := time.LoadLocation(*tz)
@@ -380,11 +454,11 @@ func runSLA(args []string) error {
 	}
 	switch *format {
 	case "csv":
-		return sla.WriteCSV(os.Stdout, results, f.By)
+		return sla.WriteCSV(c.stdout, results, f.By)
 	case "json":
-		return sla.WriteJSON(os.Stdout, results)
+		return sla.WriteJSON(c.stdout, results)
 	}
-	return sla.WriteText(os.Stdout, results, f.By, ranges)
+	return sla.WriteText(c.stdout, results, f.By, ranges)
 }
 
 // list splits a comma-separated flag value, dropping empty items.

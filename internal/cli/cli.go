@@ -4,7 +4,10 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +26,9 @@ func Plain(f func(ctx context.Context, args []string) error) Command {
 
 // Run runs the subcommand named by args[0] and returns the exit code: 2
 // for a missing or unknown one (usage on stderr), 0 for help (usage on
-// stdout). SIGINT and SIGTERM cancel the subcommand's context.
+// stdout), 0 too when the subcommand returns flag.ErrHelp (it printed its
+// own usage: see Parse). SIGINT and SIGTERM cancel the subcommand's
+// context.
 func Run(name, usage string, args []string, commands map[string]Command, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -42,6 +47,9 @@ func Run(name, usage string, args []string, commands map[string]Command, stdout,
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code, err := cmd(ctx, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s %s: %v\n", name, args[0], err)
 		if code == 0 {
@@ -49,4 +57,37 @@ func Run(name, usage string, args []string, commands map[string]Command, stdout,
 		}
 	}
 	return code
+}
+
+// Parse parses a subcommand's flags, whatever error handling fs was made
+// with. -h, -help or --help prints fs's usage to stdout and returns
+// flag.ErrHelp, which Run answers with exit code 0: help is not an error.
+// A bad flag prints the error and the usage to stderr and returns the
+// error.
+func Parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	var out bytes.Buffer
+	fs.Init(fs.Name(), flag.ContinueOnError)
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		stdout.Write(out.Bytes())
+	} else {
+		stderr.Write(out.Bytes())
+	}
+	return err
+}
+
+// IsHelp reports whether args ask for help before anything else (-h,
+// -help, --help or help): for subcommands that take a word before their
+// flags (tasks plan, stack up), which answer it as Parse does.
+func IsHelp(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }
