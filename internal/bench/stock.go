@@ -1,5 +1,3 @@
-// Package bench measures mailevents against the stock Telegraf path
-// (nsq_consumer + json_v2) on the same events, in the same run.
 package bench
 
 import "strings"

@@ -3,12 +3,12 @@
 // signals need, and emits one point per sender and per domain when their
 // window closes.
 //
-// Kapacitor could count this itself (groupBy + window + distinct + count),
-// and did until 0.3: but every point was then held twice (a window by
-// sender, a window by domain) with its tags, and every node after the
-// groupBy kept state for every sender: 4.5 KB per distinct sender and
-// minute. Here a sender's minute is three counters and two small sets of
-// 64-bit hashes, and Kapacitor holds one point per sender per window.
+// Kapacitor's own nodes (groupBy + window + distinct + count) would hold
+// every point twice (a window by sender, a window by domain) with its
+// tags, and every node after the groupBy would keep state for every
+// sender. Here a sender's minute is three counters and two small sets of
+// 64-bit hashes, and Kapacitor holds one point per sender per window
+// (what that costs: the tickscripts README, Performance).
 //
 // Windows close as Kapacitor's aligned stream windows do: a key's window
 // [start, start+window) is emitted, stamped with its end, when the key's

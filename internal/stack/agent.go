@@ -4,8 +4,10 @@ import "fmt"
 
 // IngestConfig is the agent config of the ingest path on a local stack:
 // inputs.mailevents from nsqd into the raw database of an InfluxDB, with
-// the agent's self-metrics beside them. Tests and the demo run it; the
-// production config is telegraf.conf at the repository root.
+// the agent's self-metrics beside them. Only the mailevents pipeline tests
+// (plugins/inputs/mailevents/pipeline_test.go) run it; the demo, e2e and
+// the soak run telegraf.conf at the repository root, the production
+// config (internal/dc).
 func IngestConfig(nsqdTCP, influxURL, dc string) string {
 	return fmt.Sprintf(`[agent]
   interval = "1s"

@@ -1,6 +1,9 @@
 // Package mailevents is the mapping of mail events into mail_event
-// metrics: the decoder that inputs.mailevents runs on NSQ messages, and
-// the parser (data_format = "mailevents") every stock input can use.
+// metrics: one decoder of a body (JSON, JSON arrays, NDJSON, or a form
+// holding JSON), whatever brought it: inputs.mailevents runs it on NSQ
+// messages, inputs.mailwebhooks on the providers' webhook requests, and
+// the parser (data_format = "mailevents") on what any stock input hands it
+// (an HTTP body, a line of a tailed file, a Kafka message).
 package mailevents
 
 import (
@@ -100,7 +103,8 @@ func (b BadEvent) Err() error { return b.err }
 // Raw is the event's own text (or the whole message's).
 func (b BadEvent) Raw() []byte { return b.raw }
 
-// Decoded is what one NSQ message turned into.
+// Decoded is what one body (an NSQ message, a webhook request, what a
+// stock input hands the parser) turned into.
 type Decoded struct {
 	Events      int // seen, good or bad
 	Metrics     []telegraf.Metric
@@ -190,14 +194,18 @@ func (d *Decoder) spec(raw []byte, path string) keySpec {
 	return d.unnamed(path)
 }
 
-// decode parses one NSQ message: a JSON object, an array of objects, or
+// Decode parses one body (an NSQ message, a webhook request, what a stock
+// input hands the parser): a JSON object, an array of objects, or
 // newline-delimited objects. Good events become metrics; each bad event is
-// returned with its reason so that it can be dead-lettered on its own.
+// returned with its reason so that it can be dead-lettered (or counted) on
+// its own.
 //
-// Events without a time take published: the time the message was
-// published, which nsqd keeps across redeliveries, plus the event's index
-// in the message in nanoseconds. A redelivered message then yields the same
-// points, which overwrite the first ones instead of adding to them.
+// Events without a time take published plus the event's index in the body
+// in nanoseconds. inputs.mailevents passes the time the message was
+// published, which nsqd keeps across redeliveries: a redelivered message
+// then yields the same points, which overwrite the first ones instead of
+// adding to them. The webhooks and the parser pass the time they received
+// the body.
 func (d *Decoder) Decode(sc *Scratch, body []byte, published time.Time) Decoded {
 	p := &sc.parser
 	var out Decoded
