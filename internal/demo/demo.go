@@ -1,9 +1,11 @@
-// Package demo runs the whole system on loopback: two DCs, each with its
-// nsqd, DC InfluxDB, Kapacitor and agent (the repository's telegraf.conf and
-// TICKscripts), and a central InfluxDB; generated mail traffic into both,
-// with a spam burst from one sender in dc1; then a report of what reached
-// the central database, the alert that fired, the agents' counters, and a
-// check that nothing personal reached the centre.
+// Package demo runs the whole system on loopback: three DCs, each with its
+// DC InfluxDB, Kapacitor and agent (the repository's telegraf.conf and
+// TICKscripts), and a central InfluxDB. dc1 and dc2 get generated mail
+// traffic through their nsqd, with a spam burst from one sender in dc1;
+// dc3 runs a real Postfix, whose log its agent follows (inputs.maillog).
+// Then a report of what reached the central database, the alerts that
+// fired, the agents' counters, this month's latency SLA per DC, a check
+// that nothing personal reached the centre, and an HTML page of charts.
 package demo
 
 import (
