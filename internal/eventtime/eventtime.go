@@ -13,19 +13,36 @@ import (
 // salt (an element's place in a list). A time given to the nanosecond
 // only gets salt added.
 func Fill(tm time.Time, text []byte, salt int) time.Time {
-	step := int64(1)
-	ns := int64(tm.Nanosecond())
-	for _, p := range []int64{1e9, 1e6, 1e3} {
-		if ns%p == 0 {
-			step = p
-			break
-		}
+	if step(tm) == 1 {
+		return tm.Add(time.Duration(salt))
 	}
+	return FillSum(tm, Sum(text), salt)
+}
+
+// Sum is the hash of an event's text that Fill fills with. The elements
+// of one event share it: hash the event once, then FillSum each.
+func Sum(text []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(text)
+	return h.Sum64()
+}
+
+// FillSum is Fill with the text's Sum already taken.
+func FillSum(tm time.Time, sum uint64, salt int) time.Time {
+	step := step(tm)
 	if step == 1 {
 		return tm.Add(time.Duration(salt))
 	}
-	h := fnv.New64a()
-	h.Write(text)
-	sum := h.Sum64() + uint64(salt)
-	return tm.Add(time.Duration(sum % uint64(step)))
+	return tm.Add(time.Duration((sum + uint64(salt)) % uint64(step)))
+}
+
+// step is the precision tm was given with, in ns.
+func step(tm time.Time) int64 {
+	ns := int64(tm.Nanosecond())
+	for _, p := range []int64{1e9, 1e6, 1e3} {
+		if ns%p == 0 {
+			return p
+		}
+	}
+	return 1
 }

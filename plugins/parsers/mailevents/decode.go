@@ -111,6 +111,8 @@ type Decoded struct {
 	Bad         []BadEvent
 	MissingTime int // events stamped with the fallback time
 	RepairedUTF int // strings whose invalid UTF-8 was replaced
+
+	exploded int // tags and fields of the metrics exploded so far
 }
 
 type keyKind uint8
@@ -154,6 +156,7 @@ type Decoder struct {
 	timeLayout   string
 	missingAsDLQ bool
 	maxSize      int
+	maxExploded  int  // max_exploded: elements of a list; explodedFields times that: tags and fields per body
 	uniqueKeys   bool // refuse a key named twice in one object (unique.go)
 	flat         bool // flat events may be read without fastjson (flat.go)
 }
@@ -523,11 +526,18 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 		return
 	}
 
-	b := sc.start(d, published, obj.Len())
 	var list []*fastjson.Value
+	var skip string
 	if d.explode != nil {
-		list, b.skip = d.exploded(v)
+		list, skip = d.exploded(v)
+		if len(list) > d.maxExploded {
+			out.Events++
+			fail(ReasonOversized, fmt.Errorf("list %q of %d elements exceeds max_exploded %d", skip, len(list), d.maxExploded))
+			return
+		}
 	}
+	b := sc.start(d, published, obj.Len())
+	b.skip = skip
 	b.object(obj, "", kindField)
 	sc.end(&b)
 	if b.err != nil {
@@ -535,16 +545,55 @@ func (d *Decoder) event(sc *Scratch, v *fastjson.Value, published time.Time, raw
 		fail(b.reason, b.err)
 		return
 	}
+	sum := eventSum{v: v}
 	if len(list) == 0 {
-		d.finish(&b, v, raw, -1, published, out, fail)
+		d.finish(&b, &sum, -1, published, out, fail)
 		return
 	}
+	// Each element's metric repeats the event's tags and fields (and
+	// events=1): what one body may explode into is bounded by their
+	// product, checked before anything is copied.
+	shared := b.m.(*eventMetric)
+	keys := len(shared.tags) + len(shared.fields) + 1
+	if budget := explodedFields * d.maxExploded; len(list) > (budget-out.exploded)/keys {
+		out.Events++
+		fail(ReasonOversized, fmt.Errorf("list %q: %d elements times %d tags and fields exceeds the %d left of the %d (%d times max_exploded %d) one body may explode into",
+			skip, len(list), keys, budget-out.exploded, budget, explodedFields, d.maxExploded))
+		return
+	}
+	out.exploded += len(list) * keys
+	// The event's keys were mapped once; each element's metric copies
+	// them, with room for the element's own.
 	for i, elem := range list {
 		eb := b
-		eb.m = b.m.Copy()
-		eb.walk(elem, b.skip)
-		d.finish(&eb, v, raw, i, published, out, fail)
+		eb.m = shared.copyWithRoom(elemKeys(elem) + len(d.captures) + len(d.rules) + 1)
+		eb.walk(elem, skip)
+		d.finish(&eb, &sum, i, published, out, fail)
 	}
+}
+
+// elemKeys is how many keys an element of an exploded list adds, about.
+func elemKeys(elem *fastjson.Value) int {
+	if o, err := elem.Object(); err == nil {
+		return o.Len()
+	}
+	return 1
+}
+
+// eventSum is the hash of an event's JSON that time_fill fills its time
+// with: rendered and hashed once per event, whatever the elements it
+// explodes into.
+type eventSum struct {
+	v    *fastjson.Value
+	sum  uint64
+	done bool
+}
+
+func (s *eventSum) get() uint64 {
+	if !s.done {
+		s.sum, s.done = eventtime.Sum(s.v.MarshalTo(nil)), true
+	}
+	return s.sum
 }
 
 // exploded returns the list at the first explode path the event has, and
@@ -564,7 +613,7 @@ func (d *Decoder) exploded(v *fastjson.Value) ([]*fastjson.Value, string) {
 // finish turns what the builder gathered into a metric: captures, value
 // rules, the checks, and the time. elem is the element's place in an
 // exploded list, or -1.
-func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, published time.Time, out *Decoded, fail func(string, error)) {
+func (d *Decoder) finish(b *builder, sum *eventSum, elem int, published time.Time, out *Decoded, fail func(string, error)) {
 	index := out.Events
 	out.Events++
 	m := b.m
@@ -590,7 +639,7 @@ func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, pu
 	case b.hasTime:
 		tm = b.tm
 		if d.fillTime || elem > 0 {
-			tm = d.fill(tm, v, elem)
+			tm = d.fill(tm, sum, elem)
 		}
 	case d.missingAsDLQ:
 		fail(ReasonMissingTime, fmt.Errorf("event has none of the time keys %q", d.timeKeys))
@@ -609,11 +658,11 @@ func (d *Decoder) finish(b *builder, v *fastjson.Value, raw []byte, elem int, pu
 // rendered compactly (whitespace, and whether it came through SNS, change
 // nothing): the same event, delivered again, lands on the same point. The
 // elements of an exploded list differ by their place in it too.
-func (d *Decoder) fill(tm time.Time, v *fastjson.Value, elem int) time.Time {
+func (d *Decoder) fill(tm time.Time, sum *eventSum, elem int) time.Time {
 	if !d.fillTime {
 		return tm.Add(time.Duration(max(elem, 0)))
 	}
-	return eventtime.Fill(tm, v.MarshalTo(nil), max(elem, 0))
+	return eventtime.FillSum(tm, sum.get(), max(elem, 0))
 }
 
 // EventsField is the field every mail_event carries, always 1: InfluxQL

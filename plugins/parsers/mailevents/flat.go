@@ -190,7 +190,7 @@ func (d *Decoder) flatEvent(sc *Scratch, kvs []flatKV, published time.Time, raw 
 		}
 	}
 	sc.end(&b)
-	d.finish(&b, nil, raw, -1, published, out, func(reason string, err error) {
+	d.finish(&b, nil, -1, published, out, func(reason string, err error) {
 		out.Bad = append(out.Bad, BadEvent{reason, err, bytes.Clone(raw)})
 	})
 }

@@ -34,6 +34,10 @@ type Mapping struct {
 	TimeFill       string                       `toml:"time_fill"`
 	MissingTime    string                       `toml:"missing_time"`
 	MaxMessageSize config.Size                  `toml:"max_message_size"`
+	// MaxExploded is the most elements of an exploded list; one body's
+	// exploded metrics hold at most explodedFields times as many tags
+	// and fields in all. 0: DefaultMaxExploded.
+	MaxExploded int `toml:"max_exploded"`
 	// RefuseDuplicateKeys refuses a document in which one object names a
 	// key twice (malformed_json; malformed_form for a form field sent
 	// twice). Not an option: inputs.mailwebhooks sets it, so that what a
@@ -68,8 +72,19 @@ func DefaultMapping() Mapping {
 		TimeFormat:     "auto",
 		MissingTime:    missingPublish,
 		MaxMessageSize: config.Size(512 * 1024),
+		MaxExploded:    DefaultMaxExploded,
 	}
 }
+
+// DefaultMaxExploded is max_exploded's default: Postfix's
+// smtpd_recipient_limit (SES takes at most 50 recipients per message).
+const DefaultMaxExploded = 1000
+
+// explodedFields is how many tags and fields, per max_exploded, the
+// metrics exploded from one body may hold in all: each element's metric
+// repeats the event's other keys, so that the elements times the keys,
+// not the elements alone, are what an event costs.
+const explodedFields = 100
 
 var (
 	defaultTagKeys    = []string{"dc", "direction", "event", "mailer", "customer"}
@@ -129,8 +144,16 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 	if m.MaxMessageSize < 0 {
 		return nil, fmt.Errorf("invalid %q value %d: must not be negative", "max_message_size", m.MaxMessageSize)
 	}
+	maxExploded := m.MaxExploded
+	switch {
+	case maxExploded < 0:
+		return nil, fmt.Errorf("invalid %q value %d: must not be negative (0: %d)", "max_exploded", maxExploded, DefaultMaxExploded)
+	case maxExploded == 0:
+		maxExploded = DefaultMaxExploded
+	}
 	d := Decoder{
 		measurement:  m.Measurement,
+		maxExploded:  maxExploded,
 		keys:         make(map[string]*keySpec),
 		timeKeys:     timeKeys,
 		missingAsDLQ: m.MissingTime == missingDeadLet,

@@ -176,8 +176,12 @@ func (m *eventMetric) RemoveField(key string) {
 	m.fields = slices.DeleteFunc(m.fields, func(f *telegraf.Field) bool { return f.Key == key })
 }
 
-func (m *eventMetric) Copy() telegraf.Metric {
-	c := newEventMetric(m.name, m.tm, len(m.fields))
+func (m *eventMetric) Copy() telegraf.Metric { return m.copyWithRoom(0) }
+
+// copyWithRoom copies m with room for extra more fields: an exploded
+// list's element adds its own to the event's.
+func (m *eventMetric) copyWithRoom(extra int) *eventMetric {
+	c := newEventMetric(m.name, m.tm, len(m.fields)+extra)
 	c.typ = m.typ
 	for _, t := range m.tags {
 		c.tags = append(c.tags, c.newTag(t.Key, t.Value))
