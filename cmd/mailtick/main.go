@@ -23,7 +23,6 @@ import (
 	"github.com/mailtick/mailtick/internal/rollup"
 	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/spam"
-	"github.com/mailtick/mailtick/internal/stack"
 	"github.com/mailtick/mailtick/internal/tasks"
 	"github.com/mailtick/mailtick/internal/udf"
 )
@@ -277,13 +276,13 @@ func (c command) check(args []string) (int, error) {
 // influxFlags adds --url, --username, --password-file and --timeout to fs;
 // the returned function gives the querier they describe (the password from
 // the file, else $INFLUX_PASSWORD).
-func influxFlags(fs *flag.FlagSet, timeout time.Duration, timeoutUsage string) func() (stack.Querier, error) {
-	var q stack.Querier
+func influxFlags(fs *flag.FlagSet, timeout time.Duration, timeoutUsage string) func() (influxq.Querier, error) {
+	var q influxq.Querier
 	fs.StringVar(&q.URL, "url", "http://127.0.0.1:8086", "InfluxDB URL")
 	fs.StringVar(&q.Username, "username", "", "InfluxDB user (the password comes from --password-file or $INFLUX_PASSWORD)")
 	passwordFile := fs.String("password-file", "", "file holding the InfluxDB password")
 	fs.DurationVar(&q.Timeout, "timeout", timeout, timeoutUsage)
-	return func() (stack.Querier, error) {
+	return func() (influxq.Querier, error) {
 		q.Password = os.Getenv("INFLUX_PASSWORD")
 		if *passwordFile != "" {
 			b, err := os.ReadFile(*passwordFile)

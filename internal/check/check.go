@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailtick/mailtick/internal/stack"
+	"github.com/mailtick/mailtick/internal/influxq"
 )
 
 // Status is a plugin exit code.
@@ -68,7 +68,7 @@ func (v Volume) Run() Result {
 	if v.Timeout <= 0 {
 		return unknown("invalid --timeout %s", v.Timeout)
 	}
-	series, err := stack.Querier{URL: v.URL, Username: v.Username, Password: v.Password, Timeout: v.Timeout}.Query(v.Database, q)
+	series, err := influxq.Querier{URL: v.URL, Username: v.Username, Password: v.Password, Timeout: v.Timeout}.Query(v.Database, q)
 	if err != nil {
 		return unknown("cannot ask InfluxDB %s: %v", v.URL, err)
 	}

@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailtick/mailtick/internal/influxq"
 	"github.com/mailtick/mailtick/internal/latency"
-	"github.com/mailtick/mailtick/internal/stack"
 )
 
 // Quantiles are the quantiles every answer has.
@@ -25,7 +25,7 @@ var Quantiles = []float64{0.5, 0.9, 0.95, 0.99, 0.999}
 
 // Source is where the histograms are.
 type Source struct {
-	Querier     stack.Querier
+	Querier     influxq.Querier
 	Database    string // e.g. mail_central
 	Measurement string // default mail_latency_hist
 	// Location is the zone the tasks' days, weeks and months are in
