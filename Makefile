@@ -44,7 +44,9 @@ postfix:
 ## test: every test, integration tests against real servers included
 test: setup build
 	go vet ./...
+	@rm -f build/soak-figures.txt
 	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
+	@cat build/soak-figures.txt
 
 ## soak: the week-in-the-life soak test of a DC alone (e2e/soak_test.go,
 ## about 15 minutes; `make test` runs it too)
@@ -62,8 +64,8 @@ demo: servers postfix build
 ## bench: stock Telegraf against ours, same events, same run; every figure
 ## also in bench.json (with the settings), to compare runs
 bench: servers build
-	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./internal/maillog/
-	go test -run TestOpenQueueIDMemory -v ./internal/maillog/ | grep "bytes each"
+	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./plugins/common/maillog/
+	go test -run TestOpenQueueIDMemory -v ./plugins/common/maillog/ | grep "bytes each"
 	bin/mailtick-dev bench --json bench.json
 
 ## fuzz: a short fuzzing round of the parser (and its flat reader against
@@ -77,7 +79,7 @@ fuzz:
 	go test -run XXX -fuzz FuzzPlain -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzRedact -fuzztime 60s ./plugins/processors/piiscrub/
 	go test -run XXX -fuzz FuzzIPPrefix -fuzztime 60s ./plugins/processors/piiscrub/
-	go test -run XXX -fuzz FuzzLine -fuzztime 60s ./internal/maillog/
+	go test -run XXX -fuzz FuzzLine -fuzztime 60s ./plugins/common/maillog/
 
 ## clean: removes what the build made: bin/ and build/ (the Telegraf copy)
 clean:

@@ -18,14 +18,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/dc"
+	"github.com/mailtick/mailtick/internal/dev/dc"
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
 	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/pii"
 	"github.com/mailtick/mailtick/internal/sla"
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
-	"github.com/mailtick/mailtick/internal/tasks"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 	"github.com/mailtick/mailtick/plugins/inputs/mailevents"
 )
 

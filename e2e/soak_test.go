@@ -19,19 +19,20 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/dc"
+	"github.com/mailtick/mailtick/internal/dev/dc"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/latency"
-	"github.com/mailtick/mailtick/internal/maillog"
-	"github.com/mailtick/mailtick/internal/providertest"
 	"github.com/mailtick/mailtick/internal/sla"
-	"github.com/mailtick/mailtick/internal/stack"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/plugins/common/maillog"
 )
 
 // TestWeekInTheLifeIntegration: one DC as deployed (the shipped
@@ -61,6 +62,26 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	}
 	busy(t, 1)
 	begin := time.Now()
+	// The figures go to the test's log and to build/soak-figures.txt,
+	// which `make test` prints: go test shows a passing test's log only
+	// with -v.
+	var figures strings.Builder
+	logf := func(format string, args ...any) {
+		t.Helper()
+		t.Logf(format, args...)
+		fmt.Fprintf(&figures, format+"\n", args...)
+	}
+	t.Cleanup(func() {
+		root, err := stack.Root()
+		if err == nil && os.MkdirAll(filepath.Join(root, "build"), 0o755) == nil {
+			status := "passed"
+			if t.Failed() {
+				status = "FAILED"
+			}
+			_ = os.WriteFile(filepath.Join(root, "build", "soak-figures.txt"),
+				[]byte("TestWeekInTheLifeIntegration "+status+" in "+time.Since(begin).Round(time.Second).String()+":\n"+figures.String()), 0o644)
+		}
+	})
 	root := t.TempDir()
 	central, err := stack.StartInfluxDB(filepath.Join(root, "central"))
 	require.NoError(t, err, "the central InfluxDB must start")
@@ -241,14 +262,14 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	start := time.Now()
 	for _, f := range faults {
 		time.Sleep(time.Until(start.Add(f.at)))
-		t.Logf("%6.1fs: %s", time.Since(start).Seconds(), f.name)
+		logf("%6.1fs: %s", time.Since(start).Seconds(), f.name)
 		require.NoError(t, f.do(), f.name)
 	}
 	time.Sleep(time.Until(start.Add(400 * time.Second)))
 	stopTraffic()
 	wg.Wait()
 	require.NoError(t, d.Postfix.Stop(), "Postfix stops: its log is final")
-	t.Logf("%6.1fs: traffic stopped: %d NSQ messages, %d mails through Postfix, %d Mailgun webhooks (%d attempts refused, retried)",
+	logf("%6.1fs: traffic stopped: %d NSQ messages, %d mails through Postfix, %d Mailgun webhooks (%d attempts refused, retried)",
 		time.Since(start).Seconds(), nsqSent, postfixSent, hooks.sent, hooks.refused)
 
 	// Per source, the DC database holds every event once: every NSQ
@@ -298,7 +319,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 			logMinutes(t, d, central, before)
 			t.Fatalf("central %s counts %v of %v events after %s", w, got, raw, time.Since(start).Round(time.Second))
 		}
-		t.Logf("%6.1fs: central %s counts = raw = %v", time.Since(start).Seconds(), w, raw)
+		logf("%6.1fs: central %s counts = raw = %v", time.Since(start).Seconds(), w, raw)
 	}
 	// mailtick sla counts every latency, and its quantiles are the exact
 	// ones within the histograms' relative error.
@@ -318,11 +339,13 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 		res, err = src.Answer([]sla.Range{{Name: "all", From: start.Add(-time.Hour), To: now.Add(time.Minute)}}, sla.Filter{}, nil)
 		return err == nil && len(res) == 1 && res[0].Count == int64(len(all))
 	}, time.Minute, time.Second, "mailtick sla counts every latency (%d): %v %v", len(all), res, err)
+	exact := map[string]float64{}
 	for _, q := range sla.Quantiles {
 		want := all[latency.NearestRank(q, int64(len(all)))-1]
+		exact[sla.QuantileName(q)] = want
 		require.InDelta(t, want, res[0].Quantiles[sla.QuantileName(q)], want*latency.RelativeError*(1+1e-9), "q%v", q)
 	}
-	t.Logf("%6.1fs: mailtick sla: %d latencies, quantiles %v", time.Since(start).Seconds(), res[0].Count, res[0].Quantiles)
+	logf("%6.1fs: mailtick sla: %d latencies = raw; quantiles %v, exact %v", time.Since(start).Seconds(), res[0].Count, res[0].Quantiles, exact)
 
 	// No agent panicked; nothing personal reached central.
 	for _, a := range []*stack.Telegraf{d.Agent, agent2} {
@@ -338,7 +361,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	require.Positive(t, checked)
 	require.Empty(t, leaks)
 	late := count(d.DB, "telegraf", `SELECT max("late_events") FROM internal_mailrollups`)
-	t.Logf("%6.1fs: done; %d NSQ, %d Postfix and %d Mailgun events, %d latencies; the reconciler rolled up %d late events",
+	logf("%6.1fs: done; %d NSQ, %d Postfix and %d Mailgun events, %d latencies; the reconciler rolled up %d late events",
 		time.Since(start).Seconds(), nsqSent, postfixWant, hooks.sent, len(all), late)
 }
 

@@ -18,8 +18,8 @@ import (
 
 	"github.com/mailtick/mailtick/internal/gen"
 	latencyhist "github.com/mailtick/mailtick/internal/latency"
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 // queryOf returns the part of a task file between BEGIN QUERY and END

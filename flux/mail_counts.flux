@@ -15,7 +15,7 @@ window = 1m
 window_name = "1m"
 period = 5m
 
-// BEGIN QUERY (run on InfluxDB 1.8's Flux engine by internal/tasks tests)
+// BEGIN QUERY (run on InfluxDB 1.8's Flux engine by internal/kapacitor/tasks tests)
 from(bucket: bucket)
     |> range(start: -period)
     |> filter(fn: (r) => r._measurement == "mail_event" and r._field == "events")

@@ -12,7 +12,7 @@ work="$top/.cache/build-servers"
 mkdir -p "$cache" "$work"
 
 # NSQ_VERSION, INFLUXDB_VERSION, KAPACITOR_VERSION: set in one place.
-. "$top/internal/stack/versions.env"
+. "$top/internal/testutil/stack/versions.env"
 # influxd 1.8 and kapacitord 1.5 vendor an old ugorji codec that panics at
 # start when compiled with Go >= 1.22; the proxy serves this toolchain.
 OLD_TOOLCHAIN=go1.21.13

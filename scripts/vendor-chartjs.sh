@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Fetches Chart.js from the npm registry into internal/demo/chartjs (the
+# Fetches Chart.js from the npm registry into internal/dev/demo/chartjs (the
 # HTML report inlines it). npm verifies the package's integrity.
 set -euo pipefail
 version=${1:-4.6.1}
 top=$(cd "$(dirname "$0")/.." && pwd)
-dest="$top/internal/demo/chartjs"
+dest="$top/internal/dev/demo/chartjs"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && npm pack --silent "chart.js@$version" >/dev/null && tar xzf "chart.js-$version.tgz")

@@ -17,11 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
 	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/sla"
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
-	"github.com/mailtick/mailtick/internal/tasks"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 // script is the absolute path of a script of this folder.

@@ -17,10 +17,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailtick/mailtick/internal/bench"
 	"github.com/mailtick/mailtick/internal/cli"
-	"github.com/mailtick/mailtick/internal/demo"
-	"github.com/mailtick/mailtick/internal/localstack"
+	"github.com/mailtick/mailtick/internal/dev/bench"
+	"github.com/mailtick/mailtick/internal/dev/demo"
+	"github.com/mailtick/mailtick/internal/dev/localstack"
 )
 
 const usage = `mailtick-dev — the developers' commands of a mailtick checkout
@@ -72,7 +72,7 @@ func (c command) bench(ctx context.Context, args []string) error {
 	outage := fs.Int("outage", 100000, "points for the central-path outage scenario, stock disk buffer against rollupfwd (0: skip)")
 	webhooks := fs.Int("webhooks", 100000, "SendGrid events POSTed to mailwebhooks and to http_listener_v2, 100 and 1 per request (0: skip)")
 	spamList := fs.String("spam", "10000,100000,1000000", "distinct senders in one minute through mail_spam.tick, for Kapacitor's memory; one run per number and version, comma-separated (empty: skip)")
-	spamVersions := fs.String("spam-versions", "v1,v2", "versions of mail_spam.tick run at each number of senders, in the order given: v1 (Kapacitor's own nodes, internal/bench/testdata) and v2 (tickscripts/); a v1 run is compared with the v2 run right after it")
+	spamVersions := fs.String("spam-versions", "v1,v2", "versions of mail_spam.tick run at each number of senders, in the order given: v1 (Kapacitor's own nodes, internal/dev/bench/testdata) and v2 (tickscripts/); a v1 run is compared with the v2 run right after it")
 	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	reconcileRates := fs.String("reconcile-rates", "1000,10000", "events per second at which the reconciler's cost is measured (comma-separated; empty: skip)")

@@ -19,12 +19,12 @@ import (
 	"github.com/mailtick/mailtick/internal/cli"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/influxq"
+	"github.com/mailtick/mailtick/internal/kapacitor/latencyhist"
+	"github.com/mailtick/mailtick/internal/kapacitor/spam"
+	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
+	"github.com/mailtick/mailtick/internal/kapacitor/udf"
 	"github.com/mailtick/mailtick/internal/reconcile"
-	"github.com/mailtick/mailtick/internal/rollup"
 	"github.com/mailtick/mailtick/internal/sla"
-	"github.com/mailtick/mailtick/internal/spam"
-	"github.com/mailtick/mailtick/internal/tasks"
-	"github.com/mailtick/mailtick/internal/udf"
 )
 
 const usage = `mailtick — the operators' CLI of mailtick
@@ -94,7 +94,7 @@ func (c command) udf(args []string) error {
 	}
 	switch {
 	case len(args) == 0:
-		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return rollup.New(out, c.stderr) })
+		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return latencyhist.New(out, c.stderr) })
 	case len(args) == 1 && args[0] == "spam":
 		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return spam.New(out, c.stderr) })
 	}

@@ -8,7 +8,7 @@
 // (γ^(i-1), γ^i]; the bucket stands for 2γ^i/(γ+1), which is within
 // (γ-1)/(γ+1) = 0.990% of every value of the bucket. Latencies of 0 or
 // less fall in the bucket "zero", which stands for 0. The TICKscripts' UDF
-// (internal/rollup), `mailtick sla` and the Flux twin all use this mapping.
+// (internal/kapacitor/latencyhist), `mailtick sla` and the Flux twin all use this mapping.
 package latency
 
 import (

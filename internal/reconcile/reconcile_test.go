@@ -12,8 +12,8 @@ import (
 	"github.com/mailtick/mailtick/internal/influxq"
 	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/reconcile"
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 // rawEvent is one mail_event as the agent writes it.

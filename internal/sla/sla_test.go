@@ -16,11 +16,11 @@ import (
 
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/influxq"
+	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
 	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/reconcile"
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
-	"github.com/mailtick/mailtick/internal/tasks"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 // event is what the exact answers are computed from.

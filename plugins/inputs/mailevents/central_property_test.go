@@ -24,7 +24,7 @@ import (
 	_ "github.com/influxdata/telegraf/plugins/outputs/influxdb"
 
 	"github.com/mailtick/mailtick/internal/pii/piitest"
-	"github.com/mailtick/mailtick/internal/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
 	_ "github.com/mailtick/mailtick/plugins/inputs/maillog"
 	_ "github.com/mailtick/mailtick/plugins/inputs/mailrollups"
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd"

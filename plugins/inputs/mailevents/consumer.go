@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/mailtick/mailtick/internal/nsqsub"
+	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
 )
 
 // consumer reads one topic of the configured channel with its own workers.

@@ -11,7 +11,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/nsqio/go-nsq"
 
-	"github.com/mailtick/mailtick/internal/nsqsub"
+	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 

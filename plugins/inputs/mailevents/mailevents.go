@@ -16,8 +16,8 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/nsqio/go-nsq"
 
-	"github.com/mailtick/mailtick/internal/agentconf"
-	"github.com/mailtick/mailtick/internal/nsqsub"
+	"github.com/mailtick/mailtick/plugins/common/agentconf"
+	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 

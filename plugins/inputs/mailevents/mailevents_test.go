@@ -21,12 +21,12 @@ import (
 	"github.com/nsqio/go-nsq"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/agentconf"
 	"github.com/mailtick/mailtick/internal/gen"
-	"github.com/mailtick/mailtick/internal/plugintest"
-	"github.com/mailtick/mailtick/internal/providertest"
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/plugintest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
+	"github.com/mailtick/mailtick/plugins/common/agentconf"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 
-	"github.com/mailtick/mailtick/internal/nsqsub"
+	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
 )
 
 // pending is a message whose metrics are on their way to the outputs. An

@@ -7,7 +7,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/nsqsub"
+	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
 )
 
 // inFlight lists the IDs the window holds, in its order.

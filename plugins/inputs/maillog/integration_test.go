@@ -12,15 +12,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	ml "github.com/mailtick/mailtick/internal/maillog"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
+	ml "github.com/mailtick/mailtick/plugins/common/maillog"
 )
 
 // TestPostfixKillIntegration: a real Postfix writes its maillog_file;
 // bin/telegraf follows it with inputs.maillog into a real InfluxDB; the
 // agent is killed (SIGKILL) while mail flows and started again. In the
 // end InfluxDB holds exactly the events the whole log holds, read apart
-// by internal/maillog: none lost, none twice.
+// by plugins/common/maillog: none lost, none twice.
 func TestPostfixKillIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")

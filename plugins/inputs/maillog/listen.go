@@ -18,7 +18,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/selfstat"
 
-	ml "github.com/mailtick/mailtick/internal/maillog"
+	ml "github.com/mailtick/mailtick/plugins/common/maillog"
 )
 
 // listener receives syslog messages over UDP or TCP (newline-delimited or

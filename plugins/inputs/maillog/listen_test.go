@@ -17,7 +17,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	ml "github.com/mailtick/mailtick/internal/maillog"
+	ml "github.com/mailtick/mailtick/plugins/common/maillog"
 )
 
 // listening starts the plugin with the factory's defaults, changed by

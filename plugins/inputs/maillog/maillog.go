@@ -32,9 +32,9 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/selfstat"
 
-	"github.com/mailtick/mailtick/internal/durable"
-	ml "github.com/mailtick/mailtick/internal/maillog"
-	"github.com/mailtick/mailtick/internal/tracking"
+	"github.com/mailtick/mailtick/plugins/common/durable"
+	ml "github.com/mailtick/mailtick/plugins/common/maillog"
+	"github.com/mailtick/mailtick/plugins/common/tracking"
 )
 
 //go:embed sample.conf

@@ -17,14 +17,14 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/plugintest"
+	"github.com/mailtick/mailtick/internal/testutil/plugintest"
 )
 
-// realLog is the maillog_file a real Postfix wrote (internal/maillog's
+// realLog is the maillog_file a real Postfix wrote (plugins/common/maillog's
 // testdata): 9 events.
 func realLog(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "maillog", "testdata", "postfix-3.7.11-debian12.log"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "common", "maillog", "testdata", "postfix-3.7.11-debian12.log"))
 	require.NoError(t, err)
 	return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
 }

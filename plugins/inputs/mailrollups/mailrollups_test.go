@@ -10,7 +10,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 func newPlugin(t *testing.T, url string) *MailRollups {

@@ -18,7 +18,7 @@ import (
 	telegrafconfig "github.com/influxdata/telegraf/config"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 

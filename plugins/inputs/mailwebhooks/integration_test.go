@@ -12,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/providertest"
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 

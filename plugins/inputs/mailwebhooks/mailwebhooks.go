@@ -22,7 +22,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/selfstat"
 
-	"github.com/mailtick/mailtick/internal/tracking"
+	"github.com/mailtick/mailtick/plugins/common/tracking"
 
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )

@@ -36,8 +36,8 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/plugintest"
-	"github.com/mailtick/mailtick/internal/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/plugintest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
 	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 func centralCount(t *testing.T, db *stack.InfluxDB) int64 {

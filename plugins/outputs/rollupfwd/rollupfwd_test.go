@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/pii/piitest"
-	"github.com/mailtick/mailtick/internal/plugintest"
+	"github.com/mailtick/mailtick/internal/testutil/plugintest"
 )
 
 // newPlugin returns an initialised, connected plugin writing to urls with

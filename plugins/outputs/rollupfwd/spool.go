@@ -21,7 +21,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 
-	"github.com/mailtick/mailtick/internal/durable"
+	"github.com/mailtick/mailtick/plugins/common/durable"
 )
 
 // The spool owns its folder: segment files seg-<seq>.log, one cursor file

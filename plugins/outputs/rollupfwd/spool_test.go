@@ -24,7 +24,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/durable"
+	"github.com/mailtick/mailtick/plugins/common/durable"
 )
 
 // central is a fake central InfluxDB that keeps every line it is sent.

@@ -11,9 +11,9 @@ import (
 	"github.com/influxdata/toml"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/bench"
+	"github.com/mailtick/mailtick/internal/dev/bench"
 	"github.com/mailtick/mailtick/internal/gen"
-	"github.com/mailtick/mailtick/internal/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
 )
 
 func benchBodies(b *testing.B, n int) [][]byte {

@@ -25,8 +25,8 @@ import (
 	"github.com/valyala/fastjson"
 	"github.com/valyala/fastjson/fastfloat"
 
-	"github.com/mailtick/mailtick/internal/box"
-	"github.com/mailtick/mailtick/internal/eventtime"
+	"github.com/mailtick/mailtick/plugins/common/box"
+	"github.com/mailtick/mailtick/plugins/common/eventtime"
 )
 
 // Reasons an event is not turned into a metric. They are the values of the

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
-	"github.com/mailtick/mailtick/internal/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
 )
 
 // newDecoder returns the decoder of the default mapping, changed by edit.

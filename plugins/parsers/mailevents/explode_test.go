@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/valyala/fastjson"
 
-	"github.com/mailtick/mailtick/internal/eventtime"
+	"github.com/mailtick/mailtick/plugins/common/eventtime"
 )
 
 // allocated is what f allocates, in bytes.

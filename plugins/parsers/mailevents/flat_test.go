@@ -10,7 +10,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/mailtick/mailtick/internal/gen"
-	"github.com/mailtick/mailtick/internal/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
 )
 
 // flatOnly is what only the flat reader takes; the rest goes to fastjson.

@@ -13,8 +13,8 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/stack"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 func newParser(t *testing.T) *Parser {

@@ -13,7 +13,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/internal/providertest"
+	"github.com/mailtick/mailtick/internal/testutil/providertest"
 )
 
 var update = flag.Bool("update", false, "rewrite the presets' expected output in testdata/presets")

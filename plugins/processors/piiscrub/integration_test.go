@@ -14,7 +14,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/pii"
-	"github.com/mailtick/mailtick/internal/stack/stacktest"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
 // TestAgentIntegration runs the real agent: inputs.mailevents from a real

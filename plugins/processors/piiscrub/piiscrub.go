@@ -18,8 +18,8 @@ import (
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/processors"
 
-	"github.com/mailtick/mailtick/internal/box"
 	"github.com/mailtick/mailtick/internal/pii"
+	"github.com/mailtick/mailtick/plugins/common/box"
 )
 
 //go:embed sample.conf

@@ -15,7 +15,7 @@ import (
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/pii"
 	"github.com/mailtick/mailtick/internal/pii/piitest"
-	"github.com/mailtick/mailtick/internal/plugintest"
+	"github.com/mailtick/mailtick/internal/testutil/plugintest"
 )
 
 const testKey = "0123456789abcdef-test-key"
