@@ -154,24 +154,13 @@ func (p *Provider) init(log telegraf.Logger) error {
 }
 
 // withDefaults fills what a provider table left out with the mapping's
-// defaults (TOML builds the tables from zero values).
+// defaults (TOML builds the tables from zero values), all but
+// max_message_size: a body is decoded whole, bounded by max_body_size, and
+// init refuses the option.
 func withDefaults(m parser.Mapping) parser.Mapping {
-	def := parser.DefaultMapping()
-	if m.Measurement == "" {
-		m.Measurement = def.Measurement
-	}
-	if m.TagKeys == nil {
-		m.TagKeys = def.TagKeys
-	}
-	if m.TimeKey == "" {
-		m.TimeKey = def.TimeKey
-	}
-	if m.TimeFormat == "" {
-		m.TimeFormat = def.TimeFormat
-	}
-	if m.MissingTime == "" {
-		m.MissingTime = def.MissingTime
-	}
+	size := m.MaxMessageSize
+	m = m.WithDefaults()
+	m.MaxMessageSize = size
 	return m
 }
 

@@ -3,6 +3,7 @@ package mailevents
 import (
 	"fmt"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -74,6 +75,19 @@ func DefaultMapping() Mapping {
 		MaxMessageSize: config.Size(512 * 1024),
 		MaxExploded:    DefaultMaxExploded,
 	}
+}
+
+// WithDefaults is m with every option it leaves at its zero value (as TOML
+// leaves what a table does not write) set to DefaultMapping's: the
+// defaults are written once, there.
+func (m Mapping) WithDefaults() Mapping {
+	mv, dv := reflect.ValueOf(&m).Elem(), reflect.ValueOf(DefaultMapping())
+	for i := range mv.NumField() {
+		if f := mv.Field(i); f.IsZero() {
+			f.Set(dv.Field(i))
+		}
+	}
+	return m
 }
 
 // DefaultMaxExploded is max_exploded's default: Postfix's

@@ -232,3 +232,13 @@ func presetTable(name string) string {
 	b.WriteString("\nOther event names are kept as the provider writes them.\n\n")
 	return b.String()
 }
+
+// TestWithDefaults: what a table leaves out is DefaultMapping's, what it
+// writes stays.
+func TestWithDefaults(t *testing.T) {
+	require.Equal(t, DefaultMapping(), Mapping{}.WithDefaults())
+	m := Mapping{Preset: "mailgun", Measurement: "webhook_event", TagKeys: []string{}}.WithDefaults()
+	want := DefaultMapping()
+	want.Preset, want.Measurement, want.TagKeys = "mailgun", "webhook_event", []string{}
+	require.Equal(t, want, m)
+}
