@@ -267,7 +267,7 @@ func (c command) check(args []string) (int, error) {
 		fmt.Fprintf(c.stdout, "MAIL VOLUME UNKNOWN - %v\n", err)
 		return int(check.Unknown), nil
 	}
-	v.URL, v.Username, v.Password, v.Timeout = q.URL, q.Username, q.Password, q.Timeout
+	v.Querier = q
 	res := v.Run()
 	fmt.Fprintln(c.stdout, res.Line)
 	return int(res.Status), nil

@@ -29,13 +29,12 @@ func (s Status) String() string {
 // Volume are the options of `mailtick check volume`. A threshold < 0 is not
 // set.
 type Volume struct {
-	URL, Database, Measurement string
-	Username, Password         string
-	Timeout                    time.Duration // of the query; Nagios' own is 10s by default
-	DC, Direction              string
-	Window                     time.Duration
-	WarnBelow, CritBelow       int64
-	WarnAbove, CritAbove       int64
+	Querier               influxq.Querier // its Timeout must be set: Nagios' own is 10s by default
+	Database, Measurement string
+	DC, Direction         string
+	Window                time.Duration
+	WarnBelow, CritBelow  int64
+	WarnAbove, CritAbove  int64
 }
 
 // Result is what a check prints and exits with.
@@ -65,12 +64,12 @@ func (v Volume) Run() Result {
 	}
 	q := fmt.Sprintf(`SELECT count("events") FROM %q WHERE "dc" = '%s' AND "direction" = '%s' AND time > now() - %ds`,
 		v.Measurement, escape(v.DC), escape(v.Direction), int64(v.Window.Seconds()))
-	if v.Timeout <= 0 {
-		return unknown("invalid --timeout %s", v.Timeout)
+	if v.Querier.Timeout <= 0 {
+		return unknown("invalid --timeout %s", v.Querier.Timeout)
 	}
-	series, err := influxq.Querier{URL: v.URL, Username: v.Username, Password: v.Password, Timeout: v.Timeout}.Query(v.Database, q)
+	series, err := v.Querier.Query(v.Database, q)
 	if err != nil {
-		return unknown("cannot ask InfluxDB %s: %v", v.URL, err)
+		return unknown("cannot ask InfluxDB %s: %v", v.Querier.URL, err)
 	}
 	var n int64
 	if len(series) > 0 && len(series[0].Values) > 0 {

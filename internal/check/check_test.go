@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/influxq"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
@@ -38,8 +39,8 @@ func TestVolumeIntegration(t *testing.T) {
 	}
 	require.NoError(t, db.Write("mail", lines.String()))
 
-	base := Volume{URL: db.URL, Database: "mail", Measurement: "mail_event", DC: "dc1", Direction: "outbound",
-		Window: 5 * time.Minute, WarnBelow: -1, CritBelow: -1, WarnAbove: -1, CritAbove: -1, Timeout: 10 * time.Second}
+	base := Volume{Querier: influxq.Querier{URL: db.URL, Timeout: 10 * time.Second}, Database: "mail", Measurement: "mail_event", DC: "dc1", Direction: "outbound",
+		Window: 5 * time.Minute, WarnBelow: -1, CritBelow: -1, WarnAbove: -1, CritAbove: -1}
 	// A server that accepts the connection and never answers.
 	hung, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -64,11 +65,11 @@ func TestVolumeIntegration(t *testing.T) {
 		{"too few", func(v *Volume) { v.WarnBelow, v.CritBelow = 40, 20 }, Warning, "MAIL VOLUME WARNING - 30 "},
 		{"far too many", func(v *Volume) { v.WarnAbove, v.CritAbove = 10, 20 }, Critical, "| mails=30;~:10;~:20;0;"},
 		{"other direction", func(v *Volume) { v.Direction = "inbound"; v.CritBelow = 1 }, Critical, "MAIL VOLUME CRITICAL - 0 inbound"},
-		{"InfluxDB unreachable", func(v *Volume) { v.URL = "http://127.0.0.1:1" }, Unknown, "MAIL VOLUME UNKNOWN - cannot ask InfluxDB"},
-		{"InfluxDB hangs: the timeout answers", func(v *Volume) { v.URL = "http://" + hung.Addr().String(); v.Timeout = 500 * time.Millisecond },
+		{"InfluxDB unreachable", func(v *Volume) { v.Querier.URL = "http://127.0.0.1:1" }, Unknown, "MAIL VOLUME UNKNOWN - cannot ask InfluxDB"},
+		{"InfluxDB hangs: the timeout answers", func(v *Volume) { v.Querier.URL, v.Querier.Timeout = "http://"+hung.Addr().String(), 500*time.Millisecond },
 			Unknown, "MAIL VOLUME UNKNOWN - cannot ask InfluxDB"},
-		{"credentials", func(v *Volume) { v.URL, v.Username, v.Password = auth.URL, "nagios", "s3cret" }, OK, "MAIL VOLUME OK - 7 outbound"},
-		{"wrong credentials", func(v *Volume) { v.URL, v.Username, v.Password = auth.URL, "nagios", "guess" }, Unknown, "authorization failed"},
+		{"credentials", func(v *Volume) { v.Querier.URL, v.Querier.Username, v.Querier.Password = auth.URL, "nagios", "s3cret" }, OK, "MAIL VOLUME OK - 7 outbound"},
+		{"wrong credentials", func(v *Volume) { v.Querier.URL, v.Querier.Username, v.Querier.Password = auth.URL, "nagios", "guess" }, Unknown, "authorization failed"},
 		{"thresholds crossed", func(v *Volume) { v.WarnBelow, v.CritBelow = 5, 10 }, Unknown, "--crit-below 10 is above --warn-below 5"},
 	}
 	for _, tt := range tests {
