@@ -66,7 +66,9 @@ func TestVolumeIntegration(t *testing.T) {
 		{"far too many", func(v *Volume) { v.WarnAbove, v.CritAbove = 10, 20 }, Critical, "| mails=30;~:10;~:20;0;"},
 		{"other direction", func(v *Volume) { v.Direction = "inbound"; v.CritBelow = 1 }, Critical, "MAIL VOLUME CRITICAL - 0 inbound"},
 		{"InfluxDB unreachable", func(v *Volume) { v.Querier.URL = "http://127.0.0.1:1" }, Unknown, "MAIL VOLUME UNKNOWN - cannot ask InfluxDB"},
-		{"InfluxDB hangs: the timeout answers", func(v *Volume) { v.Querier.URL, v.Querier.Timeout = "http://"+hung.Addr().String(), 500*time.Millisecond },
+		{"InfluxDB hangs: the timeout answers", func(v *Volume) {
+			v.Querier.URL, v.Querier.Timeout = "http://"+hung.Addr().String(), 500*time.Millisecond
+		},
 			Unknown, "MAIL VOLUME UNKNOWN - cannot ask InfluxDB"},
 		{"credentials", func(v *Volume) { v.Querier.URL, v.Querier.Username, v.Querier.Password = auth.URL, "nagios", "s3cret" }, OK, "MAIL VOLUME OK - 7 outbound"},
 		{"wrong credentials", func(v *Volume) { v.Querier.URL, v.Querier.Username, v.Querier.Password = auth.URL, "nagios", "guess" }, Unknown, "authorization failed"},
