@@ -188,29 +188,21 @@ func (c command) tasks(args []string) error {
 	if err := c.parse(fs, args[1:]); err != nil {
 		return err
 	}
-	f, want, err := tasks.Load(*path, opt)
-	if err != nil {
-		return err
-	}
-	for _, w := range tasks.CutWindows(want) {
-		fmt.Fprintf(c.stderr, "mailtick tasks: warning: %s\n", w)
-	}
-	kc, err := f.Client()
-	if err != nil {
-		return err
-	}
+	opt.Warn = func(w string) { fmt.Fprintf(c.stderr, "mailtick tasks: warning: %s\n", w) }
 	switch verb {
 	case "plan", "apply", "prune":
-		plan, err := tasks.Plan(kc, f, want, verb == "prune")
+		opt.PlanTo, opt.DryRun = c.stdout, verb == "plan"
+		_, _, err := tasks.ApplyFile(*path, verb == "prune", opt)
+		return err
+	case "list":
+		f, want, err := tasks.Load(*path, opt)
 		if err != nil {
 			return err
 		}
-		tasks.PrintPlan(c.stdout, plan)
-		if verb == "plan" {
-			return nil
+		kc, err := f.Client()
+		if err != nil {
+			return err
 		}
-		return tasks.Apply(kc, plan)
-	case "list":
 		list, err := tasks.List(kc, f, want)
 		if err != nil {
 			return err

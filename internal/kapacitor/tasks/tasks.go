@@ -85,10 +85,17 @@ func ParseOverride(s string) (Override, error) {
 	return Override{Task: task, Var: v, Value: value}, nil
 }
 
-// Options are what a deployment sets over tasks.toml.
+// Options are what a deployment sets over tasks.toml, and how it reports.
 type Options struct {
 	URL       string // Kapacitor's, over [kapacitor] url
 	Overrides []Override
+	// Warn, when set, is told each of CutWindows' warnings on the tasks
+	// loaded.
+	Warn func(string)
+	// PlanTo, when set, gets ApplyFile's plan (PrintPlan) before it is
+	// applied; with DryRun it is only planned.
+	PlanTo io.Writer
+	DryRun bool
 }
 
 // Desired is a task as tasks.toml wants it, checked and ready to send.
@@ -153,6 +160,11 @@ func Load(path string, opt Options) (*File, []Desired, error) {
 	for i, o := range opt.Overrides {
 		if !used[i] {
 			return nil, nil, fmt.Errorf("%s: override %q: no task has that name or declares that var", path, o)
+		}
+	}
+	if opt.Warn != nil {
+		for _, w := range CutWindows(out) {
+			opt.Warn(w)
 		}
 	}
 	return f, out, nil
@@ -582,8 +594,9 @@ func PrintList(w io.Writer, list []Deployed) {
 	tw.Flush()
 }
 
-// ApplyFile loads a tasks file, plans and applies it: what `mailtick tasks
-// apply` does, for programs (the benchmarks, the tests) that deploy tasks.
+// ApplyFile loads a tasks file, plans and applies it (prune: removing the
+// managed tasks no longer in it): what `mailtick tasks plan|apply|prune`
+// does, and the benchmarks and tests that deploy tasks.
 func ApplyFile(path string, prune bool, opt Options) ([]Action, *client.Client, error) {
 	f, want, err := Load(path, opt)
 	if err != nil {
@@ -596,6 +609,12 @@ func ApplyFile(path string, prune bool, opt Options) ([]Action, *client.Client, 
 	plan, err := Plan(c, f, want, prune)
 	if err != nil {
 		return nil, nil, err
+	}
+	if opt.PlanTo != nil {
+		PrintPlan(opt.PlanTo, plan)
+	}
+	if opt.DryRun {
+		return plan, c, nil
 	}
 	return plan, c, Apply(c, plan)
 }

@@ -246,7 +246,14 @@ func TestOwnershipIntegration(t *testing.T) {
 	}
 	a := writeTasks(t, filepath.Join(t.TempDir(), "a"), kapa.URL, body("a", "COUNTS"))
 	b := writeTasks(t, filepath.Join(t.TempDir(), "b"), kapa.URL, body("b", "COUNTS"))
-	_, c, err := ApplyFile(a, true, Options{})
+	var printed strings.Builder
+	plan, c, err := ApplyFile(a, true, Options{DryRun: true, PlanTo: &printed})
+	require.NoError(t, err)
+	require.Equal(t, []string{"create test_a"}, kinds(plan))
+	require.Contains(t, printed.String(), "create    test_a\n")
+	_, err = c.Task(c.TaskLink("test_a"), nil)
+	require.Error(t, err, "a dry run applies nothing")
+	_, _, err = ApplyFile(a, true, Options{})
 	require.NoError(t, err)
 	_, _, err = ApplyFile(b, true, Options{})
 	require.NoError(t, err)
@@ -279,7 +286,7 @@ func TestOwnershipIntegration(t *testing.T) {
 			TICKscript: stamp(fa.Owner, string(script)), Status: client.Disabled})
 		require.NoError(t, err)
 	}
-	plan, _, err := ApplyFile(a, false, Options{})
+	plan, _, err = ApplyFile(a, false, Options{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"unchanged test_a"}, kinds(plan), "existing tasks on later pages are not created again")
 	plan, _, err = ApplyFile(a, true, Options{})
@@ -338,7 +345,9 @@ func TestShippedWindowsAreWhole(t *testing.T) {
 
 	path := writeTasks(t, t.TempDir(), "http://127.0.0.1:9092",
 		"[[task]]\n  name = \"c\"\n  script = \"COUNTS\"\n  [task.vars]\n    window = \"1h\"\n    every = \"10m\"\n    period = \"2h\"\n")
-	_, cut, err := Load(path, Options{})
+	var warned []string
+	_, cut, err := Load(path, Options{Warn: func(w string) { warned = append(warned, w) }})
 	require.NoError(t, err)
 	require.Equal(t, []string{`task "test_c": every 10m0s and period 2h0m0s are not whole windows of 1h0m0s: each run cuts its first window and overwrites it with a part`}, CutWindows(cut))
+	require.Equal(t, CutWindows(cut), warned, "Load tells Warn")
 }
