@@ -21,6 +21,8 @@ import (
 	"github.com/influxdata/telegraf/plugins/outputs"
 	"github.com/influxdata/telegraf/plugins/serializers/influx"
 	"github.com/influxdata/telegraf/selfstat"
+
+	"github.com/mailtick/mailtick/plugins/common/keyset"
 )
 
 //go:embed sample.conf
@@ -126,20 +128,12 @@ func (r *RollupFwd) Init() error {
 	}
 	// Deny by default: empty lists let nothing through, which is safe and
 	// makes a forgotten list show at once (every metric rejected, counted).
-	r.allowTags, r.allowFields = set(r.AllowTags), set(r.AllowFields)
+	r.allowTags, r.allowFields = keyset.Of(r.AllowTags), keyset.Of(r.AllowFields)
 	if len(r.AllowFields) == 0 {
 		r.Log.Warnf(`"allow_fields" is empty: every metric will be rejected (deny by default)`)
 	}
 	r.serializer = influx.Serializer{UintSupport: true}
 	return r.serializer.Init()
-}
-
-func set(keys []string) map[string]bool {
-	m := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		m[k] = true
-	}
-	return m
 }
 
 // Connect opens and recovers the spool and starts one sender per URL. No

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/pii/piitest"
 	"github.com/mailtick/mailtick/internal/testutil/plugintest"
+	"github.com/mailtick/mailtick/plugins/common/keyset"
 )
 
 // newPlugin returns an initialised, connected plugin writing to urls with
@@ -219,7 +220,7 @@ func TestGuard(t *testing.T) {
 // address in it, alone, in a tag or a field.
 func TestGuardCorpus(t *testing.T) {
 	r := newRollupFwd()
-	r.allowTags, r.allowFields = set([]string{"dc"}), set([]string{"label"})
+	r.allowTags, r.allowFields = keyset.Of([]string{"dc"}), keyset.Of([]string{"label"})
 	for _, c := range piitest.Corpus() {
 		for _, s := range append([]string{c.Text}, c.Secrets...) {
 			if !strings.ContainsAny(s, "@.:") {

@@ -14,6 +14,7 @@ import (
 	"github.com/mailtick/mailtick/internal/dev/bench"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/testutil/providertest"
+	"github.com/mailtick/mailtick/plugins/common/keyset"
 )
 
 func benchBodies(b *testing.B, n int) [][]byte {
@@ -69,7 +70,7 @@ func BenchmarkParse(b *testing.B) {
 		}
 	})
 	b.Run("encoding_json_floor", func(b *testing.B) {
-		tags := set(defaultTagKeys)
+		tags := keyset.Of(defaultTagKeys)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if _, err := decodeStdlib(bodies[i%len(bodies)], tags); err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/filter"
+
+	"github.com/mailtick/mailtick/plugins/common/keyset"
 )
 
 // Mapping is how events become metrics: the options inputs.mailevents and
@@ -273,7 +275,7 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 		}
 	}
 
-	tags, drop := set(m.TagKeys), set(exactDrop)
+	tags, drop := keyset.Of(m.TagKeys), keyset.Of(exactDrop)
 	timePrio := make(map[string]int, len(timeKeys))
 	for i, k := range timeKeys {
 		if _, dup := timePrio[k]; !dup {
@@ -326,11 +328,3 @@ func (m *Mapping) NewDecoder() (*Decoder, error) {
 }
 
 var indexedKey = regexp.MustCompile(`^(.+)\[(\d+)\]$`)
-
-func set(keys []string) map[string]bool {
-	s := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		s[k] = true
-	}
-	return s
-}
