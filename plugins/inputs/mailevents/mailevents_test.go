@@ -501,12 +501,7 @@ func writeSelfSignedCert(t *testing.T, dir string) (certPath, keyPath string) {
 }
 
 func TestSampleConfigLoads(t *testing.T) {
-	c := telegrafconfig.NewConfig()
-	require.NoError(t, c.LoadConfigData([]byte(sampleConfig), ""))
-	require.Len(t, c.Inputs, 1)
-	require.NoError(t, c.Inputs[0].Init())
-
-	plugintest.ReadmeShowsSample(t, sampleConfig)
+	plugintest.SampleConfigLoads(t, sampleConfig)
 }
 
 // TestPresetsIntegration: each provider's published samples, published to

@@ -383,11 +383,7 @@ func TestInit(t *testing.T) {
 }
 
 func TestSampleConfigLoads(t *testing.T) {
-	c := telegrafconfig.NewConfig()
-	require.NoError(t, c.LoadConfigData([]byte(sampleConfig), ""))
-	require.Len(t, c.Inputs, 1)
-	require.NoError(t, c.Inputs[0].Init())
-	plugintest.ReadmeShowsSample(t, sampleConfig)
+	plugintest.SampleConfigLoads(t, sampleConfig)
 }
 
 // TestListen: the lines of a real Postfix's log, sent as syslog over UDP

@@ -10,6 +10,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/testutil/plugintest"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
@@ -18,6 +19,10 @@ func newPlugin(t *testing.T, url string) *MailRollups {
 	m := inputs.Inputs["mailrollups"]().(*MailRollups)
 	m.URL, m.ID, m.Log = url, "test", testutil.Logger{}
 	return m
+}
+
+func TestSampleConfigLoads(t *testing.T) {
+	plugintest.SampleConfigLoads(t, sampleConfig)
 }
 
 func TestInitErrorsNameTheOption(t *testing.T) {

@@ -735,15 +735,9 @@ func TestInit(t *testing.T) {
 
 func TestSampleConfigLoads(t *testing.T) {
 	t.Setenv("MAILGUN_WEBHOOK_SIGNING_KEY", "key-x")
-	c := telegrafconfig.NewConfig()
-	require.NoError(t, c.LoadConfigData([]byte(sampleConfig), ""))
-	require.Len(t, c.Inputs, 1)
-	require.NoError(t, c.Inputs[0].Init())
-	w := c.Inputs[0].Input.(*MailWebhooks)
+	w := plugintest.SampleConfigLoads(t, sampleConfig).(*MailWebhooks)
 	require.Equal(t, "/mailgun", w.Providers[0].Path)
 	require.Equal(t, "mail_event", w.Providers[0].Measurement, "defaults fill what the table leaves out")
-
-	plugintest.ReadmeShowsSample(t, sampleConfig)
 }
 
 // TestSlowOutputs: outputs slower than ack_timeout. Each request gives up,

@@ -254,6 +254,6 @@ func TestGuardSuspect(t *testing.T) {
 	}
 }
 
-func TestSampleConfigInReadme(t *testing.T) {
-	plugintest.ReadmeShowsSample(t, sampleConfig)
+func TestSampleConfigLoads(t *testing.T) {
+	plugintest.SampleConfigLoads(t, sampleConfig)
 }
