@@ -502,7 +502,8 @@ func (p *PIIScrub) ipPrefix(r *Rule, s string, c *counts) outcome {
 // dottedQuad reads s when it is exactly an IPv4 address as net/netip
 // parses it (four decimal octets 0-255, no leading zeros), and nothing
 // else; ok=false says nothing about s. FuzzIPPrefix holds the two to the
-// same result.
+// same result. rollupfwd's guard reads addresses with its own
+// (guardDottedQuad): an independent second check, on purpose.
 func dottedQuad(s string) (a [4]byte, ok bool) {
 	part, n, digits := 0, 0, 0
 	for i := 0; i < len(s); i++ {
