@@ -2,45 +2,33 @@ package main
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/testutil/clitest"
 )
 
 // TestHelp: -h and --help of every subcommand print its usage to stdout
 // and exit 0, with nothing on stderr and nothing run (no server is asked,
 // no UDF served): help is not an error.
 func TestHelp(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		want string // in the usage
-	}{
-		{[]string{}, "Usage:"},
-		{[]string{"gen"}, "-nsqd"},
-		{[]string{"sla"}, "Usage: mailtick sla"},
-		{[]string{"udf"}, "Usage: mailtick udf [spam]"},
-		{[]string{"udf", "spam"}, "Usage: mailtick udf [spam]"},
-		{[]string{"tasks"}, "Usage: mailtick tasks"},
-		{[]string{"tasks", "plan"}, "-var"},
-		{[]string{"tasks", "apply"}, "-url"},
-		{[]string{"tasks", "list"}, "-c string"},
-		{[]string{"tasks", "prune"}, "Usage: mailtick tasks"},
-		{[]string{"check"}, "Usage: mailtick check volume"},
-		{[]string{"check", "volume"}, "-warn-below"},
-		{[]string{"rollups"}, "Usage: mailtick rollups rebuild"},
-		{[]string{"rollups", "rebuild"}, "-from"},
-	} {
-		for _, h := range []string{"-h", "--help"} {
-			args := append(append([]string{}, tt.args...), h)
-			t.Run(strings.Join(args, " "), func(t *testing.T) {
-				var stdout, stderr bytes.Buffer
-				require.Equal(t, 0, run(args, &stdout, &stderr), "exit code; stderr: %s", stderr.String())
-				require.Contains(t, stdout.String(), tt.want)
-				require.Empty(t, stderr.String())
-			})
-		}
-	}
+	clitest.RequireHelp(t, run, []clitest.Help{
+		{Args: []string{}, Want: "Usage:"},
+		{Args: []string{"gen"}, Want: "-nsqd"},
+		{Args: []string{"sla"}, Want: "Usage: mailtick sla"},
+		{Args: []string{"udf"}, Want: "Usage: mailtick udf [spam]"},
+		{Args: []string{"udf", "spam"}, Want: "Usage: mailtick udf [spam]"},
+		{Args: []string{"tasks"}, Want: "Usage: mailtick tasks"},
+		{Args: []string{"tasks", "plan"}, Want: "-var"},
+		{Args: []string{"tasks", "apply"}, Want: "-url"},
+		{Args: []string{"tasks", "list"}, Want: "-c string"},
+		{Args: []string{"tasks", "prune"}, Want: "Usage: mailtick tasks"},
+		{Args: []string{"check"}, Want: "Usage: mailtick check volume"},
+		{Args: []string{"check", "volume"}, Want: "-warn-below"},
+		{Args: []string{"rollups"}, Want: "Usage: mailtick rollups rebuild"},
+		{Args: []string{"rollups", "rebuild"}, Want: "-from"},
+	})
 }
 
 // TestBadFlag: a flag that does not exist is an error, its message and
