@@ -55,10 +55,10 @@ func TestNormalFlowIntegration(t *testing.T) {
 	for i := 0; i < n; i += batch {
 		require.NoError(t, r.Write(rollups(i, batch)))
 	}
-	_, segs := r.spool.stats()
+	_, segs := r.spool.Stats()
 	require.Greater(t, segs, 2, "the batches span several segments")
 	requireAll(t, db, n, 30*time.Second)
-	require.Eventually(t, func() bool { _, segs := r.spool.stats(); return segs == 1 },
+	require.Eventually(t, func() bool { _, segs := r.spool.Stats(); return segs == 1 },
 		5*time.Second, 20*time.Millisecond, "sent segments are deleted, but the one written to")
 }
 
@@ -76,7 +76,7 @@ func TestOutageBackfillIntegration(t *testing.T) {
 	for i := 100; i < n; i += batch {
 		require.NoError(t, r.Write(rollups(i, min(batch, n-i))), "the agent keeps accepting during the outage")
 	}
-	size, _ := r.spool.stats()
+	size, _ := r.spool.Stats()
 	require.Positive(t, size)
 
 	require.NoError(t, db.Restart())

@@ -23,6 +23,7 @@ import (
 	"github.com/influxdata/telegraf/selfstat"
 
 	"github.com/mailtick/mailtick/plugins/common/keyset"
+	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd/internal/spool"
 )
 
 //go:embed sample.conf
@@ -61,7 +62,7 @@ type RollupFwd struct {
 
 	allowTags, allowFields map[string]bool
 	serializer             influx.Serializer
-	spool                  *spool
+	spool                  *spool.Spool
 	dests                  []*destination
 	rejects                *rejects
 	openSegment            func(string) (*os.File, error) // tests inject read faults
@@ -140,7 +141,7 @@ func (r *RollupFwd) Init() error {
 // network I/O is needed to start: a central side that is down is the case
 // the spool is for.
 func (r *RollupFwd) Connect() error {
-	s, cut, err := openSpool(r.SpoolDir, int64(r.MaxSpoolBytes), int64(r.SegmentBytes), r.Fsync == fsyncBatch, r.Log)
+	s, cut, err := spool.Open(r.SpoolDir, int64(r.MaxSpoolBytes), int64(r.SegmentBytes), r.Fsync == fsyncBatch, r.Log)
 	if err != nil {
 		return fmt.Errorf("opening %q %q: %w", "spool_dir", r.SpoolDir, err)
 	}
@@ -148,14 +149,15 @@ func (r *RollupFwd) Connect() error {
 		r.Log.Warnf("Spool %q: skipped a broken tail of %d bytes (a write cut short by a crash); every intact record was kept", r.SpoolDir, cut)
 	}
 	if r.openSegment != nil {
-		s.open = r.openSegment
+		s.SetOpen(r.openSegment)
 	}
 	r.spool = s
-	s.onLost = func(lost dropped, err error) {
-		r.droppedPoints.Incr(lost.records)
+	onLost := func(lost spool.Dropped, err error) {
+		r.droppedPoints.Incr(lost.Records)
 		r.Log.Errorf("Syncing spool %q: %v; %s", r.SpoolDir, err, lost)
 	}
-	r.rejects = s.openRejects(int64(r.MaxRejectBytes))
+	s.SetOnLost(onLost)
+	r.rejects = newRejects(r.SpoolDir, int64(r.MaxRejectBytes), r.Log)
 	tags := map[string]string{"spool_dir": r.SpoolDir}
 	r.spoolBytes = selfstat.Register("rollupfwd", "spool_bytes", tags)
 	r.spoolSegments = selfstat.Register("rollupfwd", "spool_segments", tags)
@@ -190,7 +192,7 @@ func (r *RollupFwd) Connect() error {
 		if r.CreateDatabase && r.Database != "" {
 			d.missingDB = func(ctx context.Context) { createDatabase(ctx, d.client, d.url, r.Database, d.auth, r.Log) }
 		}
-		pos, err := s.cursor(d.name)
+		pos, err := s.Cursor(d.name)
 		if err != nil {
 			cancel()
 			return fmt.Errorf("reading cursor of %q: %w", base, err)
@@ -212,7 +214,7 @@ func (r *RollupFwd) Connect() error {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			s.syncLoop(ctx, time.Duration(r.FsyncInterval), s.onLost)
+			s.SyncLoop(ctx, time.Duration(r.FsyncInterval), onLost)
 		}()
 	}
 	r.updateStats()
@@ -269,7 +271,7 @@ func (r *RollupFwd) authorizer() (func(*http.Request), error) {
 }
 
 func (r *RollupFwd) updateStats() {
-	size, segs := r.spool.stats()
+	size, segs := r.spool.Stats()
 	r.spoolBytes.Set(size)
 	r.spoolSegments.Set(int64(segs))
 	now := time.Now()
@@ -315,13 +317,13 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 		r.record(refused)
 		return nil
 	}
-	lost, err := r.spool.append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
-	if lost.records > 0 {
-		r.droppedPoints.Incr(lost.records)
+	lost, err := r.spool.Append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
+	if lost.Records > 0 {
+		r.droppedPoints.Incr(lost.Records)
 		r.Log.Errorf("Spool full (max_spool_bytes %d, or its filesystem), the oldest records go: %s", r.MaxSpoolBytes, lost)
 	}
 	r.updateStats()
-	if errors.Is(err, errSpoolFull) {
+	if errors.Is(err, spool.ErrFull) {
 		return fmt.Errorf("spool %q is full (%v; max_spool_bytes %d, spool_full = %q): keeping the metrics in Telegraf's buffer until the central side catches up", r.SpoolDir, err, r.MaxSpoolBytes, r.SpoolFull)
 	}
 	if err != nil {
@@ -357,8 +359,11 @@ func (r *RollupFwd) Close() error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	if r.rejects != nil {
+		r.rejects.close()
+	}
 	if r.spool != nil {
-		return r.spool.close()
+		return r.spool.Close()
 	}
 	return nil
 }

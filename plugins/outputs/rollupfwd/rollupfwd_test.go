@@ -16,6 +16,7 @@ import (
 	"github.com/mailtick/mailtick/internal/pii/piitest"
 	"github.com/mailtick/mailtick/internal/testutil/plugintest"
 	"github.com/mailtick/mailtick/plugins/common/keyset"
+	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd/internal/spool"
 )
 
 // newPlugin returns an initialised, connected plugin writing to urls with
@@ -63,9 +64,9 @@ func spooled(t *testing.T, dir string) []string {
 	// short; the caller asks again.
 	snapshot := t.TempDir()
 	require.NoError(t, os.CopyFS(snapshot, os.DirFS(dir)))
-	s, _, err := openSpool(snapshot, 1<<40, 1<<30, false, testutil.Logger{})
+	s, _, err := spool.Open(snapshot, 1<<40, 1<<30, false, testutil.Logger{})
 	require.NoError(t, err)
-	defer s.close()
+	defer s.Close()
 	var lines []string
 	for _, payload := range readAll(t, s) {
 		lines = append(lines, strings.Split(strings.TrimSuffix(payload, "\n"), "\n")...)
@@ -113,7 +114,7 @@ func TestSpoolFullBlock(t *testing.T) {
 	}
 	require.ErrorContains(t, err, "is full")
 	require.ErrorContains(t, err, "keeping the metrics in Telegraf's buffer")
-	size, _ := r.spool.stats()
+	size, _ := r.spool.Stats()
 	require.LessOrEqual(t, size, int64(4096))
 }
 
@@ -126,7 +127,7 @@ func TestSpoolFullDropOldest(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		require.NoError(t, r.Write(rollups(i*10, 10)), "drop_oldest never refuses")
 	}
-	size, _ := r.spool.stats()
+	size, _ := r.spool.Stats()
 	require.LessOrEqual(t, size, int64(4096))
 	require.NotEmpty(t, log.Errors())
 	require.Contains(t, log.Errors()[0], "the oldest records go: dropped 1 batches")
@@ -173,7 +174,7 @@ func TestSpoolRecovery(t *testing.T) {
 		t.Run(tail.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeSpool(t, dir, 5)
-			tail.cut(t, segPath(dir, 1))
+			tail.cut(t, spool.SegmentPath(dir, 1))
 
 			log := &testutil.CaptureLogger{}
 			r := newPlugin(t, dir, []string{"http://127.0.0.1:1"}, func(r *RollupFwd) { r.Log = log })

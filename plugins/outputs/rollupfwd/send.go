@@ -17,6 +17,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/selfstat"
+
+	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd/internal/spool"
 )
 
 // destination is one central InfluxDB with its own cursor in the spool.
@@ -27,7 +29,7 @@ type destination struct {
 	client *http.Client
 	gzip   bool
 
-	spool *spool
+	spool *spool.Spool
 	name  string // of its cursor in the spool
 	// missingDB, if set, is called when the server says the database does
 	// not exist (it came back empty, or was dropped): it creates it.
@@ -38,7 +40,7 @@ type destination struct {
 	backoffMax time.Duration
 
 	mu     sync.Mutex
-	cursor position
+	cursor spool.Position
 	oldest int64 // event time (ns) of the oldest unsent record, 0 if none
 
 	sent, retries, oldestAge, lostBytes, readErrors selfstat.Stat
@@ -53,7 +55,7 @@ func (e *errBadData) Error() string { return e.reason }
 // errTooLarge asks for a smaller batch (413).
 var errTooLarge = errors.New("request entity too large")
 
-func (d *destination) position() position {
+func (d *destination) position() spool.Position {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cursor
@@ -61,14 +63,14 @@ func (d *destination) position() position {
 
 // run drains the spool to the destination, in order, until ctx ends.
 func (d *destination) run(ctx context.Context) {
-	r := d.spool.reader()
-	defer r.close()
+	r := d.spool.Reader()
+	defer r.Close()
 	pos := d.position()
 	for attempt := 0; ctx.Err() == nil; {
-		wake := d.spool.wait()
-		rec, err := r.read(pos)
+		wake := d.spool.Wait()
+		rec, err := r.Read(pos)
 		switch {
-		case errors.Is(err, errCaughtUp):
+		case errors.Is(err, spool.ErrCaughtUp):
 			d.setOldest(0)
 			select {
 			case <-ctx.Done():
@@ -93,27 +95,27 @@ func (d *destination) run(ctx context.Context) {
 			continue
 		}
 		attempt = 0
-		if rec.gap != nil {
-			d.lostBytes.Incr(rec.gap.to - rec.gap.from)
-			d.log.Errorf("Skipping unreadable spool data for %q: %v", d.url, rec.gap)
+		if rec.Gap != nil {
+			d.lostBytes.Incr(rec.Gap.To - rec.Gap.From)
+			d.log.Errorf("Skipping unreadable spool data for %q: %v", d.url, rec.Gap)
 		}
-		next, payload := rec.next, rec.payload
+		next, payload := rec.Next, rec.Payload
 		if payload != nil {
-			d.setOldest(rec.minT)
+			d.setOldest(rec.MinT)
 			// Backfilling: more records of this segment go in the same request.
 			for len(payload) < maxRequestBytes {
-				more, err := r.read(next)
-				if err != nil || more.gap != nil || more.next.Seg != next.Seg {
+				more, err := r.Read(next)
+				if err != nil || more.Gap != nil || more.Next.Seg != next.Seg {
 					break // the next round takes it, and reports a gap
 				}
-				payload = append(payload, more.payload...)
-				next = more.next
+				payload = append(payload, more.Payload...)
+				next = more.Next
 			}
 			if !d.deliver(ctx, payload) {
 				return // stopping
 			}
 		}
-		if err := d.spool.commit(d.name, next); err != nil {
+		if err := d.spool.Commit(d.name, next); err != nil {
 			d.log.Errorf("Saving the cursor of %q: %v", d.url, err)
 		}
 		d.setCursor(next)
@@ -124,7 +126,7 @@ func (d *destination) run(ctx context.Context) {
 // maxRequestBytes bounds what one write request carries when records queue.
 const maxRequestBytes = 2 << 20
 
-func (d *destination) setCursor(p position) {
+func (d *destination) setCursor(p spool.Position) {
 	d.mu.Lock()
 	d.cursor = p
 	d.mu.Unlock()

@@ -1,7 +1,6 @@
 package rollupfwd
 
 import (
-	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -24,7 +23,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/mailtick/mailtick/plugins/common/durable"
+	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd/internal/spool"
 )
 
 // central is a fake central InfluxDB that keeps every line it is sent.
@@ -93,13 +92,13 @@ func testRecord(i int) []byte { return []byte(fmt.Sprintf("m count=%di %d\n", i,
 // writeSpool writes records 0..n-1 into a new spool in dir.
 func writeSpool(t *testing.T, dir string, n int) {
 	t.Helper()
-	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	s, _, err := spool.Open(dir, 1<<30, 1<<20, true, testutil.Logger{})
 	require.NoError(t, err)
 	for i := 0; i < n; i++ {
-		_, err := s.append(testRecord(i), int64(i), int64(i), false)
+		_, err := s.Append(testRecord(i), int64(i), int64(i), false)
 		require.NoError(t, err)
 	}
-	require.NoError(t, s.close())
+	require.NoError(t, s.Close())
 }
 
 func seq(from, to int) []int {
@@ -119,73 +118,6 @@ func requireOnce(t *testing.T, c *central, want []int) {
 		require.Equal(t, 1, got[n], "count=%d arrived %d times", n, got[n])
 	}
 	require.Len(t, got, len(want), "only the points written arrive")
-}
-
-// With fsync = "interval", records reach the senders only once they are
-// fsynced, so a power cut (the spool restarted from a copy holding only
-// what was fsynced) never leaves a cursor past the end of the data: new
-// records written after the restart are all sent.
-func TestSpoolPowerCut(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 1<<20, false, testutil.Logger{})
-	require.NoError(t, err)
-	for i := 0; i < 5; i++ {
-		_, err := s.append(testRecord(i), int64(i), int64(i), false)
-		require.NoError(t, err)
-	}
-	_, err = s.sync()
-	require.NoError(t, err)
-	durable, err := os.ReadFile(segPath(dir, 1))
-	require.NoError(t, err)
-	for i := 5; i < 8; i++ { // written, not yet fsynced
-		_, err := s.append(testRecord(i), int64(i), int64(i), false)
-		require.NoError(t, err)
-	}
-	r := s.reader()
-	pos := position{}
-	for i := 0; i < 5; i++ {
-		rec, err := r.read(pos)
-		require.NoError(t, err)
-		pos = rec.next
-	}
-	_, err = r.read(pos)
-	require.ErrorIs(t, err, errCaughtUp, "a record not on disk is not handed to a sender")
-	require.NoError(t, s.commit("c", pos))
-	r.close()
-
-	// The power cut: the disk holds what was fsynced, and the cursor.
-	cut := t.TempDir()
-	require.NoError(t, os.WriteFile(segPath(cut, 1), durable, 0o640))
-	cursor, err := os.ReadFile(s.cursorPath("c"))
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(cut, "cursor-c.json"), cursor, 0o640))
-	require.NoError(t, s.close())
-
-	log := &testutil.CaptureLogger{}
-	s2, _, err := openSpool(cut, 1<<30, 1<<20, true, log)
-	require.NoError(t, err)
-	defer s2.close()
-	pos, err = s2.cursor("c")
-	require.NoError(t, err)
-	for i := 100; i < 103; i++ {
-		_, err := s2.append(testRecord(i), int64(i), int64(i), false)
-		require.NoError(t, err)
-	}
-	r2 := s2.reader()
-	defer r2.close()
-	var got []string
-	for {
-		rec, err := r2.read(pos)
-		if err != nil {
-			require.ErrorIs(t, err, errCaughtUp)
-			break
-		}
-		require.Nil(t, rec.gap, "nothing is skipped")
-		got = append(got, string(rec.payload))
-		pos = rec.next
-	}
-	require.Equal(t, []string{"m count=100i 100\n", "m count=101i 101\n", "m count=102i 102\n"}, got)
-	require.Empty(t, log.Errors())
 }
 
 // A cursor past the end of its segment (saved by an older version that
@@ -211,19 +143,20 @@ func TestSpoolCursorPastEnd(t *testing.T) {
 func TestSpoolDamageMidSegment(t *testing.T) {
 	c := newCentral(t)
 	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
+	s, _, err := spool.Open(dir, 1<<30, 1<<20, true, testutil.Logger{})
 	require.NoError(t, err)
 	var offsets []int64
 	for i := 0; i < 10; i++ {
-		offsets = append(offsets, s.segs[0].size)
+		size, _ := s.Stats() // one segment: its size
+		offsets = append(offsets, size)
 		line := rollups(i, 1)[0]
-		_, err := s.append([]byte(fmt.Sprintf("mail_counts count=%di %d\n", i, line.Time().UnixNano())), line.Time().UnixNano(), line.Time().UnixNano(), false)
+		_, err := s.Append([]byte(fmt.Sprintf("mail_counts count=%di %d\n", i, line.Time().UnixNano())), line.Time().UnixNano(), line.Time().UnixNano(), false)
 		require.NoError(t, err)
 	}
-	require.NoError(t, s.close())
-	f, err := os.OpenFile(segPath(dir, 1), os.O_RDWR, 0)
+	require.NoError(t, s.Close())
+	f, err := os.OpenFile(spool.SegmentPath(dir, 1), os.O_RDWR, 0)
 	require.NoError(t, err)
-	_, err = f.WriteAt([]byte("XXXX"), offsets[4]+headerSize+3) // inside record 4's payload
+	_, err = f.WriteAt([]byte("XXXX"), offsets[4]+spool.HeaderSize+3) // inside record 4's payload
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
@@ -374,17 +307,13 @@ func TestRejectRecordedOnceAcrossRetries(t *testing.T) {
 				}
 			},
 			heal: func(r *RollupFwd) { // central took it all: room again
-				r.spool.mu.Lock()
-				r.spool.maxBytes = 1 << 20
-				r.spool.mu.Unlock()
+				r.spool.SetMaxBytes(1 << 20)
 			},
 		},
 		{
 			name: "fsync fails",
 			fail: func(_ *testing.T, r *RollupFwd) {
-				r.spool.mu.Lock()
-				r.spool.active = failingFile{r.spool.active, &fsyncBroken}
-				r.spool.mu.Unlock()
+				r.spool.WrapActive(func(f spool.SegmentFile) spool.SegmentFile { return failingFile{f, &fsyncBroken} })
 				fsyncBroken.Store(true)
 			},
 			heal: func(*RollupFwd) { fsyncBroken.Store(false) },
@@ -432,7 +361,7 @@ func TestRejectRecordedOnceAcrossRetries(t *testing.T) {
 
 // failingFile is a segment file whose fsyncs fail while failSync is set.
 type failingFile struct {
-	segmentFile
+	spool.SegmentFile
 	failSync *atomic.Bool
 }
 
@@ -440,128 +369,25 @@ func (f failingFile) Sync() error {
 	if f.failSync.Load() {
 		return syscall.EIO
 	}
-	return f.segmentFile.Sync()
+	return f.SegmentFile.Sync()
 }
 
 // readAll returns the payloads of every durable record from the start.
-func readAll(t *testing.T, s *spool) []string {
+func readAll(t *testing.T, s *spool.Spool) []string {
 	t.Helper()
-	r := s.reader()
-	defer r.close()
+	r := s.Reader()
+	defer r.Close()
 	var got []string
-	for pos := (position{}); ; {
-		rec, err := r.read(pos)
-		if errors.Is(err, errCaughtUp) {
+	for pos := (spool.Position{}); ; {
+		rec, err := r.Read(pos)
+		if errors.Is(err, spool.ErrCaughtUp) {
 			return got
 		}
 		require.NoError(t, err)
-		require.Nil(t, rec.gap)
-		got = append(got, string(rec.payload))
-		pos = rec.next
+		require.Nil(t, rec.Gap)
+		got = append(got, string(rec.Payload))
+		pos = rec.Next
 	}
-}
-
-// An fsync that fails leaves memory and disk agreeing: what it covered is
-// cut off, reported (with fsync = "batch": Write fails and Telegraf keeps
-// the batch; with "interval": logged as lost with its time range), and the
-// spool goes on.
-func TestSpoolFsyncFails(t *testing.T) {
-	for _, each := range []bool{true, false} {
-		t.Run(map[bool]string{true: "batch", false: "interval"}[each], func(t *testing.T) {
-			dir := t.TempDir()
-			var fail atomic.Bool
-			s, _, err := openSpool(dir, 1<<30, 1<<20, each, testutil.Logger{})
-			require.NoError(t, err)
-			defer s.close()
-			s.active = failingFile{s.active, &fail}
-			_, err = s.append(testRecord(0), 0, 0, false)
-			require.NoError(t, err)
-			_, err = s.sync()
-			require.NoError(t, err)
-
-			fail.Store(true)
-			_, err = s.append(testRecord(1), 1, 1, false)
-			if each {
-				require.ErrorContains(t, err, "fsync", "Write fails: Telegraf keeps the batch")
-			} else {
-				require.NoError(t, err)
-				_, err = s.append(testRecord(2), 2, 2, false)
-				require.NoError(t, err)
-				lost, err := s.sync()
-				require.ErrorContains(t, err, "fsync")
-				require.Equal(t, int64(2), lost.records)
-				require.Equal(t, int64(1), lost.minT)
-				require.Equal(t, int64(2), lost.maxT)
-			}
-			fail.Store(false)
-			_, err = s.append(testRecord(3), 3, 3, false)
-			require.NoError(t, err)
-			_, err = s.sync()
-			require.NoError(t, err)
-			require.Equal(t, []string{string(testRecord(0)), string(testRecord(3))}, readAll(t, s))
-			fi, err := os.Stat(segPath(dir, 1))
-			require.NoError(t, err)
-			size, _ := s.stats()
-			require.Equal(t, size, fi.Size(), "memory and disk agree")
-		})
-	}
-}
-
-// A roll whose new segment cannot be created fails that Write only: the
-// spool stays writable, and nothing written before is lost.
-func TestSpoolRollFails(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 64, true, testutil.Logger{})
-	require.NoError(t, err)
-	defer s.close()
-	var fail atomic.Bool
-	s.openAppend = func(path string) (segmentFile, error) {
-		if fail.Load() {
-			return nil, &os.PathError{Op: "open", Path: path, Err: syscall.EMFILE}
-		}
-		return appendFile(path)
-	}
-	_, err = s.append(testRecord(0), 0, 0, false)
-	require.NoError(t, err)
-	fail.Store(true)
-	_, err = s.append(testRecord(1), 1, 1, false) // the segment is full: rolls, and fails
-	require.ErrorContains(t, err, "too many open files")
-	fail.Store(false)
-	_, err = s.append(testRecord(1), 1, 1, false)
-	require.NoError(t, err, "the spool is still writable")
-	require.Equal(t, []string{string(testRecord(0)), string(testRecord(1))}, readAll(t, s))
-}
-
-// Creating a segment, creating a cursor (a rename) and deleting a segment
-// each end with an fsync of the folder, so the change survives a power cut.
-func TestSpoolSyncsFolder(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 64, true, testutil.Logger{})
-	require.NoError(t, err)
-	defer s.close()
-	var synced []string
-	s.syncDir = func(d string) error {
-		entries, _ := os.ReadDir(d)
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		synced = append(synced, strings.Join(names, " "))
-		return durable.SyncDir(d)
-	}
-	_, err = s.append([]byte("m count=0i 0\n"), 0, 0, false)
-	require.NoError(t, err)
-	_, err = s.append([]byte("m count=1i 1\n"), 1, 1, false) // rolls: creates segment 2
-	require.NoError(t, err)
-	require.Equal(t, []string{".lock seg-00000000000000000001.log seg-00000000000000000002.log"}, synced, "after the create")
-	_, err = s.cursor("c") // creates the cursor file
-	require.NoError(t, err)
-	require.NoError(t, s.commit("c", position{Seg: 2})) // writes it in place, deletes segment 1
-	require.Equal(t, []string{
-		".lock seg-00000000000000000001.log seg-00000000000000000002.log",
-		".lock cursor-c.json seg-00000000000000000001.log seg-00000000000000000002.log",
-		".lock cursor-c.json seg-00000000000000000002.log",
-	}, synced, "after the cursor's creation, and after the delete")
 }
 
 // tmpfs mounts a small filesystem of size bytes for the test (root).
@@ -572,167 +398,4 @@ func tmpfs(t *testing.T, size int) string {
 	require.NoError(t, err, "mounting a %d-byte tmpfs for the full-disk test needs root: %s", size, out)
 	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
 	return dir
-}
-
-// TestSpoolOnAFullFilesystem: the spool's filesystem fills up before
-// max_spool_bytes while central is down. With spool_full = "block" the
-// append fails as a full spool does (Telegraf keeps the metrics); once
-// central took everything the cursor is saved (in place: a full
-// filesystem cannot stop it), the sent segments go, and appends succeed
-// again. With "drop_oldest" the oldest segment goes to make room.
-func TestSpoolOnAFullFilesystem(t *testing.T) {
-	for _, dropOldest := range []bool{false, true} {
-		t.Run(fmt.Sprintf("drop_oldest=%v", dropOldest), func(t *testing.T) {
-			dir := tmpfs(t, 256<<10)
-			s, _, err := openSpool(dir, 1<<30, 16<<10, true, testutil.Logger{})
-			require.NoError(t, err)
-			defer s.close()
-			_, err = s.cursor("central")
-			require.NoError(t, err)
-			record := bytes.Repeat([]byte("m count=1i 1\n"), 300) // 3.9 KB
-			var lost dropped
-			n := 0
-			for ; n < 1000; n++ {
-				l, err := s.append(record, int64(n), int64(n), dropOldest)
-				lost.add(l.records, l.bytes, l.minT, l.maxT)
-				if err != nil {
-					require.False(t, dropOldest, "drop_oldest makes room: %v", err)
-					require.ErrorIs(t, err, errSpoolFull)
-					require.ErrorContains(t, err, "no room left")
-					break
-				}
-				if lost.records > 5 {
-					break
-				}
-			}
-			require.Less(t, n, 1000, "the filesystem must fill")
-			if dropOldest {
-				require.Positive(t, lost.records, "the oldest records were dropped, and reported")
-				return
-			}
-			// Central is back and takes everything: the cursor moves to the end.
-			last := s.segs[len(s.segs)-1]
-			require.NoError(t, s.commit("central", position{Seg: last.seq, Off: last.size}), "saving the cursor needs no room")
-			size, segs := s.stats()
-			require.Equal(t, 1, segs, "the sent segments are deleted")
-			require.LessOrEqual(t, size, int64(16<<10))
-			for range 10 { // more than the active segment's room: it is sent, so it goes
-				_, err = s.append(record, 0, 0, false)
-				require.NoError(t, err, "room again")
-				last := s.segs[len(s.segs)-1]
-				require.NoError(t, s.commit("central", position{Seg: last.seq, Off: last.size}))
-			}
-		})
-	}
-}
-
-// A cursor torn by a crash mid-write (one slot garbage) leaves the other
-// slot: the position before the last commit.
-func TestCursorTornSlot(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 64, true, testutil.Logger{})
-	require.NoError(t, err)
-	_, err = s.cursor("c")
-	require.NoError(t, err)
-	require.NoError(t, s.commit("c", position{Seg: 1, Off: 10}))
-	require.NoError(t, s.commit("c", position{Seg: 1, Off: 20})) // gen 2, slot 0
-	path := s.cursorPath("c")
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	copy(b[10:40], bytes.Repeat([]byte{0}, 30)) // slot 0 torn
-	require.NoError(t, os.WriteFile(path, b, 0o640))
-	p, gen, ok := decodeCursor(b)
-	require.True(t, ok)
-	require.Equal(t, position{Seg: 1, Off: 10}, p)
-	require.EqualValues(t, 1, gen)
-	s.close()
-}
-
-// A second process on the same spool (telegraf --once beside the running
-// agent) is refused with a clear error instead of cutting the live
-// segment's tail and deleting by its own cursors. A segment that cannot be
-// read at start does not stop the spool from opening.
-func TestSpoolLockedAndUnreadable(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
-	require.NoError(t, err)
-	_, _, err = openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
-	require.ErrorIs(t, err, durable.ErrLocked)
-	require.ErrorContains(t, err, "in use by another process")
-	_, err = s.append(testRecord(0), 0, 0, false)
-	require.NoError(t, err)
-	require.NoError(t, s.close())
-
-	require.NoError(t, os.Chmod(segPath(dir, 1), 0))
-	if f, err := os.Open(segPath(dir, 1)); err == nil {
-		f.Close()
-		require.NoError(t, os.Chmod(segPath(dir, 1), 0o640))
-		// root reads anything: make it a folder, which cannot be read as a file
-		require.NoError(t, os.Rename(segPath(dir, 1), segPath(dir, 1)+".moved"))
-		require.NoError(t, os.Mkdir(segPath(dir, 1), 0o750))
-	}
-	s, _, err = openSpool(dir, 1<<30, 1<<20, true, testutil.Logger{})
-	require.NoError(t, err, "an unreadable segment does not stop the spool")
-	defer s.close()
-	_, err = s.append(testRecord(1), 1, 1, false)
-	require.NoError(t, err, "new records go to a new segment")
-	require.Equal(t, uint64(2), s.segs[len(s.segs)-1].seq)
-}
-
-// With fsync = "interval", a roll (or a close) whose fsync fails loses
-// records Telegraf was told were written: they are reported, not dropped
-// in silence.
-func TestSpoolRollReportsLost(t *testing.T) {
-	dir := t.TempDir()
-	var fail atomic.Bool
-	s, _, err := openSpool(dir, 1<<30, 64, false, testutil.Logger{})
-	require.NoError(t, err)
-	defer s.close()
-	var reported dropped
-	s.onLost = func(l dropped, err error) {
-		require.ErrorContains(t, err, "fsync")
-		reported.add(l.records, l.bytes, l.minT, l.maxT)
-	}
-	s.active = failingFile{s.active, &fail}
-	_, err = s.append(testRecord(7), 7, 7, false) // acknowledged, not yet synced
-	require.NoError(t, err)
-	fail.Store(true)
-	_, err = s.append(testRecord(8), 8, 8, false) // rolls: the fsync fails
-	require.ErrorContains(t, err, "fsync")
-	require.Equal(t, int64(1), reported.records)
-	require.Equal(t, int64(7), reported.minT)
-}
-
-// The spool's filesystem fills within one segment while central is down.
-// Once central took all of it, the next append finds no room: the full,
-// sent segment is closed and deleted (its cursor at its end has passed
-// it), and the append goes to a new one. It waited forever for the cursor
-// to move into the next segment, which no record could reach.
-func TestSpoolFullWithinOneSegment(t *testing.T) {
-	dir := tmpfs(t, 128<<10)
-	s, _, err := openSpool(dir, 1<<30, 1<<30, true, testutil.Logger{})
-	require.NoError(t, err)
-	defer s.close()
-	_, err = s.cursor("central")
-	require.NoError(t, err)
-	record := bytes.Repeat([]byte("m count=1i 1\n"), 300)
-	for {
-		if _, err = s.append(record, 1, 1, false); err != nil {
-			break
-		}
-	}
-	require.ErrorIs(t, err, errSpoolFull)
-	require.Len(t, s.segs, 1, "one segment fills the filesystem")
-	last := s.segs[0]
-	require.NoError(t, s.commit("central", position{Seg: last.seq, Off: last.size}), "central took everything")
-	_, err = s.append(record, 2, 2, false)
-	require.NoError(t, err, "the sent segment made room")
-	require.Equal(t, last.seq+1, s.segs[len(s.segs)-1].seq)
-	require.Len(t, s.segs, 1)
-	r := s.reader()
-	defer r.close()
-	rec, err := r.read(position{Seg: last.seq, Off: last.size})
-	require.NoError(t, err, "a reader at the deleted segment's end goes on with the next")
-	require.Nil(t, rec.gap)
-	require.Equal(t, string(record), string(rec.payload))
 }

@@ -1,4 +1,7 @@
-package rollupfwd
+// Package spool is the durable disk spool of outputs.rollupfwd: segment
+// files of records (the format below), the writer, one cursor per
+// destination, and the reader that hands records to the senders.
+package spool
 
 import (
 	"bytes"
@@ -38,16 +41,17 @@ import (
 // inside a segment is skipped by the reader, which reports what it lost.
 const (
 	recordMagic = 0x4d544b31 // "MTK1"
-	headerSize  = 28
+	HeaderSize  = 28         // bytes before a record's payload
 	maxRecord   = 256 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-var errSpoolFull = errors.New("spool is full")
+// ErrFull says the spool (or its filesystem) has no room for a record.
+var ErrFull = errors.New("spool is full")
 
-// position is where a destination stands in the spool.
-type position struct {
+// Position is where a destination stands in the spool.
+type Position struct {
 	Seg uint64 `json:"segment"`
 	Off int64  `json:"offset"`
 }
@@ -56,23 +60,23 @@ type segment struct {
 	seq        uint64
 	size       int64 // bytes written
 	durable    int64 // bytes known to be on disk
-	minT, maxT int64 // event time range, ns
-	records    int64
+	MinT, MaxT int64 // event time range, ns
+	Records    int64
 	pending    []pendingRecord // written since the last fsync
 	unreadable bool            // could not be read at start
 }
 
 // pendingRecord is a record not yet fsynced: what is lost if fsync fails.
-// segmentFile is what segments are written through: an *os.File, or in
+// SegmentFile is what segments are written through: an *os.File, or in
 // tests one whose writes or fsyncs fail.
-type segmentFile interface {
+type SegmentFile interface {
 	io.Writer
 	Sync() error
 	Truncate(size int64) error
 	Close() error
 }
 
-func appendFile(path string) (segmentFile, error) {
+func appendFile(path string) (SegmentFile, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 }
 
@@ -80,35 +84,35 @@ type pendingRecord struct {
 	minT, maxT int64
 }
 
-type spool struct {
+type Spool struct {
 	dir        string
 	unlock     func() // the folder's lock: one process per spool
 	maxBytes   int64
 	segBytes   int64
-	syncEach   bool                 // fsync after every record, else syncLoop does it
-	onLost     func(dropped, error) // acknowledged records a failed fsync lost
+	syncEach   bool                 // fsync after every record, else SyncLoop does it
+	onLost     func(Dropped, error) // acknowledged records a failed fsync lost
 	log        telegraf.Logger
 	open       func(string) (*os.File, error)    // os.Open; tests inject faults
-	openAppend func(string) (segmentFile, error) // opens a segment to append; tests inject faults
+	openAppend func(string) (SegmentFile, error) // opens a segment to append; tests inject faults
 	syncDir    func(string) error                // fsyncs the folder; tests count it
 
 	mu      sync.Mutex
 	segs    []*segment // oldest first; the last one is written to
-	active  segmentFile
+	active  SegmentFile
 	size    int64
-	cursors map[string]position // by destination
+	cursors map[string]Position // by destination
 	gens    map[string]uint64   // the generation of each cursor's last commit
-	rejects *rejects            // rejected.jsonl, once opened
 	notify  chan struct{}       // closed and replaced when records become durable
 }
 
-func segPath(dir string, seq uint64) string {
+// SegmentPath is the file of segment seq in the spool folder dir.
+func SegmentPath(dir string, seq uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("seg-%020d.log", seq))
 }
 
-// openSpool opens (or creates) the spool in dir and recovers it. It
+// Open opens (or creates) the spool in dir and recovers it. It
 // returns the number of bytes cut from a broken tail.
-func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf.Logger) (*spool, int64, error) {
+func Open(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf.Logger) (*Spool, int64, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, err
 	}
@@ -121,8 +125,8 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 		unlock()
 		return nil, 0, err
 	}
-	s := &spool{dir: dir, unlock: unlock, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: durable.SyncDir,
-		notify: make(chan struct{}), cursors: make(map[string]position), gens: make(map[string]uint64)}
+	s := &Spool{dir: dir, unlock: unlock, maxBytes: maxBytes, segBytes: segBytes, syncEach: syncEach, log: log, open: os.Open, openAppend: appendFile, syncDir: durable.SyncDir,
+		notify: make(chan struct{}), cursors: make(map[string]Position), gens: make(map[string]uint64)}
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, "seg-") || !strings.HasSuffix(name, ".log") {
@@ -138,7 +142,7 @@ func openSpool(dir string, maxBytes, segBytes int64, syncEach bool, log telegraf
 
 	var cut int64
 	for i, seg := range s.segs {
-		path := segPath(dir, seg.seq)
+		path := SegmentPath(dir, seg.seq)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			// Not readable now (permissions, an I/O error): start anyway;
@@ -203,18 +207,18 @@ func scanSegment(data []byte, seg *segment) int64 {
 // parseRecord checks the record at the start of b and returns its length
 // and times.
 func parseRecord(b []byte) (n int, minT, maxT int64, ok bool) {
-	if len(b) < headerSize || binary.BigEndian.Uint32(b[0:]) != recordMagic {
+	if len(b) < HeaderSize || binary.BigEndian.Uint32(b[0:]) != recordMagic {
 		return 0, 0, 0, false
 	}
 	length := binary.BigEndian.Uint32(b[4:])
-	if length > maxRecord || int64(headerSize)+int64(length) > int64(len(b)) {
+	if length > maxRecord || int64(HeaderSize)+int64(length) > int64(len(b)) {
 		return 0, 0, 0, false
 	}
-	crc := crc32.Update(crc32.Checksum(b[4:8], crcTable), crcTable, b[12:headerSize+int(length)])
+	crc := crc32.Update(crc32.Checksum(b[4:8], crcTable), crcTable, b[12:HeaderSize+int(length)])
 	if crc != binary.BigEndian.Uint32(b[8:]) {
 		return 0, 0, 0, false
 	}
-	return headerSize + int(length), int64(binary.BigEndian.Uint64(b[12:])), int64(binary.BigEndian.Uint64(b[20:])), true
+	return HeaderSize + int(length), int64(binary.BigEndian.Uint64(b[12:])), int64(binary.BigEndian.Uint64(b[20:])), true
 }
 
 // resync returns the offset of the next intact record at or after from,
@@ -236,18 +240,18 @@ func resync(data []byte, from int64) int64 {
 }
 
 func (seg *segment) note(minT, maxT int64) {
-	if seg.records == 0 || minT < seg.minT {
-		seg.minT = minT
+	if seg.Records == 0 || minT < seg.MinT {
+		seg.MinT = minT
 	}
-	if seg.records == 0 || maxT > seg.maxT {
-		seg.maxT = maxT
+	if seg.Records == 0 || maxT > seg.MaxT {
+		seg.MaxT = maxT
 	}
-	seg.records++
+	seg.Records++
 }
 
 // create opens segment seq for appending, creating it durably.
-func (s *spool) create(seq uint64) (segmentFile, error) {
-	path := segPath(s.dir, seq)
+func (s *Spool) create(seq uint64) (SegmentFile, error) {
+	path := SegmentPath(s.dir, seq)
 	_, statErr := os.Stat(path)
 	f, err := s.openAppend(path)
 	if err != nil {
@@ -262,37 +266,37 @@ func (s *spool) create(seq uint64) (segmentFile, error) {
 	return f, nil
 }
 
-// dropped describes records given up: by drop_oldest, or by an fsync
+// Dropped describes records given up: by drop_oldest, or by an fsync
 // that failed.
-type dropped struct {
-	records    int64
-	bytes      int64
-	minT, maxT int64
+type Dropped struct {
+	Records    int64
+	Bytes      int64
+	MinT, MaxT int64 // event times, ns
 }
 
-func (d dropped) String() string {
-	return fmt.Sprintf("dropped %d batches (%d bytes) holding points from %s to %s", d.records, d.bytes,
-		time.Unix(0, d.minT).UTC().Format(time.RFC3339), time.Unix(0, d.maxT).UTC().Format(time.RFC3339))
+func (d Dropped) String() string {
+	return fmt.Sprintf("dropped %d batches (%d bytes) holding points from %s to %s", d.Records, d.Bytes,
+		time.Unix(0, d.MinT).UTC().Format(time.RFC3339), time.Unix(0, d.MaxT).UTC().Format(time.RFC3339))
 }
 
-func (d *dropped) add(records, bytes, minT, maxT int64) {
+func (d *Dropped) Add(records, bytes, minT, maxT int64) {
 	if records == 0 {
 		return
 	}
-	if d.records == 0 || minT < d.minT {
-		d.minT = minT
+	if d.Records == 0 || minT < d.MinT {
+		d.MinT = minT
 	}
-	d.maxT = max(d.maxT, maxT)
-	d.records += records
-	d.bytes += bytes
+	d.MaxT = max(d.MaxT, maxT)
+	d.Records += records
+	d.Bytes += bytes
 }
 
-// append writes one record. When the spool would outgrow maxBytes it
-// returns errSpoolFull, or with dropOldest deletes the oldest segments and
+// Append writes one record. When the spool would outgrow maxBytes it
+// returns ErrFull, or with dropOldest deletes the oldest segments and
 // reports what they held.
-func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropped, error) {
-	var lost dropped
-	need := int64(headerSize + len(payload))
+func (s *Spool) Append(payload []byte, minT, maxT int64, dropOldest bool) (Dropped, error) {
+	var lost Dropped
+	need := int64(HeaderSize + len(payload))
 	if need > maxRecord {
 		return lost, fmt.Errorf("batch of %d bytes exceeds the record limit of %d", need, maxRecord)
 	}
@@ -317,7 +321,7 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 	}
 	for s.size+need > s.maxBytes {
 		if !dropOldest {
-			return lost, errSpoolFull
+			return lost, ErrFull
 		}
 		if len(s.segs) == 1 {
 			if s.segs[0].size == 0 {
@@ -331,7 +335,7 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 		if err := s.remove(old); err != nil {
 			return lost, err
 		}
-		lost.add(old.records, old.size, old.minT, old.maxT)
+		lost.Add(old.Records, old.size, old.MinT, old.MaxT)
 	}
 	last := s.segs[len(s.segs)-1]
 	if last.size > 0 && last.size+need > s.segBytes {
@@ -340,7 +344,7 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 		}
 		last = s.segs[len(s.segs)-1]
 	}
-	buf := make([]byte, headerSize, need)
+	buf := make([]byte, HeaderSize, need)
 	binary.BigEndian.PutUint32(buf[0:], recordMagic)
 	binary.BigEndian.PutUint32(buf[4:], uint32(len(payload)))
 	binary.BigEndian.PutUint64(buf[12:], uint64(minT))
@@ -373,13 +377,13 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 			continue
 		}
 		if !dropOldest || len(s.segs) == 1 {
-			return lost, fmt.Errorf("%w: its filesystem has no room left (%v)", errSpoolFull, err)
+			return lost, fmt.Errorf("%w: its filesystem has no room left (%v)", ErrFull, err)
 		}
 		old := s.segs[0]
 		if err := s.remove(old); err != nil {
 			return lost, err
 		}
-		lost.add(old.records, old.size, old.minT, old.maxT)
+		lost.Add(old.Records, old.size, old.MinT, old.MaxT)
 	}
 	last.size += need
 	last.note(minT, maxT)
@@ -394,7 +398,7 @@ func (s *spool) append(payload []byte, minT, maxT int64, dropOldest bool) (dropp
 }
 
 // allSent tells whether every destination has read all there is.
-func (s *spool) allSent() bool {
+func (s *Spool) allSent() bool {
 	if len(s.cursors) == 0 {
 		return false
 	}
@@ -409,7 +413,7 @@ func (s *spool) allSent() bool {
 
 // roll starts the next segment. The active one is synced first; on any
 // error the spool stays as it was, still writable.
-func (s *spool) roll() error {
+func (s *Spool) roll() error {
 	if err := s.syncReporting(); err != nil {
 		return err
 	}
@@ -430,7 +434,7 @@ func (s *spool) roll() error {
 
 // reopen is the way out when the active segment cannot be cut back: the
 // file is reopened, and the records it holds are checked on the next open.
-func (s *spool) reopen(cause, truncErr error) error {
+func (s *Spool) reopen(cause, truncErr error) error {
 	s.active.Close()
 	s.active = nil
 	f, err := s.create(s.segs[len(s.segs)-1].seq)
@@ -441,17 +445,17 @@ func (s *spool) reopen(cause, truncErr error) error {
 	return fmt.Errorf("%w; cutting back the segment: %v", cause, truncErr)
 }
 
-// sync flushes appended records to disk (the fsync = "interval" policy).
+// Sync flushes appended records to disk (the fsync = "interval" policy).
 // When fsync fails, what it covered cannot be trusted: those records are
 // cut off, and reported as lost.
-func (s *spool) sync() (dropped, error) {
+func (s *Spool) Sync() (Dropped, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.syncLocked()
 }
 
-func (s *spool) syncLocked() (dropped, error) {
-	var lost dropped
+func (s *Spool) syncLocked() (Dropped, error) {
+	var lost Dropped
 	last := s.segs[len(s.segs)-1]
 	if last.durable == last.size || s.active == nil {
 		return lost, nil
@@ -461,12 +465,12 @@ func (s *spool) syncLocked() (dropped, error) {
 		// will not report it twice (a later fsync would succeed): cut the
 		// segment back to what is known to be on disk.
 		for _, p := range last.pending {
-			lost.add(1, 0, p.minT, p.maxT)
+			lost.Add(1, 0, p.minT, p.maxT)
 		}
-		lost.bytes = last.size - last.durable
-		s.size -= lost.bytes
+		lost.Bytes = last.size - last.durable
+		s.size -= lost.Bytes
 		last.size = last.durable
-		last.records -= lost.records
+		last.Records -= lost.Records
 		last.pending = last.pending[:0]
 		if terr := s.active.Truncate(last.durable); terr != nil {
 			return lost, s.reopen(fmt.Errorf("fsync: %w", err), terr)
@@ -484,43 +488,35 @@ func (s *spool) syncLocked() (dropped, error) {
 // "interval" the records it loses on a failure were acknowledged to
 // Telegraf, which will not send them again: they are reported as lost
 // (onLost). With "batch" every record was fsynced by its own append.
-func (s *spool) syncReporting() error {
+func (s *Spool) syncReporting() error {
 	lost, err := s.syncLocked()
-	if err != nil && lost.records > 0 && s.onLost != nil {
+	if err != nil && lost.Records > 0 && s.onLost != nil {
 		s.onLost(lost, err)
 	}
 	return err
 }
 
-// wait returns a channel closed when more records become durable.
-func (s *spool) wait() <-chan struct{} {
+// Wait returns a channel closed when more records become durable.
+func (s *Spool) Wait() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.notify
 }
 
-// openRejects opens the spool folder's reject file.
-func (s *spool) openRejects(maxBytes int64) *rejects {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rejects = newRejects(s.dir, maxBytes, s.log)
-	return s.rejects
-}
-
 // cursorPath is where destination name keeps its position.
-func (s *spool) cursorPath(name string) string {
+func (s *Spool) cursorPath(name string) string {
 	return filepath.Join(s.dir, "cursor-"+name+".json")
 }
 
-// cursor loads where destination name stopped last time, and registers
+// Cursor loads where destination name stopped last time, and registers
 // it: segments are deleted only once every registered destination has
 // passed them. A cursor past the end of its segment (a tail cut after a
 // crash) takes the segment's end, where new records go; one past the last
 // segment (a spool restored from an older copy) starts again from the
 // oldest record: points may be sent twice, and are overwritten, never lost.
-func (s *spool) cursor(name string) (position, error) {
+func (s *Spool) Cursor(name string) (Position, error) {
 	path := s.cursorPath(name)
-	var p position
+	var p Position
 	var gen uint64
 	b, err := os.ReadFile(path)
 	switch {
@@ -536,14 +532,14 @@ func (s *spool) cursor(name string) (position, error) {
 		var ok bool
 		if p, gen, ok = decodeCursor(b); !ok {
 			s.log.Warnf("Cursor %q is unreadable: starting from the oldest record; points may be sent twice (the same points, overwritten)", path)
-			p = position{}
+			p = Position{}
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if last := s.segs[len(s.segs)-1]; p.Seg > last.seq {
 		s.log.Warnf("Cursor %q points past the last spool segment (%d > %d): starting from the oldest record; points may be sent twice (the same points, overwritten)", path, p.Seg, last.seq)
-		p = position{Seg: s.segs[0].seq}
+		p = Position{Seg: s.segs[0].seq}
 	}
 	for _, seg := range s.segs {
 		if seg.seq == p.Seg && p.Off > seg.size {
@@ -564,7 +560,7 @@ func (s *spool) cursor(name string) (position, error) {
 // fails its CRC and leaves the other.
 const cursorSlot = 128
 
-func encodeSlot(p position, gen uint64) []byte {
+func encodeSlot(p Position, gen uint64) []byte {
 	body := fmt.Sprintf(`{"segment":%d,"offset":%d,"gen":%d`, p.Seg, p.Off, gen)
 	slot := fmt.Appendf(nil, `%s,"crc":%d}`, body, crc32.Checksum([]byte(body), crcTable))
 	for len(slot) < cursorSlot-1 {
@@ -575,12 +571,12 @@ func encodeSlot(p position, gen uint64) []byte {
 
 // decodeCursor reads a cursor file: two slots, or the single JSON position
 // versions before 0.4 wrote.
-func decodeCursor(b []byte) (position, uint64, bool) {
+func decodeCursor(b []byte) (Position, uint64, bool) {
 	if len(b) != 2*cursorSlot {
-		var p position
+		var p Position
 		return p, 0, json.Unmarshal(b, &p) == nil
 	}
-	var best position
+	var best Position
 	var bestGen uint64
 	found := false
 	for i := 0; i < 2; i++ {
@@ -598,14 +594,14 @@ func decodeCursor(b []byte) (position, uint64, bool) {
 		if crc32.Checksum([]byte(body), crcTable) != v.CRC || (found && v.Gen <= bestGen) {
 			continue
 		}
-		best, bestGen, found = position{Seg: v.Seg, Off: v.Off}, v.Gen, true
+		best, bestGen, found = Position{Seg: v.Seg, Off: v.Off}, v.Gen, true
 	}
 	return best, bestGen, found
 }
 
 // newCursorFile replaces path, atomically, by a cursor file whose slots
 // both hold slot.
-func (s *spool) newCursorFile(path string, slot []byte) error {
+func (s *Spool) newCursorFile(path string, slot []byte) error {
 	tmp := path + ".tmp"
 	if err := durable.WriteFileSync(tmp, append(slices.Clone(slot), slot...)); err != nil {
 		return err
@@ -616,9 +612,9 @@ func (s *spool) newCursorFile(path string, slot []byte) error {
 	return s.syncDir(s.dir)
 }
 
-// commit saves where destination name stands, durably, and deletes the
+// Commit saves where destination name stands, durably, and deletes the
 // segments every destination has passed.
-func (s *spool) commit(name string, p position) error {
+func (s *Spool) Commit(name string, p Position) error {
 	s.mu.Lock()
 	gen := s.gens[name] + 1
 	s.mu.Unlock()
@@ -655,7 +651,7 @@ func (s *spool) commit(name string, p position) error {
 
 // releaseLocked deletes the segments every cursor has passed, but the
 // active one.
-func (s *spool) releaseLocked() error {
+func (s *Spool) releaseLocked() error {
 	for len(s.segs) > 1 {
 		old := s.segs[0] // closed: its size is final
 		for _, c := range s.cursors {
@@ -674,8 +670,8 @@ func (s *spool) releaseLocked() error {
 }
 
 // remove deletes the oldest segment, durably.
-func (s *spool) remove(old *segment) error {
-	if err := os.Remove(segPath(s.dir, old.seq)); err != nil && !os.IsNotExist(err) {
+func (s *Spool) remove(old *segment) error {
+	if err := os.Remove(SegmentPath(s.dir, old.seq)); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	s.segs = s.segs[1:]
@@ -683,19 +679,16 @@ func (s *spool) remove(old *segment) error {
 	return s.syncDir(s.dir)
 }
 
-// stats returns the spool's size and segment count.
-func (s *spool) stats() (int64, int) {
+// Stats returns the spool's size and segment count.
+func (s *Spool) Stats() (int64, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.size, len(s.segs)
 }
 
-func (s *spool) close() error {
+func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.rejects != nil {
-		s.rejects.close()
-	}
 	if s.unlock != nil {
 		defer func() { s.unlock(); s.unlock = nil }()
 	}
@@ -710,8 +703,8 @@ func (s *spool) close() error {
 	return err
 }
 
-// syncLoop fsyncs every interval until ctx ends.
-func (s *spool) syncLoop(ctx context.Context, every time.Duration, onErr func(dropped, error)) {
+// SyncLoop fsyncs every interval until ctx ends.
+func (s *Spool) SyncLoop(ctx context.Context, every time.Duration, onErr func(Dropped, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -719,59 +712,59 @@ func (s *spool) syncLoop(ctx context.Context, every time.Duration, onErr func(dr
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if lost, err := s.sync(); err != nil {
+			if lost, err := s.Sync(); err != nil {
 				onErr(lost, err)
 			}
 		}
 	}
 }
 
-// record is one record read from the spool.
-type record struct {
-	payload    []byte
-	minT, maxT int64
-	next       position // where the record after it starts
-	gap        *gap     // what was skipped to reach it, if anything
+// Record is one record read from the spool.
+type Record struct {
+	Payload    []byte
+	MinT, MaxT int64
+	Next       Position // where the record after it starts
+	Gap        *Gap     // what was skipped to reach it, if anything
 }
 
-// gap is a part of the spool that could not be read: damaged bytes, or a
+// Gap is a part of the spool that could not be read: damaged bytes, or a
 // segment file gone. The records in it are lost; their event times lie in
-// (afterT, beforeT), 0 where unknown.
-type gap struct {
-	seg             uint64
-	from, to        int64
-	afterT, beforeT int64
-	missing         bool // the segment file itself is gone
+// (AfterT, BeforeT), 0 where unknown.
+type Gap struct {
+	Seg             uint64
+	From, To        int64
+	AfterT, BeforeT int64
+	Missing         bool // the segment file itself is gone
 }
 
-func (g *gap) String() string {
+func (g *Gap) String() string {
 	times := func(ns int64) string {
 		if ns == 0 {
 			return "?"
 		}
 		return time.Unix(0, ns).UTC().Format(time.RFC3339)
 	}
-	what := fmt.Sprintf("%d damaged bytes at offset %d", g.to-g.from, g.from)
-	if g.missing {
+	what := fmt.Sprintf("%d damaged bytes at offset %d", g.To-g.From, g.From)
+	if g.Missing {
 		what = "the whole file is missing"
 	}
-	return fmt.Sprintf("spool segment %d: %s; the points in it, from %s to %s, are lost", g.seg, what, times(g.afterT), times(g.beforeT))
+	return fmt.Sprintf("spool segment %d: %s; the points in it, from %s to %s, are lost", g.Seg, what, times(g.AfterT), times(g.BeforeT))
 }
 
-// errCaughtUp says there is no durable record at the position yet.
-var errCaughtUp = errors.New("caught up")
+// ErrCaughtUp says there is no durable record at the position yet.
+var ErrCaughtUp = errors.New("caught up")
 
-// reader reads the spool in order for one destination.
-type reader struct {
-	s     *spool
+// Reader reads the spool in order for one destination.
+type Reader struct {
+	s     *Spool
 	f     *os.File
 	seq   uint64
 	lastT int64 // max time of the last record read
 }
 
-func (s *spool) reader() *reader { return &reader{s: s} }
+func (s *Spool) Reader() *Reader { return &Reader{s: s} }
 
-func (r *reader) close() {
+func (r *Reader) Close() {
 	if r.f != nil {
 		r.f.Close()
 		r.f = nil
@@ -780,18 +773,18 @@ func (r *reader) close() {
 
 // locate moves pos to the next durable record, or says there is none.
 // It returns pos, the durable end of its segment, and the segment's times.
-func (s *spool) locate(pos position) (position, int64, *segment, error) {
+func (s *Spool) locate(pos Position) (Position, int64, *segment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pos.Seg < s.segs[0].seq { // dropped by drop_oldest (logged there)
-		pos = position{Seg: s.segs[0].seq}
+		pos = Position{Seg: s.segs[0].seq}
 	}
 	for i, seg := range s.segs {
 		if seg.seq < pos.Seg {
 			continue
 		}
 		if seg.seq > pos.Seg {
-			pos = position{Seg: seg.seq}
+			pos = Position{Seg: seg.seq}
 		}
 		if pos.Off < seg.durable {
 			return pos, seg.durable, seg, nil
@@ -800,73 +793,105 @@ func (s *spool) locate(pos position) (position, int64, *segment, error) {
 			break
 		}
 	}
-	return pos, 0, nil, errCaughtUp
+	return pos, 0, nil, ErrCaughtUp
 }
 
-// read returns the record at pos or the first intact one after it. It
-// returns errCaughtUp when there is none yet, and other errors (a segment
+// Read returns the record at pos or the first intact one after it. It
+// returns ErrCaughtUp when there is none yet, and other errors (a segment
 // that cannot be opened or read) for the caller to retry: only a file that
 // does not exist is skipped, as a gap.
-func (r *reader) read(pos position) (record, error) {
+func (r *Reader) Read(pos Position) (Record, error) {
 	pos, limit, seg, err := r.s.locate(pos)
 	if err != nil {
-		if errors.Is(err, errCaughtUp) {
+		if errors.Is(err, ErrCaughtUp) {
 			// Caught up: let go of the segment, which may be deleted
 			// next; an open file would keep its room taken on a full
 			// filesystem.
-			r.close()
+			r.Close()
 		}
-		return record{}, err
+		return Record{}, err
 	}
 	if r.f == nil || r.seq != pos.Seg {
-		r.close()
-		f, err := r.s.open(segPath(r.s.dir, pos.Seg))
+		r.Close()
+		f, err := r.s.open(SegmentPath(r.s.dir, pos.Seg))
 		if os.IsNotExist(err) {
-			g := &gap{seg: pos.Seg, from: pos.Off, to: limit, afterT: r.lastT, beforeT: seg.maxT, missing: true}
-			return record{next: position{Seg: pos.Seg, Off: limit}, gap: g}, nil
+			g := &Gap{Seg: pos.Seg, From: pos.Off, To: limit, AfterT: r.lastT, BeforeT: seg.MaxT, Missing: true}
+			return Record{Next: Position{Seg: pos.Seg, Off: limit}, Gap: g}, nil
 		}
 		if err != nil {
-			return record{}, err
+			return Record{}, err
 		}
 		r.f, r.seq = f, pos.Seg
 	}
-	var hdr [headerSize]byte
+	var hdr [HeaderSize]byte
 	if _, err := r.f.ReadAt(hdr[:], pos.Off); err == nil {
 		n := int64(binary.BigEndian.Uint32(hdr[4:]))
-		if binary.BigEndian.Uint32(hdr[0:]) == recordMagic && n <= maxRecord && pos.Off+headerSize+n <= limit {
-			buf := make([]byte, headerSize+n)
+		if binary.BigEndian.Uint32(hdr[0:]) == recordMagic && n <= maxRecord && pos.Off+HeaderSize+n <= limit {
+			buf := make([]byte, HeaderSize+n)
 			if _, err := r.f.ReadAt(buf, pos.Off); err != nil && !errors.Is(err, io.EOF) {
-				return record{}, err
+				return Record{}, err
 			}
 			if _, minT, maxT, ok := parseRecord(buf); ok {
 				r.lastT = maxT
-				return record{payload: buf[headerSize:], minT: minT, maxT: maxT, next: position{Seg: pos.Seg, Off: pos.Off + int64(len(buf))}}, nil
+				return Record{Payload: buf[HeaderSize:], MinT: minT, MaxT: maxT, Next: Position{Seg: pos.Seg, Off: pos.Off + int64(len(buf))}}, nil
 			}
 		}
 	} else if !errors.Is(err, io.EOF) {
-		return record{}, err
+		return Record{}, err
 	}
 	return r.skipDamage(pos, limit, seg)
 }
 
 // skipDamage finds the first intact record after the damaged one at pos.
-func (r *reader) skipDamage(pos position, limit int64, seg *segment) (record, error) {
+func (r *Reader) skipDamage(pos Position, limit int64, seg *segment) (Record, error) {
 	data := make([]byte, limit-pos.Off)
 	n, err := r.f.ReadAt(data, pos.Off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return record{}, err
+		return Record{}, err
 	}
 	data = data[:n]
-	g := &gap{seg: pos.Seg, from: pos.Off, to: limit, afterT: r.lastT, beforeT: seg.maxT}
+	g := &Gap{Seg: pos.Seg, From: pos.Off, To: limit, AfterT: r.lastT, BeforeT: seg.MaxT}
 	next := resync(data, 1)
 	if next < 0 {
-		return record{next: position{Seg: pos.Seg, Off: limit}, gap: g}, nil
+		return Record{Next: Position{Seg: pos.Seg, Off: limit}, Gap: g}, nil
 	}
-	g.to = pos.Off + next
+	g.To = pos.Off + next
 	n2, minT, maxT, _ := parseRecord(data[next:])
-	g.beforeT = minT
-	return record{
-		payload: data[next+headerSize : next+int64(n2)], minT: minT, maxT: maxT,
-		next: position{Seg: pos.Seg, Off: g.to + int64(n2)}, gap: g,
+	g.BeforeT = minT
+	return Record{
+		Payload: data[next+HeaderSize : next+int64(n2)], MinT: minT, MaxT: maxT,
+		Next: Position{Seg: pos.Seg, Off: g.To + int64(n2)}, Gap: g,
 	}, nil
+}
+
+// SetOnLost sets what is told of the records a failed fsync outside an
+// Append lost (rolling, closing): records Telegraf was told were written.
+func (s *Spool) SetOnLost(onLost func(Dropped, error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onLost = onLost
+}
+
+// SetOpen replaces os.Open for reading segments: tests inject read faults.
+// Call it before the first Reader.
+func (s *Spool) SetOpen(open func(string) (*os.File, error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open = open
+}
+
+// SetMaxBytes changes the spool's limit: tests make room without a
+// destination.
+func (s *Spool) SetMaxBytes(maxBytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxBytes = maxBytes
+}
+
+// WrapActive wraps the segment being written: tests inject write and
+// fsync faults.
+func (s *Spool) WrapActive(wrap func(SegmentFile) SegmentFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active = wrap(s.active)
 }
