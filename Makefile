@@ -49,7 +49,7 @@ test: setup build
 	@cat build/soak-figures.txt
 
 ## soak: the week-in-the-life soak test of a DC alone (e2e/soak_test.go,
-## about 15 minutes; `make test` runs it too)
+## about 12 minutes; `make test` runs it too)
 soak: setup build
 	go test -count=1 -timeout 20m -run TestWeekInTheLifeIntegration -v ./e2e/
 
