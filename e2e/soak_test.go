@@ -3,10 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,17 +10,17 @@ import (
 	"net/http"
 	"net/smtp"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 
 	"github.com/mailtick/mailtick/internal/dev/dc"
 	"github.com/mailtick/mailtick/internal/gen"
@@ -88,10 +84,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	t.Cleanup(func() { central.Stop(15 * time.Second) })
 	// The spool on a filesystem of its own, too small for a long outage.
 	spool := filepath.Join(root, "dc1", "spool")
-	require.NoError(t, os.MkdirAll(spool, 0o750))
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", spool).CombinedOutput()
-	require.NoError(t, err, "mounting a small tmpfs for the spool needs root: %s", out)
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", spool).Run() })
+	stacktest.Tmpfs(t, spool, 1<<20)
 
 	// The per-minute rollups on their shipped schedule (every minute): the
 	// test checks every minute before the reconciler's first age.
@@ -499,13 +492,11 @@ func (m *mailgunSender) flush() {
 
 // post sends one event, signed now, and returns the answer (0: none).
 func (m *mailgunSender) post(ev []byte) (int, string) {
-	token := make([]byte, 25)
-	_, _ = rand.Read(token)
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(dc.WebhookKey))
-	mac.Write([]byte(ts + hex.EncodeToString(token)))
-	body := fmt.Appendf(nil, `{"signature":{"timestamp":%q,"token":%q,"signature":%q},"event-data":%s}`,
-		ts, hex.EncodeToString(token), hex.EncodeToString(mac.Sum(nil)), ev)
+	sig, err := json.Marshal(providertest.MailgunSignature(dc.WebhookKey, time.Now()))
+	if err != nil {
+		return 0, err.Error()
+	}
+	body := fmt.Appendf(nil, `{"signature":%s,"event-data":%s}`, sig, ev)
 	resp, err := http.Post(m.url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return 0, err.Error()

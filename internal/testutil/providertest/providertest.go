@@ -5,10 +5,13 @@ package providertest
 
 import (
 	"crypto"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -17,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -176,4 +180,15 @@ func WriteCertificate(dir string, key crypto.Signer) (certPath, keyPath string, 
 		return "", "", err
 	}
 	return certPath, keyPath, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
+
+// MailgunSignature is the "signature" object Mailgun sends with a webhook:
+// a fresh token, the time, and the HMAC-SHA256 of both with key.
+func MailgunSignature(key string, now time.Time) map[string]string {
+	token := make([]byte, 25)
+	_, _ = rand.Read(token)
+	ts := strconv.FormatInt(now.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(ts + hex.EncodeToString(token)))
+	return map[string]string{"timestamp": ts, "token": hex.EncodeToString(token), "signature": hex.EncodeToString(mac.Sum(nil))}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -184,4 +185,16 @@ func Postfix(t testing.TB) (*stack.Postfix, *stack.SMTPSink) {
 		}
 	})
 	return pf, sink
+}
+
+// Tmpfs mounts a filesystem of size bytes on dir (made if missing) for the
+// test, unmounted when it ends: a disk that fills. It needs root; without
+// it the test fails and says so.
+func Tmpfs(t testing.TB, dir string, size int) string {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o750))
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	require.NoError(t, err, "mounting a %d-byte tmpfs for a full-disk test needs root: %s", size, out)
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
 }

@@ -101,11 +101,7 @@ func (k *keys) sign(t *testing.T, preset, addr string, body []byte, now time.Tim
 	case "mailgun":
 		var doc map[string]json.RawMessage
 		require.NoError(t, json.Unmarshal(body, &doc))
-		token := make([]byte, 25)
-		_, _ = rand.Read(token)
-		mac := hmac.New(sha256.New, []byte(k.mailgun))
-		mac.Write([]byte(ts + hex.EncodeToString(token)))
-		sig, err := json.Marshal(map[string]string{"timestamp": ts, "token": hex.EncodeToString(token), "signature": hex.EncodeToString(mac.Sum(nil))})
+		sig, err := json.Marshal(providertest.MailgunSignature(k.mailgun, now))
 		require.NoError(t, err)
 		doc["signature"] = sig
 		body, err = json.Marshal(doc)

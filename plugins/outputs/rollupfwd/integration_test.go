@@ -232,7 +232,7 @@ func TestFullFilesystemOutageIntegration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	db := stacktest.InfluxDB(t)
-	r := newPlugin(t, tmpfs(t, 256<<10), []string{db.URL}, nil)
+	r := newPlugin(t, stacktest.Tmpfs(t, t.TempDir(), 256<<10), []string{db.URL}, nil)
 	require.NoError(t, r.Write(rollups(0, 100)))
 	requireAll(t, db, 100, 30*time.Second)
 	require.NoError(t, db.Stop(10*time.Second))

@@ -23,6 +23,8 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
+
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd/internal/spool"
 )
 
@@ -218,10 +220,7 @@ func TestSpoolFullUnblocks(t *testing.T) {
 // no half record stays behind, and once there is room again every point
 // Write accepted arrives exactly once.
 func TestSpoolFullFilesystem(t *testing.T) {
-	mnt := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput()
-	require.NoError(t, err, "this test makes a small file system and needs root (CI runs as root): %s", out)
-	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
+	mnt := stacktest.Tmpfs(t, t.TempDir(), 64<<10)
 	dir := filepath.Join(mnt, "spool")
 	down := "http://127.0.0.1:1"
 	r := newPlugin(t, dir, []string{down}, func(r *RollupFwd) {
@@ -240,7 +239,7 @@ func TestSpoolFullFilesystem(t *testing.T) {
 
 	// Room again: the spool opens with every accepted record intact and
 	// sends them to central.
-	out, err = exec.Command("mount", "-o", "remount,size=4m", mnt).CombinedOutput()
+	out, err := exec.Command("mount", "-o", "remount,size=4m", mnt).CombinedOutput()
 	require.NoError(t, err, "remount: %s", out)
 	c := newCentral(t)
 	log := &testutil.CaptureLogger{}
@@ -388,14 +387,4 @@ func readAll(t *testing.T, s *spool.Spool) []string {
 		got = append(got, string(rec.Payload))
 		pos = rec.Next
 	}
-}
-
-// tmpfs mounts a small filesystem of size bytes for the test (root).
-func tmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	require.NoError(t, err, "mounting a %d-byte tmpfs for the full-disk test needs root: %s", size, out)
-	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
-	return dir
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 
 	"github.com/mailtick/mailtick/plugins/common/durable"
 )
@@ -222,16 +223,6 @@ func TestSpoolSyncsFolder(t *testing.T) {
 	}, synced, "after the cursor's creation, and after the delete")
 }
 
-// tmpfs mounts a small filesystem of size bytes for the test (root).
-func tmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	require.NoError(t, err, "mounting a %d-byte tmpfs for the full-disk test needs root: %s", size, out)
-	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
-	return dir
-}
-
 // TestSpoolOnAFullFilesystem: the spool's filesystem fills up before
 // max_spool_bytes while central is down. With spool_full = "block" the
 // append fails as a full spool does (Telegraf keeps the metrics); once
@@ -241,7 +232,7 @@ func tmpfs(t *testing.T, size int) string {
 func TestSpoolOnAFullFilesystem(t *testing.T) {
 	for _, dropOldest := range []bool{false, true} {
 		t.Run(fmt.Sprintf("drop_oldest=%v", dropOldest), func(t *testing.T) {
-			dir := tmpfs(t, 256<<10)
+			dir := stacktest.Tmpfs(t, t.TempDir(), 256<<10)
 			s, _, err := Open(dir, 1<<30, 16<<10, true, testutil.Logger{})
 			require.NoError(t, err)
 			defer s.Close()
@@ -367,7 +358,7 @@ func TestSpoolRollReportsLost(t *testing.T) {
 // it), and the append goes to a new one. It waited forever for the cursor
 // to move into the next segment, which no record could reach.
 func TestSpoolFullWithinOneSegment(t *testing.T) {
-	dir := tmpfs(t, 128<<10)
+	dir := stacktest.Tmpfs(t, t.TempDir(), 128<<10)
 	s, _, err := Open(dir, 1<<30, 1<<30, true, testutil.Logger{})
 	require.NoError(t, err)
 	defer s.Close()
