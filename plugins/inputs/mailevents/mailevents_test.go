@@ -145,6 +145,24 @@ func publish(t *testing.T, nsqd *stack.NSQD, topic string, bodies ...[]byte) {
 	require.NoError(t, sink.Write(bodies))
 }
 
+// acceptUntilDrained accepts every metric the outputs are handed, as they
+// come, until nsqd holds no message of topic's channel, queued or in
+// flight; it returns how many were accepted.
+func acceptUntilDrained(t *testing.T, acc *testutil.Accumulator, nsqd *stack.NSQD, topic string, within time.Duration) int {
+	t.Helper()
+	accepted := 0
+	require.Eventually(t, func() bool {
+		ms := acc.GetTelegrafMetrics()
+		for _, m := range ms[accepted:] {
+			m.Accept()
+		}
+		accepted = len(ms)
+		ch := channelStats(t, nsqd, topic)
+		return ch.Depth+ch.InFlight == 0
+	}, within, 20*time.Millisecond, "every message finished")
+	return accepted
+}
+
 func channelStats(t *testing.T, nsqd *stack.NSQD, topic string) stack.ChannelStats {
 	t.Helper()
 	st, err := nsqd.TopicStats(topic)
@@ -223,16 +241,7 @@ func TestQueuedMessagesTouchedIntegration(t *testing.T) {
 	acc.Wait(2)
 	require.Never(t, func() bool { return channelStats(t, nsqd, "mail_events").TimeoutCount > 0 },
 		3*time.Second, 50*time.Millisecond, "a message timed out in nsqd while it waited")
-	accepted := 0
-	require.Eventually(t, func() bool {
-		ms := acc.GetTelegrafMetrics()
-		for _, m := range ms[accepted:] {
-			m.Accept()
-		}
-		accepted = len(ms)
-		ch := channelStats(t, nsqd, "mail_events")
-		return ch.Depth+ch.InFlight == 0
-	}, 20*time.Second, 20*time.Millisecond)
+	accepted := acceptUntilDrained(t, acc, nsqd, "mail_events", 20*time.Second)
 	ch := channelStats(t, nsqd, "mail_events")
 	require.Zero(t, ch.TimeoutCount)
 	require.Zero(t, ch.RequeueCount)
@@ -583,16 +592,7 @@ func TestMaxMsgTimeoutIntegration(t *testing.T) {
 	require.Greater(t, acc.NMetrics(), uint64(n), "the new copies' metrics went to the outputs too")
 
 	// The outputs are back.
-	accepted := 0
-	require.Eventually(t, func() bool {
-		ms := acc.GetTelegrafMetrics()
-		for _, m := range ms[accepted:] {
-			m.Accept()
-		}
-		accepted = len(ms)
-		ch := channelStats(t, nsqd, topic)
-		return ch.Depth+ch.InFlight == 0
-	}, 30*time.Second, 20*time.Millisecond, "every message finished")
+	acceptUntilDrained(t, acc, nsqd, topic, 30*time.Second)
 
 	ch := channelStats(t, nsqd, topic)
 	require.EqualValues(t, n, ch.MessageCount)

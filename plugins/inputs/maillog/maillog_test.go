@@ -278,6 +278,21 @@ func TestRotateRenameLateWrites(t *testing.T) {
 	require.ElementsMatch(t, wantRecipients(0, 10), recipients(acc))
 }
 
+// stoppedWithUnreadLines is the start of the stopped-agent rotation tests:
+// mail.log with 4 lines an agent read, delivered and checkpointed before
+// it stopped, and 3 more written while it is down (rejects 4 to 6).
+func stoppedWithUnreadLines(t *testing.T) (path, stateDir string, accept *atomic.Bool) {
+	t.Helper()
+	dir := t.TempDir()
+	path, stateDir = filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
+	appendLines(t, path, rejects(0, 4)...)
+	accept = new(atomic.Bool)
+	m, _ := runToEnd(t, path, stateDir, accept, 4)
+	m.Stop()
+	appendLines(t, path, rejects(4, 7)...)
+	return path, stateDir, accept
+}
+
 // TestRotateWhileStopped: the agent is down while logrotate renames the
 // log (create mode), or copies and truncates it (copytruncate), and the
 // new log grows past the saved offset. On restart the old file's unread
@@ -286,14 +301,7 @@ func TestRotateRenameLateWrites(t *testing.T) {
 func TestRotateWhileStopped(t *testing.T) {
 	for _, mode := range []string{"rename", "copytruncate"} {
 		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
-			appendLines(t, path, rejects(0, 4)...)
-			var accept atomic.Bool
-			m, _ := runToEnd(t, path, stateDir, &accept, 4)
-			m.Stop()
-
-			appendLines(t, path, rejects(4, 7)...) // written while the agent is down
+			path, stateDir, accept := stoppedWithUnreadLines(t)
 			switch mode {
 			case "rename":
 				require.NoError(t, os.Rename(path, path+".1"))
@@ -305,7 +313,7 @@ func TestRotateWhileStopped(t *testing.T) {
 			}
 			appendLines(t, path, rejects(7, 20)...) // past the saved offset
 
-			m2, acc2 := run(t, path, stateDir, &accept)
+			m2, acc2 := run(t, path, stateDir, accept)
 			acc2.Wait(13)
 			fi, err := os.Stat(path)
 			require.NoError(t, err)
@@ -325,14 +333,7 @@ func TestRotateWhileStopped(t *testing.T) {
 func TestRotationChainWhileStopped(t *testing.T) {
 	for _, mode := range []string{"rename twice", "rename, then copytruncate"} {
 		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			path, stateDir := filepath.Join(dir, "mail.log"), filepath.Join(dir, "state")
-			appendLines(t, path, rejects(0, 4)...)
-			var accept atomic.Bool
-			m, _ := runToEnd(t, path, stateDir, &accept, 4)
-			m.Stop()
-
-			appendLines(t, path, rejects(4, 7)...)
+			path, stateDir, accept := stoppedWithUnreadLines(t)
 			require.NoError(t, os.Rename(path, path+".1")) // the saved file
 			appendLines(t, path, rejects(7, 12)...)        // the next one
 			switch mode {
@@ -347,7 +348,7 @@ func TestRotationChainWhileStopped(t *testing.T) {
 			}
 			appendLines(t, path, rejects(12, 20)...)
 
-			m2, acc2 := run(t, path, stateDir, &accept)
+			m2, acc2 := run(t, path, stateDir, accept)
 			acc2.Wait(16)
 			m2.Stop()
 			require.Equal(t, wantRecipients(4, 20), recipients(acc2), "every generation once, in order")
