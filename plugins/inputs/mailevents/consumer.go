@@ -37,7 +37,7 @@ func (c *consumer) start(ctx context.Context, m *MailEvents) {
 			for ctx.Err() == nil {
 				batch = c.sub.Next(ctx, batch, workerBatch)
 				for i, msg := range batch {
-					m.handle(ctx, c.stats, msg, batch[i+1:])
+					m.handle(ctx, c.stats, msg)
 					batch[i] = nil
 				}
 			}
@@ -45,20 +45,10 @@ func (c *consumer) start(ctx context.Context, m *MailEvents) {
 	}
 }
 
-// waitWorkers returns once the workers saw ctx end.
-func (c *consumer) waitWorkers() {
-	c.wg.Wait()
-}
-
-// stop requeues what arrived but was never handled, then disconnects.
+// stop waits for the workers to see ctx end, then stops the subscriber,
+// which requeues every message left unanswered.
 func (c *consumer) stop() {
-	done, cancel := context.WithCancel(context.Background())
-	cancel() // Next returns what is queued, without waiting
-	for batch := c.sub.Next(done, nil, workerBatch); len(batch) > 0; batch = c.sub.Next(done, batch, workerBatch) {
-		for _, msg := range batch {
-			msg.Requeue(0)
-		}
-	}
+	c.wg.Wait()
 	c.sub.Stop()
 }
 

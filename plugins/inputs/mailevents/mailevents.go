@@ -63,8 +63,7 @@ type MailEvents struct {
 	sem       chan struct{}
 
 	mu   sync.Mutex
-	held map[*nsqsub.Message]time.Time // waiting for room, since when
-	sent *window                       // waiting for the outputs
+	sent *window // messages whose metrics are with the outputs
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -159,7 +158,6 @@ func (m *MailEvents) Start(acc telegraf.Accumulator) error {
 	m.cancel = cancel
 	m.acc = acc.WithTracking(m.MaxUndeliveredMessages)
 	m.sem = make(chan struct{}, m.MaxUndeliveredMessages)
-	m.held = make(map[*nsqsub.Message]time.Time)
 	m.sent = newWindow()
 
 	subCfg := m.subConfig
@@ -184,14 +182,10 @@ func (m *MailEvents) Start(acc telegraf.Accumulator) error {
 		m.consumers = append(m.consumers, c)
 	}
 
-	m.wg.Add(2)
+	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		m.onDelivery(ctx)
-	}()
-	go func() {
-		defer m.wg.Done()
-		m.touchLoop(ctx)
 	}()
 	for _, c := range m.consumers {
 		c.start(ctx, m)
@@ -204,39 +198,29 @@ func (*MailEvents) Gather(telegraf.Accumulator) error {
 }
 
 // Stop stops consuming. Messages whose metrics are not yet confirmed by the
-// outputs are requeued at once, so another agent on the channel (or this one
-// after a restart) gets them without waiting for the message timeout; if
-// their metrics were written meanwhile, the redelivery overwrites the same
-// points.
+// outputs are requeued at once by their subscriber, so another agent on the
+// channel (or this one after a restart) gets them without waiting for the
+// message timeout; if their metrics were written meanwhile, the redelivery
+// overwrites the same points.
 func (m *MailEvents) Stop() {
 	m.cancel()
 	m.wg.Wait()
 	for _, c := range m.consumers {
-		c.waitWorkers()
-	}
-	m.mu.Lock()
-	for msg := range m.held {
-		msg.Requeue(0)
-	}
-	m.sent.each(func(p *pending) {
-		p.msg.Requeue(0)
-		p.st.inFlight.Incr(-1)
-	})
-	clear(m.held)
-	m.sent.clear()
-	m.mu.Unlock()
-	for _, c := range m.consumers {
 		c.stop()
 	}
+	m.mu.Lock()
+	m.sent.each(func(p *pending) { p.st.inFlight.Incr(-1) })
+	m.sent.clear()
+	m.mu.Unlock()
 	if m.deadLet != nil {
 		m.deadLet.stop()
 	}
 }
 
 // handle turns one message into metrics; several workers run it at once.
-// next are the messages the worker took with it, waiting their turn: they
-// are kept alive too if msg has to wait for room.
-func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message, next []*nsqsub.Message) {
+// Its subscriber keeps it alive in nsqd until it is answered, however long
+// it waits for room or for the outputs.
+func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Message) {
 	now := time.Now()
 	if msg.Expired(now) {
 		// Given up while it waited its turn (nsqd's max_msg_timeout):
@@ -280,28 +264,25 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 	select {
 	case m.sem <- struct{}{}:
 	default:
-		// max_undelivered_messages reached: wait, touched while waiting.
-		m.hold(msg, next, true)
-		room := false
+		// max_undelivered_messages reached: wait.
 		select {
 		case <-ctx.Done():
+			return // stopping: the subscriber requeues it
 		case m.sem <- struct{}{}:
-			room = true
 		}
-		m.hold(msg, next, false)
-		if room && msg.Expired(time.Now()) {
+		if msg.Expired(time.Now()) {
 			<-m.sem // given up while it waited: its new copy comes
 			return
 		}
 	}
 	m.mu.Lock()
-	if ctx.Err() != nil { // stopping: Stop requeues what it tracks, this one too
+	if ctx.Err() != nil { // stopping: the subscriber requeues it
 		m.mu.Unlock()
-		msg.Requeue(0)
+		<-m.sem
 		return
 	}
 	id := m.acc.AddTrackingMetricGroup(out.Metrics)
-	m.sent.add(id, msg, st, now)
+	m.sent.add(id, msg, st)
 	m.mu.Unlock()
 	st.inFlight.Incr(1)
 	st.emitted.Incr(int64(len(out.Metrics)))
@@ -367,25 +348,6 @@ func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []parse
 	return nil
 }
 
-// hold tracks (or forgets) messages that wait for room under
-// max_undelivered_messages, so that touchLoop keeps them alive.
-func (m *MailEvents) hold(msg *nsqsub.Message, next []*nsqsub.Message, on bool) {
-	now := time.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !on {
-		delete(m.held, msg)
-		for _, n := range next {
-			delete(m.held, n)
-		}
-		return
-	}
-	m.held[msg] = now
-	for _, n := range next {
-		m.held[n] = now
-	}
-}
-
 // answer FINs or REQs a message (counted if it went to nsqd: not if the
 // message was given up, see nsqsub.Message.Expired).
 func (m *MailEvents) answer(msg *nsqsub.Message, ok bool, st *topicStats) {
@@ -413,62 +375,8 @@ func (m *MailEvents) onDelivery(ctx context.Context) {
 				continue
 			}
 			<-m.sem
-			if p.msg == nil {
-				continue // given up: nsqd sent its message again
-			}
 			p.st.inFlight.Incr(-1)
-			m.answer(p.msg, info.Delivered(), p.st)
-		}
-	}
-}
-
-// touchLoop keeps messages that wait for room or for the outputs from
-// timing out in nsqd, which would redeliver them while they are still
-// being written: each is touched at half the timeout nsqd announced for
-// its connection.
-//
-// nsqd lets no message be kept longer than its --max-msg-timeout: past
-// it, TOUCH no longer helps, and nsqd sends the message again. A message
-// held that long (an output outage) is given up (nsqsub's
-// Message.Expired, counted in messages_timed_out): no longer touched nor
-// answered, and forgotten here. Its metrics are with Telegraf already, so
-// its place in the window stays, without the message, until Telegraf
-// reports them: the window's size is what Telegraf's tracking allows. The
-// new copy is handled as any message; its points overwrite the same ones.
-func (m *MailEvents) touchLoop(ctx context.Context) {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			var touch []*nsqsub.Message
-			m.mu.Lock()
-			for msg, since := range m.held {
-				switch {
-				case msg.Expired(now):
-					delete(m.held, msg) // its worker drops it
-				case now.Sub(since) >= msg.Timeout()/2:
-					touch = append(touch, msg)
-					m.held[msg] = now
-				}
-			}
-			at := m.sent.now()
-			m.sent.each(func(p *pending) {
-				switch {
-				case p.msg.Expired(now):
-					p.st.inFlight.Incr(-1)
-					p.giveUp()
-				case at-p.since >= p.msg.Timeout()/2:
-					touch = append(touch, p.msg)
-					p.since = at
-				}
-			})
-			m.mu.Unlock()
-			for _, msg := range touch {
-				msg.Touch()
-			}
+			m.answer(p.msg, info.Delivered(), p.st) // nothing, if it was given up
 		}
 	}
 }

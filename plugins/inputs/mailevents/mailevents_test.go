@@ -219,6 +219,38 @@ func TestTouchWhileWaitingIntegration(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 }
 
+// TestStopRequeuesIntegration: on a clean stop, every message not yet
+// confirmed (with the outputs, waiting for room, or waiting to be read)
+// is requeued at once, not left to nsqd's message timeout.
+func TestStopRequeuesIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	nsqd := stacktest.NSQD(t)
+	const n = 6
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = []byte(fmt.Sprintf(`{"time":%d,"event":"delivered","a":%d}`, 1700000000+i, i))
+	}
+	publish(t, nsqd, "mail_events", bodies...)
+	m, acc := startPlugin(t, nsqd, func(m *MailEvents) {
+		m.MaxInFlight, m.MaxUndeliveredMessages = n, 2 // two with the outputs, four waiting
+	})
+	acc.Wait(2)
+	acc.GetTelegrafMetrics()[0].Accept()
+	require.Eventually(t, func() bool { return channelStats(t, nsqd, "mail_events").InFlight == n-1 },
+		10*time.Second, 20*time.Millisecond, "one finished, the rest unanswered")
+	m.Stop()
+	// nsqd's message timeout is 60s: only the REQs bring them back sooner.
+	require.Eventually(t, func() bool {
+		ch := channelStats(t, nsqd, "mail_events")
+		return ch.InFlight == 0 && ch.Depth == n-1
+	}, 10*time.Second, 20*time.Millisecond, "every unanswered message back in the channel")
+	ch := channelStats(t, nsqd, "mail_events")
+	require.EqualValues(t, n-1, ch.RequeueCount, "requeued at stop")
+	require.Zero(t, ch.TimeoutCount)
+}
+
 // TestQueuedMessagesTouchedIntegration: with max_undelivered_messages
 // below max_in_flight, messages wait in the subscriber's queue while the
 // outputs are slow; they are touched there, at half the timeout nsqd
@@ -610,12 +642,11 @@ func TestMaxMsgTimeoutIntegration(t *testing.T) {
 	require.Len(t, seen, n, "every event reached the outputs")
 
 	// Nothing stale is left: every tracked metric was reported, and the
-	// window, the messages waiting for room and the subscriber's queue
-	// are empty.
+	// window and the subscriber's queue are empty.
 	require.Eventually(t, func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return m.sent.live == 0 && len(m.held) == 0 && len(m.sem) == 0 &&
+		return m.sent.live == 0 && len(m.sem) == 0 &&
 			m.consumers[0].sub.Queued() == 0 && st.inFlight.Get() == 0
 	}, 10*time.Second, 20*time.Millisecond, "nothing stale left in the plugin")
 }

@@ -3,30 +3,25 @@ package mailevents
 import (
 	"cmp"
 	"slices"
-	"time"
 
 	"github.com/influxdata/telegraf"
 
 	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
 )
 
-// pending is a message whose metrics are on their way to the outputs. An
-// entry is in flight (msg set), given up (msg nil, st set: nsqd took the
-// message back, see giveUp), or answered (both nil).
+// pending is a message whose metrics are on their way to the outputs, or
+// (msg nil) an entry answered out of order. A message nsqd took back (its
+// max_msg_timeout, see nsqsub.Message.Expired) keeps its entry, and its
+// slot of max_undelivered_messages, until Telegraf reports its metrics, as
+// Telegraf tracks no more than that many at once; answering it then does
+// nothing.
 type pending struct {
-	id    telegraf.TrackingID
-	msg   *nsqsub.Message // nil once answered or given up
-	st    *topicStats     // nil once answered
-	since time.Duration   // taken, or last touched (on the window's clock)
+	id  telegraf.TrackingID
+	msg *nsqsub.Message // nil once answered
+	st  *topicStats
 }
 
-// giveUp forgets the message of an entry in flight that nsqd took back
-// (its max_msg_timeout): the entry stays, and keeps its slot of
-// max_undelivered_messages, until Telegraf reports its metrics, as
-// Telegraf tracks no more than that many at once.
-func (p *pending) giveUp() { p.msg = nil }
-
-func (p *pending) answered() bool { return p.msg == nil && p.st == nil }
+func (p *pending) answered() bool { return p.msg == nil }
 
 // window holds the messages whose metrics are with the outputs, in the
 // order of their tracking IDs. Telegraf hands IDs out in increasing order
@@ -36,25 +31,20 @@ func (p *pending) answered() bool { return p.msg == nil && p.st == nil }
 // whose keys only ever grow (profiled: the map's inserts and lookups were
 // 6% of the agent's CPU), and 32 bytes a message.
 type window struct {
-	items []pending // items[head:] are in flight, given up, or answered out of order
+	items []pending // items[head:] are in flight, or answered out of order
 	head  int
-	live  int // in flight or given up
-	start time.Time
+	live  int // in flight
 }
 
 func newWindow() *window {
-	return &window{start: time.Now()}
+	return &window{}
 }
 
-// now is the window's monotonic clock.
-func (w *window) now() time.Duration { return time.Since(w.start) }
-
-// add records a message, taken (or last touched) at since: an earlier
-// time only makes its next touch come sooner. Its id is normally greater
-// than every id before it; one that is not is put in its place (a copy of
-// the rest, but never wrong).
-func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats, since time.Time) {
-	e := pending{id: id, msg: msg, st: st, since: since.Sub(w.start)}
+// add records a message. Its id is normally greater than every id before
+// it; one that is not is put in its place (a copy of the rest, but never
+// wrong).
+func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats) {
+	e := pending{id: id, msg: msg, st: st}
 	w.live++
 	if n := len(w.items); n > w.head && w.items[n-1].id >= id {
 		i, _ := w.search(id)
@@ -77,8 +67,8 @@ func (w *window) add(id telegraf.TrackingID, msg *nsqsub.Message, st *topicStats
 	w.items = append(w.items, e)
 }
 
-// take removes the entry of id and returns it (its msg nil if it was
-// given up), or ok=false if the window does not hold it.
+// take removes the entry of id and returns it, or ok=false if the window
+// does not hold it.
 func (w *window) take(id telegraf.TrackingID) (p pending, ok bool) {
 	i, found := w.search(id)
 	rest := w.items[w.head:]
@@ -105,8 +95,7 @@ func (w *window) search(id telegraf.TrackingID) (int, bool) {
 	})
 }
 
-// each calls f with every message in flight, in ID order; f may change
-// the entry (its since), or give it up.
+// each calls f with every message in flight, in ID order.
 func (w *window) each(f func(p *pending)) {
 	for i := w.head; i < len(w.items); i++ {
 		if w.items[i].msg != nil {

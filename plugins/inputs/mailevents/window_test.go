@@ -2,7 +2,6 @@ package mailevents
 
 import (
 	"testing"
-	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/stretchr/testify/require"
@@ -23,7 +22,7 @@ func TestWindow(t *testing.T) {
 	add := func(ids ...telegraf.TrackingID) {
 		for _, id := range ids {
 			msgs[id] = &nsqsub.Message{}
-			w.add(id, msgs[id], nil, time.Now())
+			w.add(id, msgs[id], nil)
 		}
 	}
 	take := func(id telegraf.TrackingID) bool {
@@ -78,43 +77,4 @@ func TestWindow(t *testing.T) {
 	w.clear()
 	require.Empty(t, inFlight(w))
 	require.False(t, take(next+1))
-}
-
-// An entry given up (its message taken back by nsqd) is no longer in
-// flight, but keeps its place until Telegraf reports its metrics: take
-// returns it, without its message, once; a slide keeps it.
-func TestWindowGivenUp(t *testing.T) {
-	w := newWindow()
-	st := &topicStats{}
-	for id := telegraf.TrackingID(1); id <= 4; id++ {
-		w.add(id, &nsqsub.Message{}, st, time.Now())
-	}
-	w.each(func(p *pending) {
-		if p.id == 1 || p.id == 3 {
-			p.giveUp()
-		}
-	})
-	require.Equal(t, []telegraf.TrackingID{2, 4}, inFlight(w))
-	require.Equal(t, 4, w.live, "given up entries keep their slot")
-	_, ok := w.take(2)
-	require.True(t, ok)
-	require.Equal(t, 0, w.head, "a given up entry at the front stays")
-
-	// Fill to capacity: the slide keeps the given up entries.
-	for id := telegraf.TrackingID(5); len(w.items) < cap(w.items); id++ {
-		w.add(id, &nsqsub.Message{}, st, time.Now())
-		_, ok := w.take(id)
-		require.True(t, ok)
-	}
-	w.add(1000, &nsqsub.Message{}, st, time.Now())
-	for _, id := range []telegraf.TrackingID{1, 3} {
-		p, ok := w.take(id)
-		require.True(t, ok, "id %d", id)
-		require.Nil(t, p.msg)
-		require.Same(t, st, p.st)
-		_, ok = w.take(id)
-		require.False(t, ok, "id %d twice", id)
-	}
-	require.Equal(t, []telegraf.TrackingID{4, 1000}, inFlight(w))
-	require.Equal(t, 2, w.live)
 }

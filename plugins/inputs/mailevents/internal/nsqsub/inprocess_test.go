@@ -244,30 +244,51 @@ func TestRequeueDelay(t *testing.T) {
 	require.Equal(t, uint64(1), c.RequeueCount)
 }
 
-// Touch keeps a message past its timeout; the timeout is the one nsqd
-// announced in its IDENTIFY answer.
-func TestTouchAndMsgTimeout(t *testing.T) {
+// The subscriber keeps every unanswered message alive, whether it waits
+// for Next or the consumer holds it: it touches it at half the timeout
+// nsqd announced in its IDENTIFY answer.
+func TestUnansweredTouched(t *testing.T) {
 	n := startNSQD(t, "", func(o *nsqd.Options) { o.MsgTimeout = time.Second })
-	publish(t, n, 1, "m")
-	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 1})
-	m := take(t, s, 1)[0]
-	require.Equal(t, time.Second, m.Timeout(), "msg_timeout from nsqd's IDENTIFY answer")
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(m.Timeout() / 4):
-				m.Touch()
-			}
-		}
-	}()
+	publish(t, n, 3, "m")
+	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 3})
+	m := take(t, s, 1)[0] // held by the consumer; two wait for Next
+	require.Equal(t, time.Second, m.timeout(), "msg_timeout from nsqd's IDENTIFY answer")
+	require.Eventually(t, func() bool { return s.Queued() == 2 }, 10*time.Second, 10*time.Millisecond)
 	require.Never(t, func() bool { c, _ := channelStats(n); return c.TimeoutCount > 0 },
-		3*time.Second, 50*time.Millisecond, "a touched message does not time out")
-	close(stop)
-	m.Finish()
-	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 },
+		3*time.Second, 50*time.Millisecond, "an unanswered message timed out in nsqd")
+	for _, m := range append(take(t, s, 2), m) {
+		require.True(t, m.Finish())
+	}
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 && c.Depth == 0 },
+		10*time.Second, 10*time.Millisecond)
+	c, _ := channelStats(n)
+	require.Zero(t, c.TimeoutCount)
+	require.Zero(t, c.RequeueCount)
+}
+
+// Stop requeues what is unanswered, held or waiting, at once; what was
+// answered stays answered, and an answer after Stop is dropped.
+func TestStopRequeuesUnanswered(t *testing.T) {
+	n := startNSQD(t, "", nil) // msg_timeout 60s: only a REQ brings them back soon
+	publish(t, n, 4, "m")
+	cfg := Config{Topic: topic, Channel: channel, Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 4,
+		Log: testutil.Logger{}}
+	s, err := New(cfg)
+	require.NoError(t, err)
+	s.Start()
+	held := take(t, s, 2)
+	require.True(t, held[0].Finish())
+	require.Eventually(t, func() bool { return s.Queued() == 2 }, 10*time.Second, 10*time.Millisecond)
+	s.Stop()
+	require.False(t, held[1].Finish(), "requeued by Stop")
+
+	c, _ := channelStats(n)
+	require.EqualValues(t, 3, c.RequeueCount, "one held and two waiting, requeued")
+	again := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 4})
+	for _, m := range finish(t, again, 3) {
+		require.Equal(t, uint16(2), m.Attempts)
+	}
+	require.Eventually(t, func() bool { c, _ := channelStats(n); return c.InFlightCount == 0 && c.Depth == 0 },
 		10*time.Second, 10*time.Millisecond)
 }
 
@@ -415,43 +436,26 @@ func TestMaxMsgTimeoutGivesUp(t *testing.T) {
 	s := newSub(t, Config{Nsqd: []string{n.RealTCPAddr().String()}, MaxInFlight: 3, Log: log,
 		TimedOut: func(*Message) { timedOut.Add(1) }})
 
-	// One message is taken and held unanswered, touched as a holder does;
-	// two wait in the queue, touched there.
+	// One message is taken and held unanswered; two wait for Next. The
+	// subscriber touches all three.
 	held := take(t, s, 1)[0]
 	require.Equal(t, 3*time.Second-250*time.Millisecond-holdMargin, held.sess.holdFor,
 		"max_msg_timeout and output_buffer_timeout from nsqd's IDENTIFY answer")
 	require.Eventually(t, func() bool { return s.Queued() == 2 }, 10*time.Second, 10*time.Millisecond)
 	ids := map[[16]byte]bool{held.ID: true}
-	s.qmu.Lock()
-	for _, q := range s.queue[s.head:] {
-		ids[q.m.ID] = true
+	s.un.mu.Lock()
+	for _, m := range s.un.msgs[s.un.next:] {
+		ids[m.ID] = true
 	}
-	s.qmu.Unlock()
+	s.un.mu.Unlock()
 	require.Len(t, ids, 3)
 
-	gaveUp := make(chan struct{})
-	go func() {
-		since := time.Now()
-		for now := range time.Tick(touchCheck) {
-			if held.Expired(now) {
-				close(gaveUp)
-				return
-			}
-			if now.Sub(since) >= held.Timeout()/2 {
-				held.Touch()
-				since = now
-			}
-		}
-	}()
-	select {
-	case <-gaveUp:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the held message is never given up")
-	}
+	require.Eventually(t, func() bool { return held.state.Load() == msgExpired }, 30*time.Second, 50*time.Millisecond,
+		"the subscriber never gives the held message up")
 	c, _ := channelStats(n)
 	require.Zero(t, c.TimeoutCount, "given up before nsqd's own deadline")
 	require.False(t, held.Finish(), "a message given up is not answered")
-	held.Touch() // nothing is sent
+	held.touch() // nothing is sent
 	require.Eventually(t, func() bool { return s.Queued() == 0 && timedOut.Load() == 3 },
 		10*time.Second, 10*time.Millisecond, "the queued copies are given up and dropped too, each counted once")
 
