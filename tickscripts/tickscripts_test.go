@@ -207,7 +207,7 @@ func TestSpamIntegration(t *testing.T) {
 
 // TestLatencyHistIntegration: mail_latency_hist.tick's 1m level from seeded
 // raw events, and its 1h and 1d levels from the level below, on a real
-// Kapacitor with the mailtick_hist UDF: every quantile of every minute is
+// Kapacitor with the mail_latency_hist UDF: every quantile of every minute is
 // within 1% of the exact nearest-rank quantile of its events, and each
 // level counts every event once.
 func TestLatencyHistIntegration(t *testing.T) {

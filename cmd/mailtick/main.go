@@ -76,13 +76,21 @@ func (c command) parse(fs *flag.FlagSet, args []string) error {
 	return cli.Parse(fs, args, c.stdout, c.stderr)
 }
 
-const udfUsage = `Usage: mailtick udf [spam]
+const udfUsage = `Usage: mailtick udf mail_latency_hist|mail_spam
 
 Serves a Kapacitor UDF on stdin and stdout, as kapacitord starts it
-(declared in kapacitor.conf's [udf.functions], see the tickscripts README):
-without an argument mailtick_hist (tickscripts/mail_latency_hist.tick),
-with "spam" mailtick_spam (tickscripts/mail_spam.tick).
+(declared in kapacitor.conf's [udf.functions], see the tickscripts README).
+Each UDF has the name of its TICKscript and of the measurement it writes:
+mail_latency_hist (tickscripts/mail_latency_hist.tick) and mail_spam
+(tickscripts/mail_spam.tick).
 `
+
+// udfs are the Kapacitor UDFs, by the name kapacitor.conf declares them
+// under and gives as the argument.
+var udfs = map[string]func(out chan<- *agent.Response, log io.Writer) agent.Handler{
+	"mail_latency_hist": func(out chan<- *agent.Response, log io.Writer) agent.Handler { return latencyhist.New(out, log) },
+	"mail_spam":         func(out chan<- *agent.Response, log io.Writer) agent.Handler { return spam.New(out, log) },
+}
 
 // udf serves one of the Kapacitor UDFs on the process's stdin and stdout.
 func (c command) udf(args []string) error {
@@ -92,14 +100,37 @@ func (c command) udf(args []string) error {
 			return flag.ErrHelp
 		}
 	}
+	name, err := udfName(args)
+	if err != nil {
+		return err
+	}
+	if name != strings.Join(args, " ") {
+		// Kapacitor logs a UDF's stderr.
+		fmt.Fprintf(c.stderr, "mailtick udf %s: deprecated, serving %s: %s\n", strings.Join(args, " "), name, udfRenamed)
+	}
+	h := udfs[name]
+	return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return h(out, c.stderr) })
+}
+
+// udfName is the UDF args name. The arguments of 0.3.0 (none, "spam")
+// still serve theirs, so that kapacitord, which starts every declared UDF
+// as it starts and refuses to start if one fails, keeps running with the
+// kapacitor.conf of 0.3.0 after an upgrade; the TICKscripts of this
+// version need the new names declared.
+func udfName(args []string) (string, error) {
 	switch {
 	case len(args) == 0:
-		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return latencyhist.New(out, c.stderr) })
+		return "mail_latency_hist", nil
 	case len(args) == 1 && args[0] == "spam":
-		return udf.Serve(os.Stdin, os.Stdout, func(out chan<- *agent.Response) agent.Handler { return spam.New(out, c.stderr) })
+		return "mail_spam", nil
+	case len(args) == 1 && udfs[args[0]] != nil:
+		return args[0], nil
 	}
-	return fmt.Errorf("invalid udf arguments %q: want none (mailtick_hist) or \"spam\" (mailtick_spam)", args)
+	return "", fmt.Errorf("invalid udf arguments %q: want mail_latency_hist or mail_spam; %s", args, udfRenamed)
 }
+
+const udfRenamed = `declare them in kapacitor.conf as [udf.functions.mail_latency_hist] args = ["udf", "mail_latency_hist"] ` +
+	`and [udf.functions.mail_spam] args = ["udf", "mail_spam"] (renamed from mailtick_hist and mailtick_spam after 0.3.0)`
 
 func (c command) gen(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,8 +18,8 @@ func TestHelp(t *testing.T) {
 		{Args: []string{}, Want: "Usage:"},
 		{Args: []string{"gen"}, Want: "-nsqd"},
 		{Args: []string{"sla"}, Want: "Usage: mailtick sla"},
-		{Args: []string{"udf"}, Want: "Usage: mailtick udf [spam]"},
-		{Args: []string{"udf", "spam"}, Want: "Usage: mailtick udf [spam]"},
+		{Args: []string{"udf"}, Want: "Usage: mailtick udf mail_latency_hist|mail_spam"},
+		{Args: []string{"udf", "mail_spam"}, Want: "Usage: mailtick udf mail_latency_hist|mail_spam"},
 		{Args: []string{"tasks"}, Want: "Usage: mailtick tasks"},
 		{Args: []string{"tasks", "plan"}, Want: "-var"},
 		{Args: []string{"tasks", "apply"}, Want: "-url"},
@@ -44,4 +45,25 @@ func TestBadFlag(t *testing.T) {
 	stderr.Reset()
 	require.Equal(t, 3, run([]string{"check", "volume", "--nope"}, &stdout, &stderr))
 	require.Contains(t, stdout.String(), "MAIL VOLUME UNKNOWN - flag provided but not defined: -nope")
+}
+
+// TestUDFNames: each UDF by its name; the arguments of 0.3.0 still serve
+// theirs (kapacitord refuses to start when a declared UDF fails); anything
+// else is refused with the kapacitor.conf block to write.
+func TestUDFNames(t *testing.T) {
+	for args, want := range map[string]string{
+		"mail_latency_hist": "mail_latency_hist", "mail_spam": "mail_spam",
+		"": "mail_latency_hist", "spam": "mail_spam",
+	} {
+		got, err := udfName(strings.Fields(args))
+		require.NoError(t, err, "%q", args)
+		require.Equal(t, want, got, "%q", args)
+	}
+	for _, args := range [][]string{{"mailtick_hist"}, {"hist"}, {"mail_spam", "x"}} {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, 1, run(append([]string{"udf"}, args...), &stdout, &stderr), "%q", args)
+		require.Contains(t, stderr.String(), `[udf.functions.mail_latency_hist] args = ["udf", "mail_latency_hist"]`, "%q", args)
+		require.Contains(t, stderr.String(), "renamed from mailtick_hist and mailtick_spam", "%q", args)
+		require.Empty(t, stdout.String())
+	}
 }

@@ -5,8 +5,8 @@
 // Kapacitor 1.5 cannot do this itself: InfluxQL cannot GROUP BY a computed
 // bucket, a batch aggregate takes the batch's time rather than its
 // window's, and neither InfluxQL nor TICKscript knows calendar months or
-// time zones. The UDF runs as `mailtick udf` (kapacitor.conf
-// [udf.functions.mailtick_hist]), one process per task, on stdin/stdout.
+// time zones. The UDF runs as `mailtick udf mail_latency_hist` (kapacitor.conf
+// [udf.functions.mail_latency_hist]), one process per task, on stdin/stdout.
 //
 // A batch is either raw events (option field, e.g. latency_ms: each point
 // counts one in its bucket) or, without field, counts of the level below
@@ -48,7 +48,7 @@ type key struct {
 	bucket string
 }
 
-// Options: what a TICKscript may give @mailtick_hist().
+// Options: what a TICKscript may give @mail_latency_hist().
 var options = map[string]*agent.OptionInfo{
 	"window": {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
 	"tz":     {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
@@ -94,13 +94,13 @@ func (h *Handler) init(opts []*agent.Option) error {
 	}
 	var err error
 	if h.level, err = latency.ParseLevel(window); err != nil {
-		return fmt.Errorf("mailtick_hist: %w", err)
+		return fmt.Errorf("mail_latency_hist: %w", err)
 	}
 	if h.loc, err = time.LoadLocation(tz); err != nil {
-		return fmt.Errorf("mailtick_hist: invalid tz %q: %w", tz, err)
+		return fmt.Errorf("mail_latency_hist: invalid tz %q: %w", tz, err)
 	}
 	if h.period <= 0 {
-		return fmt.Errorf("mailtick_hist: invalid period %v: give the query's period, > 0", h.period)
+		return fmt.Errorf("mail_latency_hist: invalid period %v: give the query's period, > 0", h.period)
 	}
 	return nil
 }
@@ -124,7 +124,7 @@ func (h *Handler) BeginBatch(b *agent.BeginBatch) error {
 // Point counts one point of the batch.
 func (h *Handler) Point(p *agent.Point) error {
 	if h.begin == nil {
-		return errors.New("mailtick_hist: a point outside a batch: use it after a batch query")
+		return errors.New("mail_latency_hist: a point outside a batch: use it after a batch query")
 	}
 	start := h.level.Start(time.Unix(0, p.Time), h.loc).UnixNano()
 	if h.field != "" {
@@ -172,7 +172,7 @@ func number(p *agent.Point, field string) (float64, bool) {
 // windows the query saw whole or still open.
 func (h *Handler) EndBatch(end *agent.EndBatch) error {
 	if h.begin == nil {
-		return errors.New("mailtick_hist: a batch ended that did not begin")
+		return errors.New("mail_latency_hist: a batch ended that did not begin")
 	}
 	from := time.Unix(0, end.Tmax).Add(-h.period).UnixNano()
 	keys := make([]key, 0, len(h.counts))
@@ -210,7 +210,7 @@ func (h *Handler) EndBatch(end *agent.EndBatch) error {
 		}}}
 	}
 	if h.skipped > 0 {
-		fmt.Fprintf(h.log, "mailtick_hist: skipped %d points of batch %q without a number in %q\n", h.skipped, h.begin.Group, h.valueName())
+		fmt.Fprintf(h.log, "mail_latency_hist: skipped %d points of batch %q without a number in %q\n", h.skipped, h.begin.Group, h.valueName())
 	}
 	h.begin, h.counts, h.skipped = nil, nil, 0
 	return nil

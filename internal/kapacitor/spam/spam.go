@@ -156,7 +156,7 @@ func (h *Handler) Init(r *agent.InitRequest) (*agent.InitResponse, error) {
 		}
 	}
 	if h.window <= 0 {
-		return &agent.InitResponse{Success: false, Error: fmt.Sprintf("mailtick_spam: invalid window %v: give .window(), > 0", time.Duration(h.window))}, nil
+		return &agent.InitResponse{Success: false, Error: fmt.Sprintf("mail_spam: invalid window %v: give .window(), > 0", time.Duration(h.window))}, nil
 	}
 	return &agent.InitResponse{Success: true}, nil
 }
@@ -173,12 +173,12 @@ func (h *Handler) Restore(*agent.RestoreRequest) (*agent.RestoreResponse, error)
 
 // BeginBatch: the UDF wants a stream.
 func (h *Handler) BeginBatch(*agent.BeginBatch) error {
-	return errors.New("mailtick_spam: wants a stream, got a batch")
+	return errors.New("mail_spam: wants a stream, got a batch")
 }
 
 // EndBatch: the UDF wants a stream.
 func (h *Handler) EndBatch(*agent.EndBatch) error {
-	return errors.New("mailtick_spam: wants a stream, got a batch")
+	return errors.New("mail_spam: wants a stream, got a batch")
 }
 
 // Point counts one event: its tags sender and sender_domain, its fields
@@ -268,11 +268,11 @@ func (h *Handler) sweep(g *group) {
 // ahead since its last report.
 func (h *Handler) report(g *group) {
 	if g.late > 0 {
-		fmt.Fprintf(h.log, "mailtick_spam: dropped %d points of group %v that came after their window was written\n", g.late, g.tags)
+		fmt.Fprintf(h.log, "mail_spam: dropped %d points of group %v that came after their window was written\n", g.late, g.tags)
 		g.late = 0
 	}
 	if g.ahead > 0 {
-		fmt.Fprintf(h.log, "mailtick_spam: refused %d points of group %v stamped more than %v past the wall clock (the latest at %s)\n",
+		fmt.Fprintf(h.log, "mail_spam: refused %d points of group %v stamped more than %v past the wall clock (the latest at %s)\n",
 			g.ahead, g.tags, MaxAhead, time.Unix(0, g.last).UTC().Format(time.RFC3339Nano))
 		g.ahead, g.last = 0, 0
 	}

@@ -187,8 +187,8 @@ func TestPointAheadOfTheWallClockIsRefused(t *testing.T) {
 	require.Equal(t, int64(n), volume["sender"]+held[0], "every real point counted per sender")
 	require.Equal(t, int64(n), volume["sender_domain"]+held[1], "every real point counted per domain")
 	require.NotContains(t, log.String(), "dropped")
-	require.Equal(t, 1, strings.Count(log.String(), "mailtick_spam: refused"), log.String())
-	require.Contains(t, log.String(), "mailtick_spam: refused 1 points of group map[dc:dc1] stamped more than 10s past the wall clock (the latest at 2026-11-23T11:01:00Z)")
+	require.Equal(t, 1, strings.Count(log.String(), "mail_spam: refused"), log.String())
+	require.Contains(t, log.String(), "mail_spam: refused 1 points of group map[dc:dc1] stamped more than 10s past the wall clock (the latest at 2026-11-23T11:01:00Z)")
 }
 
 // A point up to MaxAhead past the wall clock is counted; later ones are
@@ -210,7 +210,7 @@ func TestMaxAhead(t *testing.T) {
 		got[key(t, r.GetPoint())] = r.GetPoint()
 	}
 	require.Equal(t, int64(1), got["10:01 sender=a@a.example"].FieldsInt["volume"], "the point MaxAhead past the wall clock")
-	require.Equal(t, "mailtick_spam: refused 2 points of group map[dc:dc1] stamped more than 10s past the wall clock (the latest at 2026-11-23T11:00:00Z)\n", log.String())
+	require.Equal(t, "mail_spam: refused 2 points of group map[dc:dc1] stamped more than 10s past the wall clock (the latest at 2026-11-23T11:00:00Z)\n", log.String())
 
 	h = New(make(chan *agent.Response, 1), &bytes.Buffer{})
 	future := event(0, "a@a.example", "r@x.org", "h", "10.0.0.1", false)

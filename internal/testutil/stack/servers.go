@@ -207,13 +207,13 @@ skip-config-overrides = true
 [stats]
   enabled = false
 [udf]
-[udf.functions.mailtick_hist]
+[udf.functions.mail_latency_hist]
   prog = %[7]q
-  args = ["udf"]
+  args = ["udf", "mail_latency_hist"]
   timeout = "30s"
-[udf.functions.mailtick_spam]
+[udf.functions.mail_spam]
   prog = %[7]q
-  args = ["udf", "spam"]
+  args = ["udf", "mail_spam"]
   timeout = "30s"
 `
 
