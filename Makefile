@@ -64,7 +64,7 @@ demo: servers postfix build
 ## bench: stock Telegraf against ours, same events, same run; every figure
 ## also in bench.json (with the settings), to compare runs
 bench: servers build
-	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./plugins/common/maillog/
+	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/common/mailevent/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./plugins/common/maillog/
 	go test -run TestOpenQueueIDMemory -v ./plugins/common/maillog/ | grep "bytes each"
 	bin/mailtick-dev bench --json bench.json
 
@@ -73,8 +73,8 @@ bench: servers build
 ## redaction, piiscrub's IPv4 fast path against net/netip and the MTA log
 ## reader
 fuzz:
-	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/parsers/mailevents/
-	go test -run XXX -fuzz FuzzFlat -fuzztime 60s ./plugins/parsers/mailevents/
+	go test -run XXX -fuzz FuzzDecode -fuzztime 60s ./plugins/common/mailevent/
+	go test -run XXX -fuzz FuzzFlat -fuzztime 60s ./plugins/common/mailevent/
 	go test -run XXX -fuzz FuzzReplace -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzPlain -fuzztime 60s ./internal/pii/
 	go test -run XXX -fuzz FuzzRedact -fuzztime 60s ./plugins/processors/piiscrub/

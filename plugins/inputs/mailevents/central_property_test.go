@@ -25,10 +25,10 @@ import (
 
 	"github.com/mailtick/mailtick/internal/pii/piitest"
 	"github.com/mailtick/mailtick/internal/testutil/providertest"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 	_ "github.com/mailtick/mailtick/plugins/inputs/maillog"
 	_ "github.com/mailtick/mailtick/plugins/inputs/mailrollups"
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 	_ "github.com/mailtick/mailtick/plugins/processors/piiscrub"
 )
 
@@ -69,7 +69,7 @@ func TestCentralPathProperty(t *testing.T) {
 	clean := []string{"dc1", "outbound", "inbound", "delivered", "bounced", "c10234", "mx1.dc1.example.net",
 		"250 2.0.0 Ok: queued as 4F2A1C0D3B", "example.org", "5.1.1", "mail.example.com"}
 	rng := rand.New(rand.NewPCG(9, 23))
-	mapping := parser.DefaultMapping()
+	mapping := mailevent.DefaultMapping()
 	dec, err := mapping.NewDecoder()
 	require.NoError(t, err)
 	pick := func() string { // mostly clean: rollups that pass are checked too
@@ -101,20 +101,20 @@ func TestCentralPathProperty(t *testing.T) {
 		}
 		body, err := json.Marshal(ev)
 		require.NoError(t, err)
-		feed(dec.Decode(parser.NewScratch(), body, time.Unix(1795356000, 0)).Metrics)
+		feed(dec.Decode(mailevent.NewScratch(), body, time.Unix(1795356000, 0)).Metrics)
 	}
 	// The providers' published samples, through their presets: keys the
 	// mailer schema does not have (mx_host, reject_reason, bounce_type)
 	// and reply texts holding the recipient.
-	for _, name := range parser.PresetNames() {
-		m := parser.DefaultMapping()
+	for _, name := range mailevent.PresetNames() {
+		m := mailevent.DefaultMapping()
 		m.Preset = name
 		pdec, err := m.NewDecoder()
 		require.NoError(t, err)
 		bodies, err := providertest.Bodies(name)
 		require.NoError(t, err)
 		for _, b := range bodies {
-			feed(pdec.Decode(parser.NewScratch(), b.Data, time.Unix(1795356000, 0)).Metrics)
+			feed(pdec.Decode(mailevent.NewScratch(), b.Data, time.Unix(1795356000, 0)).Metrics)
 		}
 	}
 	metrics := acc.GetTelegrafMetrics()

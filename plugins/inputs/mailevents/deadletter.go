@@ -11,8 +11,8 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/nsqio/go-nsq"
 
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 
 // DeadLetter is what the plugin publishes to the dead-letter topic for each
@@ -89,10 +89,10 @@ func (d *deadLetters) producer(addr string) (*nsq.Producer, error) {
 
 // publish sends one dead letter per bad event and returns once nsqd has
 // them, so the source message is finished only when nothing can be lost.
-func (d *deadLetters) publish(topic, channel string, msg *nsqsub.Message, bad []parser.BadEvent) error {
+func (d *deadLetters) publish(topic, channel string, msg *nsqsub.Message, bad []mailevent.BadEvent) error {
 	now := time.Now().UTC()
 	if len(bad) > maxDeadLettersPerMessage {
-		bad = []parser.BadEvent{parser.NewBadEvent(reasonTooManyBad,
+		bad = []mailevent.BadEvent{mailevent.NewBadEvent(reasonTooManyBad,
 			fmt.Errorf("%d events of the message are bad (the first: %s: %v): the message is dead-lettered whole", len(bad), bad[0].Reason(), bad[0].Err()),
 			msg.Body)}
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/nsqio/go-nsq"
 
 	"github.com/mailtick/mailtick/plugins/common/agentconf"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 	"github.com/mailtick/mailtick/plugins/inputs/mailevents/internal/nsqsub"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
 )
 
 //go:embed sample.conf
@@ -47,16 +47,17 @@ type MailEvents struct {
 	DeadLetterTopic        string          `toml:"dead_letter_topic"`
 	DeadLetterMaxAttempts  int             `toml:"dead_letter_max_attempts"`
 
-	// The mapping of events into metrics, shared with the parser.
-	parser.Mapping
+	// The mapping of events into metrics (plugins/common/mailevent), shared
+	// with the parser and inputs.mailwebhooks.
+	mailevent.Mapping
 
 	tls.ClientConfig
 	Log telegraf.Logger `toml:"-"`
 
-	dec       *parser.Decoder
+	dec       *mailevent.Decoder
 	nsqConfig *nsq.Config // for the dead-letter producers
 	subConfig nsqsub.Config
-	scratch   sync.Pool // *parser.Scratch
+	scratch   sync.Pool // *mailevent.Scratch
 	consumers []*consumer
 	deadLet   *deadLetters
 	acc       telegraf.TrackingAccumulator
@@ -149,7 +150,7 @@ func (m *MailEvents) Init() error {
 		UserAgent:         "telegraf-mailevents",
 		Log:               m.Log,
 	}
-	m.scratch.New = func() any { return parser.NewScratch() }
+	m.scratch.New = func() any { return mailevent.NewScratch() }
 	return nil
 }
 
@@ -229,7 +230,7 @@ func (m *MailEvents) handle(ctx context.Context, st *topicStats, msg *nsqsub.Mes
 		return
 	}
 	st.received.Incr(1)
-	sc := m.scratch.Get().(*parser.Scratch)
+	sc := m.scratch.Get().(*mailevent.Scratch)
 	out := m.dec.Decode(sc, msg.Body, time.Unix(0, msg.Timestamp))
 	m.scratch.Put(sc)
 
@@ -335,7 +336,7 @@ func (m *MailEvents) sizeOption(name string, v *int, def int, b agentconf.Batch)
 	}
 }
 
-func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []parser.BadEvent) error {
+func (m *MailEvents) deadLetter(st *topicStats, msg *nsqsub.Message, bad []mailevent.BadEvent) error {
 	if m.deadLet == nil {
 		st.finishedBad.Incr(int64(len(bad)))
 		return nil
@@ -393,7 +394,7 @@ func newMailEvents() *MailEvents {
 		ReconnectInterval:     config.Duration(5 * time.Second),
 		DeadLetter:            deadLetterTopic,
 		DeadLetterMaxAttempts: 10,
-		Mapping:               parser.DefaultMapping(),
+		Mapping:               mailevent.DefaultMapping(),
 	}
 }
 

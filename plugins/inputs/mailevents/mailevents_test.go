@@ -27,7 +27,7 @@ import (
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 	"github.com/mailtick/mailtick/plugins/common/agentconf"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
 
 // fullEvent is one generated good event with every key of the schema.
@@ -553,19 +553,19 @@ func TestPresetsIntegration(t *testing.T) {
 		t.Skip("integration test")
 	}
 	nsqd := stacktest.NSQD(t)
-	for _, name := range parser.PresetNames() {
+	for _, name := range mailevent.PresetNames() {
 		t.Run(name, func(t *testing.T) {
 			bodies, err := providertest.Bodies(name)
 			require.NoError(t, err)
 			var data [][]byte
-			m := parser.DefaultMapping()
+			m := mailevent.DefaultMapping()
 			m.Preset = name
 			dec, err := m.NewDecoder()
 			require.NoError(t, err)
 			want := 0
 			for _, b := range bodies {
 				data = append(data, b.Data)
-				want += len(dec.Decode(parser.NewScratch(), b.Data, time.Now()).Metrics)
+				want += len(dec.Decode(mailevent.NewScratch(), b.Data, time.Now()).Metrics)
 			}
 			topic := "provider_" + name
 			publish(t, nsqd, topic, data...)

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 	"testing"
 	"time"
 
@@ -103,9 +103,9 @@ func TestPipelineIntegration(t *testing.T) {
 		byReason[dl.Reason]++
 	}
 	require.Equal(t, map[string]int{
-		parser.ReasonMalformed: sum.ByKind[gen.Malformed],
-		parser.ReasonWrongType: sum.ByKind[gen.WrongType],
-		parser.ReasonOversized: sum.ByKind[gen.Oversized],
+		mailevent.ReasonMalformed: sum.ByKind[gen.Malformed],
+		mailevent.ReasonWrongType: sum.ByKind[gen.WrongType],
+		mailevent.ReasonOversized: sum.ByKind[gen.Oversized],
 	}, byReason)
 
 	// The agent's self-metrics say the same.

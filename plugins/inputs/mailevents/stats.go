@@ -1,7 +1,7 @@
 package mailevents
 
 import (
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 	"time"
 
 	"github.com/influxdata/telegraf/selfstat"
@@ -52,9 +52,9 @@ func newTopicStats(topic, channel string) *topicStats {
 		missingTime:      selfstat.Register("mailevents", "events_missing_time", tags),
 		repairedUTF8:     selfstat.Register("mailevents", "strings_repaired_utf8", tags),
 		inFlight:         selfstat.Register("mailevents", "messages_in_flight", tags),
-		errors:           make(map[string]selfstat.Stat, len(parser.AllReasons)),
+		errors:           make(map[string]selfstat.Stat, len(mailevent.AllReasons)),
 	}
-	for _, r := range parser.AllReasons {
+	for _, r := range mailevent.AllReasons {
 		st.errors[r] = selfstat.Register("mailevents_errors", "events",
 			map[string]string{"topic": topic, "channel": channel, "reason": r})
 	}
@@ -66,7 +66,7 @@ func newTopicStats(topic, channel string) *topicStats {
 }
 
 // observe counts what one message turned into.
-func (st *topicStats) observe(out parser.Decoded, now time.Time) {
+func (st *topicStats) observe(out mailevent.Decoded, now time.Time) {
 	for _, b := range out.Bad {
 		st.errors[b.Reason()].Incr(1)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/testutil/providertest"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
 
 // attack is the receiver as an attacker finds it: every preset, SNS
@@ -50,7 +50,7 @@ func newAttack(t *testing.T, edit func(*MailWebhooks)) *attack {
 		w.ReadTimeout = telegrafconfig.Duration(time.Hour)
 		sns := provider(w, "ses_sns")
 		sns.SNSCertificates, sns.SNSCertificateURLs = nil, []string{certURLs}
-		w.Providers = append(w.Providers, &Provider{Mapping: parser.Mapping{Preset: "ses_sns"}, Name: "ses_sns_v2", Path: v2Only,
+		w.Providers = append(w.Providers, &Provider{Mapping: mailevent.Mapping{Preset: "ses_sns"}, Name: "ses_sns_v2", Path: v2Only,
 			SNSCertificateURLs: []string{certURLs}, SNSTopicARNs: []string{snsTopic}, SNSSignatureVersions: []string{"2"}})
 		if edit != nil {
 			edit(w)

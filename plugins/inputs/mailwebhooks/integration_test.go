@@ -15,7 +15,7 @@ import (
 	"github.com/mailtick/mailtick/internal/testutil/providertest"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
 
 // agentConfig runs inputs.mailwebhooks with every preset in bin/telegraf,
@@ -32,7 +32,7 @@ func agentConfig(t *testing.T, k *keys, port int, influxURL string) string {
   service_address = "127.0.0.1:%d"
   ack_timeout = "2s"
 `, port)
-	for _, name := range parser.PresetNames() {
+	for _, name := range mailevent.PresetNames() {
 		fmt.Fprintf(&b, "  [[inputs.mailwebhooks.provider]]\n    preset = %q\n", name)
 		switch name {
 		case "mailgun":
@@ -91,7 +91,7 @@ func TestWebhooksIntegration(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "the agent must listen")
 
 	want := map[string]int{}
-	for _, name := range parser.PresetNames() {
+	for _, name := range mailevent.PresetNames() {
 		bodies, err := providertest.Bodies(name)
 		require.NoError(t, err)
 		mailer := strings.TrimSuffix(strings.TrimSuffix(name, "_sns"), "_events_api")

@@ -24,7 +24,7 @@ import (
 
 	"github.com/mailtick/mailtick/plugins/common/tracking"
 
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
 
 //go:embed sample.conf
@@ -69,9 +69,9 @@ type Provider struct {
 	SNSSubscribe         string           `toml:"sns_subscribe"`
 	SNSSubscribeURLs     []string         `toml:"sns_subscribe_urls"`
 	AllowUnsigned        bool             `toml:"allow_unsigned"`
-	parser.Mapping
+	mailevent.Mapping
 
-	dec     *parser.Decoder
+	dec     *mailevent.Decoder
 	scratch sync.Pool
 	verify  verifier
 	sns     *snsVerifier
@@ -145,7 +145,7 @@ func (p *Provider) init(log telegraf.Logger) error {
 		return err
 	}
 	p.dec = dec
-	p.scratch.New = func() any { return parser.NewScratch() }
+	p.scratch.New = func() any { return mailevent.NewScratch() }
 	if err := p.initVerify(log); err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (p *Provider) init(log telegraf.Logger) error {
 // defaults (TOML builds the tables from zero values), all but
 // max_message_size: a body is decoded whole, bounded by max_body_size, and
 // init refuses the option.
-func withDefaults(m parser.Mapping) parser.Mapping {
+func withDefaults(m mailevent.Mapping) mailevent.Mapping {
 	size := m.MaxMessageSize
 	m = m.WithDefaults()
 	m.MaxMessageSize = size
@@ -374,13 +374,13 @@ func (w *MailWebhooks) serve(p *Provider, rw http.ResponseWriter, r *http.Reques
 		return http.StatusOK, "ok"
 	}
 
-	sc := p.scratch.Get().(*parser.Scratch)
+	sc := p.scratch.Get().(*mailevent.Scratch)
 	out := p.dec.Decode(sc, body, now)
 	p.scratch.Put(sc)
 	pings := 0
 	for _, b := range out.Bad {
 		p.st.refused(b.Reason())
-		if b.Reason() == parser.ReasonNoEvents {
+		if b.Reason() == mailevent.ReasonNoEvents {
 			pings++
 		}
 	}

@@ -38,7 +38,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/testutil/plugintest"
 	"github.com/mailtick/mailtick/internal/testutil/providertest"
-	parser "github.com/mailtick/mailtick/plugins/parsers/mailevents"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
 
 // keys are the secrets a test signs with, as each provider would.
@@ -69,8 +69,8 @@ func (k *keys) providers(t *testing.T, base string) []*Provider {
 	der, err := x509.MarshalPKIXPublicKey(&k.sendgrid.PublicKey)
 	require.NoError(t, err)
 	var out []*Provider
-	for _, name := range parser.PresetNames() {
-		p := &Provider{Mapping: parser.Mapping{Preset: name}}
+	for _, name := range mailevent.PresetNames() {
+		p := &Provider{Mapping: mailevent.Mapping{Preset: name}}
 		switch name {
 		case "mailgun":
 			p.SigningKey = telegrafconfig.NewSecret([]byte(k.mailgun))
@@ -423,7 +423,7 @@ func TestRefused(t *testing.T) {
 		return req
 	}
 	now := time.Now()
-	for _, preset := range parser.PresetNames() {
+	for _, preset := range mailevent.PresetNames() {
 		p := byPreset[preset]
 		t.Run(preset, func(t *testing.T) {
 			failures := p.st.signatureFailures.Get()
@@ -669,16 +669,16 @@ func TestInit(t *testing.T) {
 		{"mailgun without its key", func(w *MailWebhooks) { w.Providers[0].SigningKey = telegrafconfig.NewSecret(nil) },
 			`provider 1 (mailgun): preset "mailgun": set "signing_key"`},
 		{"sendgrid without its key", func(w *MailWebhooks) {
-			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "sendgrid"}}}
+			w.Providers = []*Provider{{Mapping: mailevent.Mapping{Preset: "sendgrid"}}}
 		}, `set "verification_key"`},
 		{"sendgrid with a bad key", func(w *MailWebhooks) {
-			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "sendgrid"}, VerificationKey: "bm90IGEga2V5"}}
+			w.Providers = []*Provider{{Mapping: mailevent.Mapping{Preset: "sendgrid"}, VerificationKey: "bm90IGEga2V5"}}
 		}, `invalid "verification_key" value`},
 		{"postmark without basic auth", func(w *MailWebhooks) {
-			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "postmark"}}}
+			w.Providers = []*Provider{{Mapping: mailevent.Mapping{Preset: "postmark"}}}
 		}, `set "username" and "password"`},
 		{"ses_sns without certificates", func(w *MailWebhooks) {
-			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "ses_sns"}}}
+			w.Providers = []*Provider{{Mapping: mailevent.Mapping{Preset: "ses_sns"}}}
 		}, `set "sns_certificates" or "sns_certificate_urls"`},
 		{"confirm without allowed URLs", func(w *MailWebhooks) {
 			provider(w, "ses_sns").SNSSubscribe = "confirm"
@@ -710,7 +710,7 @@ func TestInit(t *testing.T) {
 		{"write_timeout below ack_timeout", func(w *MailWebhooks) { w.WriteTimeout = telegrafconfig.Duration(time.Second) }, `invalid "write_timeout" value 1s`},
 		{"a bad mapping option", func(w *MailWebhooks) { w.Providers[0].TimeFill = "x" }, `invalid "time_fill" value "x"`},
 		{"unsigned allowed", func(w *MailWebhooks) {
-			w.Providers = []*Provider{{Mapping: parser.Mapping{Preset: "postmark"}, AllowUnsigned: true}}
+			w.Providers = []*Provider{{Mapping: mailevent.Mapping{Preset: "postmark"}, AllowUnsigned: true}}
 		}, ""},
 	}
 	for _, tt := range tests {

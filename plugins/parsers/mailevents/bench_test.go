@@ -15,7 +15,17 @@ import (
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/testutil/providertest"
 	"github.com/mailtick/mailtick/plugins/common/keyset"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
+
+// newDecoder returns the decoder of the default mapping.
+func newDecoder(t testing.TB) *mailevent.Decoder {
+	t.Helper()
+	m := mailevent.DefaultMapping()
+	d, err := m.NewDecoder()
+	require.NoError(t, err)
+	return d
+}
 
 func benchBodies(b *testing.B, n int) [][]byte {
 	g, err := gen.New(gen.Config{Seed: 1})
@@ -60,8 +70,8 @@ func BenchmarkParse(b *testing.B) {
 	now := time.Now()
 
 	b.Run("mailevents", func(b *testing.B) {
-		d := newDecoder(b, nil)
-		sc := NewScratch()
+		d := newDecoder(b)
+		sc := mailevent.NewScratch()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if out := d.Decode(sc, bodies[i%len(bodies)], now); len(out.Metrics) != 1 {
@@ -70,7 +80,7 @@ func BenchmarkParse(b *testing.B) {
 		}
 	})
 	b.Run("encoding_json_floor", func(b *testing.B) {
-		tags := keyset.Of(defaultTagKeys)
+		tags := keyset.Of(mailevent.DefaultMapping().TagKeys)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if _, err := decodeStdlib(bodies[i%len(bodies)], tags); err != nil {
@@ -99,8 +109,8 @@ func BenchmarkParse(b *testing.B) {
 func BenchmarkParser(b *testing.B) {
 	bodies := benchBodies(b, 1024)
 	b.Run("decoder", func(b *testing.B) {
-		d := newDecoder(b, nil)
-		sc := NewScratch()
+		d := newDecoder(b)
+		sc := mailevent.NewScratch()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if out := d.Decode(sc, bodies[i%len(bodies)], time.Now()); len(out.Metrics) != 1 {
@@ -109,7 +119,7 @@ func BenchmarkParser(b *testing.B) {
 		}
 	})
 	b.Run("parser", func(b *testing.B) {
-		p := &Parser{Mapping: DefaultMapping()}
+		p := &Parser{Mapping: mailevent.DefaultMapping()}
 		require.NoError(b, p.Init())
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
@@ -118,11 +128,11 @@ func BenchmarkParser(b *testing.B) {
 			}
 		}
 	})
-	for _, name := range PresetNames() {
+	for _, name := range mailevent.PresetNames() {
 		b.Run("preset_"+name, func(b *testing.B) {
 			samples, err := providertest.Bodies(name)
 			require.NoError(b, err)
-			p := &Parser{Mapping: DefaultMapping()}
+			p := &Parser{Mapping: mailevent.DefaultMapping()}
 			p.Preset = name
 			require.NoError(b, p.Init())
 			events := 0

@@ -9,6 +9,8 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/plugins/parsers"
 	"github.com/influxdata/telegraf/selfstat"
+
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
 
 // Parser is the mapping as a Telegraf parser, data_format = "mailevents":
@@ -24,13 +26,13 @@ import (
 // without a time take the time they are parsed, plus their index in the
 // body in ns.
 type Parser struct {
-	Mapping
+	mailevent.Mapping
 	DefaultMetricName string          `toml:"-"`
 	Log               telegraf.Logger `toml:"-"`
 
-	dec         *Decoder
+	dec         *mailevent.Decoder
 	defaultTags map[string]string
-	scratch     sync.Pool // *Scratch
+	scratch     sync.Pool // *mailevent.Scratch
 	mu          sync.Mutex
 	refused     map[string]selfstat.Stat
 }
@@ -42,14 +44,14 @@ func (p *Parser) Init() error {
 		return err
 	}
 	p.dec = dec
-	p.scratch.New = func() any { return NewScratch() }
+	p.scratch.New = func() any { return mailevent.NewScratch() }
 	p.refused = make(map[string]selfstat.Stat)
 	return nil
 }
 
 // Parse turns a body into metrics.
 func (p *Parser) Parse(buf []byte) ([]telegraf.Metric, error) {
-	sc := p.scratch.Get().(*Scratch)
+	sc := p.scratch.Get().(*mailevent.Scratch)
 	out := p.dec.Decode(sc, buf, time.Now())
 	p.scratch.Put(sc)
 	for _, m := range out.Metrics {
@@ -73,7 +75,7 @@ func (p *Parser) Parse(buf []byte) ([]telegraf.Metric, error) {
 	return out.Metrics, nil
 }
 
-func (p *Parser) count(bad []BadEvent) {
+func (p *Parser) count(bad []mailevent.BadEvent) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, b := range bad {
@@ -105,6 +107,6 @@ func (p *Parser) SetDefaultTags(tags map[string]string) {
 
 func init() {
 	parsers.Add("mailevents", func(defaultMetricName string) telegraf.Parser {
-		return &Parser{Mapping: DefaultMapping(), DefaultMetricName: defaultMetricName}
+		return &Parser{Mapping: mailevent.DefaultMapping(), DefaultMetricName: defaultMetricName}
 	})
 }

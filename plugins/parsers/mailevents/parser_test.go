@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 )
 
 func newParser(t *testing.T) *Parser {
@@ -30,7 +31,8 @@ func newParser(t *testing.T) *Parser {
 func TestParser(t *testing.T) {
 	p := newParser(t)
 	p.SetDefaultTags(map[string]string{"dc": "dc9", "host": "mx1"})
-	ms, err := p.Parse([]byte(fullEvent))
+	ms, err := p.Parse([]byte(`{"time":"2026-11-22T14:00:00Z","event":"bounced","direction":"outbound",
+"mailer":"mx12.dc3.example.net","customer":"c10234","smtp_code":550,"recipient":"bob@x.org"}`))
 	require.NoError(t, err)
 	require.Len(t, ms, 1)
 	require.Equal(t, "mail_event", ms[0].Name(), "the mapping's measurement, not the input's name")
@@ -47,7 +49,7 @@ func TestParser(t *testing.T) {
 	ms, err = p.Parse([]byte("{\"time\":1700000000,\"a\":1}\n{\"time\":\n{\"time\":1700000001,\"a\":2}"))
 	require.NoError(t, err)
 	require.Len(t, ms, 2)
-	require.Equal(t, int64(1), p.refused[ReasonMalformed].Get())
+	require.Equal(t, int64(1), p.refused[mailevent.ReasonMalformed].Get())
 
 	// Nothing good: an error, so the input refuses the body.
 	_, err = p.Parse([]byte(`not json`))

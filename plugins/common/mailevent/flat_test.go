@@ -1,4 +1,4 @@
-package mailevents
+package mailevent
 
 import (
 	"bytes"
