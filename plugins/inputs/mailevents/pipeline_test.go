@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mailtick/mailtick/plugins/common/mailevent"
 	"testing"
 	"time"
+
+	"github.com/mailtick/mailtick/plugins/common/mailevent"
 
 	"github.com/stretchr/testify/require"
 
@@ -48,7 +49,7 @@ func TestPipelineIntegration(t *testing.T) {
 	}
 	nsqd := stacktest.NSQD(t)
 	influx := stacktest.InfluxDB(t)
-	stacktest.Telegraf(t, stack.IngestConfig(nsqd.TCPAddr, influx.URL, "dc1"))
+	stacktest.Telegraf(t, ingestConfig(nsqd.TCPAddr, influx.URL, "dc1"))
 
 	const n = 20000
 	msgs, sum := publishGenerated(t, nsqd, gen.Config{Seed: 42, Count: n, Bad: 0.02})
@@ -124,7 +125,7 @@ func TestKillRestartIntegration(t *testing.T) {
 	}
 	nsqd := stacktest.NSQD(t)
 	influx := stacktest.InfluxDB(t)
-	agent := stacktest.Telegraf(t, stack.IngestConfig(nsqd.TCPAddr, influx.URL, "dc1"))
+	agent := stacktest.Telegraf(t, ingestConfig(nsqd.TCPAddr, influx.URL, "dc1"))
 
 	const n = 30000
 	type result struct {
@@ -151,4 +152,44 @@ func TestKillRestartIntegration(t *testing.T) {
 		90*time.Second, 250*time.Millisecond, "every event after the restart")
 	require.Equal(t, int64(n), countEvents(t, influx), "exactly n distinct points")
 	t.Logf("killed with %d of %d events written; all %d there after restart", before, n, n)
+}
+
+// ingestConfig is this plugin's own test config: inputs.mailevents from
+// nsqd into the raw database of an InfluxDB, with the agent's
+// self-metrics beside them, and a short message_timeout so that a killed
+// agent's messages come back within the test. The demo, e2e and the soak
+// run the shipped telegraf.conf (internal/dev/dc).
+func ingestConfig(nsqdTCP, influxURL, dc string) string {
+	return fmt.Sprintf(`[agent]
+  interval = "1s"
+  flush_interval = "250ms"
+  flush_jitter = "0s"
+  metric_batch_size = 5000
+  metric_buffer_limit = 200000
+  omit_hostname = true
+
+[[inputs.mailevents]]
+  nsqd = [%q]
+  topics = ["mail_events"]
+  channel = "mailtick"
+  ## What a killed agent held in flight comes back after this timeout.
+  message_timeout = "5s"
+  [inputs.mailevents.tags]
+    dc = %q
+
+[[inputs.internal]]
+  collect_memstats = false
+  [inputs.internal.tags]
+    dc = %q
+
+[[outputs.influxdb]]
+  urls = [%q]
+  database = "mail"
+  namepass = ["mail_event"]
+
+[[outputs.influxdb]]
+  urls = [%q]
+  database = "telegraf"
+  namedrop = ["mail_event"]
+`, nsqdTCP, dc, dc, influxURL, influxURL)
 }
