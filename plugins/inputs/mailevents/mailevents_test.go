@@ -145,6 +145,15 @@ func publish(t *testing.T, nsqd *stack.NSQD, topic string, bodies ...[]byte) {
 	require.NoError(t, sink.Write(bodies))
 }
 
+// numbered are n delivered events, each with its number in field a.
+func numbered(n int) [][]byte {
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = []byte(fmt.Sprintf(`{"time":%d,"event":"delivered","a":%d}`, 1700000000+i, i))
+	}
+	return bodies
+}
+
 // acceptUntilDrained accepts every metric the outputs are handed, as they
 // come, until nsqd holds no message of topic's channel, queued or in
 // flight; it returns how many were accepted.
@@ -228,10 +237,7 @@ func TestStopRequeuesIntegration(t *testing.T) {
 	}
 	nsqd := stacktest.NSQD(t)
 	const n = 6
-	bodies := make([][]byte, n)
-	for i := range bodies {
-		bodies[i] = []byte(fmt.Sprintf(`{"time":%d,"event":"delivered","a":%d}`, 1700000000+i, i))
-	}
+	bodies := numbered(n)
 	publish(t, nsqd, "mail_events", bodies...)
 	m, acc := startPlugin(t, nsqd, func(m *MailEvents) {
 		m.MaxInFlight, m.MaxUndeliveredMessages = n, 2 // two with the outputs, four waiting
@@ -261,10 +267,7 @@ func TestQueuedMessagesTouchedIntegration(t *testing.T) {
 	}
 	nsqd := stacktest.NSQD(t)
 	const n = 20
-	bodies := make([][]byte, n)
-	for i := range bodies {
-		bodies[i] = []byte(fmt.Sprintf(`{"time":%d,"event":"delivered","a":%d}`, 1700000000+i, i))
-	}
+	bodies := numbered(n)
 	publish(t, nsqd, "mail_events", bodies...)
 	_, acc := startPlugin(t, nsqd, func(m *MailEvents) {
 		m.MaxInFlight, m.MaxUndeliveredMessages = n, 2
@@ -602,10 +605,7 @@ func TestMaxMsgTimeoutIntegration(t *testing.T) {
 	}
 	nsqd := stacktest.NSQDWith(t, stack.NSQDOptions{Args: []string{"--msg-timeout=1s", "--max-msg-timeout=3s"}})
 	const topic, n = "mail_events_max_msg_timeout", 20
-	bodies := make([][]byte, n)
-	for i := range bodies {
-		bodies[i] = []byte(fmt.Sprintf(`{"time":%d,"event":"delivered","a":%d}`, 1700000000+i, i))
-	}
+	bodies := numbered(n)
 	publish(t, nsqd, topic, bodies...)
 	log := &testutil.CaptureLogger{}
 	m, acc := startPlugin(t, nsqd, func(m *MailEvents) {
