@@ -108,6 +108,18 @@ func New(db DB, opt Options) (*Reconciler, error) {
 	return &Reconciler{db: db, opt: opt}, nil
 }
 
+// countRollups are the rollups that count events, each with the tags it
+// groups by (its TICKscript's groupBy): mail_counts (tickscripts/
+// mail_counts.tick) and mail_deliv (tickscripts/mail_deliv.tick, by why
+// mail did not arrive and where it went).
+var countRollups = []struct {
+	name string
+	by   []string
+}{
+	{"mail_counts", []string{"dc", "direction", "event", "customer"}},
+	{"mail_deliv", []string{"dc", "direction", "customer", "sender_domain", "event", "reason", "rcpt_provider"}},
+}
+
 // The rollups above the minute, each from the level below.
 type level struct {
 	name    string // measurement
@@ -118,14 +130,16 @@ type level struct {
 }
 
 func (r *Reconciler) levels() []level {
-	return []level{
-		{name: "mail_counts", level: latency.Hour, loc: time.UTC},
-		{name: "mail_counts", level: latency.Day, loc: time.UTC},
+	var ls []level
+	for _, c := range countRollups {
+		ls = append(ls, level{name: c.name, level: latency.Hour, loc: time.UTC}, level{name: c.name, level: latency.Day, loc: time.UTC})
+	}
+	return append(ls, []level{
 		{name: "mail_latency_hist", level: latency.Hour, loc: r.opt.Loc, integer: true, tz: true},
 		{name: "mail_latency_hist", level: latency.Day, loc: r.opt.Loc, integer: true, tz: true},
 		{name: "mail_latency_hist", level: latency.Week, loc: r.opt.Loc, integer: true, tz: true},
 		{name: "mail_latency_hist", level: latency.Month, loc: r.opt.Loc, integer: true, tz: true},
-	}
+	}...)
 }
 
 // Cycle compares every window whose end passed one of the ages between
@@ -184,14 +198,13 @@ func (r *Reconciler) resend(from, to time.Time, done map[string]map[int64]bool) 
 	}
 	lo, hi := from.Truncate(time.Minute), to.Truncate(time.Minute)
 	if lo.Before(hi) {
-		for _, m := range []struct {
-			name    string
-			integer bool
-			tz      bool
-		}{{"mail_counts", false, false}, {"mail_latency_hist", true, true}} {
-			if err := r.resendLocal(m.name, "1m", m.tz, m.integer, lo, hi, done["1m"]); err != nil {
+		for _, c := range countRollups {
+			if err := r.resendLocal(c.name, "1m", false, false, lo, hi, done["1m"]); err != nil {
 				return err
 			}
+		}
+		if err := r.resendLocal("mail_latency_hist", "1m", true, true, lo, hi, done["1m"]); err != nil {
+			return err
 		}
 		lat, err := r.query(r.opt.RawDB, latencyQuery(r.opt.RawDB, r.between(lo, hi)))
 		if err != nil {
@@ -353,29 +366,34 @@ func (r *Reconciler) checkMinutes(minutes []time.Time, force bool) ([]time.Time,
 			}
 		}
 		if !force {
-			counts, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."mail_counts" WHERE "window" = '1m' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
-			if err != nil {
-				return nil, err
+			for i, c := range countRollups {
+				counts, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."`+c.name+`" WHERE "window" = '1m' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
+				if err != nil {
+					return nil, err
+				}
+				counted := sums(counts, 1)
+				for k, n := range rawEvents {
+					if counted[k] != n {
+						bad[k.start] = true
+						if i == 0 { // late events: what the first count lacks
+							r.stats.LateEvents += max(0, n-counted[k])
+						}
+					}
+				}
+				for k := range counted {
+					if _, ok := rawEvents[k]; !ok {
+						bad[k.start] = true // counts of events no longer raw, or never
+					}
+				}
 			}
 			hist, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."mail_latency_hist" WHERE "window" = '1m' AND "tz" = '`+r.opt.Loc.String()+`' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
 			if err != nil {
 				return nil, err
 			}
-			counted, histed := sums(counts, 1), sums(hist, 1)
-			for k, n := range rawEvents {
-				if counted[k] != n {
-					bad[k.start] = true
-					r.stats.LateEvents += max(0, n-counted[k])
-				}
-			}
+			histed := sums(hist, 1)
 			for k, n := range rawLat {
 				if histed[k] != n {
 					bad[k.start] = true
-				}
-			}
-			for k := range counted {
-				if _, ok := rawEvents[k]; !ok {
-					bad[k.start] = true // counts of events no longer raw, or never
 				}
 			}
 		}
@@ -398,7 +416,9 @@ func (r *Reconciler) checkMinutes(minutes []time.Time, force bool) ([]time.Time,
 		i = j + 1
 	}
 	n := int64(len(dirty))
-	r.recomputed("mail_counts", latency.Minute, n)
+	for _, c := range countRollups {
+		r.recomputed(c.name, latency.Minute, n)
+	}
 	r.recomputed("mail_latency", latency.Minute, n)
 	r.recomputed("mail_latency_hist", latency.Minute, n)
 	return dirty, nil
@@ -461,7 +481,7 @@ func number(v any) (float64, bool) {
 }
 
 // recomputeMinutes writes the 1m rollups of [from, to) from the raw
-// events, as the Kapacitor tasks compute them: mail_counts and
+// events, as the Kapacitor tasks compute them: the countRollups and
 // mail_latency with InfluxQL (their fields floats, as Kapacitor's batch
 // nodes write every number), mail_latency_hist bucketed here as the UDF
 // buckets (integer counts).
@@ -469,13 +489,15 @@ func (r *Reconciler) recomputeMinutes(from, to time.Time) error {
 	raw := `"` + r.opt.RawDB + `"."autogen"."mail_event"`
 	where := r.between(from, to)
 	var local []Point
-	counts, err := r.query(r.opt.RawDB, `SELECT count("events") AS "count" FROM `+raw+` WHERE `+where+` GROUP BY time(1m), "dc", "direction", "event", "customer" fill(none)`)
-	if err != nil {
-		return err
-	}
-	for _, p := range batchPoints("mail_counts", counts) {
-		local = append(local, p)
-		r.opt.Emit(p)
+	for _, c := range countRollups {
+		counts, err := r.query(r.opt.RawDB, `SELECT count("events") AS "count" FROM `+raw+` WHERE `+where+` GROUP BY time(1m), `+quoteAll(c.by)+` fill(none)`)
+		if err != nil {
+			return err
+		}
+		for _, p := range batchPoints(c.name, counts) {
+			local = append(local, p)
+			r.opt.Emit(p)
+		}
 	}
 	lat, err := r.query(r.opt.RawDB, latencyQuery(r.opt.RawDB, where))
 	if err != nil {

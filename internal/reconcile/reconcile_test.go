@@ -32,8 +32,17 @@ func writeRaw(t *testing.T, db *stack.InfluxDB, events []rawEvent) {
 		if e.latency > 0 {
 			fields += fmt.Sprintf(",latency_ms=%g", e.latency)
 		}
+		// processors.mailclassify's tags, on some: a reject's reason,
+		// the recipient's provider.
+		tags := ""
+		if e.event == "rejected" {
+			tags += ",reason=blocked"
+		}
+		if i%2 == 0 {
+			tags += ",rcpt_provider=gmail,sender_domain=shop.example"
+		}
 		// Distinct times: one point each.
-		fmt.Fprintf(&b, "mail_event,customer=c1,dc=dc1,direction=%s,event=%s %s %d\n", e.direction, e.event, fields, e.t.UnixNano()+int64(i))
+		fmt.Fprintf(&b, "mail_event,customer=c1,dc=dc1,direction=%s,event=%s%s %s %d\n", e.direction, e.event, tags, fields, e.t.UnixNano()+int64(i))
 	}
 	require.NoError(t, db.Write("mail", b.String()))
 }
@@ -123,6 +132,8 @@ func TestCycleRepairsWhatDiffers(t *testing.T) {
 		}{
 			{"mail_counts", latency.Minute, time.UTC, "events"}, {"mail_counts", latency.Hour, time.UTC, "events"},
 			{"mail_counts", latency.Day, time.UTC, "events"},
+			{"mail_deliv", latency.Minute, time.UTC, "events"}, {"mail_deliv", latency.Hour, time.UTC, "events"},
+			{"mail_deliv", latency.Day, time.UTC, "events"},
 			{"mail_latency_hist", latency.Minute, loc, "latency_ms"}, {"mail_latency_hist", latency.Hour, loc, "latency_ms"},
 			{"mail_latency_hist", latency.Day, loc, "latency_ms"}, {"mail_latency_hist", latency.Week, loc, "latency_ms"},
 			{"mail_latency_hist", latency.Month, loc, "latency_ms"},
@@ -144,10 +155,13 @@ func TestCycleRepairsWhatDiffers(t *testing.T) {
 	// a sent again from the DC's rollups (it passed the first age since
 	// "last"), in the agents' types; the same point sent twice is one.
 	final := map[string]float64{}
+	deliv := map[string]float64{}
 	for _, p := range central {
 		switch {
 		case p.Name == "mail_counts" && p.Tags["window"] == "1m":
 			final[fmt.Sprint(p.Time.UnixNano(), p.Tags)] = p.Fields["count"].(float64)
+		case p.Name == "mail_deliv" && p.Tags["window"] == "1m":
+			deliv[fmt.Sprint(p.Time.UnixNano(), p.Tags)] = p.Fields["count"].(float64)
 		case p.Name == "mail_latency_hist" && p.Tags["window"] == "1m":
 			require.IsType(t, int64(0), p.Fields["count"])
 			require.Equal(t, "Europe/Berlin", p.Tags["tz"])
@@ -155,11 +169,19 @@ func TestCycleRepairsWhatDiffers(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	var counts float64
+	var counts, delivCounts, blocked float64
 	for _, n := range final {
 		counts += n
 	}
+	for k, n := range deliv {
+		delivCounts += n
+		if strings.Contains(k, "reason:blocked") {
+			blocked += n
+		}
+	}
 	require.EqualValues(t, 40+30+11+25, counts)
+	require.EqualValues(t, 40+30+11+25, delivCounts, "mail_deliv counts the same events")
+	require.EqualValues(t, 13+10+3+8, blocked, "by reason: every third event of each minute is a blocked reject")
 
 	// Nothing differs any more: nothing is recomputed.
 	st, err = r.Cycle(now.Add(-14*24*time.Hour), now)
@@ -174,7 +196,7 @@ func TestCycleRepairsWhatDiffers(t *testing.T) {
 // settled.
 func expected(settled time.Time, loc *time.Location, ms ...time.Time) map[string]int64 {
 	out := map[string]int64{}
-	for _, name := range []string{"mail_counts 1m", "mail_latency 1m", "mail_latency_hist 1m"} {
+	for _, name := range []string{"mail_counts 1m", "mail_deliv 1m", "mail_latency 1m", "mail_latency_hist 1m"} {
 		out[name] = int64(len(ms))
 	}
 	for _, l := range []struct {
@@ -183,6 +205,7 @@ func expected(settled time.Time, loc *time.Location, ms ...time.Time) map[string
 		loc   *time.Location
 	}{
 		{"mail_counts", latency.Hour, time.UTC}, {"mail_counts", latency.Day, time.UTC},
+		{"mail_deliv", latency.Hour, time.UTC}, {"mail_deliv", latency.Day, time.UTC},
 		{"mail_latency_hist", latency.Hour, loc}, {"mail_latency_hist", latency.Day, loc},
 		{"mail_latency_hist", latency.Week, loc}, {"mail_latency_hist", latency.Month, loc},
 	} {

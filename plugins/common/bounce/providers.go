@@ -9,7 +9,9 @@ import "strings"
 //   - Amazon SES: the bounce object's bounceType/bounceSubType (SES
 //     Developer Guide, "Contents of event data": Undetermined, General,
 //     NoEmail, Suppressed, OnAccountSuppressionList, MailboxFull,
-//     MessageTooLarge, ContentRejected, AttachmentRejected).
+//     MessageTooLarge, ContentRejected, AttachmentRejected); a Reject's
+//     reason, whose "only possible value is Bad content" (a virus); a
+//     Rendering Failure (the template could not be rendered).
 //   - SparkPost (Momentum): bounce_class, its bounce classification codes
 //     (1 Undetermined, 10 Invalid Recipient, 20 Soft Bounce, 21 DNS
 //     Failure, 22 Mailbox Full, 23 Too Large, 24 Timeout, 25 Admin
@@ -21,12 +23,21 @@ import "strings"
 //   - Mandrill: msg.bounce_description (bad_mailbox, invalid_domain,
 //     mailbox_full, spam_related, policy_related, invalid_content,
 //     too_large, timed_out, unroutable, general, bad_message...).
+//   - SendGrid: a dropped event's reason (its Event Webhook reference:
+//     Bounced Address, Unsubscribed Address, Spam Reporting Address,
+//     Invalid SMTPAPI header).
 //   - Mailgun: the failed event's reason (suppress-bounce,
 //     suppress-complaint, suppress-unsubscribe, old, espblock, generic,
 //     bounce).
 func fromProvider(in Input) string {
 	switch strings.ToLower(in.Provider) {
 	case "ses":
+		switch {
+		case in.Event == "rejected" && in.Reason == "Bad content":
+			return VirusDetected // "the only possible value": SES found a virus
+		case in.Event == "failed":
+			return ContentError // a Rendering Failure: the template and its data
+		}
 		switch in.BounceSubType {
 		case "NoEmail":
 			return UserUnknown
@@ -103,6 +114,19 @@ func fromProvider(in Input) string {
 			return MesgTooBig
 		case "timed_out":
 			return Expired
+		}
+	case "sendgrid":
+		// A dropped event (rejected here): SendGrid did not send, and its
+		// reason says why ("Bounced Address", "Unsubscribed Address",
+		// "Spam Reporting Address": the address is on a suppression list).
+		if in.Event == "rejected" {
+			switch in.Text {
+			case "Bounced Address", "Unsubscribed Address", "Spam Reporting Address", "Invalid SMTPAPI header":
+				if in.Text == "Invalid SMTPAPI header" {
+					return ContentError
+				}
+				return Suppressed
+			}
 		}
 	case "mailgun":
 		switch in.Reason {

@@ -60,6 +60,7 @@ func mailgun() Mapping {
 		"delivery-status.mx-host":       "mx_host",
 		"account.id":                    "customer",
 		"reject.reason":                 "reject_reason",
+		"reason":                        "provider_reason",
 	}
 	m.KeepKeys = []string{"severity", "reason"}
 	m.ValueRules = append(m.ValueRules,
