@@ -23,6 +23,7 @@ import (
 	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
 	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/pii"
+	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
@@ -107,7 +108,7 @@ func TestOneDCIntegration(t *testing.T) {
 	}
 	sort.Float64s(all)
 	src := sla.Source{Querier: stack.Querier{URL: central.URL, Timeout: time.Minute}, Database: "mail_central"}
-	results, err := src.Answer([]sla.Range{{Name: "all", From: events[0].Time, To: time.Now().Add(time.Minute)}}, sla.Filter{}, nil)
+	results, err := src.Answer([]report.Range{{Name: "all", From: events[0].Time, To: time.Now().Add(time.Minute)}}, sla.Filter{}, nil)
 	require.NoError(t, err)
 	require.Len(t, results, 1)
 	require.Equal(t, int64(k), results[0].Count)
@@ -321,7 +322,7 @@ func TestLateEventsIntegration(t *testing.T) {
 		}, 2*time.Minute, time.Second, "central %s histograms count the late latencies", l)
 	}
 	src := sla.Source{Querier: stack.Querier{URL: d.central.URL, Timeout: time.Minute}, Database: "mail_central"}
-	results, err := src.Answer([]sla.Range{{Name: "all", From: lateStart.Add(-time.Hour), To: time.Now().Add(time.Minute)}}, sla.Filter{}, nil)
+	results, err := src.Answer([]report.Range{{Name: "all", From: lateStart.Add(-time.Hour), To: time.Now().Add(time.Minute)}}, sla.Filter{}, nil)
 	require.NoError(t, err)
 	require.Len(t, results, 1)
 	require.Equal(t, latencies, results[0].Count, "mailtick sla counts the late events")

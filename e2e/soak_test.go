@@ -25,6 +25,7 @@ import (
 	"github.com/mailtick/mailtick/internal/dev/dc"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/testutil/providertest"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
@@ -329,7 +330,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	src := sla.Source{Querier: stack.Querier{URL: central.URL, Timeout: time.Minute}, Database: "mail_central"}
 	var res []sla.Result
 	require.Eventually(t, func() bool {
-		res, err = src.Answer([]sla.Range{{Name: "all", From: start.Add(-time.Hour), To: now.Add(time.Minute)}}, sla.Filter{}, nil)
+		res, err = src.Answer([]report.Range{{Name: "all", From: start.Add(-time.Hour), To: now.Add(time.Minute)}}, sla.Filter{}, nil)
 		return err == nil && len(res) == 1 && res[0].Count == int64(len(all))
 	}, time.Minute, time.Second, "mailtick sla counts every latency (%d): %v %v", len(all), res, err)
 	exact := map[string]float64{}

@@ -24,6 +24,7 @@ import (
 	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
 	"github.com/mailtick/mailtick/internal/kapacitor/udf"
 	"github.com/mailtick/mailtick/internal/reconcile"
+	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/sla"
 )
 
@@ -437,15 +438,15 @@ func (c command) sla(args []string) error {
 	if err != nil {
 		return fmt.Errorf("invalid --tz %q: %w", *tz, err)
 	}
-	var ranges []sla.Range
+	var ranges []report.Range
 	if *months != "" {
 		a, b, _ := strings.Cut(*months, "..")
-		if ranges, err = sla.Months(a, b, loc); err != nil {
+		if ranges, err = report.Months(a, b, loc); err != nil {
 			return err
 		}
 	}
 	for _, s := range fs.Args() {
-		r, err := sla.ParseRange(s, loc)
+		r, err := report.ParseRange(s, loc)
 		if err != nil {
 			return err
 		}
@@ -476,11 +477,11 @@ func (c command) sla(args []string) error {
 	}
 	switch *format {
 	case "csv":
-		return sla.WriteCSV(c.stdout, results, f.By)
+		return sla.Table(results).WriteCSV(c.stdout, f.By)
 	case "json":
 		return sla.WriteJSON(c.stdout, results)
 	}
-	return sla.WriteText(c.stdout, results, f.By, ranges)
+	return sla.Table(results).WriteText(c.stdout, f.By, ranges)
 }
 
 // list splits a comma-separated flag value, dropping empty items.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/influxq"
 	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/report"
 )
 
 // Quantiles are the quantiles every answer has.
@@ -37,12 +38,6 @@ type Source struct {
 type Filter struct {
 	DCs, Directions []string // empty: all
 	By              []string // tags that split the answer (dc, direction); empty: one total
-}
-
-// Range is a named time range [From, To).
-type Range struct {
-	Name     string
-	From, To time.Time
 }
 
 // Result is the answer for one range and group.
@@ -67,7 +62,7 @@ func QuantileName(q float64) string {
 
 // Answer computes the results of every range, group by group, with the
 // share of latencies within each threshold.
-func (s Source) Answer(ranges []Range, f Filter, within []time.Duration) ([]Result, error) {
+func (s Source) Answer(ranges []report.Range, f Filter, within []time.Duration) ([]Result, error) {
 	for _, b := range f.By {
 		if b != "dc" && b != "direction" && b != "customer" {
 			return nil, fmt.Errorf("invalid --by %q: want dc, direction or customer", b)
@@ -98,7 +93,7 @@ func (s Source) Answer(ranges []Range, f Filter, within []time.Duration) ([]Resu
 	return out, nil
 }
 
-func result(r Range, by []string, key string, h *latency.Histogram, within []time.Duration) Result {
+func result(r report.Range, by []string, key string, h *latency.Histogram, within []time.Duration) Result {
 	res := Result{Range: r.Name, From: r.From, To: r.To, Group: map[string]string{}, Count: h.Count(), hist: h}
 	if key != "" {
 		for i, v := range strings.Split(key, "\x00") {

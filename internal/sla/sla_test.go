@@ -19,6 +19,7 @@ import (
 	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
 	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/reconcile"
+	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
@@ -139,11 +140,11 @@ func TestSLAIntegration(t *testing.T) {
 	day := lastSunday(start, berlin) // a DST change day in March and October
 	week := latency.Week.Next(latency.Week.Start(start, berlin), berlin)
 	nine := start.Add(10*24*time.Hour + 13*time.Hour + 37*time.Minute)
-	ranges := []Range{
-		{"day", day, day.AddDate(0, 0, 1)},
-		{"week", week, week.AddDate(0, 0, 7)},
-		{"month", start, start.AddDate(0, 1, 0)},
-		{"9 days", nine, nine.Add(9 * 24 * time.Hour)},
+	ranges := []report.Range{
+		{Name: "day", From: day, To: day.AddDate(0, 0, 1)},
+		{Name: "week", From: week, To: week.AddDate(0, 0, 7)},
+		{Name: "month", From: start, To: start.AddDate(0, 1, 0)},
+		{Name: "9 days", From: nine, To: nine.Add(9 * 24 * time.Hour)},
 	}
 	src := Source{Querier: stack.Querier{URL: central.URL, Timeout: time.Minute}, Database: "mail_rollups", Location: berlin}
 	for _, by := range [][]string{{"dc"}, nil} {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 )
@@ -154,7 +155,7 @@ func SLACost(ctx context.Context, days int, rate float64, log io.Writer) (SLACos
 	}
 	src := sla.Source{Querier: q, Database: "mail_rollups", Location: time.UTC}
 	best, err := bestOf3(func() error {
-		_, err := src.Answer([]sla.Range{{Name: "all", From: start, To: now}}, sla.Filter{By: []string{"dc"}}, []time.Duration{time.Minute})
+		_, err := src.Answer([]report.Range{{Name: "all", From: start, To: now}}, sla.Filter{By: []string{"dc"}}, []time.Duration{time.Minute})
 		return err
 	})
 	if err != nil {

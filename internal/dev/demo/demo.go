@@ -26,6 +26,7 @@ import (
 	"github.com/mailtick/mailtick/internal/dev/dc"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/plugins/common/maillog"
@@ -166,7 +167,7 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 			}
 		}
 	}
-	if err := report(w, central, dcs); err != nil {
+	if err := writeReport(w, central, dcs); err != nil {
 		return err
 	}
 	slaTable, distribution, err := slaReport(w, central)
@@ -199,19 +200,19 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 func slaReport(w io.Writer, central *stack.InfluxDB) (Table, Chart, error) {
 	now := time.Now().UTC()
 	from := latency.Month.Start(now, time.UTC)
-	month := sla.Range{Name: from.Format("2006-01"), From: from, To: latency.Month.Next(from, time.UTC)}
+	month := report.Range{Name: from.Format("2006-01"), From: from, To: latency.Month.Next(from, time.UTC)}
 	src := sla.Source{Querier: stack.Querier{URL: central.URL, Timeout: time.Minute}, Database: "mail_central", Location: time.UTC}
 	by := []string{"dc"}
-	results, err := src.Answer([]sla.Range{month}, sla.Filter{By: by}, []time.Duration{time.Second, 5 * time.Second})
+	results, err := src.Answer([]report.Range{month}, sla.Filter{By: by}, []time.Duration{time.Second, 5 * time.Second})
 	if err != nil {
 		return Table{}, Chart{}, err
 	}
 	title := fmt.Sprintf("Central: latency SLA of %s by DC (mailtick sla --by dc --within 1s,5s %s: the month's histograms)", month.Name, month.Name)
 	fmt.Fprintf(w, "\n%s\n", title)
-	if err := sla.WriteText(w, results, by, []sla.Range{month}); err != nil {
+	if err := sla.Table(results).WriteText(w, by, []report.Range{month}); err != nil {
 		return Table{}, Chart{}, err
 	}
-	head, rows := sla.Rows(results, by)
+	head, rows := sla.Table(results).TextRows(by)
 	dist := Chart{Title: "Latency distribution per DC this month: share of messages within x ms (central mail_latency_hist, merged buckets)",
 		Kind: "distribution", YTitle: "% of messages within", Series: map[string][][2]float64{}}
 	for _, r := range results {
@@ -371,7 +372,7 @@ func spamBurst(ctx context.Context, d *dc.DC, sink gen.Sink, at time.Time) error
 	return sink.Write([][]byte{event(200, at.Add(2*time.Minute))})
 }
 
-func report(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
+func writeReport(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 	sections := []struct {
 		title, q string
 	}{
