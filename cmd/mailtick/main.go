@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailtick/mailtick/internal/check"
 	"github.com/mailtick/mailtick/internal/cli"
+	"github.com/mailtick/mailtick/internal/deliv"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/influxq"
 	"github.com/mailtick/mailtick/internal/kapacitor/latencyhist"
@@ -36,9 +37,13 @@ Usage:
                            deploy the versioned TICKscripts to Kapacitor
   mailtick sla [flags] RANGE...
                            latency quantiles and SLA shares over any range, from central
-  mailtick udf [spam]      the Kapacitor UDFs of tickscripts/mail_latency_hist.tick
-                           and (with spam) mail_spam.tick (run by kapacitord, see
-                           the tickscripts README)
+  mailtick deliverability [flags] RANGE...
+                           delivered, bounce, complaint and deferral rates and the
+                           reasons mail did not arrive, over any range, from central
+  mailtick udf mail_latency_hist|mail_spam
+                           the Kapacitor UDFs of tickscripts/mail_latency_hist.tick
+                           and mail_spam.tick (run by kapacitord, see the
+                           tickscripts README)
   mailtick rollups rebuild --from T --to T [flags]
                            recompute every rollup of a range from the DC's raw events
                            (after restoring a DC database from a backup)
@@ -57,12 +62,13 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	c := command{stdout: stdout, stderr: stderr}
 	return cli.Run("mailtick", usage, args, map[string]cli.Command{
-		"gen":     cli.Plain(c.gen),
-		"sla":     cli.Plain(func(_ context.Context, args []string) error { return c.sla(args) }),
-		"udf":     cli.Plain(func(_ context.Context, args []string) error { return c.udf(args) }),
-		"tasks":   cli.Plain(func(_ context.Context, args []string) error { return c.tasks(args) }),
-		"check":   func(_ context.Context, args []string) (int, error) { return c.check(args) },
-		"rollups": cli.Plain(func(_ context.Context, args []string) error { return c.rollups(args) }),
+		"gen":            cli.Plain(c.gen),
+		"sla":            cli.Plain(func(_ context.Context, args []string) error { return c.sla(args) }),
+		"deliverability": cli.Plain(func(_ context.Context, args []string) error { return c.deliverability(args) }),
+		"udf":            cli.Plain(func(_ context.Context, args []string) error { return c.udf(args) }),
+		"tasks":          cli.Plain(func(_ context.Context, args []string) error { return c.tasks(args) }),
+		"check":          func(_ context.Context, args []string) (int, error) { return c.check(args) },
+		"rollups":        cli.Plain(func(_ context.Context, args []string) error { return c.rollups(args) }),
 	}, stdout, stderr)
 }
 
@@ -424,36 +430,17 @@ func (c command) sla(args []string) error {
 	}
 	connect := influxFlags(fs, 30*time.Second, "how long to wait for InfluxDB")
 	db := fs.String("db", "mail_central", "central database")
-	tz := fs.String("tz", "UTC", "time zone of the ranges and of the histograms' days, weeks and months (tasks.toml var tz)")
+	rf := addReportFlags(fs, "sla", "time zone of the ranges and of the histograms' days, weeks and months (tasks.toml var tz)")
 	by := fs.String("by", "dc,direction", "split by these tags (dc, direction, customer; empty: one total)")
 	dcs := fs.String("dc", "", "only these DCs (comma-separated)")
 	directions := fs.String("direction", "", "only these directions (comma-separated)")
 	within := fs.String("within", "", "SLA thresholds: the share of messages within each (comma-separated durations, e.g. 60s,5m)")
-	months := fs.String("months", "", "one range per calendar month: YYYY-MM..YYYY-MM")
-	format := fs.String("format", "text", "text, csv or json")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	loc, err := time.LoadLocation(*tz)
+	ranges, loc, err := rf.ranges(fs.Args())
 	if err != nil {
-		return fmt.Errorf("invalid --tz %q: %w", *tz, err)
-	}
-	var ranges []report.Range
-	if *months != "" {
-		a, b, _ := strings.Cut(*months, "..")
-		if ranges, err = report.Months(a, b, loc); err != nil {
-			return err
-		}
-	}
-	for _, s := range fs.Args() {
-		r, err := report.ParseRange(s, loc)
-		if err != nil {
-			return err
-		}
-		ranges = append(ranges, r)
-	}
-	if len(ranges) == 0 {
-		return fmt.Errorf("give a RANGE or --months (see mailtick sla -h)")
+		return err
 	}
 	var thresholds []time.Duration
 	for _, s := range list(*within) {
@@ -462,9 +449,6 @@ func (c command) sla(args []string) error {
 			return fmt.Errorf("invalid --within %q: want positive durations like 60s,5m", s)
 		}
 		thresholds = append(thresholds, d)
-	}
-	if *format != "text" && *format != "csv" && *format != "json" {
-		return fmt.Errorf("invalid --format %q: want text, csv or json", *format)
 	}
 	q, err := connect()
 	if err != nil {
@@ -475,13 +459,124 @@ func (c command) sla(args []string) error {
 	if err != nil {
 		return err
 	}
-	switch *format {
-	case "csv":
-		return sla.Table(results).WriteCSV(c.stdout, f.By)
-	case "json":
-		return sla.WriteJSON(c.stdout, results)
+	return rf.write(c.stdout, sla.Table(results), f.By, ranges, func(w io.Writer) error { return sla.WriteJSON(w, results) })
+}
+
+const deliverabilityUsage = `Usage: mailtick deliverability [flags] RANGE...
+
+Deliverability from the deliverability counts (mail_deliv) of the central
+database, exactly: sent (delivered, bounced and expired), the delivered,
+bounce, complaint and deferral rates, and the top reasons mail did not
+arrive (Sisimai's taxonomy, see processors.mailclassify), by customer,
+sending domain, mailbox provider or DC. The rates: delivered and bounce
+(bounced and expired) of sent; complaint of delivered (as SES and Gmail
+count them); deferral, the deferred attempts of all attempts. RANGE is as
+for mailtick sla, in --tz; two ranges are compared side by side with B/A;
+--months gives one row per month.
+
+Examples:
+  mailtick deliverability --by customer 2026-11
+  mailtick deliverability --by rcpt_provider --customer c1042 2026-11-02..2026-11-09
+  mailtick deliverability --by sender_domain --months 2026-06..2026-11 --format csv
+  mailtick deliverability 2026-10 2026-11                # this month against the last
+
+Flags:
+`
+
+func (c command) deliverability(args []string) error {
+	fs := flag.NewFlagSet("deliverability", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), deliverabilityUsage)
+		fs.PrintDefaults()
 	}
-	return sla.Table(results).WriteText(c.stdout, f.By, ranges)
+	connect := influxFlags(fs, 30*time.Second, "how long to wait for InfluxDB")
+	db := fs.String("db", "mail_central", "central database")
+	rf := addReportFlags(fs, "deliverability", "time zone of the ranges (the counts' windows are UTC days, hours and minutes)")
+	by := fs.String("by", "", "split by these tags ("+strings.Join(deliv.Groupable, ", ")+"; empty: one total)")
+	only := map[string]*string{}
+	for _, tag := range deliv.Groupable {
+		only[tag] = fs.String(strings.ReplaceAll(tag, "_", "-"), "", "only these values of "+tag+" (comma-separated)")
+	}
+	top := fs.Int("top", 5, "reasons listed per row")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	ranges, _, err := rf.ranges(fs.Args())
+	if err != nil {
+		return err
+	}
+	if *top <= 0 {
+		return fmt.Errorf("invalid --top %d: want at least 1", *top)
+	}
+	q, err := connect()
+	if err != nil {
+		return err
+	}
+	f := deliv.Filter{Only: map[string][]string{}, By: list(*by), Top: *top}
+	for tag, v := range only {
+		f.Only[tag] = list(*v)
+	}
+	results, err := deliv.Source{Querier: q, Database: *db}.Answer(ranges, f)
+	if err != nil {
+		return err
+	}
+	return rf.write(c.stdout, deliv.Table(results), f.By, ranges, func(w io.Writer) error { return deliv.WriteJSON(w, results) })
+}
+
+// reportFlags are the flags the reports share: the ranges' zone,
+// --months and --format.
+type reportFlags struct {
+	cmd                string
+	tz, months, format *string
+}
+
+func addReportFlags(fs *flag.FlagSet, cmd, tzUsage string) *reportFlags {
+	return &reportFlags{
+		cmd:    cmd,
+		tz:     fs.String("tz", "UTC", tzUsage),
+		months: fs.String("months", "", "one range per calendar month: YYYY-MM..YYYY-MM"),
+		format: fs.String("format", "text", "text, csv or json"),
+	}
+}
+
+// ranges are --months' and the arguments' ranges, in --tz.
+func (r *reportFlags) ranges(args []string) ([]report.Range, *time.Location, error) {
+	if *r.format != "text" && *r.format != "csv" && *r.format != "json" {
+		return nil, nil, fmt.Errorf("invalid --format %q: want text, csv or json", *r.format)
+	}
+	loc, err := time.LoadLocation(*r.tz)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid --tz %q: %w", *r.tz, err)
+	}
+	var ranges []report.Range
+	if *r.months != "" {
+		a, b, _ := strings.Cut(*r.months, "..")
+		if ranges, err = report.Months(a, b, loc); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, s := range args {
+		rg, err := report.ParseRange(s, loc)
+		if err != nil {
+			return nil, nil, err
+		}
+		ranges = append(ranges, rg)
+	}
+	if len(ranges) == 0 {
+		return nil, nil, fmt.Errorf("give a RANGE or --months (see mailtick %s -h)", r.cmd)
+	}
+	return ranges, loc, nil
+}
+
+// write writes a report in --format.
+func (r *reportFlags) write(w io.Writer, t report.Table, by []string, ranges []report.Range, writeJSON func(io.Writer) error) error {
+	switch *r.format {
+	case "csv":
+		return t.WriteCSV(w, by)
+	case "json":
+		return writeJSON(w)
+	}
+	return t.WriteText(w, by, ranges)
 }
 
 // list splits a comma-separated flag value, dropping empty items.

@@ -18,6 +18,7 @@ func TestHelp(t *testing.T) {
 		{Args: []string{}, Want: "Usage:"},
 		{Args: []string{"gen"}, Want: "-nsqd"},
 		{Args: []string{"sla"}, Want: "Usage: mailtick sla"},
+		{Args: []string{"deliverability"}, Want: "Usage: mailtick deliverability"},
 		{Args: []string{"udf"}, Want: "Usage: mailtick udf mail_latency_hist|mail_spam"},
 		{Args: []string{"udf", "mail_spam"}, Want: "Usage: mailtick udf mail_latency_hist|mail_spam"},
 		{Args: []string{"tasks"}, Want: "Usage: mailtick tasks"},

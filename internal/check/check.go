@@ -6,7 +6,6 @@ package check
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mailtick/mailtick/internal/influxq"
@@ -62,8 +61,8 @@ func (v Volume) Run() Result {
 	if v.CritAbove >= 0 && v.WarnAbove >= 0 && v.CritAbove < v.WarnAbove {
 		return unknown("--crit-above %d is below --warn-above %d", v.CritAbove, v.WarnAbove)
 	}
-	q := fmt.Sprintf(`SELECT count("events") FROM %q WHERE "dc" = '%s' AND "direction" = '%s' AND time > now() - %ds`,
-		v.Measurement, escape(v.DC), escape(v.Direction), int64(v.Window.Seconds()))
+	q := fmt.Sprintf(`SELECT count("events") FROM %q WHERE "dc" = %s AND "direction" = %s AND time > now() - %ds`,
+		v.Measurement, influxq.String(v.DC), influxq.String(v.Direction), int64(v.Window.Seconds()))
 	if v.Querier.Timeout <= 0 {
 		return unknown("invalid --timeout %s", v.Querier.Timeout)
 	}
@@ -105,8 +104,4 @@ func rng(below, above int64) string {
 		return fmt.Sprintf("~:%d", above)
 	}
 	return fmt.Sprintf("%d:%d", below, above)
-}
-
-func escape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
 }

@@ -119,3 +119,9 @@ func (c Querier) Write(db string, lines []byte) error {
 	}
 	return nil
 }
+
+// String is s as an InfluxQL string literal: quoted, its quotes and
+// backslashes escaped.
+func String(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}

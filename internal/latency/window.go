@@ -107,6 +107,12 @@ func Cover(from, to time.Time, loc *time.Location) []Span {
 	return cover(Minute.Start(from, loc), Minute.Start(to, loc), loc, []Level{Month, Week, Day, Hour, Minute})
 }
 
+// CoverDays is Cover for rollups that go up to the day (mail_counts,
+// mail_deliv): days, then hours and minutes at the edges.
+func CoverDays(from, to time.Time, loc *time.Location) []Span {
+	return cover(Minute.Start(from, loc), Minute.Start(to, loc), loc, []Level{Day, Hour, Minute})
+}
+
 func cover(from, to time.Time, loc *time.Location, levels []Level) []Span {
 	if !from.Before(to) {
 		return nil

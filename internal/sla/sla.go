@@ -129,7 +129,7 @@ func (s Source) Histograms(from, to time.Time, f Filter) (map[string]*latency.Hi
 		if len(values) > 0 {
 			quoted := make([]string, len(values))
 			for i, v := range values {
-				quoted[i] = quote(v)
+				quoted[i] = influxq.String(v)
 			}
 			where += fmt.Sprintf(` AND (%s)`, strings.Join(prefixEach(`"`+tag+`" = `, quoted), " OR "))
 		}
@@ -141,7 +141,7 @@ func (s Source) Histograms(from, to time.Time, f Filter) (map[string]*latency.Hi
 	var stmts []string
 	for _, sp := range latency.Cover(from, to, loc) {
 		stmts = append(stmts, fmt.Sprintf(`SELECT sum("count") FROM %q WHERE "window" = '%s' AND "tz" = %s AND time >= %d AND time < %d%s GROUP BY %s`,
-			m, sp.Level, quote(loc.String()), sp.From.UnixNano(), sp.To.UnixNano(), where, strings.Join(group, ", ")))
+			m, sp.Level, influxq.String(loc.String()), sp.From.UnixNano(), sp.To.UnixNano(), where, strings.Join(group, ", ")))
 	}
 	out := map[string]*latency.Histogram{}
 	if len(stmts) == 0 {
@@ -185,9 +185,4 @@ func prefixEach(p string, s []string) []string {
 		out[i] = p + v
 	}
 	return out
-}
-
-// quote is an InfluxQL string literal.
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

@@ -1,0 +1,262 @@
+// Package deliv answers deliverability questions over any time range
+// from the deliverability counts (measurement mail_deliv, by dc,
+// direction, customer, sender_domain, event, reason and rcpt_provider)
+// in the central database: how much was sent, what share was delivered,
+// bounced, deferred or complained about, and why mail did not arrive. It
+// is `mailtick deliverability`.
+//
+// A range is split into whole days, hours and minutes (UTC, as the
+// counts are), and the counts of those windows are summed in InfluxDB:
+// the answer is exactly the events of the range.
+package deliv
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailtick/mailtick/internal/influxq"
+	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/report"
+)
+
+// Source is where the counts are.
+type Source struct {
+	Querier     influxq.Querier
+	Database    string // e.g. mail_central
+	Measurement string // default mail_deliv
+}
+
+// Filter selects and groups the counts.
+type Filter struct {
+	// Only these values of the tag (dc, direction, customer,
+	// sender_domain, rcpt_provider); absent or empty: all.
+	Only map[string][]string
+	By   []string // tags that split the answer; empty: one total
+	Top  int      // reasons listed per answer (0: 5)
+}
+
+// Groupable are the tags an answer may be split or filtered by.
+var Groupable = []string{"dc", "direction", "customer", "sender_domain", "rcpt_provider"}
+
+// Result is the answer for one range and group.
+//
+// Sent is the mail that reached an end: Delivered + Bounced + Expired.
+// The rates: DeliveredRate and BounceRate (bounced and expired) of Sent;
+// ComplaintRate of Delivered (spam reports per delivered mail, as Gmail
+// and SES count them); DeferralRate, the deferred attempts among all
+// attempts (Deferred + Sent). Absent where the denominator is 0.
+type Result struct {
+	Range         string             `json:"range"`
+	From          time.Time          `json:"from"`
+	To            time.Time          `json:"to"`
+	Group         map[string]string  `json:"group"`
+	Events        map[string]int64   `json:"events"` // by event
+	Sent          int64              `json:"sent"`
+	Rates         map[string]float64 `json:"rates"`       // delivered, bounce, complaint, deferral
+	Reasons       []ReasonCount      `json:"top_reasons"` // of the events that did not deliver
+	Unclassified  int64              `json:"unclassified"`
+	FailedEvents  int64              `json:"failed_events"` // events with a reason
+	reasonsByName map[string]int64
+}
+
+// ReasonCount is one reason and its events.
+type ReasonCount struct {
+	Reason string `json:"reason"`
+	Events int64  `json:"events"`
+}
+
+// The rates, by name, in the order they are reported.
+var rateNames = []string{"delivered", "bounce", "complaint", "deferral"}
+
+// Answer computes the results of every range, group by group.
+func (s Source) Answer(ranges []report.Range, f Filter) ([]Result, error) {
+	for _, b := range f.By {
+		if !slices.Contains(Groupable, b) {
+			return nil, fmt.Errorf("invalid --by %q: want %s", b, strings.Join(Groupable, ", "))
+		}
+	}
+	for tag := range f.Only {
+		if !slices.Contains(Groupable, tag) {
+			return nil, fmt.Errorf("invalid filter on %q: want one of %s", tag, strings.Join(Groupable, ", "))
+		}
+	}
+	if f.Top <= 0 {
+		f.Top = 5
+	}
+	var out []Result
+	for _, r := range ranges {
+		if !r.From.Before(r.To) {
+			return nil, fmt.Errorf("range %q: from %s is not before to %s", r.Name, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+		}
+		groups, err := s.counts(r.From, r.To, f)
+		if err != nil {
+			return nil, fmt.Errorf("range %q: %w", r.Name, err)
+		}
+		keys := make([]string, 0, len(groups))
+		for k := range groups {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if len(keys) == 0 {
+			keys = []string{""}
+			groups[""] = &Result{Events: map[string]int64{}, reasonsByName: map[string]int64{}}
+		}
+		for _, k := range keys {
+			res := groups[k]
+			res.Range, res.From, res.To = r.Name, r.From, r.To
+			res.Group = map[string]string{}
+			if k != "" {
+				for i, v := range strings.Split(k, "\x00") {
+					res.Group[f.By[i]] = v
+				}
+			}
+			res.finish(f.Top)
+			out = append(out, *res)
+		}
+	}
+	return out, nil
+}
+
+// unclassified are the reasons that say no rule applied
+// (plugins/common/bounce).
+var unclassified = map[string]bool{"onhold": true, "undefined": true}
+
+func (r *Result) finish(top int) {
+	e := r.Events
+	r.Sent = e["delivered"] + e["bounced"] + e["expired"]
+	r.Rates = map[string]float64{}
+	if r.Sent > 0 {
+		r.Rates["delivered"] = float64(e["delivered"]) / float64(r.Sent)
+		r.Rates["bounce"] = float64(e["bounced"]+e["expired"]) / float64(r.Sent)
+		r.Rates["deferral"] = float64(e["deferred"]) / float64(e["deferred"]+r.Sent)
+	}
+	if e["delivered"] > 0 {
+		r.Rates["complaint"] = float64(e["complained"]) / float64(e["delivered"])
+	}
+	r.Reasons = nil
+	for reason, n := range r.reasonsByName {
+		r.FailedEvents += n
+		if unclassified[reason] {
+			r.Unclassified += n
+		}
+		r.Reasons = append(r.Reasons, ReasonCount{reason, n})
+	}
+	sort.Slice(r.Reasons, func(i, j int) bool {
+		a, b := r.Reasons[i], r.Reasons[j]
+		return a.Events > b.Events || a.Events == b.Events && a.Reason < b.Reason
+	})
+	if len(r.Reasons) > top {
+		r.Reasons = r.Reasons[:top]
+	}
+}
+
+// counts sums the counts of [from, to) by event and reason, per group
+// (the values of f.By joined by NUL).
+func (s Source) counts(from, to time.Time, f Filter) (map[string]*Result, error) {
+	m := s.Measurement
+	if m == "" {
+		m = "mail_deliv"
+	}
+	where := ""
+	for _, tag := range Groupable {
+		if values := f.Only[tag]; len(values) > 0 {
+			quoted := make([]string, len(values))
+			for i, v := range values {
+				quoted[i] = `"` + tag + `" = ` + influxq.String(v)
+			}
+			where += " AND (" + strings.Join(quoted, " OR ") + ")"
+		}
+	}
+	group := []string{`"event"`, `"reason"`}
+	for _, b := range f.By {
+		group = append(group, `"`+b+`"`)
+	}
+	var stmts []string
+	for _, sp := range latency.CoverDays(from, to, time.UTC) {
+		stmts = append(stmts, fmt.Sprintf(`SELECT sum("count") FROM %q WHERE "window" = '%s' AND time >= %d AND time < %d%s GROUP BY %s`,
+			m, sp.Level, sp.From.UnixNano(), sp.To.UnixNano(), where, strings.Join(group, ", ")))
+	}
+	out := map[string]*Result{}
+	if len(stmts) == 0 {
+		return out, nil
+	}
+	series, err := s.Querier.Query(s.Database, strings.Join(stmts, "; "))
+	if err != nil {
+		return nil, err
+	}
+	for _, se := range series {
+		parts := make([]string, len(f.By))
+		for i, b := range f.By {
+			parts[i] = se.Tags[b]
+		}
+		key := strings.Join(parts, "\x00")
+		res := out[key]
+		if res == nil {
+			res = &Result{Events: map[string]int64{}, reasonsByName: map[string]int64{}}
+			out[key] = res
+		}
+		for _, row := range se.Values {
+			n, ok := row[1].(json.Number)
+			if !ok {
+				continue // no counts in this window
+			}
+			x, err := n.Float64()
+			if err != nil || x < 0 || x != math.Trunc(x) {
+				return nil, fmt.Errorf("event %q: count %v is not a count", se.Tags["event"], n)
+			}
+			res.Events[se.Tags["event"]] += int64(x)
+			if r := se.Tags["reason"]; r != "" {
+				res.reasonsByName[r] += int64(x)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Table is the results as a report table.
+func Table(results []Result) report.Table {
+	t := report.Table{Columns: []report.Column{{Name: "sent", Kind: report.Count}}}
+	for _, r := range rateNames {
+		t.Columns = append(t.Columns, report.Column{Name: r, Kind: report.Share})
+	}
+	t.Columns = append(t.Columns,
+		report.Column{Name: "deferred", Kind: report.Count},
+		report.Column{Name: "complained", Kind: report.Count},
+		report.Column{Name: "unclassified", Kind: report.Share},
+		report.Column{Name: "top reasons", Kind: report.Text})
+	for _, r := range results {
+		row := report.Row{Range: r.Range, From: r.From, To: r.To, Group: r.Group,
+			Values: map[string]float64{"sent": float64(r.Sent), "deferred": float64(r.Events["deferred"]), "complained": float64(r.Events["complained"])},
+			Texts:  map[string]string{}}
+		for name, v := range r.Rates {
+			row.Values[name] = v
+		}
+		if r.FailedEvents > 0 {
+			row.Values["unclassified"] = float64(r.Unclassified) / float64(r.FailedEvents)
+		}
+		var reasons []string
+		for _, rc := range r.Reasons {
+			reasons = append(reasons, rc.Reason+" "+strconv.FormatInt(rc.Events, 10))
+		}
+		row.Texts["top reasons"] = strings.Join(reasons, ", ")
+		t.Rows = append(t.Rows, row)
+	}
+	return t
+}
+
+// WriteJSON writes the results as a JSON array.
+func WriteJSON(w io.Writer, results []Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if results == nil {
+		results = []Result{}
+	}
+	return enc.Encode(results)
+}
