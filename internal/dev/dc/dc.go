@@ -59,6 +59,9 @@ func Overrides(dir, minuteEvery string) []tasks.Override {
 		{Task: "mail_counts_1m", Var: "every", Value: minuteEvery},
 		{Task: "mail_counts_1h", Var: "every", Value: "2s"},
 		{Task: "mail_counts_1d", Var: "every", Value: "2s"},
+		{Task: "mail_deliv_1m", Var: "every", Value: minuteEvery},
+		{Task: "mail_deliv_1h", Var: "every", Value: "2s"},
+		{Task: "mail_deliv_1d", Var: "every", Value: "2s"},
 		{Task: "mail_latency_1m", Var: "every", Value: minuteEvery},
 		{Task: "mail_latency_hist_1m", Var: "every", Value: minuteEvery},
 		{Task: "mail_latency_hist_1h", Var: "every", Value: "2s"},
@@ -67,6 +70,10 @@ func Overrides(dir, minuteEvery string) []tasks.Override {
 		{Task: "mail_latency_hist_1mo", Var: "every", Value: "2s"},
 		{Task: "mail_volume_check", Var: "log_path", Value: filepath.Join(logs, "mail_volume.log")},
 		{Task: "mail_spam", Var: "log_path", Value: filepath.Join(logs, "mail_spam.log")},
+		{Task: "mail_deliverability_sending", Var: "every", Value: "2s"},
+		{Task: "mail_deliverability_sending", Var: "log_path", Value: filepath.Join(logs, "mail_deliverability.log")},
+		{Task: "mail_deliverability_gmail", Var: "every", Value: "2s"},
+		{Task: "mail_deliverability_gmail", Var: "log_path", Value: filepath.Join(logs, "mail_deliverability.log")},
 	}
 }
 
