@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/deliv"
 	"github.com/mailtick/mailtick/internal/dev/dc"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/kapacitor/tasks"
@@ -27,6 +29,7 @@ import (
 	"github.com/mailtick/mailtick/internal/sla"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
+	"github.com/mailtick/mailtick/plugins/common/bounce"
 	"github.com/mailtick/mailtick/plugins/inputs/mailevents"
 )
 
@@ -73,6 +76,7 @@ func TestOneDCIntegration(t *testing.T) {
 	})
 	require.NoError(t, err)
 	requireExact(t, d, k, byKey)
+	requireDeliverability(t, d, events)
 
 	// Central percentiles equal those computed here from the same events.
 	expected := stacktest.LatencyByMinute(events)
@@ -369,6 +373,63 @@ func requireExact(t *testing.T, d *testDC, k int64, byKey map[string]int64) {
 		got[s.Tags["direction"]+" "+s.Tags["event"]] = n
 	}
 	require.Equal(t, byKey, got)
+}
+
+// requireDeliverability: the events' reasons and recipient providers
+// reach central in the deliverability counts, exactly, and `mailtick
+// deliverability` answers the rates computed here from the events: the
+// reason as plugins/common/bounce classifies each reply (its own tests
+// hold it to Sisimai's expectations), the provider from the recipient's
+// domain as the generator chose it.
+func requireDeliverability(t *testing.T, d *testDC, events []gen.Message) {
+	t.Helper()
+	providers := map[string]string{"gmail.com": "gmail", "outlook.com": "microsoft", "hotmail.com": "microsoft",
+		"yahoo.com": "yahoo", "icloud.com": "icloud", "gmx.de": "gmx", "aol.com": "aol"}
+	want := map[string]int64{}
+	byProvider := map[string]map[string]int64{}
+	for _, m := range events {
+		e := m.Event
+		p := providers[e.Recipient[strings.LastIndexByte(e.Recipient, '@')+1:]]
+		if p == "" {
+			p = "other"
+		}
+		reason := ""
+		if e.Event != "delivered" && e.Event != "accepted" {
+			reason = bounce.Classify(bounce.Input{Event: e.Event, Code: e.SMTPCode, Status: e.SMTPStatus, Text: e.SMTPResponse})
+		}
+		want[e.Event+" "+reason+" "+p]++
+		if byProvider[p] == nil {
+			byProvider[p] = map[string]int64{}
+		}
+		byProvider[p][e.Event]++
+	}
+	got := map[string]int64{}
+	require.Eventually(t, func() bool {
+		series, err := d.central.Query("mail_central", `SELECT sum("count") FROM mail_deliv WHERE "window" = '1m' GROUP BY "event", "reason", "rcpt_provider"`)
+		if err != nil {
+			return false
+		}
+		got = map[string]int64{}
+		for _, s := range series {
+			n, _ := s.Values[0][1].(json.Number).Int64()
+			got[s.Tags["event"]+" "+s.Tags["reason"]+" "+s.Tags["rcpt_provider"]] = n
+		}
+		return maps.Equal(want, got)
+	}, 120*time.Second, 250*time.Millisecond, "central deliverability counts by event, reason and provider")
+	require.Greater(t, len(want), 20, "the events carry many reasons and providers: %v", want)
+
+	src := deliv.Source{Querier: stack.Querier{URL: d.central.URL, Timeout: time.Minute}, Database: "mail_central"}
+	results, err := src.Answer([]report.Range{{Name: "all", From: events[0].Time.Add(-time.Minute), To: time.Now().Add(time.Minute)}},
+		deliv.Filter{By: []string{"rcpt_provider"}})
+	require.NoError(t, err)
+	require.Len(t, results, len(byProvider))
+	for _, r := range results {
+		e := byProvider[r.Group["rcpt_provider"]]
+		require.Equal(t, e, r.Events, r.Group)
+		sent := e["delivered"] + e["bounced"] + e["expired"]
+		require.InDelta(t, float64(e["bounced"]+e["expired"])/float64(sent), r.Rates["bounce"], 1e-12, r.Group)
+		require.InDelta(t, float64(e["deferred"])/float64(e["deferred"]+sent), r.Rates["deferral"], 1e-12, r.Group)
+	}
 }
 
 // startDC starts a DC and a central InfluxDB, stopped when the test ends.

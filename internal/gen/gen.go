@@ -131,19 +131,61 @@ func New(cfg Config) (*Generator, error) {
 	return &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6d61696c7469636b))}, nil
 }
 
-var outcomes = []struct {
-	event    string
-	weight   int
+// outcome is one kind of event, its share, and its replies: the first
+// is the generic one, the others are used where the recipient's provider
+// matches (replies a Postfix mailer would log, "<rcpt>: host H said: ...").
+type outcome struct {
+	event   string
+	weight  int
+	replies []reply
+}
+
+type reply struct {
+	provider string // "" any
 	code     int
 	status   string
-	response string
-}{
-	{"delivered", 66, 250, "2.0.0", "250 2.0.0 Ok: queued as %[1]s"},
-	{"accepted", 12, 250, "2.0.0", "250 2.0.0 <%[2]s> accepted from [%[3]s]"},
-	{"deferred", 9, 451, "4.7.1", "451 4.7.1 Client host [%[3]s] temporarily blocked, try again later"},
-	{"bounced", 6, 550, "5.1.1", "550 5.1.1 <%[2]s>: Recipient address rejected: User unknown"},
-	{"rejected", 5, 554, "5.7.1", "554 5.7.1 Service unavailable; client [%[3]s] blocked using zen.spamhaus.org, sender %[4]s"},
-	{"failed", 2, 552, "5.2.2", "552 5.2.2 <%[2]s>: mailbox full (quota 1.2.3.4.5 exceeded on 2026-11-22)"},
+	text     string // %[1]s queue id, %[2]s recipient, %[3]s client IP, %[4]s sender
+}
+
+// The replies are the providers' published ones (Gmail's "SMTP error
+// reference", Microsoft's "Email non-delivery reports in Exchange Online",
+// Yahoo's "SMTP error codes", postgrey's greylisting text, Spamhaus's
+// DNSBL reject as Postfix writes it), so that the classifier sees what it
+// will see; the events stay generated, for volume.
+var outcomes = []outcome{
+	{"delivered", 66, []reply{{"", 250, "2.0.0", "250 2.0.0 Ok: queued as %[1]s"}}},
+	{"accepted", 12, []reply{{"", 250, "2.0.0", "250 2.0.0 <%[2]s> accepted from [%[3]s]"}}},
+	{"deferred", 9, []reply{
+		{"", 451, "4.7.1", "451 4.7.1 Client host [%[3]s] temporarily blocked, try again later"},
+		{"", 450, "4.2.0", "<%[2]s>: host mx.example.org[192.0.2.25] said: 450 4.2.0 <%[2]s>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.org.html (in reply to RCPT TO command)"},
+		{"gmail", 452, "4.2.2", "<%[2]s>: host gmail-smtp-in.l.google.com[142.250.102.27] said: 452-4.2.2 The recipient's inbox is out of storage space. Please direct the recipient to 452 4.2.2 https://support.google.com/mail/?p=OverQuotaTemp (in reply to RCPT TO command)"},
+		{"gmail", 421, "4.7.28", "<%[2]s>: host gmail-smtp-in.l.google.com[142.250.102.27] said: 421-4.7.28 Gmail has detected an unusual rate of mail originating from your IP address [%[3]s]. (in reply to end of DATA command)"},
+		{"yahoo", 421, "4.7.0", "<%[2]s>: host mta6.am0.yahoodns.net[67.195.204.72] said: 421 4.7.0 [TSS04] Messages from %[3]s temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes (in reply to MAIL FROM command)"},
+		{"microsoft", 451, "4.7.650", "<%[2]s>: host hotmail-com.olc.protection.outlook.com[52.101.0.1] said: 451 4.7.650 The mail server [%[3]s] has been temporarily rate limited due to IP reputation. (in reply to MAIL FROM command)"},
+	}},
+	{"bounced", 6, []reply{
+		{"", 550, "5.1.1", "550 5.1.1 <%[2]s>: Recipient address rejected: User unknown"},
+		{"gmail", 550, "5.1.1", "<%[2]s>: host gmail-smtp-in.l.google.com[142.250.102.27] said: 550-5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos or unnecessary spaces. For more information, go to https://support.google.com/mail/?p=NoSuchUser (in reply to RCPT TO command)"},
+		{"microsoft", 550, "5.5.0", "<%[2]s>: host hotmail-com.olc.protection.outlook.com[52.101.0.1] said: 550 5.5.0 Requested action not taken: mailbox unavailable (S2017062302). (in reply to RCPT TO command)"},
+		{"microsoft", 550, "5.7.1", "<%[2]s>: host hotmail-com.olc.protection.outlook.com[52.101.0.1] said: 550 5.7.1 Unfortunately, messages from [%[3]s] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). (in reply to MAIL FROM command)"},
+	}},
+	{"rejected", 5, []reply{{"", 554, "5.7.1", "554 5.7.1 Service unavailable; client [%[3]s] blocked using zen.spamhaus.org, sender %[4]s"}}},
+	{"failed", 2, []reply{{"", 552, "5.2.2", "552 5.2.2 <%[2]s>: mailbox full (quota 1.2.3.4.5 exceeded on 2026-11-22)"}}},
+}
+
+// pick is the reply of o to a recipient at provider: one of the
+// provider's own, or the generic one, by n.
+func (o outcome) pick(provider string, n uint64) reply {
+	var own []reply
+	for _, r := range o.replies[1:] {
+		if r.provider == "" || r.provider == provider {
+			own = append(own, r)
+		}
+	}
+	if len(own) == 0 || n%3 == 0 {
+		return o.replies[0]
+	}
+	return own[n%uint64(len(own))]
 }
 
 var totalWeight = func() int {
@@ -225,7 +267,9 @@ func (g *Generator) event(tm time.Time) Event {
 	sender := g.address("sender", senderN)
 	recipient := g.address("rcpt", r.IntN(c.Recipients))
 	ip := g.ip(senderN % domains)
-	queueID := fmt.Sprintf("%010X", r.Uint64()&0xFFFFFFFFFF)
+	qid := r.Uint64() & 0xFFFFFFFFFF
+	queueID := fmt.Sprintf("%010X", qid)
+	rep := o.pick(providerOf(recipient), qid>>20)
 	latency := math.Round(math.Exp(r.NormFloat64()*0.9+5.5)*10) / 10 // median ~245 ms, long tail
 	return Event{
 		Time:         tm.Format(time.RFC3339Nano),
@@ -239,9 +283,9 @@ func (g *Generator) event(tm time.Time) Event {
 		Recipient:    recipient,
 		SenderIP:     ip,
 		Helo:         fmt.Sprintf("mail%d.%s", senderN%3, domainOf(sender)),
-		SMTPCode:     o.code,
-		SMTPStatus:   o.status,
-		SMTPResponse: fmt.Sprintf(o.response, queueID, recipient, ip, sender),
+		SMTPCode:     rep.code,
+		SMTPStatus:   rep.status,
+		SMTPResponse: fmt.Sprintf(rep.text, queueID, recipient, ip, sender),
 		LatencyMs:    latency,
 		SizeBytes:    1000 + r.IntN(200000),
 		SpamScore:    math.Round(r.Float64()*100) / 10,
@@ -253,8 +297,38 @@ func (g *Generator) event(tm time.Time) Event {
 // domains is how many mail domains the generated addresses spread over.
 const domains = 97
 
+// rcptDomains are where recipients are, as the mailbox providers' shares
+// of a European B2C list look: of every 97 recipient domains, the first
+// 25 are Gmail's, and so on; the rest are companies' own.
+var rcptDomains = []struct {
+	upTo   int
+	domain string
+}{{25, "gmail.com"}, {35, "outlook.com"}, {40, "hotmail.com"}, {48, "yahoo.com"}, {52, "icloud.com"}, {55, "gmx.de"}, {57, "aol.com"}}
+
+// providerOf is the provider a generated recipient is at (the one its
+// replies come from; processors.mailclassify finds it by its own table).
+func providerOf(addr string) string {
+	switch domainOf(addr) {
+	case "gmail.com":
+		return "gmail"
+	case "outlook.com", "hotmail.com":
+		return "microsoft"
+	case "yahoo.com":
+		return "yahoo"
+	}
+	return ""
+}
+
 func (g *Generator) address(role string, n int) string {
 	domain := fmt.Sprintf("example%d.org", n%domains)
+	if role == "rcpt" {
+		for _, d := range rcptDomains {
+			if n%domains < d.upTo {
+				domain = d.domain
+				break
+			}
+		}
+	}
 	switch n % 10 {
 	case 0:
 		return fmt.Sprintf("%s%d+news@%s", role, n, domain)
