@@ -64,7 +64,7 @@ demo: servers postfix build
 ## bench: stock Telegraf against ours, same events, same run; every figure
 ## also in bench.json (with the settings), to compare runs
 bench: servers build
-	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/common/mailevent/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./plugins/common/maillog/
+	go test -run XXX -bench . -benchmem ./plugins/parsers/mailevents/ ./plugins/common/mailevent/ ./plugins/common/bounce/ ./plugins/processors/mailclassify/ ./plugins/processors/piiscrub/ ./plugins/outputs/rollupfwd/ ./internal/pii/ ./plugins/common/maillog/
 	go test -run TestOpenQueueIDMemory -v ./plugins/common/maillog/ | grep "bytes each"
 	bin/mailtick-dev bench --json bench.json
 

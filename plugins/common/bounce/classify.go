@@ -12,7 +12,6 @@ package bounce
 
 import (
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,11 +84,6 @@ type Input struct {
 	Reason        string // the provider's reason (Mailgun)
 }
 
-var (
-	statusInText = regexp.MustCompile(`(?:^|[^\d.])([245]\.\d{1,3}\.\d{1,3})(?:[^\d.]|$)`)
-	codeInText   = regexp.MustCompile(`(?:^|[^\d.])([245]\d\d)(?:[ -]|$)`)
-)
-
 // retried are the reasons a status code gives that a reply's text may
 // make more precise (Sisimai's Retry()).
 var retried = map[string]bool{
@@ -124,6 +118,7 @@ type fact struct {
 	code     int
 	text     string // lower-case
 	command  string // the SMTP command replied to (RCPT, DATA...), if the text says
+	reasons  uint64 // the reasons whose message strings the text holds (reasonBit)
 }
 
 // probe reports whether the reply is reason r, as Sisimai's ProbesInto
@@ -138,55 +133,55 @@ func (f fact) probe(r string) bool {
 		if f.byStatus == ExceedLimit || f.status == "5.2.3" {
 			return false
 		}
-		return matches(r, f.text)
+		return f.match(r)
 	case Suspend:
-		return f.code == 525 || matches(r, f.text)
+		return f.code == 525 || f.match(r)
 	case HasMoved, NotCompliantRFC, BadReputation, Speeding:
-		return matches(r, f.text)
+		return f.match(r)
 	case NoRelaying:
-		return !slices.Contains([]string{"CONN", "EHLO", "HELO"}, f.command) && matches(r, f.text)
+		return !slices.Contains([]string{"CONN", "EHLO", "HELO"}, f.command) && f.match(r)
 	case UserUnknown:
 		if f.byStatus == Suspend {
 			return false
 		}
 		if f.byStatus == UserUnknown {
-			return !matchesAny(f.text, notUserUnknown)
+			return !f.matchAny(notUserUnknown)
 		}
-		return (f.command == "RCPT" || f.command == "") && matches(r, f.text)
+		return (f.command == "RCPT" || f.command == "") && f.match(r)
 	case Filtered:
 		if f.byStatus == Suspend {
 			return false
 		}
 		if f.byStatus == Filtered {
-			return matches(UserUnknown, f.text) || matches(Filtered, f.text)
+			return f.match(UserUnknown) || f.match(Filtered)
 		}
 		if slices.Contains(beforeData, f.command) {
 			return false
 		}
-		return matches(Filtered, f.text) || matches(UserUnknown, f.text) && f.command != ""
+		return f.match(Filtered) || f.match(UserUnknown) && f.command != ""
 	case ContentError:
 		if f.probe(SpamDetected) {
 			return false
 		}
-		return f.byStatus == r || matches(r, f.text)
+		return f.byStatus == r || f.match(r)
 	case Rejected:
 		if f.byStatus == Rejected {
 			return true
 		}
 		switch {
 		case f.command == "MAIL":
-			return matches(r, f.text)
+			return f.match(r)
 		case f.command == "DATA":
-			return f.byStatus != UserUnknown && matches(r, f.text)
+			return f.byStatus != UserUnknown && f.match(r)
 		case f.byStatus == "" || f.byStatus == SecurityError || f.byStatus == SystemError:
-			return matches(r, f.text)
+			return f.match(r)
 		}
 		return false
 	case HostUnknown:
 		if f.byStatus == HostUnknown {
-			return !matches(NetworkError, f.text)
+			return !f.match(NetworkError)
 		}
-		return matches(r, f.text)
+		return f.match(r)
 	case SpamDetected:
 		if f.status == "" {
 			return false
@@ -194,24 +189,34 @@ func (f fact) probe(r string) bool {
 		if f.byStatus == r {
 			return true
 		}
-		return !slices.Contains(beforeData, f.command) && matches(r, f.text)
+		return !slices.Contains(beforeData, f.command) && f.match(r)
 	}
-	return f.byStatus == r || matches(r, f.text)
+	return f.byStatus == r || f.match(r)
 }
 
-// commandRe finds the command a reply answered, as MTAs write it:
+// commandOf is the SMTP command a reply answered, as MTAs write it:
 // Postfix's "(in reply to RCPT TO command)", "in reply to end of DATA
-// command", Exim's "SMTP error from remote mail server after RCPT TO:".
-var commandRe = regexp.MustCompile(`(?:in reply to|after|>>>) (?:end of )?(rcpt to|mail from|data|ehlo|helo|starttls|rcpt|mail)\b`)
-
+// command", Exim's "SMTP error from remote mail server after RCPT TO:",
+// qmail's ">>> DATA"; "" if the text does not say.
 func commandOf(text string) string {
-	m := commandRe.FindStringSubmatch(text)
-	if m == nil {
-		return ""
+	for _, lead := range []string{"in reply to ", "after ", ">>> "} {
+		for rest := text; ; {
+			i := strings.Index(rest, lead)
+			if i < 0 {
+				break
+			}
+			rest = strings.TrimPrefix(rest[i+len(lead):], "end of ")
+			for _, c := range []string{"rcpt", "mail", "data", "ehlo", "helo", "starttls"} {
+				if strings.HasPrefix(rest, c) && (len(rest) == len(c) || !isLetter(rest[len(c)])) {
+					return strings.ToUpper(c)
+				}
+			}
+		}
 	}
-	c := strings.ToUpper(strings.Fields(m[1])[0])
-	return c
+	return ""
 }
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // Classify returns the reason of a failed delivery: the provider's own
 // classification where it is precise, else the remote host's conventions
@@ -227,17 +232,13 @@ func Classify(in Input) string {
 		return r
 	}
 	text := strings.ToLower(strings.Join(strings.Fields(in.Text), " "))
-	status := normalStatus(in.Status)
+	status := statusIn(in.Status)
 	if status == "" {
-		if m := statusInText.FindStringSubmatch(text); m != nil {
-			status = m[1]
-		}
+		status = statusIn(text)
 	}
 	code := in.Code
 	if code == 0 {
-		if m := codeInText.FindStringSubmatch(text); m != nil {
-			code, _ = strconv.Atoi(m[1])
-		}
+		code = codeIn(text)
 	}
 	if r := remote(in.RemoteHost, code, status, text); r != "" {
 		return r
@@ -245,7 +246,7 @@ func Classify(in Input) string {
 	if strings.HasPrefix(status, "2.") {
 		return Delivered
 	}
-	f := fact{byStatus: statusReasons[status], status: status, code: code, text: text, command: commandOf(text)}
+	f := fact{byStatus: statusReasons[status], status: status, code: code, text: text, command: commandOf(text), reasons: reasonsOf(patterns.find(text))}
 	for _, r := range firstOrder {
 		if f.probe(r) {
 			return r
@@ -254,7 +255,7 @@ func Classify(in Input) string {
 	byStatus := f.byStatus
 	if byStatus == "" || retried[byStatus] {
 		for _, r := range fallbackOrder {
-			if matches(r, text) {
+			if f.match(r) {
 				return r
 			}
 		}
@@ -269,7 +270,7 @@ func Classify(in Input) string {
 		return SecurityError
 	case in.Event == "expired":
 		return Expired
-	case matches(Vacation, text):
+	case f.match(Vacation):
 		return Vacation
 	case text != "" || code != 0 || status != "":
 		return OnHold
@@ -277,14 +278,49 @@ func Classify(in Input) string {
 	return Undefined
 }
 
-// normalStatus is an enhanced status code without what surrounds it
-// ("#5.1.1", "5.1.1 (bad)"), or "".
-func normalStatus(s string) string {
-	m := statusInText.FindStringSubmatch(s)
-	if m == nil {
-		return ""
+// statusIn is the first enhanced status code in s (RFC 3463: class 2, 4
+// or 5, subject and detail of 1 to 3 digits, not part of a longer number
+// or version: "#5.1.1", "550 5.1.1 (bad)", not "1.5.1.1"), or "".
+func statusIn(s string) string {
+	for i := 0; i+5 <= len(s); i++ {
+		if c := s[i]; c != '2' && c != '4' && c != '5' || i > 0 && (isDigit(s[i-1]) || s[i-1] == '.') || s[i+1] != '.' {
+			continue
+		}
+		j := digits(s, i+2)
+		if j == i+2 || j-(i+2) > 3 || j >= len(s) || s[j] != '.' {
+			continue
+		}
+		k := digits(s, j+1)
+		if k == j+1 || k-(j+1) > 3 || k < len(s) && (isDigit(s[k]) || s[k] == '.') {
+			continue
+		}
+		return s[i:k]
 	}
-	return m[1]
+	return ""
+}
+
+// codeIn is the first SMTP reply code in s (three digits, 2, 4 or 5 first,
+// then a space, a dash or the end), or 0.
+func codeIn(s string) int {
+	for i := 0; i+3 <= len(s); i++ {
+		c := s[i]
+		if c != '2' && c != '4' && c != '5' || i > 0 && (isDigit(s[i-1]) || s[i-1] == '.') ||
+			!isDigit(s[i+1]) || !isDigit(s[i+2]) || i+3 < len(s) && s[i+3] != ' ' && s[i+3] != '-' {
+			continue
+		}
+		return int(c-'0')*100 + int(s[i+1]-'0')*10 + int(s[i+2]-'0')
+	}
+	return 0
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// digits is the end of the run of digits of s from i.
+func digits(s string, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
 }
 
 // messageSet is one reason's message strings (see messages).
@@ -293,46 +329,89 @@ type messageSet struct {
 	pairs [][]string
 }
 
-func matches(reason, text string) bool {
-	if text == "" {
-		return false
-	}
-	ms, ok := messages[reason]
-	if !ok {
-		return false
-	}
-	for _, s := range ms.index {
-		if strings.Contains(text, s) {
-			return true
+// patterns finds every reason's message strings in a text at once.
+var patterns = func() *matcher {
+	var all []string
+	for _, ms := range messages {
+		all = append(all, ms.index...)
+		for _, p := range ms.pairs {
+			all = append(all, p...)
 		}
 	}
-	for _, p := range ms.pairs {
-		if aligned(text, p) {
-			return true
+	return newMatcher(all)
+}()
+
+// reasonBit numbers the reasons that have message strings, for a set of
+// them in a uint64.
+var reasonBit = func() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, r := range slices.Sorted(maps.Keys(messages)) {
+		if len(out) == 64 {
+			panic("bounce: more than 64 reasons have message strings")
+		}
+		out[r] = 1 << len(out)
+	}
+	return out
+}()
+
+// byPattern says, for each pattern id, which reasons hold it as a string
+// of their own, and which of their pairs begin with it.
+var byPattern = func() []patternUse {
+	out := make([]patternUse, len(patterns.pats))
+	for r, ms := range messages {
+		bit := reasonBit[r]
+		for _, s := range ms.index {
+			out[patterns.ids[s]].index |= bit
+		}
+		for _, p := range ms.pairs {
+			ids := make([]int32, len(p))
+			for i, s := range p {
+				ids[i] = patterns.ids[s]
+			}
+			out[ids[0]].pairs = append(out[ids[0]].pairs, pairUse{bit, ids})
 		}
 	}
-	return false
+	return out
+}()
+
+type patternUse struct {
+	index uint64
+	pairs []pairUse
 }
 
-func matchesAny(text string, reasons []string) bool {
+type pairUse struct {
+	bit uint64
+	ids []int32
+}
+
+// reasonsOf is the set of reasons whose messages a text holds (found).
+func reasonsOf(found found) uint64 {
+	var set uint64
+	for id := range found {
+		u := &byPattern[id]
+		set |= u.index
+		for _, p := range u.pairs {
+			if set&p.bit == 0 && patterns.aligned(found, p.ids) {
+				set |= p.bit
+			}
+		}
+	}
+	return set
+}
+
+// match reports whether the text is one of reason's messages: it holds
+// one of its strings, or the strings of one of its pairs in order.
+func (f fact) match(reason string) bool {
+	return f.reasons&reasonBit[reason] != 0
+}
+
+func (f fact) matchAny(reasons []string) bool {
 	for _, r := range reasons {
-		if matches(r, text) {
+		if f.match(r) {
 			return true
 		}
 	}
 	return false
-}
-
-// aligned reports whether text holds every string of p, in order.
-func aligned(text string, p []string) bool {
-	for _, s := range p {
-		i := strings.Index(text, s)
-		if i < 0 {
-			return false
-		}
-		text = text[i+len(s):]
-	}
-	return true
 }
 
 // remoteRuleSet is one remote host's rules; width says what a rule's

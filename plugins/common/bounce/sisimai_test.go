@@ -20,7 +20,7 @@ type sisimaiCase struct {
 	code                                int
 }
 
-func sisimaiCases(t *testing.T) []sisimaiCase {
+func sisimaiCases(t testing.TB) []sisimaiCase {
 	t.Helper()
 	f, err := os.Open("testdata/sisimai/diagnostics.tsv")
 	require.NoError(t, err)
@@ -96,4 +96,68 @@ func TestSisimaiExpectations(t *testing.T) {
 	slices.Sort(wrong)
 	t.Logf("Classify against Sisimai's expectations (Sisimai %s):\n%s\ndisagreements:\n%s", sisimaiCommit[:12], b.String(), strings.Join(wrong, "\n"))
 	require.GreaterOrEqual(t, share, minAgreement, "agreement with Sisimai's expectations fell")
+}
+
+// BenchmarkClassify classifies Sisimai's test texts (a case per op) and
+// reports the share of them no rule classifies (onhold or undefined):
+// the unclassified figure of `make bench`.
+func BenchmarkClassify(b *testing.B) {
+	cases := sisimaiCases(b)
+	in := make([]Input, len(cases))
+	unclassified := 0
+	for i, c := range cases {
+		in[i] = Input{Event: "bounced", Code: c.code, Status: c.status, Text: c.text, RemoteHost: c.rhost}
+		if Unclassified(Classify(in[i])) {
+			unclassified++
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		Classify(in[i%len(in)])
+	}
+	b.ReportMetric(100*float64(unclassified)/float64(len(cases)), "%unclassified")
+}
+
+// TestMatcherAsContains: the one-pass matcher finds what strings.Contains
+// and an in-order search find, reason by reason, on every Sisimai text
+// and on the message strings themselves.
+func TestMatcherAsContains(t *testing.T) {
+	var texts []string
+	for _, c := range sisimaiCases(t) {
+		texts = append(texts, strings.ToLower(c.text))
+	}
+	for _, ms := range messages {
+		texts = append(texts, ms.index...)
+		for _, p := range ms.pairs {
+			rev := slices.Clone(p)
+			slices.Reverse(rev)
+			texts = append(texts, strings.Join(p, " "), strings.Join(rev, ""))
+		}
+	}
+	for _, text := range texts {
+		f := fact{text: text, reasons: reasonsOf(patterns.find(text))}
+		for reason, ms := range messages {
+			want := false
+			for _, s := range ms.index {
+				want = want || strings.Contains(text, s)
+			}
+			for _, p := range ms.pairs {
+				want = want || inOrder(text, p)
+			}
+			require.Equal(t, want, f.match(reason), "%s in %q", reason, text)
+		}
+	}
+}
+
+// inOrder reports whether text holds every string of p, in order, each
+// after the one before: Sisimai's Aligned.
+func inOrder(text string, p []string) bool {
+	for _, s := range p {
+		i := strings.Index(text, s)
+		if i < 0 {
+			return false
+		}
+		text = text[i+len(s):]
+	}
+	return true
 }
