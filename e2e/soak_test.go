@@ -302,18 +302,22 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	for _, src := range sources {
 		raw[src.name] = count(d.DB, "mail", `SELECT count("events") FROM mail_event WHERE `+src.where+` AND `+before)
 	}
+	// The deliverability counts (mail_deliv, by reason and provider too)
+	// add up the same way.
 	for _, w := range []string{"1m", "1h", "1d"} {
-		got := map[string]int64{}
-		if !assertEventually(t, func() bool {
-			for _, src := range sources {
-				got[src.name], _ = central.Count("mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '`+w+`' AND `+src.where)
+		for _, m := range []string{"mail_counts", "mail_deliv"} {
+			got := map[string]int64{}
+			if !assertEventually(t, func() bool {
+				for _, src := range sources {
+					got[src.name], _ = central.Count("mail_central", `SELECT sum("count") FROM `+m+` WHERE "window" = '`+w+`' AND `+src.where)
+				}
+				return maps.Equal(got, raw)
+			}, time.Until(begin.Add(14*time.Minute+30*time.Second))) {
+				logMinutes(t, d, central, before)
+				t.Fatalf("central %s %s %v of %v events after %s", w, m, got, raw, time.Since(start).Round(time.Second))
 			}
-			return maps.Equal(got, raw)
-		}, time.Until(begin.Add(14*time.Minute+30*time.Second))) {
-			logMinutes(t, d, central, before)
-			t.Fatalf("central %s counts %v of %v events after %s", w, got, raw, time.Since(start).Round(time.Second))
 		}
-		logf("%6.1fs: central %s counts = raw = %v", time.Since(start).Seconds(), w, raw)
+		logf("%6.1fs: central %s counts and deliverability counts = raw = %v", time.Since(start).Seconds(), w, raw)
 	}
 	// mailtick sla counts every latency, and its quantiles are the exact
 	// ones within the histograms' relative error.

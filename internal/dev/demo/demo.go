@@ -23,6 +23,7 @@ import (
 
 	client "github.com/influxdata/kapacitor/client/v1"
 
+	"github.com/mailtick/mailtick/internal/deliv"
 	"github.com/mailtick/mailtick/internal/dev/dc"
 	"github.com/mailtick/mailtick/internal/gen"
 	"github.com/mailtick/mailtick/internal/latency"
@@ -97,6 +98,11 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 			sum.Messages += 201
 			sum.ByKind[gen.Good] += 201
 		}
+		if err == nil && d.Name == "dc2" {
+			err = bounceBurst(ctx, d, sink, start.Add(time.Minute))
+			sum.Messages += 1200
+			sum.ByKind[gen.Good] += 1200
+		}
 		sink.Close()
 		if err != nil {
 			return err
@@ -107,6 +113,7 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		published[d.Name] = int64(sum.Messages)
 	}
 	step("dc1: one sender mails 200 distinct recipients within a minute (the spam burst)")
+	step("dc2: a customer's newsletter to 1200 Gmail users, 12%% of them unknown (the bounce burst)")
 	sent, err := sendThroughPostfix(mta, max(opt.Events/50, 20))
 	if err != nil {
 		return err
@@ -134,6 +141,10 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 			`SELECT sum("count") FROM mail_counts WHERE "window" = '1m' AND "dc" = '%s'`); err != nil {
 			return err
 		}
+		if err := waitCentral(ctx, central, d, deadline, "in the deliverability counts", stored[d.Name],
+			`SELECT sum("count") FROM mail_deliv WHERE "window" = '1m' AND "dc" = '%s'`); err != nil {
+			return err
+		}
 		// Every latency, through the levels 1m -> 1h -> 1d -> 1mo.
 		latencies, err := d.DB.Count("mail", `SELECT count("latency_ms") FROM mail_event`)
 		if err != nil {
@@ -142,6 +153,21 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		if err := waitCentral(ctx, central, d, deadline, "in the month's latency histogram", latencies,
 			`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '1mo' AND "dc" = '%s'`); err != nil {
 			return err
+		}
+	}
+	// The bounce burst crosses SES's 10%: dc2's Kapacitor raises it.
+	for {
+		c, err := kapacitorTopic(dcs[1], "mail_deliverability")
+		if err == nil && strings.Contains(c, "CRITICAL: sending") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dc2: the bounce burst raised no deliverability alert (%s, %v)", c, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 	// Self-metrics are gathered every interval (10s in telegraf.conf): wait
@@ -174,11 +200,15 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	delivCharts, err := deliverabilityReport(w, central, start)
+	if err != nil {
+		return err
+	}
 	charts, err := chartData(central, dcs)
 	if err != nil {
 		return err
 	}
-	charts = append([]Chart{distribution}, charts...)
+	charts = append(append([]Chart{distribution}, delivCharts...), charts...)
 	f, err := os.Create(opt.HTML)
 	if err != nil {
 		return err
@@ -192,6 +222,38 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 	}
 	step("HTML report with charts: %s (open it in a browser; no server needed)", opt.HTML)
 	return nil
+}
+
+// deliverabilityReport answers the traffic's deliverability per mailbox
+// provider from central, as `mailtick deliverability --by rcpt_provider`
+// does, and charts the bounce rates and the reasons.
+func deliverabilityReport(w io.Writer, central *stack.InfluxDB, from time.Time) ([]Chart, error) {
+	rg := report.Range{Name: "demo", From: from.Add(-time.Hour), To: time.Now().UTC().Add(time.Minute)}
+	src := deliv.Source{Querier: stack.Querier{URL: central.URL, Timeout: time.Minute}, Database: "mail_central"}
+	by := []string{"rcpt_provider"}
+	results, err := src.Answer([]report.Range{rg}, deliv.Filter{By: by, Top: 3})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "\nDeliverability by mailbox provider, all DCs (mailtick deliverability --by rcpt_provider, central mail_deliv)\n")
+	if err := deliv.Table(results).WriteText(w, by, []report.Range{rg}); err != nil {
+		return nil, err
+	}
+	bounce := Chart{Title: "Bounce rate by mailbox provider, % of mail sent (central mail_deliv)", Kind: "bar", Bars: map[string]float64{}}
+	for _, r := range results {
+		if v, ok := r.Rates["bounce"]; ok {
+			bounce.Bars[r.Group["rcpt_provider"]] = 100 * v
+		}
+	}
+	total, err := src.Answer([]report.Range{rg}, deliv.Filter{Top: 12})
+	if err != nil {
+		return nil, err
+	}
+	reasons := Chart{Title: "Why mail did not arrive: events by reason, all DCs (central mail_deliv)", Kind: "bar", Bars: map[string]float64{}}
+	for _, rc := range total[0].Reasons {
+		reasons.Bars[rc.Reason] = float64(rc.Events)
+	}
+	return []Chart{bounce, reasons}, nil
 }
 
 // slaReport answers this month's SLA per DC from the central histograms,
@@ -335,41 +397,64 @@ func keepTop(bars map[string]float64, n int) {
 // that arrive after their window closed, so the late mail is sent once
 // the burst is stored.
 func spamBurst(ctx context.Context, d *dc.DC, sink gen.Sink, at time.Time) error {
+	spam := func(i int, e *gen.Event) {
+		e.Recipient = fmt.Sprintf("victim%d@example%d.org", i, i%13)
+		e.Helo = fmt.Sprintf("relay%d.spam.example", i%9)
+	}
+	if err := burst(ctx, d, sink, at, 0, 200, 250*time.Millisecond, "mallory@spam.example", spam); err != nil {
+		return err
+	}
+	return burst(ctx, d, sink, at.Add(2*time.Minute-time.Second-200*250*time.Millisecond), 200, 1, 250*time.Millisecond, "mallory@spam.example", spam)
+}
+
+// bounceBurst: a customer's newsletter to Gmail users, 12% of it to
+// addresses that do not exist (Gmail's own reply): over SES's 10% and
+// the 1000 mails mail_deliverability.tick wants, so it raises CRITICAL.
+func bounceBurst(ctx context.Context, d *dc.DC, sink gen.Sink, at time.Time) error {
+	return burst(ctx, d, sink, at, 0, 1200, 40*time.Millisecond, "news@shop.example", func(i int, e *gen.Event) {
+		e.Customer, e.Direction, e.Recipient = "c90001", "outbound", fmt.Sprintf("reader%d@gmail.com", i)
+		e.Event, e.SMTPCode, e.SMTPStatus, e.SMTPResponse = "delivered", 250, "2.0.0", "250 2.0.0 OK "+e.QueueID+" - gsmtp"
+		if i%25 < 3 {
+			e.Event, e.SMTPCode, e.SMTPStatus = "bounced", 550, "5.1.1"
+			e.SMTPResponse = "<" + e.Recipient + ">: host gmail-smtp-in.l.google.com[142.250.102.27] said: 550-5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos or unnecessary spaces. For more information, go to https://support.google.com/mail/?p=NoSuchUser (in reply to RCPT TO command)"
+		}
+	})
+}
+
+// burst publishes generated events from sender, numbered from to
+// from+n-1, the i-th at at + 1s + i*step, changed by edit, and waits
+// until the DC's database holds all from+n of them.
+func burst(ctx context.Context, d *dc.DC, sink gen.Sink, at time.Time, from, n int, step time.Duration, sender string, edit func(int, *gen.Event)) error {
 	g, err := gen.New(gen.Config{Seed: 99, DC: d.Name})
 	if err != nil {
 		return err
 	}
-	event := func(i int, tm time.Time) []byte {
+	var events [][]byte
+	for i := from; i < from+n; i++ {
 		m := g.Next()
-		m.Event.Sender = "mallory@spam.example"
-		m.Event.Recipient = fmt.Sprintf("victim%d@example%d.org", i, i%13)
-		m.Event.Helo = fmt.Sprintf("relay%d.spam.example", i%9)
-		m.Event.Time = tm.Format(time.RFC3339Nano)
+		m.Event.Sender = sender
+		edit(i, &m.Event)
+		m.Event.Time = at.Add(time.Second + time.Duration(i)*step).Format(time.RFC3339Nano)
 		b, _ := json.Marshal(m.Event)
-		return b
+		events = append(events, b)
 	}
-	var burst [][]byte
-	for i := 0; i < 200; i++ {
-		burst = append(burst, event(i, at.Add(time.Second+time.Duration(i)*250*time.Millisecond)))
-	}
-	if err := sink.Write(burst); err != nil {
+	if err := sink.Write(events); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(time.Minute); ; {
-		n, err := d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event WHERE "sender" = 'mallory@spam.example'`)
-		if err == nil && n >= 200 {
-			break
+		got, err := d.DB.Count("mail", `SELECT count("queue_id") FROM mail_event WHERE "sender" = '`+sender+`'`)
+		if err == nil && got >= int64(from+n) {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the spam burst did not reach %s's database in a minute (%d of 200, %v)", d.Name, n, err)
+			return fmt.Errorf("the burst from %s did not reach %s's database in a minute (%d of %d, %v)", sender, d.Name, got, from+n, err)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return sink.Write([][]byte{event(200, at.Add(2*time.Minute))})
 }
 
 func writeReport(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
@@ -410,11 +495,13 @@ func writeReport(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 			}
 			printSeries(w, series)
 		}
-		c, err := kapacitorTopic(d)
-		if err != nil {
-			return err
+		for _, topic := range []struct{ what, name string }{{"spam", d.SpamTopic}, {"deliverability", "mail_deliverability"}} {
+			c, err := kapacitorTopic(d, topic.name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "%s: %s alerts on topic %q: %s\n", d.Name, topic.what, topic.name, c)
 		}
-		fmt.Fprintf(w, "%s: spam alerts on topic %q: %s\n", d.Name, d.SpamTopic, c)
 	}
 
 	// Nothing personal centrally: every string, tag and tag value checked.
@@ -432,13 +519,13 @@ func writeReport(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 	return nil
 }
 
-// kapacitorTopic lists the alerts a DC's Kapacitor raised on its spam topic.
-func kapacitorTopic(d *dc.DC) (string, error) {
+// kapacitorTopic lists the alerts a DC's Kapacitor raised on a topic.
+func kapacitorTopic(d *dc.DC, topic string) (string, error) {
 	c, err := client.New(client.Config{URL: d.Kapacitor.URL, Timeout: 10 * time.Second})
 	if err != nil {
 		return "", err
 	}
-	ev, err := c.ListTopicEvents(c.TopicEventsLink(d.SpamTopic), nil)
+	ev, err := c.ListTopicEvents(c.TopicEventsLink(topic), nil)
 	if err != nil && strings.Contains(err.Error(), "unknown topic") {
 		return "none", nil // no alert was ever raised
 	}

@@ -29,6 +29,7 @@ import (
 	_ "github.com/mailtick/mailtick/plugins/inputs/maillog"
 	_ "github.com/mailtick/mailtick/plugins/inputs/mailrollups"
 	"github.com/mailtick/mailtick/plugins/outputs/rollupfwd"
+	_ "github.com/mailtick/mailtick/plugins/processors/mailclassify"
 	_ "github.com/mailtick/mailtick/plugins/processors/piiscrub"
 )
 
