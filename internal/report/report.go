@@ -140,10 +140,22 @@ func number(c Column, v float64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
+// groupNames are a group's values of by; in text, a group without the
+// tag (events that had none) is "(none)".
 func groupNames(by []string, g map[string]string) []string {
 	out := make([]string, len(by))
 	for i, b := range by {
 		out[i] = g[b]
+	}
+	return out
+}
+
+func textGroupNames(by []string, g map[string]string) []string {
+	out := groupNames(by, g)
+	for i, v := range out {
+		if v == "" {
+			out[i] = "(none)"
+		}
 	}
 	return out
 }
@@ -171,7 +183,7 @@ func (t Table) TextRows(by []string) (head []string, rows [][]string) {
 		head = append(head, c.Name)
 	}
 	for _, r := range t.Rows {
-		row := append([]string{r.Range}, groupNames(by, r.Group)...)
+		row := append([]string{r.Range}, textGroupNames(by, r.Group)...)
 		for _, c := range t.Columns {
 			row = append(row, cell(r, c))
 		}
@@ -186,7 +198,7 @@ func (t Table) writeComparison(w io.Writer, by []string, ranges []Range) {
 	var keys []string
 	for i := range t.Rows {
 		r := &t.Rows[i]
-		k := strings.Join(groupNames(by, r.Group), "\x00")
+		k := strings.Join(textGroupNames(by, r.Group), "\x00")
 		p := pairs[k]
 		if p == nil {
 			p = &pair{}
