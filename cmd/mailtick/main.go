@@ -459,7 +459,7 @@ func (c command) sla(args []string) error {
 	if err != nil {
 		return err
 	}
-	return rf.write(c.stdout, sla.Table(results), f.By, ranges, func(w io.Writer) error { return sla.WriteJSON(w, results) })
+	return rf.write(c.stdout, sla.Table(results), f.By, ranges, func(w io.Writer) error { return report.WriteJSON(w, results) })
 }
 
 const deliverabilityUsage = `Usage: mailtick deliverability [flags] RANGE...
@@ -520,7 +520,7 @@ func (c command) deliverability(args []string) error {
 	if err != nil {
 		return err
 	}
-	return rf.write(c.stdout, deliv.Table(results), f.By, ranges, func(w io.Writer) error { return deliv.WriteJSON(w, results) })
+	return rf.write(c.stdout, deliv.Table(results), f.By, ranges, func(w io.Writer) error { return report.WriteJSON(w, results) })
 }
 
 // reportFlags are the flags the reports share: the ranges' zone,

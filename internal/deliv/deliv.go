@@ -13,7 +13,6 @@ package deliv
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"sort"
@@ -91,37 +90,21 @@ func (s Source) Answer(ranges []report.Range, f Filter) ([]Result, error) {
 		f.Top = 5
 	}
 	var out []Result
-	for _, r := range ranges {
-		if !r.From.Before(r.To) {
-			return nil, fmt.Errorf("range %q: from %s is not before to %s", r.Name, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
-		}
-		groups, err := s.counts(r.From, r.To, f)
-		if err != nil {
-			return nil, fmt.Errorf("range %q: %w", r.Name, err)
-		}
-		keys := make([]string, 0, len(groups))
-		for k := range groups {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		if len(keys) == 0 {
-			keys = []string{""}
-			groups[""] = &Result{Events: map[string]int64{}, reasonsByName: map[string]int64{}}
-		}
-		for _, k := range keys {
-			res := groups[k]
-			res.Range, res.From, res.To = r.Name, r.From, r.To
-			res.Group = map[string]string{}
-			if k != "" {
-				for i, v := range strings.Split(k, "\x00") {
-					res.Group[f.By[i]] = v
-				}
-			}
-			res.finish(f.Top)
-			out = append(out, *res)
-		}
+	err := report.EachGroup(ranges, func(r report.Range) (map[string]*Result, error) {
+		return s.counts(r.From, r.To, f)
+	}, newResult, func(r report.Range, key string, res *Result) {
+		res.Range, res.From, res.To, res.Group = r.Name, r.From, r.To, report.GroupOf(f.By, key)
+		res.finish(f.Top)
+		out = append(out, *res)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+func newResult() *Result {
+	return &Result{Events: map[string]int64{}, reasonsByName: map[string]int64{}}
 }
 
 // unclassified are the reasons that say no rule applied
@@ -199,7 +182,7 @@ func (s Source) counts(from, to time.Time, f Filter) (map[string]*Result, error)
 		key := strings.Join(parts, "\x00")
 		res := out[key]
 		if res == nil {
-			res = &Result{Events: map[string]int64{}, reasonsByName: map[string]int64{}}
+			res = newResult()
 			out[key] = res
 		}
 		for _, row := range se.Values {
@@ -249,14 +232,4 @@ func Table(results []Result) report.Table {
 		t.Rows = append(t.Rows, row)
 	}
 	return t
-}
-
-// WriteJSON writes the results as a JSON array.
-func WriteJSON(w io.Writer, results []Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if results == nil {
-		results = []Result{}
-	}
-	return enc.Encode(results)
 }

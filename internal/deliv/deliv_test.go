@@ -19,7 +19,7 @@ import (
 
 // ev is one raw event as processors.mailclassify leaves it.
 type ev struct {
-	t                                time.Time
+	t                                 time.Time
 	customer, event, reason, provider string
 }
 

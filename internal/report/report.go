@@ -7,6 +7,7 @@ package report
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -270,4 +271,54 @@ func (t Table) WriteCSV(w io.Writer, by []string) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// EachGroup answers every range: fetch gives a range's groups by key (the
+// group's values joined by NUL, "" for one total), and each is called for
+// them in key order; a range without any group is answered once, for ""
+// with zero(). A range that ends before it starts is an error.
+func EachGroup[T any](ranges []Range, fetch func(Range) (map[string]T, error), zero func() T, each func(Range, string, T)) error {
+	for _, r := range ranges {
+		if !r.From.Before(r.To) {
+			return fmt.Errorf("range %q: from %s is not before to %s", r.Name, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+		}
+		groups, err := fetch(r)
+		if err != nil {
+			return fmt.Errorf("range %q: %w", r.Name, err)
+		}
+		if len(groups) == 0 {
+			each(r, "", zero())
+			continue
+		}
+		keys := make([]string, 0, len(groups))
+		for k := range groups {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			each(r, k, groups[k])
+		}
+	}
+	return nil
+}
+
+// GroupOf is the group a key of EachGroup names: by's values.
+func GroupOf(by []string, key string) map[string]string {
+	g := map[string]string{}
+	if key != "" {
+		for i, v := range strings.Split(key, "\x00") {
+			g[by[i]] = v
+		}
+	}
+	return g
+}
+
+// WriteJSON writes results (a slice) as an indented JSON array; nil is [].
+func WriteJSON[T any](w io.Writer, results []T) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if results == nil {
+		results = []T{}
+	}
+	return enc.Encode(results)
 }

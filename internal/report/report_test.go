@@ -1,6 +1,8 @@
 package report
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,4 +43,27 @@ func TestParseRange(t *testing.T) {
 	require.Equal(t, "2027-01", months[2].Name)
 	_, err = Months("2026-11", "2026-10", berlin)
 	require.ErrorContains(t, err, `invalid --months "2026-11..2026-10"`)
+}
+
+func TestEachGroupAndJSON(t *testing.T) {
+	a := Range{Name: "a", From: time.Unix(0, 0), To: time.Unix(60, 0)}
+	b := Range{Name: "b", From: time.Unix(60, 0), To: time.Unix(120, 0)}
+	var got []string
+	err := EachGroup([]Range{a, b}, func(r Range) (map[string]int, error) {
+		if r.Name == "b" {
+			return nil, nil
+		}
+		return map[string]int{"y\x00z": 2, "x\x00z": 1}, nil
+	}, func() int { return 0 }, func(r Range, key string, n int) {
+		got = append(got, fmt.Sprint(r.Name, GroupOf([]string{"dc", "customer"}, key), n))
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"amap[customer:z dc:x]1", "amap[customer:z dc:y]2", "bmap[]0"}, got)
+
+	err = EachGroup[int]([]Range{{Name: "c", From: b.To, To: a.From}}, nil, nil, nil)
+	require.ErrorContains(t, err, `range "c": from`)
+
+	var out strings.Builder
+	require.NoError(t, WriteJSON[int](&out, nil))
+	require.Equal(t, "[]\n", out.String())
 }

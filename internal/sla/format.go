@@ -1,8 +1,6 @@
 package sla
 
 import (
-	"encoding/json"
-	"io"
 	"math"
 	"sort"
 	"strings"
@@ -79,14 +77,4 @@ func Table(results []Result) report.Table {
 		t.Rows = append(t.Rows, row)
 	}
 	return t
-}
-
-// WriteJSON writes the results as a JSON array.
-func WriteJSON(w io.Writer, results []Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if results == nil {
-		results = []Result{}
-	}
-	return enc.Encode(results)
 }

@@ -12,7 +12,6 @@ package sla
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -69,37 +68,19 @@ func (s Source) Answer(ranges []report.Range, f Filter, within []time.Duration) 
 		}
 	}
 	var out []Result
-	for _, r := range ranges {
-		if !r.From.Before(r.To) {
-			return nil, fmt.Errorf("range %q: from %s is not before to %s", r.Name, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
-		}
-		hists, err := s.Histograms(r.From, r.To, f)
-		if err != nil {
-			return nil, fmt.Errorf("range %q: %w", r.Name, err)
-		}
-		keys := make([]string, 0, len(hists))
-		for k := range hists {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		if len(keys) == 0 {
-			keys = []string{""}
-			hists[""] = &latency.Histogram{}
-		}
-		for _, k := range keys {
-			out = append(out, result(r, f.By, k, hists[k], within))
-		}
+	err := report.EachGroup(ranges, func(r report.Range) (map[string]*latency.Histogram, error) {
+		return s.Histograms(r.From, r.To, f)
+	}, func() *latency.Histogram { return &latency.Histogram{} }, func(r report.Range, key string, h *latency.Histogram) {
+		out = append(out, result(r, f.By, key, h, within))
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func result(r report.Range, by []string, key string, h *latency.Histogram, within []time.Duration) Result {
-	res := Result{Range: r.Name, From: r.From, To: r.To, Group: map[string]string{}, Count: h.Count(), hist: h}
-	if key != "" {
-		for i, v := range strings.Split(key, "\x00") {
-			res.Group[by[i]] = v
-		}
-	}
+	res := Result{Range: r.Name, From: r.From, To: r.To, Group: report.GroupOf(by, key), Count: h.Count(), hist: h}
 	if h.Count() == 0 {
 		return res
 	}
