@@ -58,7 +58,7 @@ func TestEachGroupAndJSON(t *testing.T) {
 		got = append(got, fmt.Sprint(r.Name, GroupOf([]string{"dc", "customer"}, key), n))
 	})
 	require.NoError(t, err)
-	require.Equal(t, []string{"amap[customer:z dc:x]1", "amap[customer:z dc:y]2", "bmap[]0"}, got)
+	require.Equal(t, []string{"amap[customer:z dc:x] 1", "amap[customer:z dc:y] 2", "bmap[] 0"}, got)
 
 	err = EachGroup[int]([]Range{{Name: "c", From: b.To, To: a.From}}, nil, nil, nil)
 	require.ErrorContains(t, err, `range "c": from`)
