@@ -130,8 +130,13 @@ func writeMinuteFrom(ctx context.Context, q influxq.Querier, m time.Time, n, fir
 		if i%7 == 6 {
 			ev = "deferred"
 		}
-		fmt.Fprintf(&b, "mail_event,customer=c%d,dc=bench,direction=%s,event=%s events=1i,latency_ms=%d %d\n",
-			i%50, dir, ev, 50+i%5000, m.Add(time.Duration(2*i+1)*step/2).UnixNano()+int64(i%1000))
+		// processors.mailclassify's tags, as the agent writes them.
+		tags := fmt.Sprintf(",rcpt_provider=%s,sender_domain=d%d.example", []string{"gmail", "microsoft", "yahoo", "other"}[i%4], i%50)
+		if ev == "deferred" {
+			tags += ",reason=toomanyconn"
+		}
+		fmt.Fprintf(&b, "mail_event,customer=c%d,dc=bench,direction=%s,event=%s%s events=1i,latency_ms=%d %d\n",
+			i%50, dir, ev, tags, 50+i%5000, m.Add(time.Duration(2*i+1)*step/2).UnixNano()+int64(i%1000))
 		if (i-first)%20000 == 19999 {
 			if err := q.Write("mail", []byte(b.String())); err != nil {
 				return err
