@@ -327,7 +327,7 @@ func influxFlags(fs *flag.FlagSet, timeout time.Duration, timeoutUsage string) f
 
 const rollupsUsage = `Usage: mailtick rollups rebuild --from T --to T [flags]
 
-Recomputes every rollup window (mail_counts 1m/1h/1d, mail_latency 1m,
+Recomputes every rollup window (mail_counts and mail_deliv 1m/1h/1d, mail_latency 1m,
 mail_latency_hist 1m/1h/1d/1w/1mo) that holds a moment of [--from, --to)
 from the DC's raw events, level by level, whatever the rollups hold: what
 to run after restoring a DC database from a backup, or after changing the
