@@ -149,13 +149,7 @@ func (s Source) counts(from, to time.Time, f Filter) (map[string]*Result, error)
 	}
 	where := ""
 	for _, tag := range Groupable {
-		if values := f.Only[tag]; len(values) > 0 {
-			quoted := make([]string, len(values))
-			for i, v := range values {
-				quoted[i] = `"` + tag + `" = ` + influxq.String(v)
-			}
-			where += " AND (" + strings.Join(quoted, " OR ") + ")"
-		}
+		where += influxq.AnyOf(tag, f.Only[tag])
 	}
 	group := []string{`"event"`, `"reason"`}
 	for _, b := range f.By {
@@ -175,11 +169,7 @@ func (s Source) counts(from, to time.Time, f Filter) (map[string]*Result, error)
 		return nil, err
 	}
 	for _, se := range series {
-		parts := make([]string, len(f.By))
-		for i, b := range f.By {
-			parts[i] = se.Tags[b]
-		}
-		key := strings.Join(parts, "\x00")
+		key := report.KeyOf(f.By, se.Tags)
 		res := out[key]
 		if res == nil {
 			res = newResult()

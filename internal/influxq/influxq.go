@@ -125,3 +125,16 @@ func (c Querier) Write(db string, lines []byte) error {
 func String(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
+
+// AnyOf is an InfluxQL condition " AND (tag = v1 OR tag = v2 ...)", or ""
+// when values is empty (no condition).
+func AnyOf(tag string, values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	conds := make([]string, len(values))
+	for i, v := range values {
+		conds[i] = `"` + tag + `" = ` + String(v)
+	}
+	return " AND (" + strings.Join(conds, " OR ") + ")"
+}

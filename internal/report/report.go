@@ -302,6 +302,16 @@ func EachGroup[T any](ranges []Range, fetch func(Range) (map[string]T, error), z
 	return nil
 }
 
+// KeyOf is the EachGroup key of a series with tags: its values of by,
+// joined by NUL.
+func KeyOf(by []string, tags map[string]string) string {
+	parts := make([]string, len(by))
+	for i, b := range by {
+		parts[i] = tags[b]
+	}
+	return strings.Join(parts, "\x00")
+}
+
 // GroupOf is the group a key of EachGroup names: by's values.
 func GroupOf(by []string, key string) map[string]string {
 	g := map[string]string{}

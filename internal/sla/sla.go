@@ -105,16 +105,7 @@ func (s Source) Histograms(from, to time.Time, f Filter) (map[string]*latency.Hi
 	if m == "" {
 		m = "mail_latency_hist"
 	}
-	where := ""
-	for tag, values := range map[string][]string{"dc": f.DCs, "direction": f.Directions} {
-		if len(values) > 0 {
-			quoted := make([]string, len(values))
-			for i, v := range values {
-				quoted[i] = influxq.String(v)
-			}
-			where += fmt.Sprintf(` AND (%s)`, strings.Join(prefixEach(`"`+tag+`" = `, quoted), " OR "))
-		}
-	}
+	where := influxq.AnyOf("dc", f.DCs) + influxq.AnyOf("direction", f.Directions)
 	group := []string{`"bucket"`}
 	for _, b := range f.By {
 		group = append(group, `"`+b+`"`)
@@ -133,11 +124,7 @@ func (s Source) Histograms(from, to time.Time, f Filter) (map[string]*latency.Hi
 		return nil, err
 	}
 	for _, se := range series {
-		keyParts := make([]string, len(f.By))
-		for i, b := range f.By {
-			keyParts[i] = se.Tags[b]
-		}
-		key := strings.Join(keyParts, "\x00")
+		key := report.KeyOf(f.By, se.Tags)
 		h := out[key]
 		if h == nil {
 			h = &latency.Histogram{}
@@ -158,12 +145,4 @@ func (s Source) Histograms(from, to time.Time, f Filter) (map[string]*latency.Hi
 		}
 	}
 	return out, nil
-}
-
-func prefixEach(p string, s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[i] = p + v
-	}
-	return out
 }
