@@ -28,3 +28,21 @@ func TestStatusCodeAndCommandIn(t *testing.T) {
 		require.Equal(t, tt.command, commandOf(tt.text), tt.text)
 	}
 }
+
+// TestReasonsClosed: every reason Classify can return, from the status
+// codes, the message strings, the remote hosts' rules or the providers',
+// is one of Reasons (processors.mailclassify registers a counter for
+// each of them at start).
+func TestReasonsClosed(t *testing.T) {
+	for code, r := range statusReasons {
+		require.Contains(t, Reasons, r, "status %s", code)
+	}
+	for r := range messages {
+		require.Contains(t, Reasons, r)
+	}
+	for host, set := range remoteRules {
+		for _, rule := range set.rules {
+			require.Contains(t, Reasons, rule.reason, "remote host %s", host)
+		}
+	}
+}

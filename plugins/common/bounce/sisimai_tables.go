@@ -1387,8 +1387,6 @@ var remoteRules = map[string]remoteRuleSet{
 		{"mesgtoobig", []string{"message too large"}},
 		{"rejected", []string{"suspected spam"}},
 		{"rejected", []string{"mail is rejected by recipients"}},
-		{"spandetected", []string{"spam is embedded in the email"}},
-		{"spandetected", []string{"mail content denied"}},
 		{"speeding", []string{"mailbox unavailable or access denined"}},
 		{"suspend", []string{"is a deactivated mailbox"}},
 		{"syntaxerror", []string{"bad address syntax"}},

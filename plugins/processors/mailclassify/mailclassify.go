@@ -11,6 +11,7 @@ import (
 	_ "embed"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/influxdata/telegraf"
@@ -160,13 +161,7 @@ func integer(m telegraf.Metric, key string) int {
 	case float64:
 		return int(n)
 	case string:
-		i := 0
-		for _, c := range n {
-			if c < '0' || c > '9' || i > 1e6 {
-				return 0
-			}
-			i = i*10 + int(c-'0')
-		}
+		i, _ := strconv.Atoi(n)
 		return i
 	}
 	return 0

@@ -1,8 +1,6 @@
 package mailclassify
 
 import (
-	"sync"
-
 	"github.com/influxdata/telegraf/selfstat"
 
 	"github.com/mailtick/mailtick/plugins/common/bounce"
@@ -10,23 +8,16 @@ import (
 
 // stats count the reasons given, published by inputs.internal as
 // internal_mailclassify (tag reason), so that the share of events no rule
-// classified (reason "undefined") is watched.
-type stats struct {
-	mu      *sync.Mutex
-	reasons map[string]selfstat.Stat
-}
+// classified (onhold, undefined) is watched. One stat per reason of
+// bounce.Reasons, registered at start: the hot path only adds.
+type stats map[string]selfstat.Stat
 
 func newStats() stats {
-	return stats{mu: new(sync.Mutex), reasons: make(map[string]selfstat.Stat, len(bounce.Reasons))}
+	s := make(stats, len(bounce.Reasons))
+	for _, r := range bounce.Reasons {
+		s[r] = selfstat.Register("mailclassify", "events", map[string]string{"reason": r})
+	}
+	return s
 }
 
-func (s stats) count(reason string) {
-	s.mu.Lock()
-	st, ok := s.reasons[reason]
-	if !ok {
-		st = selfstat.Register("mailclassify", "events", map[string]string{"reason": reason})
-		s.reasons[reason] = st
-	}
-	s.mu.Unlock()
-	st.Incr(1)
-}
+func (s stats) count(reason string) { s[reason].Incr(1) }
