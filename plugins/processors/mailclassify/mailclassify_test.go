@@ -124,6 +124,14 @@ func TestTagsWhereTheyApply(t *testing.T) {
 	require.Equal(t, map[string]string{"event": "bounced", "rcpt_provider": "microsoft", "reason": "undefined"}, own.Tags())
 	require.Equal(t, map[string]string{"event": "deferred", "rcpt_provider": "isp", "reason": "undefined"}, isp.Tags())
 
+	// An address at an IP address has no domain to count by: it is
+	// personal data, and never a tag.
+	ip := event(map[string]string{"event": "delivered"}, map[string]any{"recipient": "a@[192.0.2.7]", "sender": "Bob <b@192.0.2.8>"})
+	named := event(map[string]string{"event": "delivered"}, map[string]any{"recipient": "Ann <ann@GMAIL.com>", "sender": "Sender Name <sender@Shop.Example>"})
+	c.Apply(ip, named)
+	require.Equal(t, map[string]string{"event": "delivered", "rcpt_provider": "other"}, ip.Tags())
+	require.Equal(t, map[string]string{"event": "delivered", "rcpt_provider": "gmail", "sender_domain": "shop.example"}, named.Tags())
+
 	off := newClassify(t, func(c *MailClassify) { c.SenderDomainTag, c.ProviderTag = "", "" })
 	m := event(map[string]string{"event": "bounced"}, map[string]any{"recipient": "a@gmail.com", "sender": "b@x.example", "smtp_response": "550 5.1.1 user unknown"})
 	off.Apply(m)

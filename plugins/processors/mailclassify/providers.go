@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/mailtick/mailtick/internal/pii"
 )
 
 // The mailbox providers a recipient's mail goes to, by the recipient's
@@ -121,22 +123,21 @@ func lookupSuffix(m map[string]string, host string) string {
 	return ""
 }
 
-// domainOf is the domain of an address ("Bob <bob@Gmail.com>" →
-// "gmail.com"), or the value itself if it is a bare domain.
+// domainOf is the domain of the first e-mail address in addr, as the one
+// PII detector (internal/pii) finds it ("Bob <bob@Gmail.com>" →
+// "gmail.com"), lower-cased; "" if there is none, or if its domain is an
+// IP address (user@[192.0.2.1], user@192.0.2.1): that is personal data,
+// not a domain to count by.
 func domainOf(addr string) string {
-	addr = strings.TrimSpace(addr)
-	if i := strings.LastIndexByte(addr, '<'); i >= 0 {
-		addr = addr[i+1:]
-	}
-	addr = strings.TrimRight(addr, "> ")
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		addr = addr[i+1:]
-	}
-	addr = strings.TrimSuffix(strings.ToLower(addr), ".")
-	if addr == "" || strings.ContainsAny(addr, " \t\"()[]") || !strings.Contains(addr, ".") {
+	m, ok := pii.Find(addr, 0)
+	if !ok || m.Kind != pii.Email {
 		return ""
 	}
-	return addr
+	d := addr[m.AtEnd:m.End]
+	if d == "" || d[0] == '[' || pii.Contains(d) {
+		return ""
+	}
+	return strings.ToLower(d)
 }
 
 // relayHost is the host name of a relay as MTAs log it:
