@@ -313,7 +313,7 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 				}
 				return maps.Equal(got, raw)
 			}, time.Until(begin.Add(14*time.Minute+30*time.Second))) {
-				logMinutes(t, d, central, before)
+				logMinutes(t, d, central, before, m)
 				t.Fatalf("central %s %s %v of %v events after %s", w, m, got, raw, time.Since(start).Round(time.Second))
 			}
 		}
@@ -364,9 +364,9 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 }
 
 // logMinutes prints, minute by minute, the raw events, the DC's 1m counts
-// and central's, and the agents' self-metrics of the central path: where a
-// failed run lost what.
-func logMinutes(t *testing.T, d *dc.DC, central *stack.InfluxDB, before string) {
+// of measurement m and central's, and the agents' self-metrics of the
+// central path: where a failed run lost what.
+func logMinutes(t *testing.T, d *dc.DC, central *stack.InfluxDB, before, m string) {
 	perMinute := func(db *stack.InfluxDB, database, q string) map[int64]int64 {
 		out := map[int64]int64{}
 		series, err := db.Query(database, q+` AND `+before+` GROUP BY time(1m) fill(none)`)
@@ -383,15 +383,15 @@ func logMinutes(t *testing.T, d *dc.DC, central *stack.InfluxDB, before string) 
 		return out
 	}
 	raw := perMinute(d.DB, "mail", `SELECT count("events") FROM mail_event WHERE time > 0`)
-	local := perMinute(d.DB, "mail_rollups", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m'`)
-	cent := perMinute(central, "mail_central", `SELECT sum("count") FROM mail_counts WHERE "window" = '1m'`)
+	local := perMinute(d.DB, "mail_rollups", `SELECT sum("count") FROM `+m+` WHERE "window" = '1m'`)
+	cent := perMinute(central, "mail_central", `SELECT sum("count") FROM `+m+` WHERE "window" = '1m'`)
 	var keys []int64
 	for k := range raw {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		t.Logf("minute %s: raw %d, DC 1m %d, central 1m %d", time.Unix(0, k).UTC().Format("15:04"), raw[k], local[k], cent[k])
+		t.Logf("minute %s: raw %d, DC %s 1m %d, central %d", time.Unix(0, k).UTC().Format("15:04"), raw[k], m, local[k], cent[k])
 	}
 	for _, q := range []string{
 		`SELECT last(*) FROM internal_write WHERE time > 0 GROUP BY "output", "host"`,

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -57,6 +58,9 @@ type RollupFwd struct {
 	AllowTags   []string `toml:"allow_tags"`
 	AllowFields []string `toml:"allow_fields"`
 
+	SkipUnchanged       config.Duration `toml:"skip_unchanged"`
+	SkipUnchangedPoints int             `toml:"skip_unchanged_points"`
+
 	tls.ClientConfig
 	Log telegraf.Logger `toml:"-"`
 
@@ -66,10 +70,13 @@ type RollupFwd struct {
 	dests                  []*destination
 	rejects                *rejects
 	openSegment            func(string) (*os.File, error) // tests inject read faults
+	unchanged              *unchanged                     // nil: skip_unchanged = "0s"
+	spoolLost              atomic.Bool                    // the spool lost records since the last Write
 	cancel                 context.CancelFunc
 	wg                     sync.WaitGroup
 
 	spoolBytes, spoolSegments, droppedPoints selfstat.Stat
+	pointsUnchanged, unchangedRemembered     selfstat.Stat
 }
 
 const (
@@ -124,6 +131,15 @@ func (r *RollupFwd) Init() error {
 	if r.ContentEncoding != "gzip" && r.ContentEncoding != "identity" {
 		return fmt.Errorf("invalid %q value %q: want \"gzip\" or \"identity\"", "content_encoding", r.ContentEncoding)
 	}
+	if r.SkipUnchanged < 0 {
+		return fmt.Errorf("invalid %q value %s: must be >= 0 (\"0s\" spools every point)", "skip_unchanged", time.Duration(r.SkipUnchanged))
+	}
+	if r.SkipUnchanged > 0 && r.SkipUnchangedPoints < 2 {
+		return fmt.Errorf("invalid %q value %d: at least 2", "skip_unchanged_points", r.SkipUnchangedPoints)
+	}
+	if r.SkipUnchanged > 0 {
+		r.unchanged = newUnchanged(time.Duration(r.SkipUnchanged), r.SkipUnchangedPoints)
+	}
 	if r.Timeout <= 0 || r.RetryMin <= 0 || r.RetryMax < r.RetryMin {
 		return fmt.Errorf("invalid %q, %q or %q: all > 0 and retry_max >= retry_min", "timeout", "retry_min", "retry_max")
 	}
@@ -153,6 +169,7 @@ func (r *RollupFwd) Connect() error {
 	}
 	r.spool = s
 	onLost := func(lost spool.Dropped, err error) {
+		r.spoolLost.Store(true)
 		r.droppedPoints.Incr(lost.Records)
 		r.Log.Errorf("Syncing spool %q: %v; %s", r.SpoolDir, err, lost)
 	}
@@ -162,6 +179,8 @@ func (r *RollupFwd) Connect() error {
 	r.spoolBytes = selfstat.Register("rollupfwd", "spool_bytes", tags)
 	r.spoolSegments = selfstat.Register("rollupfwd", "spool_segments", tags)
 	r.droppedPoints = selfstat.Register("rollupfwd", "spool_dropped_records", tags)
+	r.pointsUnchanged = selfstat.Register("rollupfwd", "points_unchanged", tags)
+	r.unchangedRemembered = selfstat.Register("rollupfwd", "unchanged_remembered", tags)
 
 	tlsCfg, err := r.ClientConfig.TLSConfig()
 	if err != nil {
@@ -285,23 +304,45 @@ func (r *RollupFwd) updateStats() {
 // metrics in Telegraf's buffer, to be written again: the same metrics (and
 // maybe more) come back, refused points included. So the points the guard
 // refuses are recorded (reject file, counters) only when Write succeeds,
-// once, and a failed Write records nothing. A batch the guard refuses
-// entirely has nothing to spool: its refusals are recorded and Write
-// succeeds, so that Telegraf drops it.
+// once, and a failed Write records nothing; the same holds for the points
+// skipped as unchanged and for remembering what was spooled. A batch with
+// nothing to spool (refused or unchanged) succeeds at once, so that
+// Telegraf drops it.
 func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
+	if r.unchanged != nil && r.spoolLost.Swap(false) {
+		r.unchanged.forget()
+	}
 	var buf bytes.Buffer
 	var minT, maxT int64
 	var refused []refusal
+	var spooled []digest // remembered once Write succeeds
+	var batch map[uint64]uint64
+	skipped := 0
 	n := 0
 	for _, m := range metrics {
 		if reason, detail := r.guard(m); reason != "" {
 			refused = append(refused, refusal{reason: reason, detail: detail, m: m, lines: true})
 			continue
 		}
+		var d digest
+		if r.unchanged != nil {
+			d.key, d.values = r.unchanged.digest(m)
+			if v, ok := batch[d.key]; (ok && v == d.values) || (!ok && r.unchanged.seen(d.key, d.values)) {
+				skipped++
+				continue
+			}
+		}
 		line, err := r.serializer.Serialize(m)
 		if err != nil {
 			refused = append(refused, refusal{reason: "unserializable", detail: err.Error(), m: m})
 			continue
+		}
+		if r.unchanged != nil {
+			if batch == nil {
+				batch = make(map[uint64]uint64, len(metrics))
+			}
+			batch[d.key] = d.values
+			spooled = append(spooled, d)
 		}
 		buf.Write(line)
 		t := m.Time().UnixNano()
@@ -313,25 +354,36 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 		}
 		n++
 	}
-	if n == 0 {
-		r.record(refused)
-		return nil
+	if n > 0 {
+		lost, err := r.spool.Append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
+		if lost.Records > 0 {
+			r.droppedPoints.Incr(lost.Records)
+			r.Log.Errorf("Spool full (max_spool_bytes %d, or its filesystem), the oldest records go: %s", r.MaxSpoolBytes, lost)
+			if r.unchanged != nil {
+				r.unchanged.forget() // central may lack what was remembered
+			}
+		}
+		r.updateStats()
+		if errors.Is(err, spool.ErrFull) {
+			return fmt.Errorf("spool %q is full (%v; max_spool_bytes %d, spool_full = %q): keeping the metrics in Telegraf's buffer until the central side catches up", r.SpoolDir, err, r.MaxSpoolBytes, r.SpoolFull)
+		}
+		if err != nil {
+			return fmt.Errorf("writing to spool %q: %w", r.SpoolDir, err)
+		}
 	}
-	lost, err := r.spool.Append(buf.Bytes(), minT, maxT, r.SpoolFull == fullDropOldest)
-	if lost.Records > 0 {
-		r.droppedPoints.Incr(lost.Records)
-		r.Log.Errorf("Spool full (max_spool_bytes %d, or its filesystem), the oldest records go: %s", r.MaxSpoolBytes, lost)
-	}
-	r.updateStats()
-	if errors.Is(err, spool.ErrFull) {
-		return fmt.Errorf("spool %q is full (%v; max_spool_bytes %d, spool_full = %q): keeping the metrics in Telegraf's buffer until the central side catches up", r.SpoolDir, err, r.MaxSpoolBytes, r.SpoolFull)
-	}
-	if err != nil {
-		return fmt.Errorf("writing to spool %q: %w", r.SpoolDir, err)
+	if r.unchanged != nil {
+		for _, d := range spooled {
+			r.unchanged.remember(d.key, d.values)
+		}
+		r.pointsUnchanged.Incr(int64(skipped))
+		r.unchangedRemembered.Set(int64(r.unchanged.size()))
 	}
 	r.record(refused)
 	return nil
 }
+
+// digest is a point's identity and values, as unchanged keeps them.
+type digest struct{ key, values uint64 }
 
 // refusal is a point Write refused, recorded once the Write succeeds.
 type refusal struct {
@@ -385,5 +437,8 @@ func newRollupFwd() *RollupFwd {
 		Fsync:           fsyncBatch,
 		FsyncInterval:   config.Duration(time.Second),
 		MaxRejectBytes:  config.Size(16 << 20),
+
+		SkipUnchanged:       config.Duration(6 * time.Hour),
+		SkipUnchangedPoints: 1000000,
 	}
 }

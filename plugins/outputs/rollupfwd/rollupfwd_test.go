@@ -92,6 +92,8 @@ func TestInit(t *testing.T) {
 		{"segment as large as the spool", func(r *RollupFwd) { r.MaxSpoolBytes = 1 << 20; r.SegmentBytes = 1 << 20 }, `segments at most half the spool`},
 		{"reject file", func(r *RollupFwd) { r.MaxRejectBytes = 10 }, `invalid "max_reject_bytes" value 10`},
 		{"encoding", func(r *RollupFwd) { r.ContentEncoding = "br" }, `invalid "content_encoding" value "br"`},
+		{"skip_unchanged", func(r *RollupFwd) { r.SkipUnchanged = config.Duration(-time.Second) }, `invalid "skip_unchanged" value -1s`},
+		{"skip_unchanged_points", func(r *RollupFwd) { r.SkipUnchangedPoints = 1 }, `invalid "skip_unchanged_points" value 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
