@@ -361,6 +361,12 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 	late := count(d.DB, "telegraf", `SELECT max("late_events") FROM internal_mailrollups`)
 	logf("%6.1fs: done; %d NSQ, %d Postfix and %d Mailgun events, %d latencies; the reconciler rolled up %d late events",
 		time.Since(start).Seconds(), nsqSent, postfixWant, hooks.sent, len(all), late)
+	// What reached the agents' rollupfwd and what it spooled, since each
+	// agent's last start (Kapacitor's rollups and the reconciler's).
+	spooledN := count(d.DB, "telegraf", `SELECT sum("n") FROM (SELECT last("points_spooled") AS "n" FROM internal_rollupfwd GROUP BY "spool_dir")`)
+	unchangedN := count(d.DB, "telegraf", `SELECT sum("n") FROM (SELECT last("points_unchanged") AS "n" FROM internal_rollupfwd GROUP BY "spool_dir")`)
+	logf("%6.1fs: since their last start the agents' rollupfwd spooled %d points and skipped %d unchanged ones (%.1f%% of what reached it)",
+		time.Since(start).Seconds(), spooledN, unchangedN, 100*float64(unchangedN)/float64(max(1, spooledN+unchangedN)))
 }
 
 // logMinutes prints, minute by minute, the raw events, the DC's 1m counts

@@ -76,7 +76,8 @@ type RollupFwd struct {
 	wg                     sync.WaitGroup
 
 	spoolBytes, spoolSegments, droppedPoints selfstat.Stat
-	pointsUnchanged, unchangedRemembered     selfstat.Stat
+	pointsSpooled, pointsUnchanged           selfstat.Stat
+	unchangedRemembered                      selfstat.Stat
 }
 
 const (
@@ -179,6 +180,7 @@ func (r *RollupFwd) Connect() error {
 	r.spoolBytes = selfstat.Register("rollupfwd", "spool_bytes", tags)
 	r.spoolSegments = selfstat.Register("rollupfwd", "spool_segments", tags)
 	r.droppedPoints = selfstat.Register("rollupfwd", "spool_dropped_records", tags)
+	r.pointsSpooled = selfstat.Register("rollupfwd", "points_spooled", tags)
 	r.pointsUnchanged = selfstat.Register("rollupfwd", "points_unchanged", tags)
 	r.unchangedRemembered = selfstat.Register("rollupfwd", "unchanged_remembered", tags)
 
@@ -371,6 +373,7 @@ func (r *RollupFwd) Write(metrics []telegraf.Metric) error {
 			return fmt.Errorf("writing to spool %q: %w", r.SpoolDir, err)
 		}
 	}
+	r.pointsSpooled.Incr(int64(n))
 	if r.unchanged != nil {
 		for _, d := range spooled {
 			r.unchanged.remember(d.key, d.values)
