@@ -411,10 +411,13 @@ and counts, from the latency histograms (mail_latency_hist) of the central
 database, within 1%% of the exact values. RANGE is YYYY-MM (a calendar
 month), YYYY-MM-DD (a day) or FROM..TO (days or RFC 3339 times, TO
 excluded), in --tz. Two ranges are compared side by side with B/A;
---months gives one row per month.
+--months gives one row per month. --by stage reads Postfix's delays by
+stage instead (mail_stage_hist: before_qmgr, in_qmgr, conn_setup,
+transmission): which stage breaks the SLA.
 
 Examples:
   mailtick sla --by dc 2026-11                          # the month's p99 per DC
+  mailtick sla --by dc,stage --dc dc1 2026-11           # where the time goes
   mailtick sla --within 60s --dc dc1 2026-11-02..2026-11-11
   mailtick sla --months 2026-06..2026-11 --format csv   # month by month
   mailtick sla 2026-10-05..2026-10-12 2026-10-19..2026-10-26  # release A vs B
@@ -431,7 +434,7 @@ func (c command) sla(args []string) error {
 	connect := influxFlags(fs, 30*time.Second, "how long to wait for InfluxDB")
 	db := fs.String("db", "mail_central", "central database")
 	rf := addReportFlags(fs, "sla", "time zone of the ranges and of the histograms' days, weeks and months (tasks.toml var tz)")
-	by := fs.String("by", "dc,direction", "split by these tags (dc, direction, customer; empty: one total)")
+	by := fs.String("by", "dc,direction", "split by these tags (dc, direction, customer, stage; empty: one total)")
 	dcs := fs.String("dc", "", "only these DCs (comma-separated)")
 	directions := fs.String("direction", "", "only these directions (comma-separated)")
 	within := fs.String("within", "", "SLA thresholds: the share of messages within each (comma-separated durations, e.g. 60s,5m)")

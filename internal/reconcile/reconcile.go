@@ -24,6 +24,7 @@ package reconcile
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -120,6 +121,35 @@ var countRollups = []struct {
 	{"mail_deliv", []string{"dc", "direction", "customer", "sender_domain", "event", "reason", "rcpt_provider"}},
 }
 
+// histRollups are the histograms (tickscripts/mail_latency_hist.tick),
+// each with the raw fields it counts: mail_latency_hist the latencies,
+// mail_stage_hist Postfix's delays by stage (tag stage), as tasks.toml's
+// mail_stage_hist_1m gives the UDF in its var stages.
+var histRollups = []struct {
+	name   string
+	stages []stage
+}{
+	{"mail_latency_hist", []stage{{"", "latency_ms"}}},
+	{"mail_stage_hist", []stage{
+		{"before_qmgr", "delay_before_qmgr_ms"}, {"in_qmgr", "delay_in_qmgr_ms"},
+		{"conn_setup", "delay_conn_setup_ms"}, {"transmission", "delay_transmission_ms"},
+	}},
+}
+
+// stage is a histogram's raw field and its stage tag ("": untagged).
+type stage struct{ name, field string }
+
+// histFields are the raw fields of every histogram, in histRollups' order.
+func histFields() []string {
+	var fs []string
+	for _, h := range histRollups {
+		for _, st := range h.stages {
+			fs = append(fs, st.field)
+		}
+	}
+	return fs
+}
+
 // The rollups above the minute, each from the level below.
 type level struct {
 	name    string // measurement
@@ -134,12 +164,12 @@ func (r *Reconciler) levels() []level {
 	for _, c := range countRollups {
 		ls = append(ls, level{name: c.name, level: latency.Hour, loc: time.UTC}, level{name: c.name, level: latency.Day, loc: time.UTC})
 	}
-	return append(ls, []level{
-		{name: "mail_latency_hist", level: latency.Hour, loc: r.opt.Loc, integer: true, tz: true},
-		{name: "mail_latency_hist", level: latency.Day, loc: r.opt.Loc, integer: true, tz: true},
-		{name: "mail_latency_hist", level: latency.Week, loc: r.opt.Loc, integer: true, tz: true},
-		{name: "mail_latency_hist", level: latency.Month, loc: r.opt.Loc, integer: true, tz: true},
-	}...)
+	for _, h := range histRollups {
+		for _, l := range []latency.Level{latency.Hour, latency.Day, latency.Week, latency.Month} {
+			ls = append(ls, level{name: h.name, level: l, loc: r.opt.Loc, integer: true, tz: true})
+		}
+	}
+	return ls
 }
 
 // Cycle compares every window whose end passed one of the ages between
@@ -203,8 +233,10 @@ func (r *Reconciler) resend(from, to time.Time, done map[string]map[int64]bool) 
 				return err
 			}
 		}
-		if err := r.resendLocal("mail_latency_hist", "1m", true, true, lo, hi, done["1m"]); err != nil {
-			return err
+		for _, h := range histRollups {
+			if err := r.resendLocal(h.name, "1m", true, true, lo, hi, done["1m"]); err != nil {
+				return err
+			}
 		}
 		lat, err := r.query(r.opt.RawDB, latencyQuery(r.opt.RawDB, r.between(lo, hi)))
 		if err != nil {
@@ -352,15 +384,32 @@ func (r *Reconciler) checkMinutes(minutes []time.Time, force bool) ([]time.Time,
 	for _, run := range runs(minutes, nextMinute, 1440) {
 		r.stats.WindowsChecked += int64(run[1].Sub(run[0]) / time.Minute)
 		where := r.between(run[0], run[1])
-		raw, err := r.query(r.opt.RawDB, `SELECT count("events") AS "events", count("latency_ms") AS "latencies" FROM "`+r.opt.RawDB+`"."autogen"."mail_event" WHERE `+where+` GROUP BY time(1m), "dc" fill(none)`)
+		counts := []string{`count("events")`}
+		for _, f := range histFields() {
+			counts = append(counts, `count(`+strconv.Quote(f)+`)`)
+		}
+		raw, err := r.query(r.opt.RawDB, `SELECT `+strings.Join(counts, ", ")+` FROM "`+r.opt.RawDB+`"."autogen"."mail_event" WHERE `+where+` GROUP BY time(1m), "dc" fill(none)`)
 		if err != nil {
 			return nil, err
 		}
-		rawEvents, rawLat := sums(raw, 1), sums(raw, 2)
+		// What each histogram must hold: its fields' counts.
+		rawEvents, rawHist, col := sums(raw, 1), make([]map[dcKey]int64, len(histRollups)), 2
+		for i, h := range histRollups {
+			rawHist[i] = map[dcKey]int64{}
+			for range h.stages {
+				for k, n := range sums(raw, col) {
+					rawHist[i][k] += n
+				}
+				col++
+			}
+		}
 		bad := map[int64]bool{}
 		for k, n := range rawEvents {
-			r.stats.PointsRead += n + rawLat[k]
-			weight[k.start] += n + rawLat[k]
+			for _, h := range rawHist {
+				n += h[k]
+			}
+			r.stats.PointsRead += n
+			weight[k.start] += n
 			if force {
 				bad[k.start] = true
 			}
@@ -386,14 +435,21 @@ func (r *Reconciler) checkMinutes(minutes []time.Time, force bool) ([]time.Time,
 					}
 				}
 			}
-			hist, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."mail_latency_hist" WHERE "window" = '1m' AND "tz" = '`+r.opt.Loc.String()+`' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
-			if err != nil {
-				return nil, err
-			}
-			histed := sums(hist, 1)
-			for k, n := range rawLat {
-				if histed[k] != n {
-					bad[k.start] = true
+			for i, h := range histRollups {
+				hist, err := r.query(r.opt.RollupDB, `SELECT sum("count") FROM "`+r.opt.RollupDB+`"."autogen"."`+h.name+`" WHERE "window" = '1m' AND "tz" = '`+r.opt.Loc.String()+`' AND `+where+` GROUP BY time(1m), "dc" fill(none)`)
+				if err != nil {
+					return nil, err
+				}
+				histed := sums(hist, 1)
+				for k, n := range rawHist[i] {
+					if histed[k] != n {
+						bad[k.start] = true
+					}
+				}
+				for k, n := range histed {
+					if n != rawHist[i][k] {
+						bad[k.start] = true
+					}
 				}
 			}
 		}
@@ -420,7 +476,9 @@ func (r *Reconciler) checkMinutes(minutes []time.Time, force bool) ([]time.Time,
 		r.recomputed(c.name, latency.Minute, n)
 	}
 	r.recomputed("mail_latency", latency.Minute, n)
-	r.recomputed("mail_latency_hist", latency.Minute, n)
+	for _, h := range histRollups {
+		r.recomputed(h.name, latency.Minute, n)
+	}
 	return dirty, nil
 }
 
@@ -506,26 +564,41 @@ func (r *Reconciler) recomputeMinutes(from, to time.Time) error {
 	for _, p := range batchPoints("mail_latency", lat) {
 		r.opt.Emit(p)
 	}
-	values, err := r.query(r.opt.RawDB, `SELECT "latency_ms" FROM `+raw+` WHERE `+where+` GROUP BY `+quoteAll(r.opt.GroupBy))
+	values, err := r.query(r.opt.RawDB, `SELECT `+quoteAll(histFields())+` FROM `+raw+` WHERE `+where+` GROUP BY `+quoteAll(r.opt.GroupBy))
 	if err != nil {
 		return err
 	}
-	hist := map[histKey]int64{}
+	hists := make([]map[histKey]int64, len(histRollups))
+	for i := range hists {
+		hists[i] = map[histKey]int64{}
+	}
 	for _, s := range values {
-		tags := tagString(s.Tags)
 		for _, row := range s.Values {
 			t, _ := number(row[0])
-			x, ok := number(row[1])
-			if !ok {
-				continue
-			}
 			start := time.Unix(0, int64(t)).Truncate(time.Minute).UnixNano()
-			hist[histKey{start, tags, latency.Tag(x)}]++
+			col := 1
+			for i, h := range histRollups {
+				for _, st := range h.stages {
+					x, ok := number(row[col])
+					col++
+					if !ok {
+						continue
+					}
+					tags := s.Tags
+					if st.name != "" {
+						tags = maps.Clone(s.Tags)
+						tags["stage"] = st.name
+					}
+					hists[i][histKey{start, tagString(tags), latency.Tag(x)}]++
+				}
+			}
 		}
 	}
-	for _, p := range r.histPoints(hist, latency.Minute) {
-		local = append(local, p)
-		r.opt.Emit(p)
+	for i, h := range histRollups {
+		for _, p := range r.histPoints(h.name, hists[i], latency.Minute) {
+			local = append(local, p)
+			r.opt.Emit(p)
+		}
 	}
 	return r.writeLocal(local)
 }
@@ -536,7 +609,7 @@ type histKey struct {
 	bucket string
 }
 
-func (r *Reconciler) histPoints(hist map[histKey]int64, l latency.Level) []Point {
+func (r *Reconciler) histPoints(name string, hist map[histKey]int64, l latency.Level) []Point {
 	keys := make([]histKey, 0, len(hist))
 	for k := range hist {
 		keys = append(keys, k)
@@ -555,7 +628,7 @@ func (r *Reconciler) histPoints(hist map[histKey]int64, l latency.Level) []Point
 	for _, k := range keys {
 		tags := parseTags(k.tags)
 		tags["bucket"], tags["window"], tags["tz"] = k.bucket, string(l), r.opt.Loc.String()
-		out = append(out, Point{Name: "mail_latency_hist", Tags: tags,
+		out = append(out, Point{Name: name, Tags: tags,
 			Fields: map[string]any{"count": hist[k]}, Time: time.Unix(0, k.start).UTC()})
 	}
 	return out

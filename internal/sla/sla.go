@@ -12,6 +12,7 @@ package sla
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ var Quantiles = []float64{0.5, 0.9, 0.95, 0.99, 0.999}
 type Source struct {
 	Querier     influxq.Querier
 	Database    string // e.g. mail_central
-	Measurement string // default mail_latency_hist
+	Measurement string // default mail_latency_hist, mail_stage_hist with By stage
 	// Location is the zone the tasks' days, weeks and months are in
 	// (their var tz); the histograms carry it as tag tz.
 	Location *time.Location
@@ -36,7 +37,7 @@ type Source struct {
 // Filter selects and groups the histograms.
 type Filter struct {
 	DCs, Directions []string // empty: all
-	By              []string // tags that split the answer (dc, direction); empty: one total
+	By              []string // tags that split the answer (dc, direction, customer, stage); empty: one total
 }
 
 // Result is the answer for one range and group.
@@ -63,8 +64,8 @@ func QuantileName(q float64) string {
 // share of latencies within each threshold.
 func (s Source) Answer(ranges []report.Range, f Filter, within []time.Duration) ([]Result, error) {
 	for _, b := range f.By {
-		if b != "dc" && b != "direction" && b != "customer" {
-			return nil, fmt.Errorf("invalid --by %q: want dc, direction or customer", b)
+		if b != "dc" && b != "direction" && b != "customer" && b != "stage" {
+			return nil, fmt.Errorf("invalid --by %q: want dc, direction, customer or stage", b)
 		}
 	}
 	var out []Result
@@ -102,7 +103,13 @@ func (s Source) Histograms(from, to time.Time, f Filter) (map[string]*latency.Hi
 		loc = time.UTC
 	}
 	m := s.Measurement
-	if m == "" {
+	switch {
+	case m != "":
+	case slices.Contains(f.By, "stage"):
+		// Where the time goes: Postfix's delays by stage
+		// (tasks.toml's mail_stage_hist tasks), apart from the totals.
+		m = "mail_stage_hist"
+	default:
 		m = "mail_latency_hist"
 	}
 	where := influxq.AnyOf("dc", f.DCs) + influxq.AnyOf("direction", f.Directions)

@@ -55,26 +55,25 @@ type stopper interface{ Stop(time.Duration) error }
 // (AgentEnv), its check ages as shipped.
 func Overrides(dir, minuteEvery string) []tasks.Override {
 	logs := filepath.Join(dir, "kapacitor")
-	return []tasks.Override{
-		{Task: "mail_counts_1m", Var: "every", Value: minuteEvery},
-		{Task: "mail_counts_1h", Var: "every", Value: "2s"},
-		{Task: "mail_counts_1d", Var: "every", Value: "2s"},
-		{Task: "mail_deliv_1m", Var: "every", Value: minuteEvery},
-		{Task: "mail_deliv_1h", Var: "every", Value: "2s"},
-		{Task: "mail_deliv_1d", Var: "every", Value: "2s"},
-		{Task: "mail_latency_1m", Var: "every", Value: minuteEvery},
-		{Task: "mail_latency_hist_1m", Var: "every", Value: minuteEvery},
-		{Task: "mail_latency_hist_1h", Var: "every", Value: "2s"},
-		{Task: "mail_latency_hist_1d", Var: "every", Value: "2s"},
-		{Task: "mail_latency_hist_1w", Var: "every", Value: "2s"},
-		{Task: "mail_latency_hist_1mo", Var: "every", Value: "2s"},
-		{Task: "mail_volume_check", Var: "log_path", Value: filepath.Join(logs, "mail_volume.log")},
-		{Task: "mail_spam", Var: "log_path", Value: filepath.Join(logs, "mail_spam.log")},
-		{Task: "mail_deliverability_sending", Var: "every", Value: "2s"},
-		{Task: "mail_deliverability_sending", Var: "log_path", Value: filepath.Join(logs, "mail_deliverability.log")},
-		{Task: "mail_deliverability_gmail", Var: "every", Value: "2s"},
-		{Task: "mail_deliverability_gmail", Var: "log_path", Value: filepath.Join(logs, "mail_deliverability.log")},
+	var o []tasks.Override
+	for _, rollup := range []string{"mail_counts", "mail_deliv", "mail_latency", "mail_latency_hist", "mail_stage_hist"} {
+		o = append(o, tasks.Override{Task: rollup + "_1m", Var: "every", Value: minuteEvery})
 	}
+	for _, task := range []string{
+		"mail_counts_1h", "mail_counts_1d", "mail_deliv_1h", "mail_deliv_1d",
+		"mail_latency_hist_1h", "mail_latency_hist_1d", "mail_latency_hist_1w", "mail_latency_hist_1mo",
+		"mail_stage_hist_1h", "mail_stage_hist_1d", "mail_stage_hist_1w", "mail_stage_hist_1mo",
+		"mail_deliverability_sending", "mail_deliverability_gmail",
+	} {
+		o = append(o, tasks.Override{Task: task, Var: "every", Value: "2s"})
+	}
+	for task, log := range map[string]string{
+		"mail_volume_check": "mail_volume.log", "mail_spam": "mail_spam.log",
+		"mail_deliverability_sending": "mail_deliverability.log", "mail_deliverability_gmail": "mail_deliverability.log",
+	} {
+		o = append(o, tasks.Override{Task: task, Var: "log_path", Value: filepath.Join(logs, log)})
+	}
+	return o
 }
 
 // ReconcileInterval is the agent's reconciler schedule in a local DC

@@ -9,8 +9,9 @@
 // [udf.functions.mail_latency_hist]), one process per task, on stdin/stdout.
 //
 // A batch is either raw events (option field, e.g. latency_ms: each point
-// counts one in its bucket) or, without field, counts of the level below
-// (bucket and count: each point adds its count). Windows that start before the batch's query
+// counts one in its bucket; or option stages, one histogram per stage,
+// tagged stage) or, without either, counts of the level below (bucket and
+// count: each point adds its count). Windows that start before the batch's query
 // period are left out: the query saw only part of them, and their whole
 // count is already written. The window that is still open is written as
 // far as it goes, and again, larger, on the next run.
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/influxdata/kapacitor/udf/agent"
@@ -36,6 +38,7 @@ type Handler struct {
 	loc    *time.Location
 	period time.Duration
 	field  string // "": the points are counts of the level below
+	stages []stage // instead of field: a histogram per stage
 
 	begin   *agent.BeginBatch
 	counts  map[key]int64
@@ -45,8 +48,14 @@ type Handler struct {
 
 type key struct {
 	start  int64
+	stage  string
 	bucket string
 }
+
+// stage is one part of a latency (Postfix's delays=a/b/c/d: before the
+// queue manager, in the queue, connection setup, transmission) and the
+// field that holds it.
+type stage struct{ name, field string }
 
 // Options: what a TICKscript may give @mail_latency_hist().
 var options = map[string]*agent.OptionInfo{
@@ -54,6 +63,7 @@ var options = map[string]*agent.OptionInfo{
 	"tz":     {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
 	"period": {ValueTypes: []agent.ValueType{agent.ValueType_DURATION}},
 	"field":  {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
+	"stages": {ValueTypes: []agent.ValueType{agent.ValueType_STRING}},
 }
 
 // New is a Handler answering on out and logging to log (Kapacitor logs
@@ -90,7 +100,19 @@ func (h *Handler) init(opts []*agent.Option) error {
 			h.period = time.Duration(v.(*agent.OptionValue_DurationValue).DurationValue)
 		case "field":
 			h.field = v.(*agent.OptionValue_StringValue).StringValue
+		case "stages":
+			spec := v.(*agent.OptionValue_StringValue).StringValue
+			for _, kv := range strings.Fields(spec) {
+				name, field, ok := strings.Cut(kv, "=")
+				if !ok || name == "" || field == "" {
+					return fmt.Errorf("mail_latency_hist: invalid stages %q: want space-separated stage=field pairs, e.g. 'in_qmgr=delay_in_qmgr_ms'", spec)
+				}
+				h.stages = append(h.stages, stage{name, field})
+			}
 		}
+	}
+	if h.field != "" && len(h.stages) > 0 {
+		return fmt.Errorf("mail_latency_hist: field %q and stages: give one (with stages, field = '')", h.field)
 	}
 	var err error
 	if h.level, err = latency.ParseLevel(window); err != nil {
@@ -127,13 +149,26 @@ func (h *Handler) Point(p *agent.Point) error {
 		return errors.New("mail_latency_hist: a point outside a batch: use it after a batch query")
 	}
 	start := h.level.Start(time.Unix(0, p.Time), h.loc).UnixNano()
+	if len(h.stages) > 0 {
+		counted := false
+		for _, st := range h.stages {
+			if x, ok := number(p, st.field); ok {
+				h.counts[key{start, st.name, latency.Tag(x)}]++
+				counted = true
+			}
+		}
+		if !counted {
+			h.skipped++
+		}
+		return nil
+	}
 	if h.field != "" {
 		x, ok := number(p, h.field)
 		if !ok {
 			h.skipped++
 			return nil
 		}
-		h.counts[key{start, latency.Tag(x)}]++
+		h.counts[key{start, "", latency.Tag(x)}]++
 		return nil
 	}
 	// The bucket is a tag of the point's series: a column of the query
@@ -147,13 +182,20 @@ func (h *Handler) Point(p *agent.Point) error {
 		h.skipped++
 		return nil
 	}
-	h.counts[key{start, bucket}] += int64(n)
+	h.counts[key{start, "", bucket}] += int64(n)
 	return nil
 }
 
 func (h *Handler) valueName() string {
 	if h.field != "" {
 		return h.field
+	}
+	if len(h.stages) > 0 {
+		var fields []string
+		for _, st := range h.stages {
+			fields = append(fields, st.field)
+		}
+		return strings.Join(fields, ", ")
 	}
 	return "count"
 }
@@ -185,6 +227,9 @@ func (h *Handler) EndBatch(end *agent.EndBatch) error {
 		if keys[i].start != keys[j].start {
 			return keys[i].start < keys[j].start
 		}
+		if keys[i].stage != keys[j].stage {
+			return keys[i].stage < keys[j].stage
+		}
 		return keys[i].bucket < keys[j].bucket
 	})
 	for _, k := range keys {
@@ -200,6 +245,10 @@ func (h *Handler) EndBatch(end *agent.EndBatch) error {
 		// range by against.
 		tags["bucket"], tags["window"], tags["tz"] = k.bucket, string(h.level), h.loc.String()
 		dims = append(dims, "bucket", "tz", "window")
+		if k.stage != "" {
+			tags["stage"] = k.stage
+			dims = append(dims, "stage")
+		}
 		sort.Strings(dims)
 		h.out <- &agent.Response{Message: &agent.Response_Point{Point: &agent.Point{
 			Time:       k.start,

@@ -88,6 +88,31 @@ func TestRawToMinutes(t *testing.T) {
 	require.Contains(t, log, `skipped 1 points`)
 }
 
+// TestStages: with stages, each stage's field gets a histogram of its
+// own, tagged stage; a point counts in every stage it has a number for,
+// and is skipped only when it has none.
+func TestStages(t *testing.T) {
+	opts := []*agent.Option{option("window", "1m"), option("period", 5*time.Minute), option("field", ""),
+		option("stages", "in_qmgr=delay_in_qmgr_ms  transmission=delay_transmission_ms")}
+	got, log := run(t, opts, map[string]string{"dc": "dc1", "direction": "outbound"}, at("2026-11-23T10:03:00Z"), []*agent.Point{
+		{Time: at("2026-11-23T10:00:10Z").UnixNano(), FieldsDouble: map[string]float64{"delay_in_qmgr_ms": 100, "delay_transmission_ms": 250, "latency_ms": 999}},
+		{Time: at("2026-11-23T10:00:20Z").UnixNano(), FieldsDouble: map[string]float64{"delay_in_qmgr_ms": 100}},
+		{Time: at("2026-11-23T10:00:30Z").UnixNano(), FieldsDouble: map[string]float64{"latency_ms": 5}},
+	})
+	type row struct {
+		stage, bucket string
+		n             int64
+	}
+	var rows []row
+	for _, p := range got {
+		require.Equal(t, at("2026-11-23T10:00:00Z").UnixNano(), p.Time)
+		require.Contains(t, p.Dimensions, "stage")
+		rows = append(rows, row{p.Tags["stage"], p.Tags["bucket"], p.FieldsInt["count"]})
+	}
+	require.Equal(t, []row{{"in_qmgr", latency.Tag(100), 2}, {"transmission", latency.Tag(250), 1}}, rows)
+	require.Contains(t, log, `skipped 1 points of batch "g" without a number in "delay_in_qmgr_ms, delay_transmission_ms"`)
+}
+
 // TestCountsToMonths: counts of days add up per calendar month of the
 // zone, the bucket read from the query's column.
 func TestCountsToMonths(t *testing.T) {
@@ -121,6 +146,8 @@ func TestInit(t *testing.T) {
 		{"unknown window", []*agent.Option{option("window", "2d"), option("period", time.Hour)}, `invalid window "2d"`},
 		{"unknown zone", []*agent.Option{option("window", "1d"), option("tz", "Mars/Olympus"), option("period", time.Hour)}, `invalid tz "Mars/Olympus"`},
 		{"no period", []*agent.Option{option("window", "1h")}, `invalid period 0s`},
+		{"bad stages", []*agent.Option{option("window", "1m"), option("period", time.Hour), option("stages", "in_qmgr")}, `invalid stages "in_qmgr": want space-separated stage=field pairs`},
+		{"field and stages", []*agent.Option{option("window", "1m"), option("period", time.Hour), option("field", "latency_ms"), option("stages", "a=b")}, `field "latency_ms" and stages: give one`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
