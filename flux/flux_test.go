@@ -88,9 +88,10 @@ func TestFluxRollupsIntegration(t *testing.T) {
 	events := stacktest.SeedEvents(t, db, "mail", 8, 2000)
 
 	params := "bucket = \"mail/autogen\"\nwindow = 1m\nwindow_name = \"1m\"\nperiod = 1h\n"
+	countsParams := params + "measurement = \"mail_counts\"\nby = [\"dc\", \"direction\", \"event\", \"customer\"]\n"
 
 	t.Run("mail_counts", func(t *testing.T) {
-		rows := runFlux(t, db, queryOf(t, "mail_counts.flux", params))
+		rows := runFlux(t, db, queryOf(t, "mail_counts.flux", countsParams))
 		require.NotEmpty(t, rows)
 		total := 0
 		for _, r := range rows {
@@ -117,6 +118,38 @@ func TestFluxRollupsIntegration(t *testing.T) {
 			got[fmt.Sprintf("%s %d %s", r["direction"], tm.UnixNano(), r["_field"])] = strconv.FormatFloat(v, 'f', 6, 64)
 		}
 		require.Equal(t, want, got)
+	})
+
+	// Last: it adds events. mail_deliv is mail_counts.flux by more tags,
+	// those processors.mailclassify gives the raw events.
+	t.Run("mail_deliv", func(t *testing.T) {
+		var lines strings.Builder
+		want := map[string]int{}
+		at := time.Now().Add(-30 * time.Minute).Truncate(time.Minute)
+		for i := range 60 {
+			reason := []string{"userunknown", "mailboxfull", "blocked"}[i%3]
+			provider := []string{"gmail", "microsoft"}[i%2]
+			fmt.Fprintf(&lines, "mail_event,dc=dc9,direction=outbound,customer=c1,sender_domain=shop.example,event=bounced,reason=%s,rcpt_provider=%s events=1i %d\n",
+				reason, provider, at.Add(time.Duration(i)*time.Second).UnixNano())
+			want[reason+" "+provider]++
+		}
+		require.NoError(t, db.Write("mail", lines.String()))
+		rows := runFlux(t, db, queryOf(t, "mail_counts.flux", params+`measurement = "mail_deliv"
+by = ["dc", "direction", "customer", "sender_domain", "event", "reason", "rcpt_provider"]
+`))
+		got, total := map[string]int{}, 0
+		for _, r := range rows {
+			require.Equal(t, "mail_deliv", r["_measurement"])
+			n, err := strconv.Atoi(r["_value"])
+			require.NoError(t, err)
+			total += n
+			if r["dc"] == "dc9" {
+				require.Equal(t, "shop.example", r["sender_domain"])
+				got[r["reason"]+" "+r["rcpt_provider"]] += n
+			}
+		}
+		require.Equal(t, want, got, "by reason and provider")
+		require.Equal(t, len(events)+60, total, "the counts add up to every event")
 	})
 }
 
