@@ -319,6 +319,26 @@ func TestWeekInTheLifeIntegration(t *testing.T) {
 		}
 		logf("%6.1fs: central %s counts and deliverability counts = raw = %v", time.Since(start).Seconds(), w, raw)
 	}
+	// Why the mail through Postfix did not arrive, as
+	// processors.mailclassify tagged the log's events: the next hop's
+	// "550 5.1.1 ... User unknown" and Postfix's own "554 5.7.1 ... no
+	// such user here" (before and after a queue id) are both userunknown
+	// in Sisimai's taxonomy; no other non-delivery lacks a reason.
+	series, err := d.DB.Query("mail", `SELECT count("events") FROM mail_event WHERE "customer" = '' AND "event" != 'delivered' AND `+before+` GROUP BY "event", "reason"`)
+	require.NoError(t, err)
+	reasons := map[string]int64{}
+	for _, s := range series {
+		n, _ := s.Values[0][1].(json.Number).Int64()
+		require.NotEmpty(t, s.Tags["reason"], "%d Postfix %s events without a reason", n, s.Tags["event"])
+		if e := s.Tags["event"]; e == "bounced" || e == "rejected" {
+			require.Equal(t, "userunknown", s.Tags["reason"], "%d Postfix %s events", n, e)
+		}
+		reasons[s.Tags["event"]+" "+s.Tags["reason"]] += n
+	}
+	require.Positive(t, reasons["bounced userunknown"])
+	require.Positive(t, reasons["rejected userunknown"])
+	logf("%6.1fs: the Postfix log's non-deliveries by event and reason: %v", time.Since(start).Seconds(), reasons)
+
 	// mailtick sla counts every latency, and its quantiles are the exact
 	// ones within the histograms' relative error; so does `--by stage`,
 	// for each of Postfix's delays.
