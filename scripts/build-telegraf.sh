@@ -27,7 +27,7 @@ UNAVAILABLE=(
 STOCK_PLUGINS=(
   inputs.nsq_consumer inputs.internal inputs.influxdb_listener
   inputs.http_listener_v2 inputs.tail inputs.syslog
-  inputs.kafka_consumer inputs.file inputs.exec
+  inputs.kafka_consumer inputs.file inputs.exec inputs.postfix
   processors.clone processors.rename processors.converter processors.override
   processors.enum processors.strings
   aggregators.basicstats aggregators.quantile aggregators.merge

@@ -38,7 +38,7 @@ maillog_file_prefixes = %[1]s
 relayhost = [127.0.0.1]:%[2]d
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_recipient_restrictions = check_recipient_access inline:{ {reject-me@example.net=REJECT no such user here} }, permit_mynetworks, reject
+smtpd_recipient_restrictions = check_recipient_access inline:{ {reject-me@example.net=REJECT no such user here}, {hold-me@example.net=HOLD held for review} }, permit_mynetworks, reject
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
 alias_maps =
@@ -131,6 +131,9 @@ func masterCF(debian string, port int) string {
 
 // Stop stops Postfix and waits for its master process to exit; stopping a
 // stopped Postfix does nothing.
+// ConfDir is its configuration folder (postfix -c, postqueue -c).
+func (p *Postfix) ConfDir() string { return p.conf }
+
 func (p *Postfix) Stop() error {
 	pid := p.masterPid()
 	if pid == 0 {
