@@ -12,8 +12,10 @@ import (
 var (
 	eximID   = regexp.MustCompile(`^[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}$`)
 	eximHost = regexp.MustCompile(`H=(?:([^\s(]\S*) )?(?:\(([^)]*)\) )?\[([0-9A-Fa-f:.]+)\]`)
-	eximRcpt = regexp.MustCompile(`rejected RCPT <([^>]*)>`)
-	eximFrom = regexp.MustCompile(`F=<([^>]*)>`)
+	// With or without angle brackets: "F=<a@b> rejected RCPT <c@d>: …",
+	// and as some configurations log them, "F=a@b rejected RCPT c@d: …".
+	eximRcpt = regexp.MustCompile(`rejected RCPT (?:<([^>]*)>|([^\s<>]+?))(?::\s|:?$)`)
+	eximFrom = regexp.MustCompile(`F=(?:<([^>]*)>|([^\s<>]+))`)
 )
 
 // isExim tells whether a line starts as Exim's main log does.
@@ -60,9 +62,9 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 	if !eximID.MatchString(id) {
 		// No message yet: "H=… F=<s> rejected RCPT <r>: reason"
 		if m := eximRcpt.FindStringSubmatch(rest); m != nil {
-			ev.Event, ev.Direction, ev.Recipient = "rejected", "inbound", m[1]
+			ev.Event, ev.Direction, ev.Recipient = "rejected", "inbound", m[1]+m[2]
 			if f := eximFrom.FindStringSubmatch(rest); f != nil {
-				ev.Sender = f[1]
+				ev.Sender = f[1] + f[2]
 			}
 			if h := eximHost.FindStringSubmatch(rest); h != nil {
 				ev.Helo, ev.ClientIP = h[2], h[3]
@@ -71,6 +73,10 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 				ev.Response = reason
 			}
 			return []Event{ev}, ""
+		}
+		if strings.Contains(rest, "rejected RCPT") { // a shape this reader does not know: counted, not dropped unseen
+			c.Unknown[ReasonUnknownLine]++
+			return nil, ReasonUnknownLine
 		}
 		return nil, ""
 	}
@@ -110,7 +116,7 @@ func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
 		if strings.Contains(after, "rejected") {
 			ev.Event, ev.Direction = "rejected", "inbound"
 			if f := eximFrom.FindStringSubmatch(after); f != nil {
-				ev.Sender = f[1]
+				ev.Sender = f[1] + f[2]
 			}
 			if _, reason, found := strings.Cut(after, ": "); found {
 				ev.Response = reason

@@ -467,6 +467,37 @@ func TestEximArrivalAndTimes(t *testing.T) {
 	require.Zero(t, c.Open(), "Completed forgets the message")
 }
 
+// TestEximRejectDialects: a recipient reject is one rejected event with
+// its sender, recipient, client and reason, whether the addresses have
+// angle brackets (Exim's default) or not (as some configurations log
+// them); a null sender is empty. A reject of a shape the reader does not
+// know is counted, never dropped unseen.
+func TestEximRejectDialects(t *testing.T) {
+	for _, tt := range []struct{ line, sender, rcpt, response string }{
+		{"2026-11-23 16:30:02 H=mail.example.org [198.51.100.7] F=<user@example.org> rejected RCPT <rcpt@example.net>: relay not permitted",
+			"user@example.org", "rcpt@example.net", "relay not permitted"},
+		{"2026-11-23 16:30:02 H=mail.example.org [198.51.100.7] F=user@example.org rejected RCPT rcpt@example.net: relay not permitted",
+			"user@example.org", "rcpt@example.net", "relay not permitted"},
+		{"2026-11-23 16:30:02 H=(helo.example) [198.51.100.7] F=<> rejected RCPT postmaster@example.net: Unrouteable address",
+			"", "postmaster@example.net", "Unrouteable address"},
+	} {
+		c := NewCorrelator(Options{})
+		evs, reason := c.Line(tt.line, now, time.UTC)
+		require.Empty(t, reason, tt.line)
+		require.Len(t, evs, 1, tt.line)
+		require.Equal(t, "rejected", evs[0].Event)
+		require.Equal(t, tt.sender, evs[0].Sender, tt.line)
+		require.Equal(t, tt.rcpt, evs[0].Recipient, tt.line)
+		require.Equal(t, "198.51.100.7", evs[0].ClientIP)
+		require.Equal(t, tt.response, evs[0].Response)
+	}
+	c := NewCorrelator(Options{})
+	evs, reason := c.Line("2026-11-23 16:30:02 H=mail.example.org [198.51.100.7] rejected RCPT", now, time.UTC)
+	require.Empty(t, evs)
+	require.Equal(t, ReasonUnknownLine, reason)
+	require.Equal(t, 1, c.Unknown[ReasonUnknownLine])
+}
+
 func TestEximDuration(t *testing.T) {
 	for in, want := range map[string]float64{"1s": 1000, "2m3s": 123000, "1d2h": 93600000, "0.123s": 123, "1w": 604800000} {
 		got, ok := eximDuration(in)
