@@ -37,7 +37,7 @@ type Handler struct {
 	level  latency.Level
 	loc    *time.Location
 	period time.Duration
-	field  string // "": the points are counts of the level below
+	field  string  // "": the points are counts of the level below
 	stages []stage // instead of field: a histogram per stage
 
 	begin   *agent.BeginBatch
