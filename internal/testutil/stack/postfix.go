@@ -180,6 +180,15 @@ func (p *Postfix) Reload() error {
 	return nil
 }
 
+// Set changes main.cf settings ("name=value", postconf -e) and reloads.
+func (p *Postfix) Set(settings ...string) error {
+	out, err := exec.Command("postconf", append([]string{"-c", p.conf, "-e"}, settings...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("postconf -e %v: %v: %s", settings, err, out)
+	}
+	return p.Reload()
+}
+
 // Flush asks Postfix to retry its deferred mail now.
 func (p *Postfix) Flush() error {
 	out, err := exec.Command("postqueue", "-c", p.conf, "-f").CombinedOutput()

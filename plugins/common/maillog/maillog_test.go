@@ -120,25 +120,30 @@ func TestRealPostfixLog(t *testing.T) {
 
 // TestPublicPostfixSamples reads 128 messages of real servers (see
 // testdata/SOURCES.md): no line is refused, and each event is what the
-// line says.
+// line says. The same under the syslog names of the field: a second
+// instance (multi_instance_name "postfix-mx", as postmulti names them) and
+// a master.cf service with its own syslog_name ("postfix/submission/smtpd").
 func TestPublicPostfixSamples(t *testing.T) {
-	c := NewCorrelator(Options{})
-	counts := map[string]int{}
-	byLine := map[string][]Event{}
-	for _, row := range readLines(t, "testdata/postfix-grok-patterns.tsv") {
-		if strings.HasPrefix(row, "#") {
-			continue
+	var byLine map[string][]Event
+	for _, prefix := range []string{"postfix/", "postfix-mx/", "postfix/submission/"} {
+		c := NewCorrelator(Options{})
+		counts := map[string]int{}
+		byLine = map[string][]Event{}
+		for _, row := range readLines(t, "testdata/postfix-grok-patterns.tsv") {
+			if strings.HasPrefix(row, "#") {
+				continue
+			}
+			d, msg, ok := strings.Cut(row, "\t")
+			require.True(t, ok, row)
+			evs, reason := c.Line("Nov 23 16:00:00 mx1 "+prefix+d+"[1]: "+msg, now, time.UTC)
+			require.Empty(t, reason, row)
+			for _, e := range evs {
+				counts[e.Event]++
+			}
+			byLine[msg] = evs
 		}
-		d, msg, ok := strings.Cut(row, "\t")
-		require.True(t, ok, row)
-		evs, reason := c.Line("Nov 23 16:00:00 mx1 postfix/"+d+"[1]: "+msg, now, time.UTC)
-		require.Empty(t, reason, row)
-		for _, e := range evs {
-			counts[e.Event]++
-		}
-		byLine[msg] = evs
+		require.Equal(t, map[string]int{"accepted": 1, "delivered": 8, "deferred": 2, "bounced": 4, "expired": 2, "rejected": 12}, counts, prefix)
 	}
-	require.Equal(t, map[string]int{"accepted": 1, "delivered": 8, "deferred": 2, "bounced": 4, "expired": 2, "rejected": 12}, counts)
 
 	one := func(prefix string) Event {
 		for msg, evs := range byLine {

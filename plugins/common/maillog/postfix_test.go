@@ -22,11 +22,21 @@ import (
 // client, size and message-id; a recipient Postfix itself refuses is one
 // rejected event; the bounce Postfix sends the sender is an event of its
 // own. Nothing in the log is left unread.
+// The same with enable_long_queue_ids = yes (Postfix 2.9 and later): the
+// queue ids are long, and correlate as the short ones do.
 func TestRealPostfixIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
+	t.Run("short queue ids", func(t *testing.T) { realPostfix(t, false) })
+	t.Run("long queue ids", func(t *testing.T) { realPostfix(t, true) })
+}
+
+func realPostfix(t *testing.T, long bool) {
 	pf, sk := stacktest.Postfix(t)
+	if long {
+		require.NoError(t, pf.Set("enable_long_queue_ids=yes"))
+	}
 
 	send := func(from string, to []string, id string) error {
 		body := fmt.Sprintf("From: <%s>\r\nSubject: mailtick test\r\nMessage-ID: <%s>\r\n\r\nhello\r\n", from, id)
@@ -75,6 +85,9 @@ func TestRealPostfixIntegration(t *testing.T) {
 		require.Equal(t, "outbound", ev.Direction, r)
 		require.Equal(t, 1, ev.Attempt, r)
 		require.NotEmpty(t, ev.QueueID, r)
+		if long { // e.g. 4Bq2Ky6ZXYz9sZM: more than the short ids' 12 hex digits
+			require.Greater(t, len(ev.QueueID), 12, "%s: queue id %s", r, ev.QueueID)
+		}
 		require.Equal(t, "mx1", ev.Host, r)
 		require.True(t, ev.HasDelays, r)
 		require.GreaterOrEqual(t, ev.LatencyMS, 0.0, r)
@@ -99,7 +112,7 @@ func TestRealPostfixIntegration(t *testing.T) {
 	require.Zero(t, c.Evicted)
 
 	// The log, kept as this run wrote it, is the testdata of the unit test.
-	if os.Getenv("MAILTICK_SAVE_MAILLOG") != "" {
+	if os.Getenv("MAILTICK_SAVE_MAILLOG") != "" && !long {
 		b, _ := os.ReadFile(pf.Maillog)
 		require.NoError(t, os.WriteFile(filepath.Join("testdata", "postfix-3.7.11-debian12.log"), b, 0o644))
 	}
