@@ -76,6 +76,9 @@ func (c command) bench(ctx context.Context, args []string) error {
 	slaDays := fs.Int("sla-days", 3, "days of one DC's traffic for the latency rollups' cost, before and now (0: skip)")
 	slaRate := fs.Float64("sla-rate", 20, "events per second of that traffic")
 	reconcileRates := fs.String("reconcile-rates", "1000,10000", "events per second at which the reconciler's cost is measured (comma-separated; empty: skip)")
+	delivCustomers := fs.Int("deliv-customers", 20000, "customers of the deliverability rollups' cost (mail_deliv series, a month through mailtick deliverability; 0: skip)")
+	delivDomains := fs.Int("deliv-domains", 5000, "their sending domains")
+	delivRate := fs.Int("deliv-rate", 100, "events per second of that DC's day")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
 	if err := cli.Parse(fs, args, c.stdout, c.stderr); err != nil {
 		return err
@@ -103,7 +106,8 @@ func (c command) bench(ctx context.Context, args []string) error {
 		versions = append(versions, v)
 	}
 	all := map[string]any{"settings": map[string]any{
-		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate, "reconcile_rates": rates}}
+		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate, "reconcile_rates": rates,
+		"deliv_customers": *delivCustomers, "deliv_domains": *delivDomains, "deliv_rate": *delivRate}}
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, c.stderr)
 		if err != nil {
@@ -161,6 +165,17 @@ func (c command) bench(ctx context.Context, args []string) error {
 	if len(reconciles) > 0 {
 		bench.PrintReconcile(c.stdout, reconciles)
 		all["reconcile"] = reconciles
+	}
+	if *delivCustomers > 0 {
+		if *delivDomains <= 0 || *delivRate <= 0 {
+			return fmt.Errorf("invalid --deliv-domains %d or --deliv-rate %d: both > 0", *delivDomains, *delivRate)
+		}
+		res, err := bench.DelivCost(ctx, *delivCustomers, *delivDomains, *delivRate, c.stderr)
+		if err != nil {
+			return err
+		}
+		bench.PrintDeliv(c.stdout, res)
+		all["deliv"] = res
 	}
 	if *jsonPath == "" {
 		return nil

@@ -29,7 +29,7 @@ import (
 type Source struct {
 	Querier     influxq.Querier
 	Database    string // e.g. mail_central
-	Measurement string // default mail_deliv
+	Measurement string // default: mail_deliv_dc when no customer or sender_domain is asked for, else mail_deliv
 }
 
 // Filter selects and groups the counts.
@@ -140,12 +140,26 @@ func (r *Result) finish(top int) {
 	}
 }
 
+// measurementFor is the smallest rollup holding the tags f splits and
+// filters by: mail_deliv_dc (no customer, no sender domain: a few
+// thousand series per DC) unless f needs those, then mail_deliv (a series
+// per customer's tag set: read whole, it costs InfluxDB time in
+// proportion; filtered by customer, its index picks that customer's).
+func measurementFor(f Filter) string {
+	for _, tag := range []string{"customer", "sender_domain"} {
+		if slices.Contains(f.By, tag) || len(f.Only[tag]) > 0 {
+			return "mail_deliv"
+		}
+	}
+	return "mail_deliv_dc"
+}
+
 // counts sums the counts of [from, to) by event and reason, per group
 // (the values of f.By joined by NUL).
 func (s Source) counts(from, to time.Time, f Filter) (map[string]*Result, error) {
 	m := s.Measurement
 	if m == "" {
-		m = "mail_deliv"
+		m = measurementFor(f)
 	}
 	where := ""
 	for _, tag := range Groupable {

@@ -99,6 +99,25 @@ func TestDeliverabilityIntegration(t *testing.T) {
 		require.Equal(t, why["onhold"], res.Unclassified)
 	}
 
+	// Without customer or sender domain the answer comes from mail_deliv_dc
+	// (a few series per DC): the same counts.
+	byProvider, err := src.Answer(ranges, deliv.Filter{By: []string{"rcpt_provider"}})
+	require.NoError(t, err)
+	require.Len(t, byProvider, 2*3)
+	for _, res := range byProvider {
+		rg := ranges[0]
+		if res.Range == "cut" {
+			rg = ranges[1]
+		}
+		want := map[string]int64{}
+		for _, e := range events {
+			if !e.t.Before(rg.From) && e.t.Before(rg.To) && e.provider == res.Group["rcpt_provider"] {
+				want[e.event]++
+			}
+		}
+		require.Equal(t, want, res.Events, "%s %v", res.Range, res.Group)
+	}
+
 	var text, csv bytes.Buffer
 	require.NoError(t, deliv.Table(results).WriteText(&text, []string{"customer", "rcpt_provider"}, ranges))
 	require.Contains(t, text.String(), "A: all")

@@ -112,13 +112,15 @@ func New(db DB, opt Options) (*Reconciler, error) {
 // countRollups are the rollups that count events, each with the tags it
 // groups by (its TICKscript's groupBy): mail_counts (tickscripts/
 // mail_counts.tick) and mail_deliv (tickscripts/mail_deliv.tick, by why
-// mail did not arrive and where it went).
+// mail did not arrive and where it went; mail_deliv_dc the same without
+// customer and sender domain).
 var countRollups = []struct {
 	name string
 	by   []string
 }{
 	{"mail_counts", []string{"dc", "direction", "event", "customer"}},
 	{"mail_deliv", []string{"dc", "direction", "customer", "sender_domain", "event", "reason", "rcpt_provider"}},
+	{"mail_deliv_dc", []string{"dc", "direction", "event", "reason", "rcpt_provider"}},
 }
 
 // histRollups are the histograms (tickscripts/mail_latency_hist.tick),

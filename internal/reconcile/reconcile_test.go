@@ -142,6 +142,8 @@ func TestCycleRepairsWhatDiffers(t *testing.T) {
 			{"mail_counts", latency.Day, time.UTC, "events"},
 			{"mail_deliv", latency.Minute, time.UTC, "events"}, {"mail_deliv", latency.Hour, time.UTC, "events"},
 			{"mail_deliv", latency.Day, time.UTC, "events"},
+			{"mail_deliv_dc", latency.Minute, time.UTC, "events"}, {"mail_deliv_dc", latency.Hour, time.UTC, "events"},
+			{"mail_deliv_dc", latency.Day, time.UTC, "events"},
 			{"mail_latency_hist", latency.Minute, loc, "latency_ms"}, {"mail_latency_hist", latency.Hour, loc, "latency_ms"},
 			{"mail_latency_hist", latency.Day, loc, "latency_ms"}, {"mail_latency_hist", latency.Week, loc, "latency_ms"},
 			{"mail_latency_hist", latency.Month, loc, "latency_ms"},
@@ -211,7 +213,7 @@ func TestCycleRepairsWhatDiffers(t *testing.T) {
 // settled.
 func expected(settled time.Time, loc *time.Location, ms ...time.Time) map[string]int64 {
 	out := map[string]int64{}
-	for _, name := range []string{"mail_counts 1m", "mail_deliv 1m", "mail_latency 1m", "mail_latency_hist 1m", "mail_stage_hist 1m"} {
+	for _, name := range []string{"mail_counts 1m", "mail_deliv 1m", "mail_deliv_dc 1m", "mail_latency 1m", "mail_latency_hist 1m", "mail_stage_hist 1m"} {
 		out[name] = int64(len(ms))
 	}
 	for _, l := range []struct {
@@ -221,6 +223,7 @@ func expected(settled time.Time, loc *time.Location, ms ...time.Time) map[string
 	}{
 		{"mail_counts", latency.Hour, time.UTC}, {"mail_counts", latency.Day, time.UTC},
 		{"mail_deliv", latency.Hour, time.UTC}, {"mail_deliv", latency.Day, time.UTC},
+		{"mail_deliv_dc", latency.Hour, time.UTC}, {"mail_deliv_dc", latency.Day, time.UTC},
 		{"mail_latency_hist", latency.Hour, loc}, {"mail_latency_hist", latency.Day, loc},
 		{"mail_latency_hist", latency.Week, loc}, {"mail_latency_hist", latency.Month, loc},
 		{"mail_stage_hist", latency.Hour, loc}, {"mail_stage_hist", latency.Day, loc},

@@ -168,11 +168,11 @@ func integer(m telegraf.Metric, key string) int {
 }
 
 func init() {
-	processors.Add("mailclassify", func() telegraf.Processor { return newMailClassify() })
+	processors.Add("mailclassify", func() telegraf.Processor { return New() })
 }
 
-// newMailClassify is the processor with every default set.
-func newMailClassify() *MailClassify {
+// New is the processor with every default set, as the registry gives it.
+func New() *MailClassify {
 	return &MailClassify{
 		ReasonEvents:    []string{"bounced", "deferred", "rejected", "failed", "expired", "complained"},
 		ReasonTag:       "reason",

@@ -21,7 +21,7 @@ import (
 
 func newClassify(t *testing.T, edit func(*MailClassify)) *MailClassify {
 	t.Helper()
-	c := newMailClassify()
+	c := New()
 	c.Log = testutil.Logger{}
 	if edit != nil {
 		edit(c)
@@ -45,7 +45,7 @@ func TestInitErrorsNameTheOption(t *testing.T) {
 		{func(c *MailClassify) { c.Domains = map[string]string{"corp.example": "Big Corp"} }, `invalid "domains" value "Big Corp" for "corp.example"`},
 		{func(c *MailClassify) { c.Relays = map[string]string{"a b": "corp"} }, `invalid "relays" key "a b"`},
 	} {
-		c := newMailClassify()
+		c := New()
 		tt.edit(c)
 		require.ErrorContains(t, c.Init(), tt.want)
 	}
@@ -210,7 +210,7 @@ func TestProviderTableInREADME(t *testing.T) {
 // BenchmarkMailClassify tags generated events (their mix: two thirds
 // delivered, a fifth failed with a reply) as the agent does, one per op.
 func BenchmarkMailClassify(b *testing.B) {
-	c := newMailClassify()
+	c := New()
 	c.Log = testutil.Logger{}
 	require.NoError(b, c.Init())
 	g, err := gen.New(gen.Config{Seed: 1})
