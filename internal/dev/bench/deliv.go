@@ -39,7 +39,8 @@ type DelivResult struct {
 }
 
 // DelivQuery is one `mailtick deliverability` run over the month: the
-// command, its best wall time of three, and the lines it printed.
+// command, its best wall time of three (of one when it takes over 10 s),
+// and the lines it printed.
 type DelivQuery struct {
 	Args  string
 	Best  time.Duration
@@ -189,9 +190,9 @@ func DelivCost(ctx context.Context, customers, domains, rate int, log io.Writer)
 		{"--by", "rcpt_provider"}, {"--by", ""}, {"--by", "rcpt_provider", "--customer", "c00001"},
 		{"--by", "rcpt_provider", "--customer", "c00500"}, {"--by", "customer"},
 	} {
-		args := append(append([]string{"deliverability", "--url", db.URL, "--db", "mail_central"}, flags...), "2026-11")
-		q := DelivQuery{Args: "mailtick deliverability " + strings.Join(flags, " ") + " 2026-11"}
-		for range 3 {
+		args := append(append([]string{"deliverability", "--url", db.URL, "--db", "mail_central", "--timeout", "30m"}, flags...), "2026-11")
+		q := DelivQuery{Args: strings.Replace("mailtick deliverability "+strings.Join(flags, " ")+" 2026-11", "--by  ", `--by "" `, 1)}
+		for i := 0; i < 3 && q.Best < 10*time.Second; i++ { // a slow one once
 			start := time.Now()
 			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 			if err != nil {
@@ -228,7 +229,7 @@ func PrintDeliv(w io.Writer, r DelivResult) {
 		r.Series, r.PointsPerDay["1m"], r.PointsPerDay["1h"], r.PointsPerDay["1d"], r.DCSeries, r.CountsSeries)
 	fmt.Fprintf(w, "  a month's 1d level in a real InfluxDB %s: %d points, written in %s\n", stack.InfluxDBVersion, r.MonthPoints, r.WriteTime.Round(time.Second))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  command\tbest of 3\tlines printed")
+	fmt.Fprintln(tw, "  command (--timeout 30m)\tbest of 3 (1 over 10 s)\tlines printed")
 	for _, q := range r.Queries {
 		fmt.Fprintf(tw, "  %s\t%s\t%d\n", q.Args, q.Best.Round(time.Millisecond), q.Lines)
 	}
