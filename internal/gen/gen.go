@@ -263,7 +263,10 @@ func (g *Generator) event(tm time.Time) Event {
 	if r.IntN(2) == 0 {
 		direction = "inbound"
 	}
-	senderN := r.IntN(c.Senders)
+	// A customer sends from its own domain, as a platform's customers do:
+	// the sender is one of those at the customer's domain.
+	customer := r.IntN(c.Customers)
+	senderN := r.IntN(max(1, c.Senders/domains))*domains + customer%domains
 	sender := g.address("sender", senderN)
 	recipient := g.address("rcpt", r.IntN(c.Recipients))
 	ip := g.ip(senderN % domains)
@@ -276,7 +279,7 @@ func (g *Generator) event(tm time.Time) Event {
 		Event:        o.event,
 		Direction:    direction,
 		Mailer:       fmt.Sprintf("mx%02d.%s.example.net", r.IntN(c.Mailers)+1, c.DC),
-		Customer:     fmt.Sprintf("c%05d", r.IntN(c.Customers)+1),
+		Customer:     fmt.Sprintf("c%05d", customer+1),
 		MessageID:    fmt.Sprintf("<%016x@mail.example.com>", r.Uint64()),
 		QueueID:      queueID,
 		Sender:       sender,
