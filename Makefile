@@ -25,7 +25,7 @@ servers:
 
 ## setup: what the machine needs for the tests, installed once: Debian's
 ## Chromium (the test that renders the HTML report), Debian's Postfix (the
-## MTA log tests run a real one) and the servers
+## MTA log tests run a real one) and systemd-journal-remote, and the servers
 setup: servers chromium postfix
 
 ## chromium: Debian's Chromium, for the test that renders the HTML report
@@ -34,12 +34,14 @@ chromium:
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -q && $$sudo apt-get install -y -q chromium; }
 
-## postfix: Debian's Postfix; the tests start their own instances on
-## loopback, with their own configuration (the system's is not used)
+## postfix: Debian's Postfix (the tests start their own instances on
+## loopback, with their own configuration: the system's is not used) and
+## systemd-journal-remote (it writes the journal files the journal tests
+## read with journalctl)
 postfix:
-	@[ -x /usr/sbin/postfix ] || { \
+	@[ -x /usr/sbin/postfix ] && [ -x /lib/systemd/systemd-journal-remote ] || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix; }
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix systemd-journal-remote; }
 
 ## test: every test, integration tests against real servers included
 test: setup build

@@ -51,13 +51,13 @@ func eximLine(s string, loc *time.Location) (time.Time, string, bool) {
 }
 
 // exim reads one Exim main log line.
-func (c *Correlator) exim(raw string, loc *time.Location) ([]Event, string) {
+func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string) {
 	t, rest, ok := eximLine(raw, loc)
 	if !ok {
 		c.Unknown[ReasonBadTime]++
 		return nil, ReasonBadTime
 	}
-	ev := Event{Time: t, Host: c.opt.Host, line: raw}
+	ev := Event{Time: t, Host: host, line: raw}
 	id, after, _ := strings.Cut(rest, " ")
 	if !eximID.MatchString(id) {
 		// No message yet: "H=… F=<s> rejected RCPT <r>: reason"

@@ -594,3 +594,62 @@ func TestEveryEventCounted(t *testing.T) {
 	require.Greater(t, events, 20)
 	require.Positive(t, noQueue, "events without a queue id are among them")
 }
+
+// TestEntryReadsAsLine: the journal's entries (time, host, program and
+// message as fields of their own) give the events their lines give: every
+// line of the real Postfix's log and of Exim's test suite, the Exim lines
+// with their own timestamp and without (syslog_timestamp = false), and
+// through syslog (program exim, as rsyslog writes what Exim sends it).
+func TestEntryReadsAsLine(t *testing.T) {
+	type entry struct {
+		at                     time.Time
+		host, program, message string
+	}
+	for _, tt := range []struct {
+		name    string
+		file    string
+		entries func(line string) (entry, bool)
+	}{
+		{"postfix", "testdata/postfix-3.7.11-debian12.log", func(line string) (entry, bool) {
+			l, err := SplitLine(line, now, time.UTC)
+			return entry{l.Time, l.Host, l.Program, l.Message}, err == nil
+		}},
+		{"exim with its timestamp", "testdata/exim-testsuite.log", func(line string) (entry, bool) {
+			at, _, ok := eximLine(line, time.UTC)
+			return entry{at, "exim1", "exim", line}, ok
+		}},
+		{"exim without", "testdata/exim-testsuite.log", func(line string) (entry, bool) {
+			at, rest, ok := eximLine(line, time.UTC)
+			return entry{at, "exim1", "exim", rest}, ok
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lines, entries := NewCorrelator(Options{Host: "exim1"}), NewCorrelator(Options{Host: "other"})
+			n := 0
+			for _, line := range readLines(t, tt.file) {
+				want, wantReason := lines.Line(line, now, time.UTC)
+				e, ok := tt.entries(line)
+				if !ok {
+					continue
+				}
+				got, reason := entries.Entry(e.at, e.host, e.program, e.message)
+				require.Equal(t, wantReason, reason, line)
+				require.Len(t, got, len(want), line)
+				for i := range want {
+					w, g := want[i], got[i]
+					w.line, g.line = "", ""
+					require.Equal(t, w, g, line)
+				}
+				n += len(got)
+			}
+			require.Greater(t, n, 8)
+		})
+	}
+	// Exim through syslog: "host exim[pid]: <its line>".
+	c := NewCorrelator(Options{})
+	evs, reason := c.Line("Nov 23 16:26:55 mx2 exim[812]: 2026-11-23 16:26:55 1vN0aB-000000001Z-0001 <= alice@example.com H=mail.example.org [192.0.2.7] P=esmtp S=2417 id=m1@example.com", now, time.UTC)
+	require.Empty(t, reason)
+	require.Len(t, evs, 1)
+	require.Equal(t, "accepted", evs[0].Event)
+	require.Equal(t, "mx2", evs[0].Host)
+}

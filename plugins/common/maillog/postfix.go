@@ -240,12 +240,7 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 // points of their own, overwritten on a replay.
 func (c *Correlator) LineAt(raw string, now, received time.Time, loc *time.Location) ([]Event, string) {
 	if isExim(raw) {
-		evs, reason := c.exim(raw, loc)
-		if len(evs) > 0 {
-			c.trim(evs[0].Time)
-		}
-		c.direction(evs)
-		return evs, reason
+		return c.eximEntry(raw, c.opt.Host, loc)
 	}
 	l, err := SplitLine(raw, now, loc)
 	if err != nil {
@@ -261,6 +256,46 @@ func (c *Correlator) LineAt(raw string, now, received time.Time, loc *time.Locat
 	}
 	if l.Host == "" {
 		l.Host = c.opt.Host
+	}
+	return c.entry(l, raw)
+}
+
+// Entry reads one entry of a structured log, the systemd journal's: its
+// time (to the microsecond, with its zone), host, program
+// (SYSLOG_IDENTIFIER) and message are fields of their own, so nothing is
+// guessed.
+func (c *Correlator) Entry(at time.Time, host, program, message string) ([]Event, string) {
+	if host == "" {
+		host = c.opt.Host
+	}
+	return c.entry(Line{Time: at, HasTime: true, Host: host, Program: program, Message: message},
+		host+" "+program+": "+message)
+}
+
+// eximEntry reads one line of Exim's main log, of host.
+func (c *Correlator) eximEntry(raw, host string, loc *time.Location) ([]Event, string) {
+	evs, reason := c.exim(raw, host, loc)
+	if len(evs) > 0 {
+		c.trim(evs[0].Time)
+	}
+	c.direction(evs)
+	return evs, reason
+}
+
+// entry reads one line, split (Postfix's, or Exim's through syslog); raw makes the times of its events
+// distinct (eventtime.Fill).
+func (c *Correlator) entry(l Line, raw string) ([]Event, string) {
+	if strings.HasPrefix(l.Program, "exim") {
+		// Exim's main log through syslog or the journal, its lines
+		// with or without their own timestamp (syslog_timestamp): the
+		// entry's time is theirs.
+		rest := l.Message
+		if isExim(rest) {
+			if _, r, ok := eximLine(rest, time.UTC); ok {
+				rest = r
+			}
+		}
+		return c.eximEntry(l.Time.UTC().Format("2006-01-02 15:04:05.999999999 -0700 ")+rest, l.Host, time.UTC)
 	}
 	evs, reason := c.postfix(l, raw)
 	c.trim(l.Time)

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/selfstat"
 
 	ml "github.com/mailtick/mailtick/plugins/common/maillog"
@@ -297,12 +296,8 @@ func (l *listener) line(s string) {
 	if len(evs) == 0 {
 		return
 	}
-	ms := make([]telegraf.Metric, 0, len(evs))
-	for i := range evs {
-		ms = append(ms, evs[i].Metric())
-	}
-	l.st.events.Incr(int64(len(ms)))
-	if !l.m.emit(ms, l.st) {
+	l.st.events.Incr(int64(len(evs)))
+	if !l.m.emit(metricsOf(evs), l.st) {
 		l.st.rejected.Incr(1) // the agent stops: nothing can be read again
 	}
 }
@@ -351,4 +346,4 @@ func syslogHost(s string) string {
 	return line.Host
 }
 
-var errNoSource = errors.New(`set "files" or "listen"`)
+var errNoSource = errors.New(`set "files", "listen" or "journal"`)

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/selfstat"
 
@@ -59,6 +61,11 @@ type MailLog struct {
 	MaxConnections     int             `toml:"max_connections"`
 	ReadTimeout        config.Duration `toml:"read_timeout"`
 	MaxHosts           int             `toml:"max_hosts"`
+	Journal            bool            `toml:"journal"`
+	JournalDirectory   string          `toml:"journal_directory"`
+	JournalUnits       []string        `toml:"journal_units"`
+	JournalIdentifiers []string        `toml:"journal_identifiers"`
+	Journalctl         string          `toml:"journalctl"`
 	Log                telegraf.Logger `toml:"-"`
 
 	loc    *time.Location
@@ -118,11 +125,19 @@ func (*MailLog) SampleConfig() string { return sampleConfig }
 
 // Init checks the options; errors name the option and the bad value.
 func (m *MailLog) Init() error {
-	if len(m.Files) == 0 && len(m.Listen) == 0 {
+	if len(m.Files) == 0 && len(m.Listen) == 0 && !m.Journal {
 		return errNoSource
 	}
-	if len(m.Files) > 0 && m.StateDir == "" {
-		return fmt.Errorf("%q must be set: the offset and correlation state are kept there", "state_dir")
+	if (len(m.Files) > 0 || m.Journal) && m.StateDir == "" {
+		return fmt.Errorf("%q must be set: the offset or cursor and the correlation state are kept there", "state_dir")
+	}
+	if m.Journal {
+		if _, err := exec.LookPath(m.Journalctl); err != nil {
+			return fmt.Errorf("invalid %q value %q (needed by %q): %w", "journalctl", m.Journalctl, "journal", err)
+		}
+		if _, err := filter.Compile(m.JournalIdentifiers); err != nil || len(m.JournalIdentifiers) == 0 {
+			return fmt.Errorf("invalid %q value %q: want globs of SYSLOG_IDENTIFIER (%v)", "journal_identifiers", m.JournalIdentifiers, err)
+		}
 	}
 	loc, err := time.LoadLocation(m.Timezone)
 	if err != nil {
@@ -178,7 +193,7 @@ type state struct {
 
 // Start follows each file.
 func (m *MailLog) Start(acc telegraf.Accumulator) error {
-	if len(m.Files) > 0 {
+	if len(m.Files) > 0 || m.Journal {
 		if err := os.MkdirAll(m.StateDir, 0o750); err != nil {
 			return fmt.Errorf("creating %q %q: %w", "state_dir", m.StateDir, err)
 		}
@@ -217,16 +232,28 @@ func (m *MailLog) Start(acc telegraf.Accumulator) error {
 			l.run()
 		}()
 	}
+	var runs []func(context.Context)
+	if m.Journal {
+		j, err := m.newJournal()
+		if err != nil {
+			m.Stop()
+			return err
+		}
+		runs = append(runs, j.run)
+	}
 	for _, path := range m.Files {
 		f, err := m.newFollower(path)
 		if err != nil {
 			m.Stop()
 			return err
 		}
+		runs = append(runs, f.run)
+	}
+	for _, run := range runs {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			f.run(ctx)
+			run(ctx)
 		}()
 	}
 	return nil
@@ -259,12 +286,61 @@ func (m *MailLog) release() {
 // maxLineBytes bounds a line; longer ones are cut and counted (lines_cut).
 const maxLineBytes = ml.MaxLineBytes
 
+// reader is what a file's follower and the journal's have in common: the
+// correlator, the stats, and where they stand with the outputs.
+type reader struct {
+	m        *MailLog
+	c        *ml.Correlator
+	st       *stats
+	seen     int64 // st.rejectedN at the last checkpoint or rewind
+	unsent   bool  // events were read that could not be handed
+	careful  bool  // since a rewind: one batch at a time until a checkpoint
+	lastCkpt time.Time
+}
+
+// emit hands the events read to the outputs as one tracked group.
+func (r *reader) emit(evs []ml.Event) {
+	r.st.open.Set(int64(r.c.Open()))
+	r.st.evicted.Set(r.c.Evicted)
+	if len(evs) == 0 {
+		return
+	}
+	r.st.events.Incr(int64(len(evs)))
+	if r.careful {
+		r.m.waitBelow(1)
+	}
+	if !r.m.emit(metricsOf(evs), r.st) {
+		r.unsent = true
+	}
+}
+
+// settled waits until the outputs took or dropped every batch read, and
+// tells whether the reader's state may be saved now: no batch is on its
+// way (the plugin stopped with events unsent: the last checkpoint
+// stands), and the outputs dropped none read since its last checkpoint
+// (Telegraf's buffer was full). When they did, only delivered events may
+// pass a checkpoint: the reader reads again from its last one, a batch at
+// a time.
+func (r *reader) settled() (ok, dropped bool) {
+	r.m.waitBelow(1)
+	r.m.mu.Lock()
+	open := r.m.open
+	r.m.mu.Unlock()
+	if open > 0 || r.unsent {
+		return false, false
+	}
+	if n := r.st.rejectedN.Load(); n != r.seen {
+		r.seen = n
+		return false, true
+	}
+	return true, false
+}
+
 // follower reads one file.
 type follower struct {
-	m        *MailLog
+	reader
 	path     string
 	statePth string
-	c        *ml.Correlator
 	f        *os.File
 	inode    uint64
 	fp       fingerprint // of the file being read
@@ -282,15 +358,10 @@ type follower struct {
 	next       []string // rotated files to read after the old one (successors)
 	quietAt    int64
 	quietSince time.Time
-	lastCkpt   time.Time
-	st         *stats
 
 	// The last checkpoint: where reading goes back to when the outputs
 	// dropped a batch read since (inode, offset, correlation state).
-	ckpt    *state
-	seen    int64 // st.rejectedN at the last checkpoint or rewind
-	unsent  bool  // lines were read whose events could not be handed
-	careful bool  // since a rewind: one batch at a time until a checkpoint
+	ckpt *state
 }
 
 // followerState is where a file's state is saved.
@@ -301,11 +372,9 @@ func (m *MailLog) followerState(path string) string {
 
 func (m *MailLog) newFollower(path string) (*follower, error) {
 	fl := &follower{
-		m:        m,
+		reader:   reader{m: m, c: m.newCorrelator(), st: m.newStats(path)},
 		path:     path,
 		statePth: m.followerState(path),
-		c:        m.newCorrelator(),
-		st:       m.newStats(path),
 	}
 	b, err := os.ReadFile(fl.statePth)
 	switch {
@@ -458,7 +527,7 @@ func (fl *follower) lines(b []byte) {
 		b, fl.skipping = b[i+1:], false
 	}
 	data := append(fl.partial, b...)
-	var ms []telegraf.Metric
+	var all []ml.Event
 	now := time.Now()
 	for {
 		i := bytes.IndexByte(data, '\n')
@@ -484,9 +553,7 @@ func (fl *follower) lines(b []byte) {
 			fl.st.refused(reason)
 			continue
 		}
-		for i := range evs {
-			ms = append(ms, evs[i].Metric())
-		}
+		all = append(all, evs...)
 	}
 	if len(data) > maxLineBytes {
 		// No newline in sight (a crash's block of NULs, a runaway
@@ -496,18 +563,7 @@ func (fl *follower) lines(b []byte) {
 		data, fl.skipping = nil, true
 	}
 	fl.partial = append([]byte(nil), data...)
-	fl.st.open.Set(int64(fl.c.Open()))
-	fl.st.evicted.Set(fl.c.Evicted)
-	if len(ms) == 0 {
-		return
-	}
-	fl.st.events.Incr(int64(len(ms)))
-	if fl.careful {
-		fl.m.waitBelow(1)
-	}
-	if !fl.m.emit(ms, fl.st) {
-		fl.unsent = true
-	}
+	fl.emit(all)
 }
 
 // waitBelow waits until fewer than n batches are undelivered, or the
@@ -528,21 +584,11 @@ func (fl *follower) checkpoint(final bool) {
 	if !final && time.Since(fl.lastCkpt) < time.Duration(fl.m.CheckpointInterval) {
 		return
 	}
-	fl.m.waitBelow(1)
-	fl.m.mu.Lock()
-	open := fl.m.open
-	fl.m.mu.Unlock()
-	if open > 0 || fl.unsent {
-		return // stopped with events on their way: the last checkpoint stands
+	ok, dropped := fl.settled()
+	if dropped && !final {
+		fl.rewind()
 	}
-	if n := fl.st.rejectedN.Load(); n != fl.seen {
-		// The outputs dropped batches read since the last checkpoint
-		// (Telegraf's buffer was full): only delivered events may pass the
-		// checkpoint, so read again from it, a batch at a time.
-		fl.seen = n
-		if !final {
-			fl.rewind()
-		}
+	if !ok {
 		return
 	}
 	if fl.f != nil && fl.fp.Len < fingerprintBytes && fl.fp.matches(fl.f) {
@@ -568,6 +614,15 @@ func (fl *follower) checkpoint(final bool) {
 		return
 	}
 	fl.lastCkpt, fl.careful = time.Now(), false
+}
+
+// metricsOf makes the events' metrics.
+func metricsOf(evs []ml.Event) []telegraf.Metric {
+	ms := make([]telegraf.Metric, 0, len(evs))
+	for i := range evs {
+		ms = append(ms, evs[i].Metric())
+	}
+	return ms
 }
 
 // rewind goes back to the last checkpoint: its offset, its correlation
@@ -656,6 +711,8 @@ func init() {
 			MaxConnections:     128,
 			ReadTimeout:        config.Duration(30 * time.Second),
 			MaxHosts:           100,
+			JournalIdentifiers: []string{"postfix*", "exim*"},
+			Journalctl:         "journalctl",
 		}
 	})
 }

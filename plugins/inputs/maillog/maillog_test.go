@@ -58,10 +58,18 @@ func run(t *testing.T, path, state string, accept *atomic.Bool) (*MailLog, *test
 // "accept", "reject" (Telegraf drops it: its buffer was full) or "hold".
 func runWith(t *testing.T, path, state string, verdict func() string) (*MailLog, *testutil.Accumulator) {
 	t.Helper()
-	// The plugin's defaults (rotate_wait and all), but for the schedule.
+	return start(t, func(m *MailLog) { m.Files, m.StateDir = []string{path}, state }, verdict)
+}
+
+// start starts the plugin with its defaults (rotate_wait and all) but for
+// the schedule, from the beginning, in UTC, as set sets it, with outputs
+// that do what verdict says.
+func start(t *testing.T, set func(*MailLog), verdict func() string) (*MailLog, *testutil.Accumulator) {
+	t.Helper()
 	m := inputs.Inputs["maillog"]().(*MailLog)
-	m.Files, m.StateDir, m.FromBeginning, m.Timezone, m.Log = []string{path}, state, true, "UTC", testutil.Logger{}
+	m.FromBeginning, m.Timezone, m.Log = true, "UTC", testutil.Logger{}
 	m.PollInterval, m.CheckpointInterval = telegrafconfig.Duration(10*time.Millisecond), telegrafconfig.Duration(20*time.Millisecond)
+	set(m)
 	require.NoError(t, m.Init())
 	acc := &testutil.Accumulator{}
 	require.NoError(t, m.Start(acc))
@@ -375,12 +383,18 @@ func TestLongLineCut(t *testing.T) {
 
 func TestInit(t *testing.T) {
 	m := &MailLog{StateDir: "x", Timezone: "UTC", PollInterval: 1, CheckpointInterval: 1, MaxUndelivered: 1}
-	require.ErrorContains(t, m.Init(), `set "files" or "listen"`)
+	require.ErrorContains(t, m.Init(), `set "files", "listen" or "journal"`)
 	m.Files = []string{"/var/log/mail.log"}
 	m.Timezone = "Mars/Olympus"
 	require.ErrorContains(t, m.Init(), `invalid "timezone" value "Mars/Olympus"`)
 	m.Timezone, m.InternalNetworks = "UTC", []string{"10.0.0.0/33"}
 	require.ErrorContains(t, m.Init(), `invalid "internal_networks" value "10.0.0.0/33"`)
+	m.InternalNetworks, m.Files, m.Journal, m.Journalctl, m.JournalIdentifiers = nil, nil, true, "no-journalctl-here", []string{"postfix*"}
+	require.ErrorContains(t, m.Init(), `invalid "journalctl" value "no-journalctl-here"`)
+	m.Journalctl, m.JournalIdentifiers = "journalctl", nil
+	require.ErrorContains(t, m.Init(), `invalid "journal_identifiers" value []`)
+	m.JournalIdentifiers, m.StateDir = []string{"postfix*"}, ""
+	require.ErrorContains(t, m.Init(), `"state_dir" must be set`)
 }
 
 func TestSampleConfigLoads(t *testing.T) {
