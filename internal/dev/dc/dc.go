@@ -64,12 +64,14 @@ func Overrides(dir, minuteEvery string) []tasks.Override {
 		"mail_latency_hist_1h", "mail_latency_hist_1d", "mail_latency_hist_1w", "mail_latency_hist_1mo",
 		"mail_stage_hist_1h", "mail_stage_hist_1d", "mail_stage_hist_1w", "mail_stage_hist_1mo",
 		"mail_deliverability_sending", "mail_deliverability_gmail",
+		"mail_abuse_brute_force", "mail_abuse_account_spread", "mail_abuse_account_volume",
 	} {
 		o = append(o, tasks.Override{Task: task, Var: "every", Value: "2s"})
 	}
 	for task, log := range map[string]string{
 		"mail_volume_check": "mail_volume.log", "mail_spam": "mail_spam.log",
 		"mail_deliverability_sending": "mail_deliverability.log", "mail_deliverability_gmail": "mail_deliverability.log",
+		"mail_abuse_brute_force": "mail_abuse.log", "mail_abuse_account_spread": "mail_abuse.log", "mail_abuse_account_volume": "mail_abuse.log",
 	} {
 		o = append(o, tasks.Override{Task: task, Var: "log_path", Value: filepath.Join(logs, log)})
 	}

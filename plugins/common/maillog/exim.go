@@ -60,6 +60,9 @@ func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string
 	ev := Event{Time: t, Host: host, line: raw}
 	id, after, _ := strings.Cut(rest, " ")
 	if !eximID.MatchString(id) {
+		if sec, ok := eximSecurity(ev, rest); ok {
+			return []Event{sec}, ""
+		}
 		// No message yet: "H=… F=<s> rejected RCPT <r>: reason"
 		if m := eximRcpt.FindStringSubmatch(rest); m != nil {
 			ev.Event, ev.Direction, ev.Recipient = "rejected", "inbound", m[1]+m[2]
@@ -99,9 +102,15 @@ func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string
 		}
 		msg.MessageID = strings.Clone(kv["id"])
 		msg.Accepted = true
+		sec := eximSecurityOf(ev, kv, "inbound", msg.ClientIP)
+		for _, s := range sec {
+			if s.Event == SignalSASLLogin {
+				msg.SASLUser = c.intern(s.SASLUser)
+			}
+		}
 		ev.Event = "accepted"
 		c.fromMessage(&ev, msg)
-		return []Event{ev}, ""
+		return append([]Event{ev}, sec...), ""
 	case "=>", "->", ">>":
 		ev.Event = "delivered"
 	case "**":
@@ -152,6 +161,7 @@ func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string
 			reply = reply[j+2:]
 		}
 	}
+	sec := eximSecurityOf(ev, map[string]string{"X": kv["X"]}, ev.Direction, "")
 	ev.Response = reply
 	ev.SMTPCode = replyCodeOf(reply)
 	if m := replyCode.FindStringSubmatch(reply); m != nil {
@@ -166,7 +176,10 @@ func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string
 		ev.Attempt = msg.Attempts[rcpt]
 	}
 	c.fromMessage(&ev, msg)
-	return []Event{ev}, ""
+	for i := range sec {
+		sec[i].Relay = ev.Relay
+	}
+	return append([]Event{ev}, sec...), ""
 }
 
 // eximFields reads Exim's K=value fields; a quoted value (C="250 OK")

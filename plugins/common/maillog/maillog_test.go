@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 var now = time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
@@ -91,6 +94,7 @@ func TestRealPostfixLog(t *testing.T) {
 		{"accepted", "68ABA984896", "alice@example.com", "", "127.0.0.1", "", 0, 0, 290, ""},
 		{"accepted", "6A4C6984897", "bob@example.com", "", "127.0.0.1", "", 0, 0, 310, ""},
 		{"rejected", "", "carol@example.com", "reject-me@example.net", "127.0.0.1", "5.7.1", 554, 0, 0, "inbound"},
+		{"lost_connection", "", "", "", "127.0.0.1", "", 0, 0, 0, "inbound"}, // a security signal: "lost connection after RCPT"
 		{"delivered", "6A4C6984897", "bob@example.com", "ok2@example.net", "127.0.0.1", "2.0.0", 250, 70, 310, "outbound"},
 		{"bounced", "68ABA984896", "alice@example.com", "bad1@example.net", "127.0.0.1", "5.1.1", 550, 100, 290, "outbound"},
 		{"deferred", "68ABA984896", "alice@example.com", "later1@example.net", "127.0.0.1", "4.2.0", 450, 110, 290, "outbound"},
@@ -98,11 +102,11 @@ func TestRealPostfixLog(t *testing.T) {
 		{"accepted", "814F398489C", "", "", "", "", 0, 0, 2417, ""},
 		{"delivered", "814F398489C", "", "alice@example.com", "", "2.0.0", 250, 0, 2417, "outbound"},
 	}, got)
-	require.Equal(t, "m1@example.com", strings.Trim(evs[4].MessageID, "<>"))
-	require.Equal(t, [4]float64{20, 40, 0, 40}, evs[4].Delays)
+	require.Equal(t, "m1@example.com", strings.Trim(evs[5].MessageID, "<>"))
+	require.Equal(t, [4]float64{20, 40, 0, 40}, evs[5].Delays)
 	require.Equal(t, 1, c.Open(), "68ABA984896 waits for its deferred recipient; the others were removed")
 
-	m := evs[4].Metric()
+	m := evs[5].Metric()
 	require.Equal(t, map[string]string{"event": "bounced", "direction": "outbound", "mailer": "mx1"}, m.Tags())
 	require.Equal(t, int64(550), m.Fields()["smtp_code"])
 	require.Equal(t, 100.0, m.Fields()["latency_ms"])
@@ -114,8 +118,8 @@ func TestRealPostfixLog(t *testing.T) {
 		got, _ := again.Line(line, now, time.UTC)
 		replayed = append(replayed, got...)
 	}
-	require.Equal(t, m.Time(), replayed[4].Metric().Time(), "a replayed line lands on its point")
-	require.NotEqual(t, m.Time(), evs[5].Metric().Time(), "two lines of one second are two points")
+	require.Equal(t, m.Time(), replayed[5].Metric().Time(), "a replayed line lands on its point")
+	require.NotEqual(t, m.Time(), evs[6].Metric().Time(), "two lines of one second are two points")
 }
 
 // TestPublicPostfixSamples reads 128 messages of real servers (see
@@ -142,7 +146,9 @@ func TestPublicPostfixSamples(t *testing.T) {
 			}
 			byLine[msg] = evs
 		}
-		require.Equal(t, map[string]int{"accepted": 1, "delivered": 8, "deferred": 2, "bounced": 4, "expired": 2, "rejected": 12}, counts, prefix)
+		require.Equal(t, map[string]int{"accepted": 1, "delivered": 8, "deferred": 2, "bounced": 4, "expired": 2, "rejected": 12,
+			// the security signals (TestSecuritySignals holds them to the samples' own expectations)
+			"postscreen": 20, "tls": 8, "sasl_failure": 2, "lost_connection": 6}, counts, prefix)
 	}
 
 	one := func(prefix string) Event {
@@ -554,7 +560,7 @@ func TestDirectionByClientNetwork(t *testing.T) {
 			dirs = append(dirs, e.Event+":"+e.Direction)
 		}
 	}
-	require.Equal(t, []string{"accepted:outbound", "accepted:outbound", "rejected:outbound", "delivered:outbound",
+	require.Equal(t, []string{"accepted:outbound", "accepted:outbound", "rejected:outbound", "lost_connection:outbound", "delivered:outbound",
 		"bounced:outbound", "deferred:outbound", "delivered:outbound", "accepted:", "delivered:outbound"}, dirs,
 		"127.0.0.1 is inside: outbound, the reject too; the bounce notice has no client")
 	ext := NewCorrelator(Options{InternalNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
@@ -652,4 +658,134 @@ func TestEntryReadsAsLine(t *testing.T) {
 	require.Len(t, evs, 1)
 	require.Equal(t, "accepted", evs[0].Event)
 	require.Equal(t, "mx2", evs[0].Host)
+}
+
+// TestSecuritySignals: the security signals of postfix-grok-patterns'
+// test suite (testdata/postfix-grok-patterns: each file a Postfix message
+// and the fields its authors expect from it, unchanged): every postscreen
+// verdict, TLS session, SASL failure and lost connection the samples'
+// expectations name is a signal with their client, verdict, DNSBL rank,
+// stage, TLS trust, protocol and cipher; no other sample gives a signal.
+func TestSecuritySignals(t *testing.T) {
+	files, err := filepath.Glob("testdata/postfix-grok-patterns/*.yaml")
+	require.NoError(t, err)
+	require.Greater(t, len(files), 90)
+	signals := map[string]int{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var tc struct {
+			Data    string            `yaml:"data"`
+			Results map[string]string `yaml:"results"`
+		}
+		require.NoError(t, yaml.Unmarshal(b, &tc), f)
+		daemon, _, _ := strings.Cut(filepath.Base(f), "_")
+		r := tc.Results
+		var want *Event
+		switch {
+		case r["postfix_postscreen_access"] != "":
+			want = &Event{Event: SignalPostscreen, Verdict: verdict(r["postfix_postscreen_access"]), ClientIP: r["postfix_client_ip"]}
+		case r["postfix_postscreen_violation"] != "":
+			want = &Event{Event: SignalPostscreen, Verdict: verdict(r["postfix_postscreen_violation"]), ClientIP: r["postfix_client_ip"],
+				Stage: smtpStage(r["postfix_smtp_stage"])}
+			want.DNSBLRank, _ = strconv.Atoi(r["postfix_postscreen_dnsbl_rank"])
+		case r["postfix_tls_trustlevel"] != "":
+			want = &Event{Event: SignalTLS, TLSTrust: strings.ToLower(r["postfix_tls_trustlevel"]), TLSProtocol: r["postfix_tls_version"],
+				TLSCipher: r["postfix_tls_cipher"], ClientIP: r["postfix_client_ip"]}
+			if r["postfix_relay_ip"] != "" {
+				want.Relay = r["postfix_relay_hostname"] + "[" + r["postfix_relay_ip"] + "]"
+			}
+		case r["postfix_smtpd_lostconn_data"] == "lost connection" && daemon == "smtpd":
+			want = &Event{Event: SignalLostConnection, Stage: smtpStage(r["postfix_smtp_stage"]), ClientIP: r["postfix_client_ip"]}
+		case strings.Contains(r["postfix_message"], "authentication failed"):
+			want = &Event{Event: SignalSASLFailure, ClientIP: r["postfix_client_ip"], SASLMethod: "LOGIN", Response: "UGFzc3dvcmQ6"}
+		case strings.Contains(tc.Data, "SASL authentication failed; server"):
+			want = &Event{Event: SignalSASLFailure, Relay: r["postfix_relay_hostname"] + "[" + r["postfix_relay_ip"] + "]", Response: r["postfix_smtp_response"]}
+		}
+		c := NewCorrelator(Options{})
+		evs, reason := c.Line("Nov 23 16:00:00 mx1 postfix/"+daemon+"[1]: "+tc.Data, now, time.UTC)
+		require.Empty(t, reason, f)
+		var got *Event
+		for i := range evs {
+			if evs[i].Security {
+				require.Nil(t, got, "one signal a line: %s", f)
+				got = &evs[i]
+			}
+		}
+		if want == nil {
+			require.Nil(t, got, "%s: %q is no signal", f, tc.Data)
+			continue
+		}
+		require.NotNil(t, got, "%s: %q", f, tc.Data)
+		signals[got.Event]++
+		brief := func(e *Event) Event {
+			return Event{Event: e.Event, Verdict: e.Verdict, ClientIP: e.ClientIP, Stage: e.Stage, DNSBLRank: e.DNSBLRank,
+				TLSTrust: e.TLSTrust, TLSProtocol: e.TLSProtocol, TLSCipher: e.TLSCipher, Relay: e.Relay,
+				SASLMethod: e.SASLMethod, SASLUser: e.SASLUser, Response: e.Response}
+		}
+		require.Equal(t, brief(want), brief(got), "%s: %q", f, tc.Data)
+		m := got.Metric()
+		require.Equal(t, "mail_security", m.Name())
+		if got.ClientIP != "" {
+			require.Equal(t, clientNet(got.ClientIP), m.Tags()["client_net"])
+		}
+	}
+	require.Equal(t, map[string]int{"postscreen": 22, "tls": 8, "sasl_failure": 2, "lost_connection": 6}, signals)
+}
+
+// TestEximSecuritySignals: Exim's own test suite's logs of SMTP AUTH and
+// TLS (testdata/exim-auth-testsuite.log): every "authenticator failed"
+// is a SASL failure with the authenticator, the client and the set_id
+// when logged; every arrival with A= a SASL login (authenticator, and the
+// id after it when logged), its mail_events carrying the user; every
+// arrival with X= an inbound TLS session.
+func TestEximSecuritySignals(t *testing.T) {
+	c := NewCorrelator(Options{Host: "exim1"})
+	var got, want []string
+	users := 0
+	for _, line := range readLines(t, "testdata/exim-auth-testsuite.log") {
+		evs, _ := c.Line(line, now, time.UTC)
+		for _, e := range evs {
+			if e.Security {
+				got = append(got, strings.Join([]string{e.Event, e.SASLMethod, e.SASLUser, e.ClientIP, e.TLSProtocol, e.TLSCipher}, " "))
+			} else if e.SASLUser != "" {
+				users++
+			}
+		}
+		if !isExim(line) {
+			continue
+		}
+		_, rest, _ := eximLine(line, time.UTC)
+		ip := ""
+		if i := strings.Index(rest, " ["); i >= 0 {
+			ip = rest[i+2 : i+2+strings.IndexByte(rest[i+2:], ']')]
+		}
+		if method, after, ok := strings.Cut(rest, " authenticator failed for "); ok {
+			user := ""
+			if _, id, ok := strings.Cut(after, "(set_id="); ok {
+				user, _, _ = strings.Cut(id, ")")
+			}
+			want = append(want, strings.Join([]string{"sasl_failure", method, user, ip, "", ""}, " "))
+		}
+		if !strings.Contains(rest, " <= ") {
+			continue
+		}
+		for _, f := range strings.Fields(rest) {
+			if a, ok := strings.CutPrefix(f, "A="); ok {
+				parts := strings.Split(a, ":")
+				user := ""
+				if len(parts) > 1 {
+					user = parts[1]
+				}
+				want = append(want, strings.Join([]string{"sasl_login", parts[0], user, ip, "", ""}, " "))
+			}
+			if x, ok := strings.CutPrefix(f, "X="); ok {
+				parts := strings.Split(x, ":")
+				want = append(want, strings.Join([]string{"tls", "", "", ip, "TLSv" + strings.TrimPrefix(parts[0], "TLS"), parts[1]}, " "))
+			}
+		}
+	}
+	require.Len(t, want, 35, "the suite's logs hold 35 such lines")
+	require.Equal(t, want, got)
+	require.Positive(t, users, "the mail_events of a message submitted after AUTH carry the SASL user")
 }

@@ -43,10 +43,25 @@ type Event struct {
 	Size          int64
 	Attempt       int    // 1 for the first attempt of a recipient; 0: not known (see message.Partial)
 	line          string // the whole line: its hash makes the time unique
+
+	// A security signal (Event is one of the Signal* names): a
+	// mail_security metric, not a mail_event.
+	Security    bool
+	SASLMethod  string
+	SASLUser    string // the SASL login (also on the mail_events of a message submitted after AUTH)
+	TLSProtocol string
+	TLSCipher   string
+	TLSTrust    string // Postfix: anonymous, untrusted, trusted, verified
+	Verdict     string // postscreen's
+	Stage       string // the SMTP command a connection was lost or a limit hit after
+	DNSBLRank   int
 }
 
 // Metric is the event as a mail_event metric of the DESIGN schema.
 func (e *Event) Metric() telegraf.Metric {
+	if e.Security {
+		return e.securityMetric()
+	}
 	tags := map[string]string{"event": e.Event}
 	if e.Direction != "" {
 		tags["direction"] = e.Direction
@@ -70,6 +85,7 @@ func (e *Event) Metric() telegraf.Metric {
 	str("relay", e.Relay)
 	str("smtp_status", e.SMTPStatus)
 	str("smtp_response", e.Response)
+	str("sasl_user", e.SASLUser)
 	if e.SMTPCode > 0 {
 		fields["smtp_code"] = int64(e.SMTPCode)
 	}
@@ -103,6 +119,7 @@ type message struct {
 	Helo      string         `json:"helo,omitempty"`
 	MessageID string         `json:"message_id,omitempty"`
 	Sender    string         `json:"sender,omitempty"`
+	SASLUser  string         `json:"sasl_user,omitempty"`
 	Size      int64          `json:"size,omitempty"`
 	Accepted  bool           `json:"accepted,omitempty"`
 	Attempts  map[string]int `json:"attempts,omitempty"` // per recipient
@@ -438,7 +455,10 @@ func (c *Correlator) postfix(l Line, raw string) ([]Event, string) {
 	}
 	m := queueID.FindStringSubmatch(l.Message)
 	if m == nil {
-		return nil, "" // connect, disconnect, warnings, statistics: no event
+		if sec, ok := c.postfixSecurity(ev, d, l.Message); ok {
+			return []Event{sec}, ""
+		}
+		return nil, "" // connect, disconnect, other warnings, statistics: no event
 	}
 	id, rest := m[1], m[2]
 	ev.QueueID = id
@@ -448,6 +468,11 @@ func (c *Correlator) postfix(l Line, raw string) ([]Event, string) {
 		msg := c.msg(id, l.Time)
 		if hm := hostAddr.FindStringSubmatch(strings.TrimPrefix(rest, "client=")); hm != nil {
 			msg.ClientIP = c.intern(hm[2])
+		}
+		if sm := postfixSASLUser.FindStringSubmatch(rest); sm != nil {
+			msg.SASLUser = c.intern(sm[2])
+			ev.Security, ev.Direction, ev.Event, ev.SASLMethod, ev.SASLUser, ev.ClientIP = true, "inbound", SignalSASLLogin, sm[1], sm[2], msg.ClientIP
+			return []Event{ev}, ""
 		}
 		return nil, ""
 	case strings.HasPrefix(rest, "message-id="):
@@ -479,6 +504,11 @@ func (c *Correlator) postfix(l Line, raw string) ([]Event, string) {
 		return c.queued(ev, id, rest, l.Time), ""
 	case strings.HasPrefix(rest, "to="):
 		return c.delivery(ev, id, d, rest, l.Time)
+	case d == "smtp" || d == "lmtp":
+		if sm := postfixSASLRelayFail.FindStringSubmatch(rest); sm != nil {
+			ev.Security, ev.Direction, ev.Event, ev.Relay, ev.Response = true, "outbound", SignalSASLFailure, sm[1]+"["+sm[2]+"]", sm[3]
+			return []Event{ev}, ""
+		}
 	}
 	return nil, ""
 }
@@ -618,6 +648,7 @@ func (c *Correlator) fromMessage(ev *Event, msg *message) {
 	if ev.Helo == "" {
 		ev.Helo = msg.Helo
 	}
+	ev.SASLUser = msg.SASLUser
 	ev.Size = msg.Size
 }
 

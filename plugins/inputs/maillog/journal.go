@@ -220,8 +220,8 @@ func (j *journal) follow(ctx context.Context) error {
 		// exists (vacuumed) that is the next one, never read. From the
 		// cursor, its own entry is known by its cursor and skipped here.
 		args = append(args, "--cursor="+j.cursor)
-		j.skip = j.cursor
 	}
+	j.skip = j.cursor
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, j.m.Journalctl, args...)
@@ -242,24 +242,38 @@ func (j *journal) follow(ctx context.Context) error {
 		defer wg.Done()
 		defer close(entries)
 		r := newExportReader(out)
-		for {
+		// next reads an entry; another program's keeps only its cursor.
+		next := func() (journalEntry, error) {
 			e, err := r.next()
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					readErr = err
-				}
-				return
+			if err == nil && e.cursor == "" {
+				err = errors.New("export format: an entry without __CURSOR")
 			}
-			batch := []journalEntry{e}
-			for len(batch) < 512 && r.buffered() {
-				if e, err = r.next(); err != nil {
+			if !j.ids.Match(e.identifier) {
+				e.message, e.cut = "", false
+			}
+			return e, err
+		}
+		for {
+			e, err := next()
+			var batch []journalEntry
+			for err == nil {
+				batch = append(batch, e)
+				if len(batch) == 512 || !r.buffered() {
 					break
 				}
-				batch = append(batch, e)
+				e, err = next()
 			}
-			select {
-			case entries <- batch:
-			case <-cctx.Done():
+			if len(batch) > 0 {
+				select {
+				case entries <- batch:
+				case <-cctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err // journalctl starts again from the last entry read
+				}
 				return
 			}
 		}
@@ -358,8 +372,8 @@ func (j *journal) gap(next seqnum) {
 // the correlation state is back at the checkpoint, and reading must start
 // again from its cursor.
 func (j *journal) checkpoint(final bool) (rewind bool) {
-	if j.ckpt == nil || !final && time.Since(j.lastCkpt) < time.Duration(j.m.CheckpointInterval) {
-		return false // not started, or not due
+	if j.ckpt == nil {
+		return false // not started
 	}
 	ok, dropped := j.settled()
 	if dropped && !final {
@@ -369,7 +383,7 @@ func (j *journal) checkpoint(final bool) (rewind bool) {
 			return false
 		}
 		j.m.Log.Warnf("%s: the outputs dropped events read after cursor %q (their buffer was full): reading again from there, one batch at a time", j.m.journalName(), j.ckpt.Cursor)
-		j.st.rewinds.Incr(1)
+		j.rewound()
 		j.c, j.cursor, j.seq, j.careful = c, j.ckpt.Cursor, seqnumOf(j.ckpt.Cursor), true
 		return true
 	}

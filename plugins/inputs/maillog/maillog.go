@@ -292,7 +292,7 @@ type reader struct {
 	m        *MailLog
 	c        *ml.Correlator
 	st       *stats
-	seen     int64 // st.rejectedN at the last checkpoint or rewind
+	seen     int64 // st.rejectedN at the last rewind
 	unsent   bool  // events were read that could not be handed
 	careful  bool  // since a rewind: one batch at a time until a checkpoint
 	lastCkpt time.Time
@@ -329,11 +329,17 @@ func (r *reader) settled() (ok, dropped bool) {
 	if open > 0 || r.unsent {
 		return false, false
 	}
-	if n := r.st.rejectedN.Load(); n != r.seen {
-		r.seen = n
+	if r.st.rejectedN.Load() != r.seen {
 		return false, true
 	}
 	return true, false
+}
+
+// rewound is told by a reader that went back to its last checkpoint: the
+// batches dropped so far are being read again.
+func (r *reader) rewound() {
+	r.seen = r.st.rejectedN.Load()
+	r.st.rewinds.Incr(1)
 }
 
 // follower reads one file.
@@ -634,7 +640,7 @@ func (fl *follower) rewind() {
 		return
 	}
 	fl.m.Log.Warnf("%s: the outputs dropped events read after offset %d (their buffer was full): reading again from there, one batch at a time", fl.path, fl.ckpt.Offset)
-	fl.st.rewinds.Incr(1)
+	fl.rewound()
 	if fl.f != nil {
 		fl.f.Close()
 		fl.f = nil

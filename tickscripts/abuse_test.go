@@ -1,0 +1,82 @@
+package tickscripts
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf/plugins/serializers/influx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+	"github.com/mailtick/mailtick/internal/testutil/stacktest"
+	ml "github.com/mailtick/mailtick/plugins/common/maillog"
+)
+
+// writeLog reads Postfix and Exim log lines as inputs.maillog does and
+// writes their metrics (mail_security among them) to the DC database.
+func writeLog(t *testing.T, db *stack.InfluxDB, lines []string) {
+	t.Helper()
+	c := ml.NewCorrelator(ml.Options{})
+	s := &influx.Serializer{}
+	require.NoError(t, s.Init())
+	var b strings.Builder
+	for _, line := range lines {
+		evs, reason := c.Line(line, time.Now(), time.UTC)
+		require.Empty(t, reason, line)
+		for i := range evs {
+			m := evs[i].Metric()
+			m.AddTag("dc", "dc1")
+			out, err := s.Serialize(m)
+			require.NoError(t, err)
+			b.Write(out)
+		}
+	}
+	require.NoError(t, db.Write("mail", b.String()))
+}
+
+// TestAbuseAlertsIntegration: the shipped mail_abuse tasks on a real
+// Kapacitor, over the signals the log reader makes of Postfix's and Exim's
+// own lines (the forms of postfix-grok-patterns' and Exim's test suites):
+// a network guessing passwords (25 refused logins in 10 minutes, from
+// three addresses of one /24, Postfix and Exim) raises a WARNING, one
+// with a few refusals nothing; a SASL user logging in from 12 addresses
+// in an hour goes CRITICAL, one from 2 raises nothing.
+func TestAbuseAlertsIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t, "mail")
+	kapa := stacktest.Kapacitor(t, db.URL)
+	at := time.Now().UTC().Add(-5 * time.Minute)
+	stamp := func(i int) string { return at.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano) }
+	var lines []string
+	for i := 0; i < 25; i++ {
+		if i%2 == 0 {
+			lines = append(lines, fmt.Sprintf("%s mx1 postfix/smtpd[7]: warning: unknown[203.0.113.%d]: SASL LOGIN authentication failed: UGFzc3dvcmQ6", stamp(i), 10+i%3))
+		} else {
+			lines = append(lines, fmt.Sprintf("%s mx2 exim[9]: %s login authenticator failed for (guess) [203.0.113.%d]: 535 Incorrect authentication data (set_id=admin)",
+				stamp(i), at.Add(time.Duration(i)*time.Second).Format("2006-01-02 15:04:05"), 10+i%3))
+		}
+	}
+	for i := 0; i < 3; i++ { // a user mistyping
+		lines = append(lines, fmt.Sprintf("%s mx1 postfix/smtpd[7]: warning: unknown[198.51.100.7]: SASL PLAIN authentication failed: authentication failure", stamp(100+i)))
+	}
+	for i := 0; i < 12; i++ { // one account from 12 places
+		lines = append(lines, fmt.Sprintf("%s mx1 postfix/smtpd[7]: 4A%05X: client=unknown[192.0.2.%d], sasl_method=PLAIN, sasl_username=stolen@example.com", stamp(200+i), i, 20+i))
+	}
+	for i := 0; i < 6; i++ { // one from two
+		lines = append(lines, fmt.Sprintf("%s mx1 postfix/smtpd[7]: 4B%05X: client=unknown[192.0.2.%d], sasl_method=PLAIN, sasl_username=alice@example.com", stamp(300+i), i, 100+i%2))
+	}
+	writeLog(t, db, lines)
+	c := deployShipped(t, kapa.URL, "mail_abuse_")
+
+	const guessers = "mail_abuse/brute_force/client_net=203.0.113.0/24"
+	const stolen = "mail_abuse/account_spread/sasl_user=stolen@example.com"
+	require.Eventually(t, func() bool {
+		l := levels(t, c, "mail_abuse")
+		return l[guessers] == "WARNING" && l[stolen] == "CRITICAL"
+	}, 60*time.Second, 200*time.Millisecond, "the guessing network and the stolen account: %v", levels(t, c, "mail_abuse"))
+	require.Len(t, levels(t, c, "mail_abuse"), 2, "the mistyping user, alice's two addresses and the volumes raise nothing: %v", levels(t, c, "mail_abuse"))
+}
