@@ -79,6 +79,8 @@ func (c command) bench(ctx context.Context, args []string) error {
 	delivCustomers := fs.Int("deliv-customers", 20000, "customers of the deliverability rollups' cost (mail_deliv series, a month through mailtick deliverability; 0: skip)")
 	delivDomains := fs.Int("deliv-domains", 5000, "their sending domains")
 	delivRate := fs.Int("deliv-rate", 100, "events per second of that DC's day")
+	traceRate := fs.Int("trace-rate", 1000, "events per second of the DC whose raw events mailtick trace looks up (0: skip)")
+	traceHours := fs.Int("trace-hours", 24, "hours of those events")
 	jsonPath := fs.String("json", "", "also write every figure, with the settings, as JSON to this file (to compare runs)")
 	if err := cli.Parse(fs, args, c.stdout, c.stderr); err != nil {
 		return err
@@ -107,7 +109,8 @@ func (c command) bench(ctx context.Context, args []string) error {
 	}
 	all := map[string]any{"settings": map[string]any{
 		"options": opt, "outage": *outage, "webhooks": *webhooks, "spam": spam, "spam_versions": *spamVersions, "sla_days": *slaDays, "sla_rate": *slaRate, "reconcile_rates": rates,
-		"deliv_customers": *delivCustomers, "deliv_domains": *delivDomains, "deliv_rate": *delivRate}}
+		"deliv_customers": *delivCustomers, "deliv_domains": *delivDomains, "deliv_rate": *delivRate,
+		"trace_rate": *traceRate, "trace_hours": *traceHours}}
 	if opt.Events > 0 {
 		rep, err := bench.Run(ctx, opt, c.stderr)
 		if err != nil {
@@ -176,6 +179,17 @@ func (c command) bench(ctx context.Context, args []string) error {
 		}
 		bench.PrintDeliv(c.stdout, res)
 		all["deliv"] = res
+	}
+	if *traceRate > 0 {
+		if *traceHours <= 0 {
+			return fmt.Errorf("invalid --trace-hours %d: want at least 1", *traceHours)
+		}
+		res, err := bench.TraceCost(ctx, *traceRate, *traceHours, c.stderr)
+		if err != nil {
+			return err
+		}
+		bench.PrintTrace(c.stdout, res)
+		all["trace"] = res
 	}
 	if *jsonPath == "" {
 		return nil

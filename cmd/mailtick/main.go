@@ -27,6 +27,7 @@ import (
 	"github.com/mailtick/mailtick/internal/reconcile"
 	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/sla"
+	"github.com/mailtick/mailtick/internal/trace"
 )
 
 const usage = `mailtick — the operators' CLI of mailtick
@@ -47,6 +48,9 @@ Usage:
   mailtick rollups rebuild --from T --to T [flags]
                            recompute every rollup of a range from the DC's raw events
                            (after restoring a DC database from a backup)
+  mailtick trace [flags] (--message-id ID | --queue-id ID | --recipient ADDR | --sender ADDR)
+                           what happened to a message: its timeline across the mailer's,
+                           the MTA's and the providers' events, from a DC's raw events
   mailtick check volume [flags]
                            Nagios / Icinga check of the mail volume of a DC (exit 0/1/2/3)
 
@@ -69,6 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"tasks":          cli.Plain(func(_ context.Context, args []string) error { return c.tasks(args) }),
 		"check":          func(_ context.Context, args []string) (int, error) { return c.check(args) },
 		"rollups":        cli.Plain(func(_ context.Context, args []string) error { return c.rollups(args) }),
+		"trace":          cli.Plain(func(_ context.Context, args []string) error { return c.trace(args) }),
 	}, stdout, stderr)
 }
 
@@ -591,4 +596,78 @@ func list(s string) []string {
 		}
 	}
 	return out
+}
+
+const traceUsage = `Usage: mailtick trace [flags] (--message-id ID | --queue-id ID | --recipient ADDR | --sender ADDR)
+
+What happened to a message, from one DC's database of raw events (where
+addresses are in clear: run it in the DC): every event that matches, and
+those of the queue ids and message-ids they carry (the MTA's lines of the
+same queue id, the mailer's and the providers' events of the same
+message-id), oldest first, with the time since the previous one. Several
+keys narrow the lookup (all must match). Each lookup reads every event of
+the range (the keys are not indexed): keep --from and --to close to the
+message's time.
+
+Flags:
+`
+
+// trace prints a message's timeline from a DC's raw events.
+func (c command) trace(args []string) error {
+	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), traceUsage)
+		fs.PrintDefaults()
+	}
+	connect := influxFlags(fs, time.Minute, "how long to wait for InfluxDB")
+	db := fs.String("db", "mail", "the DC's database of raw events")
+	var k trace.Key
+	fs.StringVar(&k.MessageID, "message-id", "", "the Message-ID (with or without <>)")
+	fs.StringVar(&k.QueueID, "queue-id", "", "the MTA's queue id (Postfix) or message id (Exim)")
+	fs.StringVar(&k.Recipient, "recipient", "", "a recipient's address")
+	fs.StringVar(&k.Sender, "sender", "", "the sender's address")
+	from := fs.String("from", "", "start of the range (RFC 3339; default: 24h before --to)")
+	to := fs.String("to", "", "end of the range (RFC 3339; default: now)")
+	format := fs.String("format", "text", "text or json")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: the keys are flags", fs.Args())
+	}
+	if *format != "text" && *format != "json" {
+		return fmt.Errorf("invalid --format %q: want text or json", *format)
+	}
+	end, start := time.Now(), time.Time{}
+	for _, t := range []struct {
+		name, v string
+		into    *time.Time
+	}{{"--to", *to, &end}, {"--from", *from, &start}} {
+		if t.v == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339Nano, t.v)
+		if err != nil {
+			return fmt.Errorf("invalid %s %q: want RFC 3339, e.g. 2026-11-23T16:00:00Z", t.name, t.v)
+		}
+		*t.into = v
+	}
+	if start.IsZero() {
+		start = end.Add(-24 * time.Hour)
+	}
+	if !start.Before(end) {
+		return fmt.Errorf("invalid range: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	q, err := connect()
+	if err != nil {
+		return err
+	}
+	steps, err := trace.Source{Querier: q, Database: *db}.Trace(k, start, end)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return json.NewEncoder(c.stdout).Encode(steps)
+	}
+	return trace.Write(c.stdout, steps)
 }

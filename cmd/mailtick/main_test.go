@@ -30,7 +30,27 @@ func TestHelp(t *testing.T) {
 		{Args: []string{"check", "volume"}, Want: "-warn-below"},
 		{Args: []string{"rollups"}, Want: "Usage: mailtick rollups rebuild"},
 		{Args: []string{"rollups", "rebuild"}, Want: "-from"},
+		{Args: []string{"trace"}, Want: "Usage: mailtick trace"},
 	})
+}
+
+// TestTraceBadFlags: mailtick trace's errors name the flag and the value,
+// before any server is asked.
+func TestTraceBadFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--message-id", "x", "--from", "yesterday"}, `invalid --from "yesterday"`},
+		{[]string{"--message-id", "x", "--format", "xml"}, `invalid --format "xml"`},
+		{[]string{"--message-id", "x", "--from", "2026-11-24T00:00:00Z", "--to", "2026-11-23T00:00:00Z"}, "is not before --to"},
+		{[]string{"--url", "http://127.0.0.1:1"}, "nothing to look up"},
+		{[]string{"m1@example.com"}, "the keys are flags"},
+	} {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, 1, run(append([]string{"trace"}, tt.args...), &stdout, &stderr), tt.args)
+		require.Contains(t, stderr.String(), tt.want, tt.args)
+	}
 }
 
 // TestBadFlag: a flag that does not exist is an error, its message and

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -131,16 +129,11 @@ func DelivCost(ctx context.Context, customers, domains, rate int, log io.Writer)
 	}
 	res.DCSeries = int64(len(dcDay))
 
-	dir, err := os.MkdirTemp("", "mailtick-bench-deliv-")
+	db, _, stop, err := influxIn("deliv", "mail_central")
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
-	db, err := stack.StartInfluxDB(filepath.Join(dir, "influxdb"), "mail_central")
-	if err != nil {
-		return res, err
-	}
-	defer db.Stop(15 * time.Second)
+	defer stop()
 	fmt.Fprintf(log, "deliv: writing November 2026's 1d level (%d points a day)...\n", len(day))
 	start := time.Now()
 	var b strings.Builder
