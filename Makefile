@@ -8,7 +8,7 @@ export GOTOOLCHAIN := auto
 
 GO_TEST_TIMEOUT ?= 40m
 
-.PHONY: all build servers setup chromium postfix test test-short soak demo bench fuzz clean distclean
+.PHONY: all build servers setup chromium postfix exim test test-short soak demo bench fuzz clean distclean
 
 all: build
 
@@ -25,8 +25,9 @@ servers:
 
 ## setup: what the machine needs for the tests, installed once: Debian's
 ## Chromium (the test that renders the HTML report), Debian's Postfix (the
-## MTA log tests run a real one) and systemd-journal-remote, and the servers
-setup: servers chromium postfix
+## MTA log tests run a real one) and systemd-journal-remote, Debian's Exim
+## unpacked (the Exim queue's tests), and the servers
+setup: servers chromium postfix exim
 
 ## chromium: Debian's Chromium, for the test that renders the HTML report
 chromium:
@@ -42,6 +43,11 @@ postfix:
 	@[ -x /usr/sbin/postfix ] && [ -x /lib/systemd/systemd-journal-remote ] || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix systemd-journal-remote; }
+
+## exim: Debian's Exim unpacked into .cache/exim (its package and
+## Postfix's exclude each other), for the Exim queue's tests
+exim:
+	./scripts/exim.sh
 
 ## test: every test, integration tests against real servers included
 test: setup build

@@ -71,13 +71,8 @@ func StartPostfix(dir string, smtpPort, relayPort int) (*Postfix, error) {
 			return nil, err
 		}
 	}
-	// Postfix's user must reach its folders: the test's temp folders are 0700.
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
-			if err := os.Chmod(d, fi.Mode().Perm()|0o005); err != nil {
-				return nil, err
-			}
-		}
+	if err := reachable(dir); err != nil { // Postfix's user
+		return nil, err
 	}
 	if out, err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("chown postfix: %v: %s", err, out)
@@ -194,6 +189,19 @@ func (p *Postfix) Flush() error {
 	out, err := exec.Command("postqueue", "-c", p.conf, "-f").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("postqueue -f: %v: %s", err, out)
+	}
+	return nil
+}
+
+// reachable lets every user reach dir (an MTA's own user its folders):
+// the test's temp folders are 0700.
+func reachable(dir string) error {
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o005); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ var binaries = map[string]string{
 	"nsqlookupd":   ".cache/servers/nsq-" + NSQVersion + "/nsqlookupd",
 	"influxd":      ".cache/servers/influxdb-" + InfluxDBVersion + "/influxd",
 	"kapacitord":   ".cache/servers/kapacitor-" + KapacitorVersion + "/kapacitord",
+	"exim":         ".cache/exim/root/usr/sbin/exim4",
 	"telegraf":     "bin/telegraf",
 	"mailtick":     "bin/mailtick",
 	"mailtick-dev": "bin/mailtick-dev",
@@ -89,8 +90,11 @@ func Binary(name string) (string, error) {
 	path := filepath.Join(root, rel)
 	if _, err := os.Stat(path); err != nil {
 		how := "make servers"
-		if strings.HasPrefix(rel, "bin/") {
+		switch {
+		case strings.HasPrefix(rel, "bin/"):
 			how = "make build"
+		case name == "exim":
+			how = "make setup"
 		}
 		return "", fmt.Errorf("%s is not built (%v): run `%s` first", name, err, how)
 	}
