@@ -47,7 +47,7 @@ func TestAbuseAlertsIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	db := stacktest.InfluxDB(t, "mail")
+	db := stacktest.InfluxDB(t, "mail", "mail_rollups")
 	kapa := stacktest.Kapacitor(t, db.URL)
 	at := time.Now().UTC().Add(-5 * time.Minute)
 	stamp := func(i int) string { return at.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano) }
@@ -79,4 +79,17 @@ func TestAbuseAlertsIntegration(t *testing.T) {
 		return l[guessers] == "WARNING" && l[stolen] == "CRITICAL"
 	}, 60*time.Second, 200*time.Millisecond, "the guessing network and the stolen account: %v", levels(t, c, "mail_abuse"))
 	require.Len(t, levels(t, c, "mail_abuse"), 2, "the mistyping user, alice's two addresses and the volumes raise nothing: %v", levels(t, c, "mail_abuse"))
+
+	// The counts are written for the DC's dashboards.
+	for q, want := range map[string]int64{
+		`SELECT last("n") FROM "mail_abuse" WHERE "abuse" = 'brute_force' AND "client_net" = '203.0.113.0/24'`:       25,
+		`SELECT last("n") FROM "mail_abuse" WHERE "abuse" = 'brute_force' AND "client_net" = '198.51.100.0/24'`:      3,
+		`SELECT last("n") FROM "mail_abuse" WHERE "abuse" = 'account_spread' AND "sasl_user" = 'alice@example.com'`:  2,
+		`SELECT last("n") FROM "mail_abuse" WHERE "abuse" = 'account_volume' AND "sasl_user" = 'stolen@example.com'`: 12,
+	} {
+		require.Eventually(t, func() bool {
+			n, err := db.Count("mail_rollups", q)
+			return err == nil && n == want
+		}, 30*time.Second, 200*time.Millisecond, "%s: %d", q, want)
+	}
 }
