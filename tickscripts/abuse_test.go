@@ -1,7 +1,10 @@
 package tickscripts
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +73,16 @@ func TestAbuseAlertsIntegration(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("%s mx1 postfix/smtpd[7]: 4B%05X: client=unknown[192.0.2.%d], sasl_method=PLAIN, sasl_username=alice@example.com", stamp(300+i), i, 100+i%2))
 	}
 	writeLog(t, db, lines)
+	// The shipped webhook handler, to a receiver of the test's.
+	posted := make(chan map[string]any, 100)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var alert map[string]any
+		if json.NewDecoder(r.Body).Decode(&alert) == nil {
+			posted <- alert
+		}
+	}))
+	t.Cleanup(receiver.Close)
+	t.Setenv("MAILTICK_ALERT_WEBHOOK", receiver.URL)
 	c := deployShipped(t, kapa.URL, "mail_abuse_")
 
 	const guessers = "mail_abuse/brute_force/client_net=203.0.113.0/24"
@@ -79,6 +92,18 @@ func TestAbuseAlertsIntegration(t *testing.T) {
 		return l[guessers] == "WARNING" && l[stolen] == "CRITICAL"
 	}, 60*time.Second, 200*time.Millisecond, "the guessing network and the stolen account: %v", levels(t, c, "mail_abuse"))
 	require.Len(t, levels(t, c, "mail_abuse"), 2, "the mistyping user, alice's two addresses and the volumes raise nothing: %v", levels(t, c, "mail_abuse"))
+	// Both reached the handler tasks.toml declares, as Kapacitor posts
+	// them.
+	got := map[string]string{}
+	for len(got) < 2 {
+		select {
+		case a := <-posted:
+			got[fmt.Sprint(a["id"])] = fmt.Sprint(a["level"])
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the webhook handler received %v", got)
+		}
+	}
+	require.Equal(t, map[string]string{guessers: "WARNING", stolen: "CRITICAL"}, got)
 
 	// The counts are written for the DC's dashboards.
 	for q, want := range map[string]int64{

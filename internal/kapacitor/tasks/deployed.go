@@ -68,7 +68,11 @@ func List(c *client.Client, f *File, want []Desired) ([]Deployed, error) {
 			out = append(out, Deployed{ID: d.ID, Status: "absent", Drift: "in tasks.toml, not deployed (apply creates it)"})
 		}
 	}
-	return out, nil
+	handlers, err := listHandlers(c, f)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, handlers...), nil
 }
 
 // managed lists every task whose ID has the prefix, page by page

@@ -43,8 +43,11 @@ type File struct {
 	// or overwrite each other's tasks. Default: tasks.toml's absolute path.
 	Owner string     `toml:"owner"`
 	Tasks []TaskSpec `toml:"task"`
+	// HandlerSpecs are where the topics' alerts go (handlers.go).
+	HandlerSpecs []HandlerSpec `toml:"handler"`
 
-	path string
+	path     string
+	handlers []Handler
 }
 
 // TaskSpec is one [[task]] of tasks.toml.
@@ -140,6 +143,9 @@ func Load(path string, opt Options) (*File, []Desired, error) {
 	}
 	if f.IDPrefix == "" {
 		f.IDPrefix = "mailtick_"
+	}
+	if err := f.loadHandlers(); err != nil {
+		return nil, nil, err
 	}
 	var out []Desired
 	seen := map[string]bool{}

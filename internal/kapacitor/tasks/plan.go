@@ -20,7 +20,8 @@ type Action struct {
 	ID      string
 	Details []string // script diff, var changes
 	desired *Desired
-	enabled bool // update: whether the task runs now
+	enabled bool     // update: whether the task runs now
+	handler *Handler // an alert handler's action, not a task's
 }
 
 // Plan compares tasks.toml with the managed tasks in Kapacitor. Managed
@@ -73,12 +74,22 @@ func Plan(c *client.Client, f *File, want []Desired, prune bool) ([]Action, erro
 			plan = append(plan, Action{Kind: "delete", ID: id, Details: []string{"no longer in tasks.toml"}})
 		}
 	}
-	return plan, nil
+	handlers, err := planHandlers(c, f, prune)
+	if err != nil {
+		return nil, err
+	}
+	return append(plan, handlers...), nil
 }
 
 // Apply carries a plan out.
 func Apply(c *client.Client, plan []Action) error {
 	for _, a := range plan {
+		if a.handler != nil {
+			if err := applyHandler(c, a); err != nil {
+				return fmt.Errorf("%s %s: %w", a.Kind, a.ID, err)
+			}
+			continue
+		}
 		link := c.TaskLink(a.ID)
 		d := a.desired
 		var err error
@@ -193,7 +204,7 @@ func PrintPlan(w io.Writer, plan []Action) {
 		for _, d := range a.Details {
 			fmt.Fprintf(w, "          %s\n", d)
 		}
-		if a.Kind != "unchanged" {
+		if a.Kind != "unchanged" && a.Kind != "skipped" {
 			changes++
 		}
 	}

@@ -351,3 +351,80 @@ func TestShippedWindowsAreWhole(t *testing.T) {
 	require.Equal(t, []string{`task "test_c": every 10m0s and period 2h0m0s are not whole windows of 1h0m0s: each run cuts its first window and overwrites it with a part`}, CutWindows(cut))
 	require.Equal(t, CutWindows(cut), warned, "Load tells Warn")
 }
+
+// TestHandlersIntegration: tasks.toml's [[handler]]s on a real Kapacitor,
+// with the tasks: created on each topic named; one whose option is empty
+// (its variable unset) is skipped and said so; unchanged when applied
+// again; a changed option is an update; a handler edited by hand is drift
+// in list, and apply puts it back; prune removes the managed handlers no
+// longer in the file and leaves the others alone.
+func TestHandlersIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	db := stacktest.InfluxDB(t, "mail")
+	kapa := stacktest.Kapacitor(t, db.URL)
+	dir := t.TempDir()
+	t.Setenv("TEST_HOOK", "http://127.0.0.1:9/hook")
+	t.Setenv("TEST_UNSET", "")
+	body := `
+[[handler]]
+  name = "hook"
+  topics = ["mail_volume", "mail_spam"]
+  kind = "post"
+  match = "level() == CRITICAL"
+  [handler.options]
+    url = "${TEST_HOOK}"
+[[handler]]
+  name = "pager"
+  topics = ["mail_volume"]
+  kind = "post"
+  [handler.options]
+    url = "${TEST_UNSET}"
+`
+	path := writeTasks(t, dir, kapa.URL, body)
+	plan, c, err := ApplyFile(path, false, Options{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"create handler mail_volume/test_hook", "create handler mail_spam/test_hook", "skipped handler mail_volume/test_pager"}, kinds(plan))
+	h, err := c.TopicHandler(c.TopicHandlerLink("mail_volume", "test_hook"))
+	require.NoError(t, err)
+	require.Equal(t, "post", h.Kind)
+	require.Equal(t, "level() == CRITICAL", h.Match)
+	require.Equal(t, "http://127.0.0.1:9/hook", h.Options["url"])
+	// Someone else's handler on the same topic.
+	_, err = c.CreateTopicHandler(c.TopicHandlersLink("mail_volume"), client.TopicHandlerOptions{ID: "theirs", Kind: "log", Options: map[string]any{"path": "/tmp/x.log"}})
+	require.NoError(t, err)
+
+	plan, _, err = ApplyFile(path, false, Options{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"unchanged handler mail_volume/test_hook", "unchanged handler mail_spam/test_hook", "skipped handler mail_volume/test_pager"}, kinds(plan))
+
+	t.Setenv("TEST_HOOK", "http://127.0.0.1:9/other")
+	plan, _, err = ApplyFile(path, false, Options{})
+	require.NoError(t, err)
+	require.Contains(t, kinds(plan), "update handler mail_volume/test_hook")
+
+	_, err = c.ReplaceTopicHandler(c.TopicHandlerLink("mail_spam", "test_hook"), client.TopicHandlerOptions{ID: "test_hook", Kind: "post", Options: map[string]any{"url": "http://edited/"}})
+	require.NoError(t, err)
+	f, want, err := Load(path, Options{})
+	require.NoError(t, err)
+	list, err := List(c, f, want)
+	require.NoError(t, err)
+	drift := map[string]string{}
+	for _, d := range list {
+		drift[d.ID] = d.Drift
+	}
+	require.Contains(t, drift["handler mail_spam/test_hook"], "differs from tasks.toml")
+	require.Equal(t, "in sync", drift["handler mail_volume/test_hook"])
+	require.Contains(t, drift["handler mail_volume/test_pager"], "not deployed")
+	require.NotContains(t, drift, "handler mail_volume/theirs", "not managed: another prefix")
+
+	path = writeTasks(t, dir, kapa.URL, "")
+	plan, _, err = ApplyFile(path, true, Options{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"delete handler mail_spam/test_hook", "delete handler mail_volume/test_hook"}, kinds(plan))
+	_, err = c.TopicHandler(c.TopicHandlerLink("mail_volume", "theirs"))
+	require.NoError(t, err, "prune leaves others' handlers")
+	_, err = c.TopicHandler(c.TopicHandlerLink("mail_volume", "test_hook"))
+	require.Error(t, err)
+}
