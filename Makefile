@@ -8,7 +8,7 @@ export GOTOOLCHAIN := auto
 
 GO_TEST_TIMEOUT ?= 40m
 
-.PHONY: all build servers setup chromium postfix exim test test-short soak demo bench fuzz clean distclean
+.PHONY: all build servers setup chromium postfix exim dist test test-short soak demo bench fuzz clean distclean
 
 all: build
 
@@ -38,11 +38,17 @@ chromium:
 ## postfix: Debian's Postfix (the tests start their own instances on
 ## loopback, with their own configuration: the system's is not used) and
 ## systemd-journal-remote (it writes the journal files the journal tests
-## read with journalctl)
+## read with journalctl), and rpm (the package test reads the .rpm with it)
 postfix:
-	@[ -x /usr/sbin/postfix ] && [ -x /lib/systemd/systemd-journal-remote ] || { \
+	@[ -x /usr/sbin/postfix ] && [ -x /lib/systemd/systemd-journal-remote ] && command -v rpm >/dev/null || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix systemd-journal-remote; }
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix systemd-journal-remote rpm; }
+
+## dist: the .deb and .rpm of the agent (mailtick-telegraf) and of the CLI
+## (mailtick) into build/dist, versioned from VERSION and Telegraf's
+## version (dist/, a module of its own: nfpm)
+dist: build
+	cd dist && go run . -root .. -out ../build/dist
 
 ## exim: Debian's Exim unpacked into .cache/exim (its package and
 ## Postfix's exclude each other), for the Exim queue's tests
