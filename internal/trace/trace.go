@@ -6,7 +6,7 @@
 //
 // A lookup is a scan: message_id, queue_id, recipient and sender are
 // fields of mail_event, which InfluxDB 1.x does not index, so each query
-// reads every event of the range (tickscripts README, Performance: what it
+// reads every event of the range (the README's mailtick trace: what it
 // costs and what would carry it further).
 package trace
 
