@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -21,11 +22,12 @@ type HandlerSpec struct {
 	Name   string   `toml:"name"`   // the handler ID is IDPrefix + Name
 	Topics []string `toml:"topics"` // the alerts' topics (the scripts' `topic` vars): one handler on each
 	Kind   string   `toml:"kind"`   // Kapacitor's handler kind: post, exec, slack, pagerduty2, smtp, alerta, log…
-	Match string `toml:"match"` // Kapacitor's match expression, e.g. "level() == CRITICAL"; empty: every alert
+	Match  string   `toml:"match"`  // Kapacitor's match expression, e.g. "level() == CRITICAL"; empty: every alert
 	// Options are the kind's options, as Kapacitor documents them
 	// (post: url, headers; exec: prog, args; slack: channel…). ${NAME}
-	// takes the environment's NAME: a handler with an option left empty
-	// (its variable unset) is not deployed, and the plan says so.
+	// takes the environment's NAME: a handler whose options name a
+	// variable that is unset or empty is not deployed, and the plan says
+	// so.
 	Options map[string]any `toml:"options"`
 }
 
@@ -33,12 +35,14 @@ type HandlerSpec struct {
 type Handler struct {
 	ID, Topic, Kind, Match string
 	Options                map[string]any
-	// Unset names the options left empty: the handler is not deployed.
+	// Unset names the variables its options use that are unset or
+	// empty: the handler is not deployed.
 	Unset []string
 }
 
-// loadHandlers checks the [[handler]]s.
-func (f *File) loadHandlers() error {
+// loadHandlers checks the [[handler]]s; raw are they as written, before
+// the environment's ${NAME}s were put in.
+func (f *File) loadHandlers(raw []HandlerSpec) error {
 	seen := map[string]bool{}
 	for i, h := range f.HandlerSpecs {
 		where := fmt.Sprintf("handler %d (%q)", i+1, h.Name)
@@ -51,15 +55,40 @@ func (f *File) loadHandlers() error {
 			}
 			seen[topic+"/"+h.Name] = true
 			d := Handler{ID: f.IDPrefix + h.Name, Topic: topic, Kind: h.Kind, Match: h.Match, Options: normalized(h.Options)}
-			for _, k := range slices.Sorted(maps.Keys(d.Options)) {
-				if d.Options[k] == "" {
-					d.Unset = append(d.Unset, k)
-				}
+			if i < len(raw) {
+				d.Unset = unsetVars(raw[i].Options)
 			}
 			f.handlers = append(f.handlers, d)
 		}
 	}
 	return nil
+}
+
+// unsetVars lists the ${NAME}s in the option values, at any depth, that
+// the environment leaves unset or empty.
+func unsetVars(opts any) []string {
+	seen := map[string]bool{}
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			for _, m := range braced.FindAllStringSubmatch(x, -1) {
+				if os.Getenv(m[1]) == "" {
+					seen["$"+m[1]] = true
+				}
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(opts)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // normalized is options as Kapacitor's JSON gives them back (numbers as
@@ -98,11 +127,10 @@ func managedHandlers(c *client.Client, prefix string, topics []string) (map[stri
 	}
 	out := map[string]client.TopicHandler{}
 	for _, topic := range slices.Sorted(maps.Keys(all)) {
+		// A topic Kapacitor does not have yet lists no handler (creating
+		// one creates the topic).
 		hs, err := c.ListTopicHandlers(c.TopicHandlersLink(topic), nil)
 		if err != nil {
-			if strings.Contains(err.Error(), "not found") || strings.Contains(err.Error(), "unknown topic") {
-				continue // a topic with no alert yet
-			}
 			return nil, fmt.Errorf("listing the handlers of topic %s: %w", topic, err)
 		}
 		for _, h := range hs.Handlers {
@@ -136,9 +164,9 @@ func planHandlers(c *client.Client, f *File, prune bool) ([]Action, error) {
 		label := handlerLabel(h.Topic, h.ID)
 		switch {
 		case len(h.Unset) > 0 && ok:
-			plan = append(plan, Action{Kind: "delete", ID: label, Details: []string{"option " + strings.Join(h.Unset, ", ") + " is empty (its variable unset)"}, handler: h})
+			plan = append(plan, Action{Kind: "delete", ID: label, Details: []string{strings.Join(h.Unset, ", ") + " unset or empty"}, handler: h})
 		case len(h.Unset) > 0:
-			plan = append(plan, Action{Kind: "skipped", ID: label, Details: []string{"option " + strings.Join(h.Unset, ", ") + " is empty (its variable unset): not deployed"}})
+			plan = append(plan, Action{Kind: "skipped", ID: label, Details: []string{strings.Join(h.Unset, ", ") + " unset or empty: not deployed"}})
 		case !ok:
 			plan = append(plan, Action{Kind: "create", ID: label, Details: []string{fmt.Sprintf("kind %s%s", h.Kind, matchText(h.Match))}, handler: h})
 		default:
@@ -167,8 +195,7 @@ func matchText(m string) string {
 }
 
 // handlerDrift lists how a deployed handler differs from the wanted one:
-// its kind, match, and the options the file sets (Kapacitor adds the
-// kind's others, with their defaults).
+// its kind, match and options (Kapacitor keeps them as given).
 func handlerDrift(got client.TopicHandler, want *Handler) []string {
 	var out []string
 	if got.Kind != want.Kind {
@@ -178,9 +205,20 @@ func handlerDrift(got client.TopicHandler, want *Handler) []string {
 		out = append(out, fmt.Sprintf("match: %q -> %q", got.Match, want.Match))
 	}
 	have := normalized(got.Options)
-	for _, k := range slices.Sorted(maps.Keys(want.Options)) {
-		if !reflect.DeepEqual(have[k], want.Options[k]) {
-			out = append(out, fmt.Sprintf("option %s: %v -> %v", k, have[k], want.Options[k]))
+	keys := map[string]bool{}
+	for k := range want.Options {
+		keys[k] = true
+	}
+	for k := range have { // options deployed but no longer in the file
+		keys[k] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		w, inFile := want.Options[k]
+		switch h, deployed := have[k]; {
+		case !inFile:
+			out = append(out, fmt.Sprintf("option %s: %v -> (none)", k, h))
+		case !deployed || !reflect.DeepEqual(h, w):
+			out = append(out, fmt.Sprintf("option %s: %v -> %v", k, h, w))
 		}
 	}
 	return out
@@ -222,7 +260,7 @@ func listHandlers(c *client.Client, f *File) ([]Deployed, error) {
 		case !ok:
 			dep.Drift = "not in tasks.toml (prune removes it)"
 		case len(w.Unset) > 0:
-			dep.Drift = "option " + strings.Join(w.Unset, ", ") + " now empty (apply removes it)"
+			dep.Drift = strings.Join(w.Unset, ", ") + " now unset (apply removes it)"
 		case len(handlerDrift(have[key], w)) > 0:
 			dep.Drift = "differs from tasks.toml: " + strings.Join(handlerDrift(have[key], w), "; ")
 		default:
@@ -235,7 +273,7 @@ func listHandlers(c *client.Client, f *File) ([]Deployed, error) {
 			w := want[key]
 			drift := "in tasks.toml, not deployed (apply creates it)"
 			if len(w.Unset) > 0 {
-				drift = "not deployed: option " + strings.Join(w.Unset, ", ") + " is empty"
+				drift = "not deployed: " + strings.Join(w.Unset, ", ") + " unset or empty"
 			}
 			out = append(out, Deployed{ID: handlerLabel(w.Topic, w.ID), Status: "absent", Drift: drift})
 		}

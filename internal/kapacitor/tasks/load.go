@@ -144,7 +144,11 @@ func Load(path string, opt Options) (*File, []Desired, error) {
 	if f.IDPrefix == "" {
 		f.IDPrefix = "mailtick_"
 	}
-	if err := f.loadHandlers(); err != nil {
+	var raw File // the handlers as written: which ${NAME}s their options use
+	if err := toml.Unmarshal(b, &raw); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.loadHandlers(raw.HandlerSpecs); err != nil {
 		return nil, nil, err
 	}
 	var out []Desired

@@ -367,6 +367,7 @@ func TestHandlersIntegration(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("TEST_HOOK", "http://127.0.0.1:9/hook")
 	t.Setenv("TEST_UNSET", "")
+	t.Setenv("TEST_TOKEN", "")
 	body := `
 [[handler]]
   name = "hook"
@@ -375,17 +376,26 @@ func TestHandlersIntegration(t *testing.T) {
   match = "level() == CRITICAL"
   [handler.options]
     url = "${TEST_HOOK}"
+    headers = { X-Note = "" }
 [[handler]]
   name = "pager"
   topics = ["mail_volume"]
   kind = "post"
   [handler.options]
-    url = "${TEST_UNSET}"
+    url = "https://${TEST_UNSET}/x"
+[[handler]]
+  name = "auth"
+  topics = ["mail_volume"]
+  kind = "post"
+  [handler.options]
+    url = "http://127.0.0.1:9/auth"
+    headers = { Authorization = "Bearer ${TEST_TOKEN}" }
 `
 	path := writeTasks(t, dir, kapa.URL, body)
 	plan, c, err := ApplyFile(path, false, Options{})
 	require.NoError(t, err)
-	require.Equal(t, []string{"create handler mail_volume/test_hook", "create handler mail_spam/test_hook", "skipped handler mail_volume/test_pager"}, kinds(plan))
+	require.Equal(t, []string{"create handler mail_volume/test_hook", "create handler mail_spam/test_hook", "skipped handler mail_volume/test_pager",
+		"skipped handler mail_volume/test_auth"}, kinds(plan), "a variable unset anywhere in the options skips it; a literal empty value does not")
 	h, err := c.TopicHandler(c.TopicHandlerLink("mail_volume", "test_hook"))
 	require.NoError(t, err)
 	require.Equal(t, "post", h.Kind)
@@ -397,14 +407,27 @@ func TestHandlersIntegration(t *testing.T) {
 
 	plan, _, err = ApplyFile(path, false, Options{})
 	require.NoError(t, err)
-	require.Equal(t, []string{"unchanged handler mail_volume/test_hook", "unchanged handler mail_spam/test_hook", "skipped handler mail_volume/test_pager"}, kinds(plan))
+	require.Equal(t, []string{"unchanged handler mail_volume/test_hook", "unchanged handler mail_spam/test_hook", "skipped handler mail_volume/test_pager",
+		"skipped handler mail_volume/test_auth"}, kinds(plan))
+
+	// Set: deployed; unset again: removed.
+	t.Setenv("TEST_TOKEN", "t0ken")
+	plan, _, err = ApplyFile(path, false, Options{})
+	require.NoError(t, err)
+	require.Contains(t, kinds(plan), "create handler mail_volume/test_auth")
+	t.Setenv("TEST_TOKEN", "")
+	plan, _, err = ApplyFile(path, false, Options{})
+	require.NoError(t, err)
+	require.Contains(t, kinds(plan), "delete handler mail_volume/test_auth")
 
 	t.Setenv("TEST_HOOK", "http://127.0.0.1:9/other")
 	plan, _, err = ApplyFile(path, false, Options{})
 	require.NoError(t, err)
 	require.Contains(t, kinds(plan), "update handler mail_volume/test_hook")
 
-	_, err = c.ReplaceTopicHandler(c.TopicHandlerLink("mail_spam", "test_hook"), client.TopicHandlerOptions{ID: "test_hook", Kind: "post", Options: map[string]any{"url": "http://edited/"}})
+	// Edited by hand: an option changed, another added.
+	_, err = c.ReplaceTopicHandler(c.TopicHandlerLink("mail_spam", "test_hook"), client.TopicHandlerOptions{ID: "test_hook", Kind: "post",
+		Match: "level() == CRITICAL", Options: map[string]any{"url": "http://127.0.0.1:9/other", "headers": map[string]any{"X-Note": ""}, "capture-response": true}})
 	require.NoError(t, err)
 	f, want, err := Load(path, Options{})
 	require.NoError(t, err)
@@ -414,7 +437,7 @@ func TestHandlersIntegration(t *testing.T) {
 	for _, d := range list {
 		drift[d.ID] = d.Drift
 	}
-	require.Contains(t, drift["handler mail_spam/test_hook"], "differs from tasks.toml")
+	require.Equal(t, "differs from tasks.toml: option capture-response: true -> (none)", drift["handler mail_spam/test_hook"], "an option added by hand")
 	require.Equal(t, "in sync", drift["handler mail_volume/test_hook"])
 	require.Contains(t, drift["handler mail_volume/test_pager"], "not deployed")
 	require.NotContains(t, drift, "handler mail_volume/theirs", "not managed: another prefix")

@@ -131,33 +131,47 @@ func (e *EximQueue) Gather(acc telegraf.Accumulator) error {
 
 // readHeader reads a message's -H file: the time it was received (its
 // fourth line, "<seconds> <warnings sent>") and whether it is frozen (an
-// option line "-frozen <time>", among the "-" lines after it).
+// option line "-frozen <time>", among the "-" lines after it). An ACL
+// variable's option line ("-aclc <name> <length>", "-aclm …") is followed
+// by its value, which may span lines: it is skipped by its length.
 func readHeader(path string) (received int64, frozen bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for line := 1; sc.Scan(); line++ {
-		text := sc.Text()
+	r := bufio.NewReaderSize(f, 4096)
+	for line := 1; ; line++ {
+		text, err := r.ReadString('\n')
+		if err != nil {
+			if received == 0 {
+				return 0, false, fmt.Errorf("%s: not an Exim header file (no fourth line)", path)
+			}
+			return received, frozen, nil
+		}
+		text = strings.TrimSuffix(text, "\n")
 		switch {
 		case line == 4:
 			secs, _, _ := strings.Cut(text, " ")
 			if received, err = strconv.ParseInt(secs, 10, 64); err != nil {
 				return 0, false, fmt.Errorf("%s: line 4 %q is not Exim's \"<received> <warnings>\"", path, text)
 			}
-		case line > 4 && !strings.HasPrefix(text, "-"):
+		case line < 4:
+		case !strings.HasPrefix(text, "-"):
 			return received, frozen, nil // the options end
-		case line > 4 && (text == "-frozen" || strings.HasPrefix(text, "-frozen ")):
+		case text == "-frozen" || strings.HasPrefix(text, "-frozen "):
 			frozen = true
+		case strings.HasPrefix(text, "-aclc ") || strings.HasPrefix(text, "-aclm "):
+			f := strings.Fields(text)
+			n, err := strconv.Atoi(f[len(f)-1])
+			if err != nil || n < 0 {
+				return 0, false, fmt.Errorf("%s: ACL variable line %q has no length", path, text)
+			}
+			if _, err := r.Discard(n + 1); err != nil { // the value and its newline
+				return 0, false, fmt.Errorf("%s: ACL variable of %d bytes cut short", path, n)
+			}
 		}
 	}
-	if received == 0 {
-		return 0, false, fmt.Errorf("%s: not an Exim header file (no fourth line)", path)
-	}
-	return received, frozen, sc.Err()
 }
 
 func init() {

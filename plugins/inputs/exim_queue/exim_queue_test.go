@@ -2,8 +2,10 @@
 package exim_queue
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +88,28 @@ func TestBadSpool(t *testing.T) {
 	require.ErrorContains(t, errs[0], "not an Exim header file")
 	require.Equal(t, int64(1), got["queued"]["length"], "the split spool's message")
 	require.Equal(t, int64(4), got["queued"]["age"])
+}
+
+// TestACLVariables: ACL variables come before "-frozen" in a header file,
+// each an option line with the value's length and the value after it
+// (Exim's spec, "Format of the -H file"), a value that may hold newlines
+// and lines starting with "-" or not: they do not end the options early.
+func TestACLVariables(t *testing.T) {
+	spool := t.TempDir()
+	input := filepath.Join(spool, "input")
+	require.NoError(t, os.MkdirAll(input, 0o755))
+	value := "first line\nnot an option\n-frozen lookalike"
+	h := "1xZKfe-0000aa-3B-H\nDebian-exim 101 101\n<a@example.com>\n1796357596 0\n-received_protocol esmtp\n" +
+		fmt.Sprintf("-aclm _spamscore %d\n%s\n", len(value), value) +
+		"-aclc 0 3\nabc\n-frozen 1796357600\nXX\n1\nb@example.net\n"
+	require.NoError(t, os.WriteFile(filepath.Join(input, "1xZKfe-0000aa-3B-H"), []byte(h), 0o644))
+	got, errs := gather(t, spool, time.Unix(1796357606, 0), nil)
+	require.Empty(t, errs)
+	require.Equal(t, int64(1), got["frozen"]["length"], "frozen after the ACL variables")
+	require.Equal(t, int64(10), got["frozen"]["age"])
+
+	unfrozen := strings.Replace(h, "-frozen 1796357600\n", "", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(input, "1xZKfe-0000aa-3B-H"), []byte(unfrozen), 0o644))
+	got, _ = gather(t, spool, time.Unix(1796357606, 0), nil)
+	require.Equal(t, int64(1), got["queued"]["length"], "the value's \"-frozen lookalike\" is no option")
 }
