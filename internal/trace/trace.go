@@ -12,6 +12,7 @@ package trace
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -76,13 +77,21 @@ func (s Source) Trace(k Key, from, to time.Time) ([]Step, error) {
 	if max <= 0 {
 		max = 20
 	}
-	queues, ids := map[string]bool{k.QueueID: k.QueueID != ""}, map[string]bool{bare(k.MessageID): k.MessageID != ""}
+	// Queue ids are the MTA's own, reused in time: followed on the host
+	// that logged them only.
+	queues, ids := map[string]bool{}, map[string]bool{}
+	if k.QueueID != "" {
+		queues[k.QueueID] = true
+	}
+	if k.MessageID != "" {
+		ids[bare(k.MessageID)] = true
+	}
 	var more []string
 	for _, st := range steps {
 		found[st.key()] = st
-		if st.QueueID != "" && !queues[st.QueueID] && len(queues)+len(ids) < max {
-			queues[st.QueueID] = true
-			more = append(more, match("queue_id", st.QueueID))
+		if q := st.Mailer + " " + st.QueueID; st.QueueID != "" && !queues[st.QueueID] && !queues[q] && len(queues)+len(ids) < max {
+			queues[q] = true
+			more = append(more, "("+match("queue_id", st.QueueID)+` AND "mailer" = `+influxq.String(st.Mailer)+")")
 		}
 		if id := bare(st.MessageID); id != "" && !ids[id] && len(queues)+len(ids) < max {
 			ids[id] = true
@@ -146,9 +155,17 @@ func (st Step) key() string {
 	return fmt.Sprintf("%d %s %s %s %s", st.Time.UnixNano(), st.Event, st.Mailer, st.Recipient, st.QueueID)
 }
 
+// MaxSteps bounds the events one query returns: a sender's mail over
+// months is no message's timeline.
+const MaxSteps = 10000
+
+// ErrTooMany is what Trace's error wraps when a query matched more than
+// MaxSteps events.
+var ErrTooMany = errors.New("too many events")
+
 // query reads the events of [from, to) where cond holds.
 func (s Source) query(cond string, from, to time.Time) ([]Step, error) {
-	q := fmt.Sprintf(`SELECT * FROM "mail_event" WHERE time >= %d AND time < %d AND %s`, from.UnixNano(), to.UnixNano(), cond)
+	q := fmt.Sprintf(`SELECT * FROM "mail_event" WHERE time >= %d AND time < %d AND %s LIMIT %d`, from.UnixNano(), to.UnixNano(), cond, MaxSteps+1)
 	series, err := s.Querier.Query(s.Database, q)
 	if err != nil {
 		return nil, err
@@ -180,6 +197,9 @@ func (s Source) query(cond string, from, to time.Time) ([]Step, error) {
 			}
 			out = append(out, st)
 		}
+	}
+	if len(out) > MaxSteps {
+		return nil, fmt.Errorf("%w: more than %d match (narrow the range, or add a key)", ErrTooMany, MaxSteps)
 	}
 	return out, nil
 }

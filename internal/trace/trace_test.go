@@ -2,6 +2,7 @@ package trace
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -60,6 +61,8 @@ func TestTraceIntegration(t *testing.T) {
 		}
 	}
 	require.NoError(t, db.Write("mail", lineProtocol(t, ms)))
+	// Another MTA reused the queue id, for another message: not m1's.
+	require.NoError(t, db.Write("mail", `mail_event,dc=dc1,mailer=mx2,direction=outbound,event=delivered events=1i,queue_id="68ABA984896",message_id="<other@example.com>",recipient="x@example.net" 1795451230000000000`+"\n"))
 	// The mailer handed m1 to the MTA a second before Postfix logged it.
 	require.NoError(t, db.Write("mail", `mail_event,dc=dc1,customer=c1,mailer=app1,direction=outbound,event=accepted events=1i,message_id="m1@example.com",sender="alice@example.com" 1795451214000000000`+"\n"))
 
@@ -100,7 +103,6 @@ func TestTraceIntegration(t *testing.T) {
 	for name, k := range map[string]Key{
 		"message-id":         {MessageID: "m1@example.com"},
 		"message-id in <>":   {MessageID: "<m1@example.com>"},
-		"queue id":           {QueueID: "68ABA984896"},
 		"a recipient":        {Recipient: "bad1@example.net"},
 		"recipient + sender": {Recipient: "later1@example.net", Sender: "alice@example.com"},
 	} {
@@ -117,7 +119,11 @@ func TestTraceIntegration(t *testing.T) {
 			require.Equal(t, steps[i].Time.Sub(steps[i-1].Time), steps[i].Since, name)
 		}
 	}
-	steps, err := src.Trace(Key{Recipient: "reject-me@example.net"}, from, to)
+	// A queue id alone names it on every MTA that used it.
+	steps, err := src.Trace(Key{QueueID: "68ABA984896"}, from, to)
+	require.NoError(t, err)
+	require.ElementsMatch(t, append(append([]string{}, m1...), "delivered mx2 68ABA984896 x@example.net"), brief(steps))
+	steps, err = src.Trace(Key{Recipient: "reject-me@example.net"}, from, to)
 	require.NoError(t, err)
 	require.Equal(t, []string{"rejected mx1  reject-me@example.net"}, brief(steps), "a reject: no queue id, no message")
 
@@ -146,4 +152,14 @@ func TestTraceIntegration(t *testing.T) {
 
 	_, err = src.Trace(Key{}, from, to)
 	require.ErrorContains(t, err, "nothing to look up")
+
+	// A key that matches more than a timeline: an error, not a flood.
+	var bulk strings.Builder
+	for i := 0; i <= MaxSteps; i++ {
+		fmt.Fprintf(&bulk, "mail_event,dc=dc1,mailer=app1,event=accepted events=1i,sender=\"bulk@example.com\" %d\n", time.Date(2026, 11, 24, 0, 0, 0, i*1000, time.UTC).UnixNano())
+	}
+	require.NoError(t, db.Write("mail", bulk.String()))
+	from, to = day("2026-11-24")
+	_, err = src.Trace(Key{Sender: "bulk@example.com"}, from, to)
+	require.ErrorIs(t, err, ErrTooMany)
 }
