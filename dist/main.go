@@ -54,6 +54,10 @@ func run(root, out, release string) error {
 		{Source: p("dist/files/default.env"), Destination: "/etc/default/telegraf", Type: files.TypeConfigNoReplace, FileInfo: &files.ContentFileInfo{Mode: 0o640}},
 		{Destination: "/etc/telegraf/telegraf.d", Type: files.TypeDir},
 		{Source: unit, Destination: "/lib/systemd/system/telegraf.service"},
+		// Copies the post-install script puts back if the replaced
+		// telegraf package's removal deleted them.
+		{Source: unit, Destination: "/usr/share/mailtick/telegraf.service"},
+		{Source: p("dist/files/default.env"), Destination: "/usr/share/mailtick/default.env"},
 	}
 	dropIns, err := filepath.Glob(p("telegraf.d/*.conf"))
 	if err != nil {
@@ -86,6 +90,8 @@ func run(root, out, release string) error {
 				Contents: agent,
 				Scripts: nfpm.Scripts{PreInstall: p("dist/files/preinst.sh"), PostInstall: p("dist/files/postinst.sh"),
 					PreRemove: p("dist/files/prerm.sh"), PostRemove: p("dist/files/postrm.sh")},
+				// After an obsoleted telegraf's %postun.
+				RPM: nfpm.RPM{Scripts: nfpm.RPMScripts{PostTrans: p("dist/files/postinst.sh")}},
 			},
 		},
 		{

@@ -68,9 +68,14 @@ func TestDebPackageIntegration(t *testing.T) {
 	}
 	first, second := dist(t, "1"), dist(t, "2")
 	agent, cli := find(t, first, "mailtick-telegraf_", ".deb"), find(t, first, "mailtick_", ".deb")
-	t.Cleanup(func() { exec.Command("dpkg", "-P", "mailtick-telegraf", "mailtick").Run() })
+	t.Cleanup(func() { exec.Command("dpkg", "-P", "mailtick-telegraf", "mailtick", "telegraf").Run() })
 
+	// Telegraf's own package is installed: ours replaces it, and its
+	// removal scripts (Telegraf's, unchanged) leave ours whole.
+	sh(t, "dpkg", "-i", upstreamTelegraf(t))
 	sh(t, "dpkg", "-i", agent, cli)
+	status, _ := exec.Command("dpkg-query", "-W", "-f", "${Status}", "telegraf").CombinedOutput()
+	require.NotContains(t, string(status), "installed", "Telegraf's package is replaced")
 	require.Contains(t, sh(t, "/usr/bin/telegraf", "--version"), "mailtick")
 	require.Contains(t, sh(t, "/usr/bin/mailtick", "tasks", "-h"), "Usage: mailtick tasks")
 	sh(t, "systemd-analyze", "verify", "/lib/systemd/system/telegraf.service")
@@ -96,9 +101,11 @@ func TestDebPackageIntegration(t *testing.T) {
 	require.NoError(t, os.WriteFile("/etc/default/telegraf", []byte(filled), 0o640))
 	changed := string(installed) + "\n# changed by the operator\n"
 	require.NoError(t, os.WriteFile("/etc/telegraf/telegraf.conf", []byte(changed), 0o644))
-	test := func() string {
+	test := func() string { // with the environment the unit reads (EnvironmentFile)
+		installed, err := os.ReadFile("/etc/default/telegraf")
+		require.NoError(t, err)
 		var env []string
-		for _, line := range strings.Split(filled, "\n") {
+		for _, line := range strings.Split(string(installed), "\n") {
 			if line != "" && !strings.HasPrefix(line, "#") {
 				env = append(env, line)
 			}
@@ -147,4 +154,37 @@ func TestDebPackageIntegration(t *testing.T) {
 	for _, s := range []string{"preinstall scriptlet", "useradd -r -M telegraf", "postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet"} {
 		require.Contains(t, scripts, s)
 	}
+}
+
+// upstreamTelegraf builds a stand-in of Telegraf's own .deb: its removal
+// scripts are Telegraf's (scripts/deb of the Telegraf source bin/telegraf
+// is built from), with the files its install leaves (the binary, the
+// unit, /etc/default/telegraf, the SysV script its post-install copies).
+func upstreamTelegraf(t *testing.T) string {
+	t.Helper()
+	root, err := stack.Root()
+	require.NoError(t, err)
+	scripts, err := filepath.Glob(filepath.Join(root, "build", "telegraf-*", "scripts", "deb"))
+	require.NoError(t, err)
+	require.Len(t, scripts, 1, "Telegraf's source (make build fetches it)")
+	dir := t.TempDir()
+	stub := "#!/bin/sh\nexit 0\n"
+	for path, content := range map[string]string{
+		"DEBIAN/control":                      "Package: telegraf\nVersion: 1.40.1-1\nArchitecture: amd64\nMaintainer: test\nDescription: a stand-in of Telegraf's package\n",
+		"usr/bin/telegraf":                    stub,
+		"etc/init.d/telegraf":                 stub,
+		"etc/default/telegraf":                "",
+		"lib/systemd/system/telegraf.service": "[Service]\nExecStart=/usr/bin/telegraf\n",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, path)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, path), []byte(content), 0o755))
+	}
+	for from, to := range map[string]string{"pre-remove.sh": "prerm", "post-remove.sh": "postrm"} {
+		b, err := os.ReadFile(filepath.Join(scripts[0], from))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "DEBIAN", to), b, 0o755))
+	}
+	deb := filepath.Join(t.TempDir(), "telegraf_1.40.1-1_amd64.deb")
+	sh(t, "dpkg-deb", "--root-owner-group", "--build", dir, deb)
+	return deb
 }
