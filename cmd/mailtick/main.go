@@ -368,18 +368,9 @@ func (c command) rollups(args []string) error {
 	if err := c.parse(fs, args[1:]); err != nil {
 		return err
 	}
-	from, err := time.Parse(time.RFC3339, *fromS)
+	from, to, err := timeRange(*fromS, *toS, 0)
 	if err != nil {
-		return fmt.Errorf("invalid --from %q: want an RFC 3339 time", *fromS)
-	}
-	to := time.Now()
-	if *toS != "" {
-		if to, err = time.Parse(time.RFC3339, *toS); err != nil {
-			return fmt.Errorf("invalid --to %q: want an RFC 3339 time", *toS)
-		}
-	}
-	if !from.Before(to) {
-		return fmt.Errorf("invalid range --from %s --to %s: from must come first", *fromS, to.Format(time.RFC3339))
+		return err
 	}
 	loc, err := time.LoadLocation(*tz)
 	if err != nil {
@@ -638,25 +629,9 @@ func (c command) trace(args []string) error {
 	if *format != "text" && *format != "json" {
 		return fmt.Errorf("invalid --format %q: want text or json", *format)
 	}
-	end, start := time.Now(), time.Time{}
-	for _, t := range []struct {
-		name, v string
-		into    *time.Time
-	}{{"--to", *to, &end}, {"--from", *from, &start}} {
-		if t.v == "" {
-			continue
-		}
-		v, err := time.Parse(time.RFC3339Nano, t.v)
-		if err != nil {
-			return fmt.Errorf("invalid %s %q: want RFC 3339, e.g. 2026-11-23T16:00:00Z", t.name, t.v)
-		}
-		*t.into = v
-	}
-	if start.IsZero() {
-		start = end.Add(-24 * time.Hour)
-	}
-	if !start.Before(end) {
-		return fmt.Errorf("invalid range: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	start, end, err := timeRange(*from, *to, 24*time.Hour)
+	if err != nil {
+		return err
 	}
 	q, err := connect()
 	if err != nil {
@@ -670,4 +645,29 @@ func (c command) trace(args []string) error {
 		return json.NewEncoder(c.stdout).Encode(steps)
 	}
 	return trace.Write(c.stdout, steps)
+}
+
+// timeRange reads --from and --to (RFC 3339): to defaults to now, from to
+// span before to (a span of 0: --from is required); from must come first.
+func timeRange(fromS, toS string, span time.Duration) (from, to time.Time, err error) {
+	to = time.Now()
+	if toS != "" {
+		if to, err = time.Parse(time.RFC3339Nano, toS); err != nil {
+			return from, to, fmt.Errorf("invalid --to %q: want an RFC 3339 time, e.g. 2026-11-23T16:00:00Z", toS)
+		}
+	}
+	switch {
+	case fromS != "":
+		if from, err = time.Parse(time.RFC3339Nano, fromS); err != nil {
+			return from, to, fmt.Errorf("invalid --from %q: want an RFC 3339 time, e.g. 2026-11-23T16:00:00Z", fromS)
+		}
+	case span > 0:
+		from = to.Add(-span)
+	default:
+		return from, to, fmt.Errorf("--from is required")
+	}
+	if !from.Before(to) {
+		return from, to, fmt.Errorf("invalid range --from %s --to %s: from must come first", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return from, to, nil
 }

@@ -43,7 +43,7 @@ func TestTraceBadFlags(t *testing.T) {
 	}{
 		{[]string{"--message-id", "x", "--from", "yesterday"}, `invalid --from "yesterday"`},
 		{[]string{"--message-id", "x", "--format", "xml"}, `invalid --format "xml"`},
-		{[]string{"--message-id", "x", "--from", "2026-11-24T00:00:00Z", "--to", "2026-11-23T00:00:00Z"}, "is not before --to"},
+		{[]string{"--message-id", "x", "--from", "2026-11-24T00:00:00Z", "--to", "2026-11-23T00:00:00Z"}, "from must come first"},
 		{[]string{"--url", "http://127.0.0.1:1"}, "nothing to look up"},
 		{[]string{"m1@example.com"}, "the keys are flags"},
 	} {
@@ -51,6 +51,11 @@ func TestTraceBadFlags(t *testing.T) {
 		require.Equal(t, 1, run(append([]string{"trace"}, tt.args...), &stdout, &stderr), tt.args)
 		require.Contains(t, stderr.String(), tt.want, tt.args)
 	}
+	// The same range flags of mailtick rollups rebuild, where --from has
+	// no default.
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 1, run([]string{"rollups", "rebuild", "--to", "2026-11-23T00:00:00Z"}, &stdout, &stderr))
+	require.Contains(t, stderr.String(), "--from is required")
 }
 
 // TestBadFlag: a flag that does not exist is an error, its message and
