@@ -57,6 +57,12 @@ func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string
 		c.Unknown[ReasonBadTime]++
 		return nil, ReasonBadTime
 	}
+	return c.eximAt(t, rest, raw, host)
+}
+
+// eximAt reads an Exim line's part after its timestamp (rest), logged at
+// t by host; raw is the whole line.
+func (c *Correlator) eximAt(t time.Time, rest, raw, host string) ([]Event, string) {
 	ev := Event{Time: t, Host: host, line: raw}
 	id, after, _ := strings.Cut(rest, " ")
 	if !eximID.MatchString(id) {
@@ -102,7 +108,7 @@ func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string
 		}
 		msg.MessageID = strings.Clone(kv["id"])
 		msg.Accepted = true
-		sec := eximSecurityOf(ev, kv, "inbound", msg.ClientIP)
+		sec := eximSecurityOf(ev, kv, "inbound", msg.ClientIP, true)
 		for _, s := range sec {
 			if s.Event == SignalSASLLogin {
 				msg.SASLUser = c.intern(s.SASLUser)
@@ -161,7 +167,7 @@ func (c *Correlator) exim(raw, host string, loc *time.Location) ([]Event, string
 			reply = reply[j+2:]
 		}
 	}
-	sec := eximSecurityOf(ev, map[string]string{"X": kv["X"]}, ev.Direction, "")
+	sec := eximSecurityOf(ev, kv, ev.Direction, "", false)
 	ev.Response = reply
 	ev.SMTPCode = replyCodeOf(reply)
 	if m := replyCode.FindStringSubmatch(reply); m != nil {

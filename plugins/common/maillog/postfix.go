@@ -257,7 +257,7 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 // points of their own, overwritten on a replay.
 func (c *Correlator) LineAt(raw string, now, received time.Time, loc *time.Location) ([]Event, string) {
 	if isExim(raw) {
-		return c.eximEntry(raw, c.opt.Host, loc)
+		return c.eximDone(c.exim(raw, c.opt.Host, loc))
 	}
 	l, err := SplitLine(raw, now, loc)
 	if err != nil {
@@ -289,9 +289,9 @@ func (c *Correlator) Entry(at time.Time, host, program, message string) ([]Event
 		host+" "+program+": "+message)
 }
 
-// eximEntry reads one line of Exim's main log, of host.
-func (c *Correlator) eximEntry(raw, host string, loc *time.Location) ([]Event, string) {
-	evs, reason := c.exim(raw, host, loc)
+// eximDone finishes the events of an Exim line: the queue ids aged by its
+// time, the direction by the client's network.
+func (c *Correlator) eximDone(evs []Event, reason string) ([]Event, string) {
 	if len(evs) > 0 {
 		c.trim(evs[0].Time)
 	}
@@ -312,7 +312,7 @@ func (c *Correlator) entry(l Line, raw string) ([]Event, string) {
 				rest = r
 			}
 		}
-		return c.eximEntry(l.Time.UTC().Format("2006-01-02 15:04:05.999999999 -0700 ")+rest, l.Host, time.UTC)
+		return c.eximDone(c.eximAt(l.Time.UTC(), rest, raw, l.Host))
 	}
 	evs, reason := c.postfix(l, raw)
 	c.trim(l.Time)

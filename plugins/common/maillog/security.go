@@ -92,9 +92,10 @@ func (c *Correlator) postfixSecurity(ev Event, d, msg string) (Event, bool) {
 // "command_time_limit". The deny and allow lists' old names are the new
 // ones (Postfix 3.6 renamed them).
 func verdict(s string) string {
-	s = strings.NewReplacer("WHITELIST", "ALLOWLIST", "BLACKLIST", "DENYLIST").Replace(s)
-	return strings.ToLower(strings.NewReplacer(" ", "_", "-", "_").Replace(s))
+	return strings.ToLower(verdictNames.Replace(s))
 }
+
+var verdictNames = strings.NewReplacer("WHITELIST", "ALLOWLIST", "BLACKLIST", "DENYLIST", " ", "_", "-", "_")
 
 // smtpStage is the SMTP command a connection was at, as a bounded tag: the
 // commands, else "other" (postscreen's "." is the end of DATA).
@@ -125,13 +126,14 @@ func eximSecurity(ev Event, rest string) (Event, bool) {
 	return ev, true
 }
 
-// eximSecurityOf: the signals of an Exim line's A= (an arrival's
-// authenticator and the id it authenticated: a SASL login) and X= (its
-// TLS session: "TLS1.3:TLS_AES_256_GCM_SHA384:256").
-func eximSecurityOf(ev Event, kv map[string]string, direction, clientIP string) []Event {
+// eximSecurityOf: the signals of an Exim line's A= (on an arrival, the
+// authenticator and the id it authenticated: a SASL login; on a delivery
+// it is ours to the next hop) and X= (its TLS session:
+// "TLS1.3:TLS_AES_256_GCM_SHA384:256").
+func eximSecurityOf(ev Event, kv map[string]string, direction, clientIP string, arrival bool) []Event {
 	var out []Event
 	ev.Security, ev.Direction, ev.ClientIP = true, direction, clientIP
-	if a := kv["A"]; a != "" {
+	if a := kv["A"]; a != "" && arrival {
 		login := ev
 		method, user, _ := strings.Cut(a, ":")
 		user, _, _ = strings.Cut(user, ":") // A=authname:authid:authsender

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -103,19 +102,12 @@ func (m *MailLog) newJournal() (*journal, error) {
 		ids:      ids,
 		lost:     selfstat.Register("maillog", "journal_entries_lost", map[string]string{"file": name}),
 	}
-	b, err := os.ReadFile(j.statePth)
-	switch {
-	case err == nil:
-		var s journalState
-		if err := json.Unmarshal(b, &s); err != nil {
-			return nil, fmt.Errorf("state file %q: %w", j.statePth, err)
-		}
-		if err := j.c.Restore(s.Queue); err != nil {
-			return nil, fmt.Errorf("state file %q: %w", j.statePth, err)
-		}
-		j.cursor, j.seq, j.ckpt = s.Cursor, seqnumOf(s.Cursor), &s
-	case !errors.Is(err, os.ErrNotExist):
+	s, err := loadState(j.c, j.statePth, func(s *journalState) json.RawMessage { return s.Queue })
+	if err != nil {
 		return nil, err
+	}
+	if s != nil {
+		j.cursor, j.seq, j.ckpt = s.Cursor, seqnumOf(s.Cursor), s
 	}
 	return j, nil
 }
@@ -174,7 +166,7 @@ func (j *journal) save(cursor string) error {
 	if err != nil {
 		return fmt.Errorf("saving the state %q: %w", j.statePth, err)
 	}
-	j.ckpt, j.lastCkpt, j.careful = &s, time.Now(), false
+	j.ckpt, j.careful = &s, false
 	return nil
 }
 
@@ -249,7 +241,7 @@ func (j *journal) follow(ctx context.Context) error {
 				err = errors.New("export format: an entry without __CURSOR")
 			}
 			if !j.ids.Match(e.identifier) {
-				e.message, e.cut = "", false
+				e.message, e.cut, e.other = "", false, true
 			}
 			return e, err
 		}
@@ -334,7 +326,7 @@ func (j *journal) read(batch []journalEntry) {
 		}
 		j.gap(seqnumOf(e.cursor))
 		j.cursor = e.cursor
-		if !j.ids.Match(e.identifier) {
+		if e.other {
 			continue
 		}
 		if e.cut {
@@ -404,6 +396,7 @@ type journalEntry struct {
 	identifier string
 	message    string
 	cut        bool // a MESSAGE over maxLineBytes: not read
+	other      bool // another program's (journal_identifiers): only its cursor counts
 }
 
 // exportReader reads journalctl's export format: an entry is fields, one

@@ -289,13 +289,12 @@ const maxLineBytes = ml.MaxLineBytes
 // reader is what a file's follower and the journal's have in common: the
 // correlator, the stats, and where they stand with the outputs.
 type reader struct {
-	m        *MailLog
-	c        *ml.Correlator
-	st       *stats
-	seen     int64 // st.rejectedN at the last rewind
-	unsent   bool  // events were read that could not be handed
-	careful  bool  // since a rewind: one batch at a time until a checkpoint
-	lastCkpt time.Time
+	m       *MailLog
+	c       *ml.Correlator
+	st      *stats
+	seen    int64 // st.rejectedN at the last rewind
+	unsent  bool  // events were read that could not be handed
+	careful bool  // since a rewind: one batch at a time until a checkpoint
 }
 
 // emit hands the events read to the outputs as one tracked group.
@@ -364,6 +363,7 @@ type follower struct {
 	next       []string // rotated files to read after the old one (successors)
 	quietAt    int64
 	quietSince time.Time
+	lastCkpt   time.Time
 
 	// The last checkpoint: where reading goes back to when the outputs
 	// dropped a batch read since (inode, offset, correlation state).
@@ -382,25 +382,38 @@ func (m *MailLog) newFollower(path string) (*follower, error) {
 		path:     path,
 		statePth: m.followerState(path),
 	}
-	b, err := os.ReadFile(fl.statePth)
+	s, err := loadState(fl.c, fl.statePth, func(s *state) json.RawMessage { return s.Queue })
 	switch {
-	case err == nil:
-		var s state
-		if err := json.Unmarshal(b, &s); err != nil {
-			return nil, fmt.Errorf("state file %q: %w", fl.statePth, err)
-		}
-		if err := fl.c.Restore(s.Queue); err != nil {
-			return nil, fmt.Errorf("state file %q: %w", fl.statePth, err)
-		}
-		fl.inode, fl.offset, fl.fp = s.Inode, s.Offset, s.Fingerprint
-		fl.base, fl.baseOff = time.Unix(0, s.Base), s.Offset
-		fl.ckpt = &s
-	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	case s == nil:
 		fl.offset = -1 // decided when the file is opened: from_beginning
 	default:
-		return nil, err
+		fl.inode, fl.offset, fl.fp = s.Inode, s.Offset, s.Fingerprint
+		fl.base, fl.baseOff = time.Unix(0, s.Base), s.Offset
+		fl.ckpt = s
 	}
 	return fl, nil
+}
+
+// loadState reads a reader's saved state from path (nil when there is
+// none yet) and restores its correlation state (queue) into c.
+func loadState[S any](c *ml.Correlator, path string, queue func(*S) json.RawMessage) (*S, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := new(S)
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("state file %q: %w", path, err)
+	}
+	if err := c.Restore(queue(s)); err != nil {
+		return nil, fmt.Errorf("state file %q: %w", path, err)
+	}
+	return s, nil
 }
 
 func inodeOf(fi os.FileInfo) uint64 {
