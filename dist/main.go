@@ -58,25 +58,14 @@ func run(root, out, release string) error {
 		// telegraf package's removal deleted them.
 		{Source: unit, Destination: "/usr/share/mailtick/telegraf.service"},
 		{Source: p("dist/files/default.env"), Destination: "/usr/share/mailtick/default.env"},
-	}
-	dropIns, err := filepath.Glob(p("telegraf.d/*.conf"))
-	if err != nil {
-		return err
-	}
-	for _, f := range dropIns {
-		agent = append(agent, &files.Content{Source: f, Destination: "/usr/share/mailtick/telegraf.d/" + filepath.Base(f)})
+		// A glob: nfpm puts each match in the folder.
+		{Source: p("telegraf.d/*.conf"), Destination: "/usr/share/mailtick/telegraf.d/"},
 	}
 	cli := files.Contents{
 		{Source: p("bin/mailtick"), Destination: "/usr/bin/mailtick", FileInfo: &files.ContentFileInfo{Mode: 0o755}},
 		{Source: p("tasks.toml"), Destination: "/usr/share/mailtick/tasks.toml"},
 		{Source: p("dist/files/kapacitor-udf.conf"), Destination: "/usr/share/mailtick/kapacitor-udf.conf"},
-	}
-	scripts, err := filepath.Glob(p("tickscripts/*.tick"))
-	if err != nil {
-		return err
-	}
-	for _, f := range scripts {
-		cli = append(cli, &files.Content{Source: f, Destination: "/usr/share/mailtick/tickscripts/" + filepath.Base(f)})
+		{Source: p("tickscripts/*.tick"), Destination: "/usr/share/mailtick/tickscripts/"},
 	}
 	packages := []*nfpm.Info{
 		{

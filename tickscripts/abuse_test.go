@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/influxdata/telegraf/plugins/serializers/influx"
+	"github.com/influxdata/telegraf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/testutil/stack"
@@ -22,21 +21,15 @@ import (
 func writeLog(t *testing.T, db *stack.InfluxDB, lines []string) {
 	t.Helper()
 	c := ml.NewCorrelator(ml.Options{})
-	s := &influx.Serializer{}
-	require.NoError(t, s.Init())
-	var b strings.Builder
+	var ms []telegraf.Metric
 	for _, line := range lines {
 		evs, reason := c.Line(line, time.Now(), time.UTC)
 		require.Empty(t, reason, line)
 		for i := range evs {
-			m := evs[i].Metric()
-			m.AddTag("dc", "dc1")
-			out, err := s.Serialize(m)
-			require.NoError(t, err)
-			b.Write(out)
+			ms = append(ms, evs[i].Metric())
 		}
 	}
-	require.NoError(t, db.Write("mail", b.String()))
+	stacktest.WriteMetrics(t, db, "mail", "dc1", ms)
 }
 
 // TestAbuseAlertsIntegration: the shipped mail_abuse tasks on a real

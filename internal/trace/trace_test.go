@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf"
-	"github.com/influxdata/telegraf/plugins/serializers/influx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mailtick/mailtick/internal/influxq"
@@ -18,20 +17,6 @@ import (
 	"github.com/mailtick/mailtick/plugins/common/mailevent"
 	ml "github.com/mailtick/mailtick/plugins/common/maillog"
 )
-
-func lineProtocol(t *testing.T, ms []telegraf.Metric) string {
-	t.Helper()
-	s := &influx.Serializer{}
-	require.NoError(t, s.Init())
-	var b strings.Builder
-	for _, m := range ms {
-		m.AddTag("dc", "dc1")
-		out, err := s.Serialize(m)
-		require.NoError(t, err)
-		b.Write(out)
-	}
-	return b.String()
-}
 
 // TestTraceIntegration: a real InfluxDB holding what the DC's inputs
 // write: the log of a real Postfix read by inputs.maillog's reader (three
@@ -60,7 +45,7 @@ func TestTraceIntegration(t *testing.T) {
 			}
 		}
 	}
-	require.NoError(t, db.Write("mail", lineProtocol(t, ms)))
+	stacktest.WriteMetrics(t, db, "mail", "dc1", ms)
 	// Another MTA reused the queue id, for another message: not m1's.
 	require.NoError(t, db.Write("mail", `mail_event,dc=dc1,mailer=mx2,direction=outbound,event=delivered events=1i,queue_id="68ABA984896",message_id="<other@example.com>",recipient="x@example.net" 1795451230000000000`+"\n"))
 	// The mailer handed m1 to the MTA a second before Postfix logged it.
@@ -77,7 +62,7 @@ func TestTraceIntegration(t *testing.T) {
 		require.Empty(t, out.Bad, body.Name)
 		hooks = append(hooks, out.Metrics...)
 	}
-	require.NoError(t, db.Write("mail", lineProtocol(t, hooks)))
+	stacktest.WriteMetrics(t, db, "mail", "dc1", hooks)
 
 	src := Source{Querier: influxq.Querier{URL: db.URL, Timeout: time.Minute}, Database: "mail"}
 	day := func(s string) (time.Time, time.Time) {

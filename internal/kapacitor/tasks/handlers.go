@@ -256,15 +256,17 @@ func listHandlers(c *client.Client, f *File) ([]Deployed, error) {
 	for _, key := range slices.Sorted(maps.Keys(have)) {
 		topic, id, _ := strings.Cut(key, "/")
 		dep := Deployed{ID: handlerLabel(topic, id), Status: "handler " + have[key].Kind}
-		switch w, ok := want[key]; {
+		w, ok := want[key]
+		switch {
 		case !ok:
 			dep.Drift = "not in tasks.toml (prune removes it)"
 		case len(w.Unset) > 0:
 			dep.Drift = strings.Join(w.Unset, ", ") + " now unset (apply removes it)"
-		case len(handlerDrift(have[key], w)) > 0:
-			dep.Drift = "differs from tasks.toml: " + strings.Join(handlerDrift(have[key], w), "; ")
 		default:
 			dep.Drift = "in sync"
+			if d := handlerDrift(have[key], w); len(d) > 0 {
+				dep.Drift = "differs from tasks.toml: " + strings.Join(d, "; ")
+			}
 		}
 		out = append(out, dep)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/plugins/serializers/influx"
 	"github.com/nsqio/go-nsq"
 	"github.com/stretchr/testify/require"
 
@@ -197,4 +199,20 @@ func Tmpfs(t testing.TB, dir string, size int) string {
 	require.NoError(t, err, "mounting a %d-byte tmpfs for a full-disk test needs root: %s", size, out)
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	return dir
+}
+
+// WriteMetrics writes Telegraf metrics into database of db as the agent's
+// outputs.influxdb does, each with the tag dc (the agent's global tag).
+func WriteMetrics(t testing.TB, db *stack.InfluxDB, database, dc string, ms []telegraf.Metric) {
+	t.Helper()
+	s := &influx.Serializer{}
+	require.NoError(t, s.Init())
+	var b strings.Builder
+	for _, m := range ms {
+		m.AddTag("dc", dc)
+		out, err := s.Serialize(m)
+		require.NoError(t, err)
+		b.Write(out)
+	}
+	require.NoError(t, db.Write(database, b.String()))
 }
