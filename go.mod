@@ -5,6 +5,7 @@ go 1.27.0
 toolchain go1.27.2
 
 require (
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/influxdata/kapacitor v1.7.6
 	github.com/influxdata/telegraf v1.40.1
 	github.com/influxdata/toml v0.0.0-20251106153700-c381e153d076
@@ -12,6 +13,7 @@ require (
 	github.com/nsqio/nsq v1.3.0
 	github.com/stretchr/testify v1.12.1
 	github.com/valyala/fastjson v1.6.10
+	go.yaml.in/yaml/v3 v3.0.5
 )
 
 require (
@@ -119,7 +121,6 @@ require (
 	go.uber.org/atomic v1.11.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/exp v0.0.0-20260824195058-e88cd73687aa // indirect
 	golang.org/x/mod v0.41.0 // indirect

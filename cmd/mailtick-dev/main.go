@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ import (
 	"github.com/mailtick/mailtick/internal/dev/bench"
 	"github.com/mailtick/mailtick/internal/dev/demo"
 	"github.com/mailtick/mailtick/internal/dev/localstack"
+	"github.com/mailtick/mailtick/internal/grafana"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
 )
 
 const usage = `mailtick-dev — the developers' commands of a mailtick checkout
@@ -33,6 +36,7 @@ Usage:
                                the spam UDF's memory, the latency rollups' and the reconciler's cost
   mailtick-dev stack up|down --dir DIR [--dcs N]
                                run central + N DCs on loopback until down (or Ctrl-C)
+  mailtick-dev dashboards      write grafana/dashboards/*.json from internal/grafana
 
 Run inside the repository (or set MAILTICK_ROOT to it), after make build.
 Run "mailtick-dev <command> -h" for the flags of a command.
@@ -47,9 +51,10 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	c := command{stdout: stdout, stderr: stderr}
 	return cli.Run("mailtick-dev", usage, args, map[string]cli.Command{
-		"bench": cli.Plain(c.bench),
-		"demo":  cli.Plain(c.demo),
-		"stack": cli.Plain(c.stack),
+		"bench":      cli.Plain(c.bench),
+		"dashboards": cli.Plain(c.dashboards),
+		"demo":       cli.Plain(c.demo),
+		"stack":      cli.Plain(c.stack),
 	}, stdout, stderr)
 }
 
@@ -229,6 +234,32 @@ func (c command) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	return demo.Run(ctx, opt, c.stdout)
+}
+
+func (c command) dashboards(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dashboards", flag.ContinueOnError)
+	dir := fs.String("dir", "", "where to write them (default: the checkout's grafana/dashboards)")
+	if err := cli.Parse(fs, args, c.stdout, c.stderr); err != nil {
+		return err
+	}
+	if *dir == "" {
+		root, err := stack.Root()
+		if err != nil {
+			return err
+		}
+		*dir = filepath.Join(root, "grafana", "dashboards")
+	}
+	files, err := grafana.Files()
+	if err != nil {
+		return err
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(*dir, name), b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(*dir, name))
+	}
+	return nil
 }
 
 func (c command) stack(ctx context.Context, args []string) error {

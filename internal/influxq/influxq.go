@@ -4,6 +4,7 @@
 package influxq
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,6 +97,80 @@ func (c Querier) Query(db, q string) ([]Series, error) {
 		return nil, fmt.Errorf("query %q: %s", q, resp.Status)
 	}
 	return out, nil
+}
+
+// FluxTable is the rows of one table of a Flux result: each row a map
+// from column to its annotated CSV text, and each column's datatype (the
+// #datatype annotation: string, double, long, dateTime:RFC3339...).
+type FluxTable struct {
+	Types map[string]string
+	Rows  []map[string]string
+}
+
+// Flux runs a Flux query through /api/v2/query (InfluxDB 1.8 with
+// flux-enabled, or 2.x) and returns its tables.
+func (c Querier) Flux(query string) ([]FluxTable, error) {
+	req, err := http.NewRequest(http.MethodPost, c.URL+"/api/v2/query", strings.NewReader(query))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/vnd.flux")
+	req.Header.Set("Accept", "application/csv")
+	if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password)
+	}
+	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("flux query: %s: %.500s", resp.Status, body)
+	}
+	r := csv.NewReader(strings.NewReader(string(body)))
+	r.FieldsPerRecord = -1
+	var out []FluxTable
+	var header, types []string
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("flux query: reading its CSV: %w", err)
+		}
+		switch {
+		case len(rec) == 1 && rec[0] == "": // a blank line ends a table
+			header, types = nil, nil
+		case rec[0] == "#datatype":
+			header, types = nil, rec
+		case strings.HasPrefix(rec[0], "#"):
+		case header == nil && strings.EqualFold(rec[0], "error"):
+			msg, _ := r.Read()
+			return nil, fmt.Errorf("flux query: %s", strings.Join(msg, " "))
+		case header == nil:
+			header = rec
+			t := FluxTable{Types: map[string]string{}}
+			for i, h := range header {
+				if i < len(types) {
+					t.Types[h] = types[i]
+				}
+			}
+			out = append(out, t)
+		default:
+			row := map[string]string{}
+			for i, h := range header {
+				if i < len(rec) {
+					row[h] = rec[i]
+				}
+			}
+			out[len(out)-1].Rows = append(out[len(out)-1].Rows, row)
+		}
+	}
 }
 
 // Write writes line protocol (ns precision) to db.

@@ -16,6 +16,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Gamma is the ratio of a bucket's upper bound to its lower bound.
@@ -191,4 +192,92 @@ func (h *Histogram) ShareWithin(threshold float64) float64 {
 		}
 	}
 	return float64(n) / float64(h.total)
+}
+
+// WithinTagRegexp is a regular expression (RE2, anchored) matching the
+// bucket tags that ShareWithin(threshold) counts: "zero" and every bucket
+// whose value is at most threshold. It lets a query that can only filter
+// tags (InfluxQL, Grafana's panels) count the same latencies.
+func WithinTagRegexp(threshold float64) string {
+	top := Index(threshold) // Value(top) < Upper(top): top or top-1 is the last one in
+	if top == zeroIndex {
+		return "^zero$"
+	}
+	for Value(top) > threshold {
+		top--
+	}
+	return "^(zero|" + intsUpTo(top) + ")$"
+}
+
+// intsUpTo is an alternation matching the decimal integers (no leading
+// zeros, minus sign for negatives) at most n.
+func intsUpTo(n int) string {
+	if n < 0 {
+		// -m for every m >= -n: longer than -n, or as long and not below it.
+		m := strconv.Itoa(-n)
+		alts := []string{fmt.Sprintf("-[1-9][0-9]{%d,}", len(m))}
+		alts = append(alts, sameLengthFrom(m)...)
+		for i := range alts[1:] {
+			alts[i+1] = "-" + alts[i+1]
+		}
+		return strings.Join(alts, "|")
+	}
+	s := strconv.Itoa(n)
+	alts := []string{"-[1-9][0-9]*", "[0-9]"}
+	if len(s) > 1 {
+		alts = alts[:1]
+		if len(s) > 2 {
+			alts = append(alts, fmt.Sprintf("[1-9][0-9]{0,%d}", len(s)-2), "0")
+		} else {
+			alts = append(alts, "[0-9]")
+		}
+		alts = append(alts, sameLengthUpTo(s)...)
+	} else {
+		alts[1] = "[0-" + s + "]"
+	}
+	return strings.Join(alts, "|")
+}
+
+// sameLengthUpTo matches the numbers of s's length (no leading zero) at
+// most s.
+func sameLengthUpTo(s string) []string {
+	var alts []string
+	for k := 0; k < len(s); k++ {
+		lo := byte('0')
+		if k == 0 {
+			lo = '1'
+		}
+		if s[k] > lo {
+			alts = append(alts, s[:k]+digitRange(lo, s[k]-1)+anyDigits(len(s)-k-1))
+		}
+	}
+	return append(alts, s)
+}
+
+// sameLengthFrom matches the numbers of s's length at least s.
+func sameLengthFrom(s string) []string {
+	var alts []string
+	for k := 0; k < len(s); k++ {
+		if s[k] < '9' {
+			alts = append(alts, s[:k]+digitRange(s[k]+1, '9')+anyDigits(len(s)-k-1))
+		}
+	}
+	return append(alts, s)
+}
+
+func digitRange(lo, hi byte) string {
+	if lo == hi {
+		return string(lo)
+	}
+	return "[" + string(lo) + "-" + string(hi) + "]"
+}
+
+func anyDigits(n int) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return "[0-9]"
+	}
+	return fmt.Sprintf("[0-9]{%d}", n)
 }

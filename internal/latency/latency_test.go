@@ -3,6 +3,7 @@ package latency
 import (
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"sort"
 	"testing"
 	"time"
@@ -149,4 +150,22 @@ func TestCover(t *testing.T) {
 	// A calendar month is one span.
 	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, berlin)
 	require.Equal(t, []Span{{Month, nov, nov.AddDate(0, 1, 0)}}, Cover(nov, nov.AddDate(0, 1, 0), berlin))
+}
+
+// TestWithinTagRegexp: the expression matches exactly the tags whose
+// buckets ShareWithin counts, for thresholds around every kind of bound
+// (negative, single-digit and multi-digit bucket indexes).
+func TestWithinTagRegexp(t *testing.T) {
+	for _, threshold := range []float64{0, 0.3, 0.9, 1, 1.05, 1.2, 2, 10, 99, 100, 999.9, 1000, 5000, 60000, 3.6e6, 1e12} {
+		re := regexp.MustCompile(WithinTagRegexp(threshold))
+		require.True(t, re.MatchString(ZeroTag), "threshold %v", threshold)
+		for i := -3000; i <= 3000; i++ {
+			want := Value(i) <= threshold
+			require.Equal(t, want, re.MatchString(tagOf(i)), "threshold %v, bucket %d (value %v): %s", threshold, i, Value(i), re)
+		}
+		for _, bad := range []string{"", "x", "01", "-0", "1.5", " 1", "zero1"} {
+			require.False(t, re.MatchString(bad), "threshold %v matches %q", threshold, bad)
+		}
+	}
+	require.Equal(t, "^zero$", WithinTagRegexp(-1))
 }

@@ -2,6 +2,8 @@ package stack
 
 import (
 	"fmt"
+	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"os/user"
@@ -182,6 +184,59 @@ func (p *Postfix) Set(settings ...string) error {
 		return fmt.Errorf("postconf -e %v: %v: %s", settings, err, out)
 	}
 	return p.Reload()
+}
+
+// UseSASL makes smtpd offer AUTH, checked by auth (smtpd_sasl_type =
+// dovecot), and reloads.
+func (p *Postfix) UseSASL(auth *SASLAuth) error {
+	return p.Set("smtpd_sasl_auth_enable=yes", "smtpd_sasl_type=dovecot", "smtpd_sasl_path=inet:"+auth.Addr)
+}
+
+// Login opens an SMTP session, authenticates (AUTH PLAIN) as user with
+// pass and, when it succeeds and rcpt is set, sends a message from user
+// to rcpt; the error is the server's answer to a refused login.
+func (p *Postfix) Login(user, pass, rcpt string) error {
+	c, err := smtp.Dial(p.SMTP)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.net"); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(p.SMTP)
+	if err := c.Auth(smtp.PlainAuth("", user, pass, host)); err != nil {
+		_ = c.Quit()
+		return err
+	}
+	if rcpt != "" {
+		if err := c.Mail(user); err != nil {
+			return err
+		}
+		if err := c.Rcpt(rcpt); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "From: <%s>\r\nSubject: mailtick\r\n\r\nhello\r\n", user)
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return c.Quit()
+}
+
+// Hangup opens an SMTP session, says EHLO and drops the connection:
+// Postfix logs a lost connection after EHLO.
+func (p *Postfix) Hangup() error {
+	c, err := smtp.Dial(p.SMTP)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Hello("client.example.net")
 }
 
 // Flush asks Postfix to retry its deferred mail now.

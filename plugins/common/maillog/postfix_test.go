@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/testutil/stack"
 	"github.com/mailtick/mailtick/internal/testutil/stacktest"
 )
 
@@ -116,4 +117,48 @@ func realPostfix(t *testing.T, long bool) {
 		b, _ := os.ReadFile(pf.Maillog)
 		require.NoError(t, os.WriteFile(filepath.Join("testdata", "postfix-3.7.11-debian12.log"), b, 0o644))
 	}
+}
+
+// TestRealPostfixSASLIntegration: a real Postfix asking an auth server
+// over Dovecot's protocol (stack.SASLAuth) logs refused logins, an
+// accepted one with the message it submitted, and a client that hangs
+// up; the reader gives each its security signal.
+func TestRealPostfixSASLIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: a real Postfix")
+	}
+	pf, _ := stacktest.Postfix(t)
+	auth, err := stack.StartSASLAuth(map[string]string{"alice": "right"})
+	require.NoError(t, err)
+	t.Cleanup(auth.Stop)
+	require.NoError(t, pf.UseSASL(auth))
+	for i := 0; i < 3; i++ {
+		require.ErrorContains(t, pf.Login("alice", "wrong", ""), "535", "a refused login")
+	}
+	require.NoError(t, pf.Login("alice", "right", "ok@example.net"))
+	require.NoError(t, pf.Hangup())
+
+	c := NewCorrelator(Options{})
+	signals := map[string][]Event{}
+	read := 0
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(pf.Maillog)
+		lines := strings.Split(string(b), "\n")
+		for ; read < len(lines)-1; read++ {
+			evs, reason := c.Line(lines[read], time.Now(), time.Local)
+			require.Empty(t, reason, "line %q", lines[read])
+			for _, ev := range evs {
+				signals[ev.Event] = append(signals[ev.Event], ev)
+			}
+		}
+		return len(signals["sasl_failure"]) == 3 && len(signals["sasl_login"]) == 1 && len(signals["lost_connection"]) >= 1
+	}, 60*time.Second, 100*time.Millisecond, "3 SASL failures, a login and a lost connection")
+	for _, ev := range signals["sasl_failure"] {
+		require.Equal(t, "127.0.0.1", ev.ClientIP)
+		require.Equal(t, "PLAIN", strings.ToUpper(ev.SASLMethod))
+	}
+	login := signals["sasl_login"][0]
+	require.Equal(t, "alice", login.SASLUser)
+	require.Equal(t, "127.0.0.1", login.ClientIP)
+	require.Equal(t, "EHLO", strings.ToUpper(signals["lost_connection"][0].Stage))
 }
