@@ -66,6 +66,9 @@ func run(root, out, release string) error {
 		{Source: p("tasks.toml"), Destination: "/usr/share/mailtick/tasks.toml"},
 		{Source: p("dist/files/kapacitor-udf.conf"), Destination: "/usr/share/mailtick/kapacitor-udf.conf"},
 		{Source: p("tickscripts/*.tick"), Destination: "/usr/share/mailtick/tickscripts/"},
+		{Source: p("grafana/dashboards/*.json"), Destination: "/usr/share/mailtick/grafana/dashboards/"},
+		{Source: p("grafana/provisioning/datasources/mailtick.yaml"), Destination: "/usr/share/mailtick/grafana/provisioning/datasources/mailtick.yaml"},
+		{Source: p("grafana/provisioning/dashboards/mailtick.yaml"), Destination: "/usr/share/mailtick/grafana/provisioning/dashboards/mailtick.yaml"},
 	}
 	packages := []*nfpm.Info{
 		{

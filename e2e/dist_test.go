@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mailtick/mailtick/internal/grafana"
 	"github.com/mailtick/mailtick/internal/testutil/stack"
 )
 
@@ -88,10 +89,14 @@ func TestDebPackageIntegration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(shipped), string(installed), "the shipped telegraf.conf")
 	for _, f := range []string{"/usr/share/mailtick/telegraf.d/exim-queue.conf", "/usr/share/mailtick/tickscripts/mail_counts.tick",
-		"/usr/share/mailtick/tasks.toml", "/usr/share/mailtick/kapacitor-udf.conf", "/etc/telegraf/telegraf.d"} {
+		"/usr/share/mailtick/tasks.toml", "/usr/share/mailtick/kapacitor-udf.conf",
+		"/usr/share/mailtick/grafana/dashboards/mailtick-sla.json", "/usr/share/mailtick/grafana/provisioning/datasources/mailtick.yaml", "/etc/telegraf/telegraf.d"} {
 		_, err := os.Stat(f)
 		require.NoError(t, err, f)
 	}
+	boards, err := grafana.Load("/usr/share/mailtick/grafana/dashboards")
+	require.NoError(t, err, "the installed dashboards read under Grafana's schema")
+	require.Len(t, boards, 5)
 
 	// The operator fills in /etc/default/telegraf and adds to the config.
 	defaults, err := os.ReadFile("/etc/default/telegraf")

@@ -3,11 +3,8 @@
 package flux
 
 import (
-	"encoding/csv"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -44,38 +41,11 @@ func queryOf(t *testing.T, file, params string) string {
 // runFlux runs a Flux query on InfluxDB 1.8 and returns its rows as maps.
 func runFlux(t *testing.T, db *stack.InfluxDB, query string) []map[string]string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, db.URL+"/api/v2/query", strings.NewReader(query))
+	tables, err := stack.Querier{URL: db.URL, Timeout: 5 * time.Minute}.Flux(query)
 	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/vnd.flux")
-	req.Header.Set("Accept", "application/csv")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	var rows []map[string]string
-	var header []string
-	r := csv.NewReader(strings.NewReader(string(body)))
-	r.FieldsPerRecord = -1
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		switch {
-		case len(rec) <= 1 || strings.HasPrefix(rec[0], "#"): // blank line or annotation: a table starts
-			header = nil
-		case header == nil:
-			header = rec
-		default:
-			row := map[string]string{}
-			for i, h := range header {
-				row[h] = rec[i]
-			}
-			rows = append(rows, row)
-		}
+	for _, tb := range tables {
+		rows = append(rows, tb.Rows...)
 	}
 	return rows
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 
 	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/sla"
 )
 
 // The data sources the dashboards name, as grafana/provisioning declares
@@ -211,7 +212,7 @@ func slaBoard(dcVars func(string) []cog.Builder[dashboard.VariableModel]) board 
 			latency.WithinTagRegexp(float64(d.Milliseconds())), filter)
 		id := fmt.Sprintf("W%d", i)
 		share.queries = append(share.queries, hidden(influxQL(id, within, "", false)))
-		share.maths = append(share.maths, [2]string{"within " + shortDuration(d), fmt.Sprintf("$%s / $T * 100", id)})
+		share.maths = append(share.maths, [2]string{"within " + ShortDuration(d), fmt.Sprintf("$%s / $T * 100", id)})
 	}
 	b.panels = append(b.panels, share)
 
@@ -341,14 +342,17 @@ func dcBoard() board {
 
 // FluxQuantiles is the Flux query of a quantile table: measurement's
 // histogram buckets in the range, summed per by and bucket, ranked, and
-// the nearest-rank p50, p90, p95, p99 and p99.9 with the count, as
+// the nearest-rank quantiles of `mailtick sla` with the count, as
 // internal/latency computes them (what a bucket stands for: 2γ^i/(γ+1)).
 // extra is more of the filter, in Flux.
 func FluxQuantiles(measurement string, by []string, extra string) string {
 	cols := `"` + strings.Join(by, `", "`) + `"`
-	var keep []string
+	var keep, qs []string
 	for _, c := range by {
 		keep = append(keep, fmt.Sprintf("%s: r.%s", c, c))
+	}
+	for _, q := range sla.Quantiles {
+		qs = append(qs, fmt.Sprintf("quantile(q: %v, name: %q)", q, sla.QuantileName(q)))
 	}
 	return fmt.Sprintf(`import "math"
 
@@ -368,19 +372,19 @@ quantile = (q, name) => join(tables: {h: h, n: n}, on: [%s])
   |> map(fn: (r) => ({%s, _field: name, _value: if r.i_h == %d then 0.0 else 2.0 * math.pow(x: %v, y: float(v: r.i_h)) / %v}))
 union(tables: [
     n |> map(fn: (r) => ({%s, _field: "count", _value: float(v: r._value)})),
-    quantile(q: 0.5, name: "p50"), quantile(q: 0.9, name: "p90"), quantile(q: 0.95, name: "p95"),
-    quantile(q: 0.99, name: "p99"), quantile(q: 0.999, name: "p99.9")])
+    %s])
   |> group(columns: [%s])
   |> pivot(rowKey: [%s], columnKey: ["_field"], valueColumn: "_value")
   |> group()
 `, measurement, extra, cols, latency.ZeroTag, zeroBucket, cols, cols, strings.Join(keep, ", "), zeroBucket,
-		latency.Gamma, latency.Gamma+1, strings.Join(keep, ", "), cols, cols)
+		latency.Gamma, latency.Gamma+1, strings.Join(keep, ", "), strings.Join(qs, ", "), cols, cols)
 }
 
 // zeroBucket ranks the bucket "zero" below every other.
 const zeroBucket = -2147483648
 
-func shortDuration(d time.Duration) string {
+// ShortDuration names a threshold in the SLA panels: 1s, 5s, 1m.
+func ShortDuration(d time.Duration) string {
 	if d%time.Minute == 0 {
 		return fmt.Sprintf("%dm", d/time.Minute)
 	}

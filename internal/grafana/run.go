@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +142,9 @@ type Runner struct {
 	Sources  []Source
 	From, To time.Time
 	Timeout  time.Duration
+	// Only chooses values of multi-valued variables, as a user would;
+	// each must be one the variable offers. Absent: All.
+	Only map[string][]string
 }
 
 // Run runs every panel of d, once per value of each single-valued
@@ -170,6 +174,14 @@ func (r Runner) Run(d dashboard.Dashboard) ([]Result, error) {
 			}
 			if len(values) == 0 {
 				return nil, fmt.Errorf("variable %s: %s gives no value", v.Name, v.Query)
+			}
+			if only, ok := r.Only[v.Name]; ok {
+				for _, o := range only {
+					if !slices.Contains(values, o) {
+						return nil, fmt.Errorf("variable %s: %q is not among its values %v", v.Name, o, values)
+					}
+				}
+				values = only
 			}
 			multi[v.Name] = values
 			continue

@@ -119,6 +119,15 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		return err
 	}
 	step("dc3: %d messages through Postfix (the sink answers 250, 450 or 550 by recipient)", sent)
+	auth, err := stack.StartSASLAuth(map[string]string{saslUser: saslPassword})
+	if err != nil {
+		return err
+	}
+	defer auth.Stop()
+	if err := passwordGuessing(mta, auth); err != nil {
+		return err
+	}
+	step("dc3: a client guesses passwords: %d refused logins (AUTH PLAIN; Postfix asks an auth server speaking Dovecot's protocol), then a login that sends a message, and a client that hangs up after EHLO", guesses)
 	// Deferred recipients are retried, and each retry is an event more: the
 	// count to wait for is the log's once every first attempt is in it.
 	first, logged := firstAttempts(sent), time.Now().Add(time.Minute)
@@ -154,6 +163,12 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 			`SELECT sum("count") FROM mail_latency_hist WHERE "window" = '1mo' AND "dc" = '%s'`); err != nil {
 			return err
 		}
+	}
+	// The guesses cross mail_abuse.tick's 20 refused logins a network in
+	// 10 minutes: dc3's Kapacitor counts them.
+	if err := waitCount(ctx, mta.DB, "mail_rollups", mta, deadline, "counted as refused logins by mail_abuse.tick", guesses,
+		`SELECT max("n") FROM "mail_abuse" WHERE "abuse" = 'brute_force'`); err != nil {
+		return err
 	}
 	// The bounce burst crosses SES's 10%: dc2's Kapacitor raises it.
 	for {
@@ -194,6 +209,9 @@ func Run(ctx context.Context, opt Options, w io.Writer) error {
 		}
 	}
 	if err := writeReport(w, central, dcs); err != nil {
+		return err
+	}
+	if err := checkDashboards(w, central, dcs, stored); err != nil {
 		return err
 	}
 	slaTable, distribution, err := slaReport(w, central)
@@ -293,13 +311,18 @@ func slaReport(w io.Writer, central *stack.InfluxDB) (Table, Chart, error) {
 // waitCentral waits until q (with %s for the DC's name) gives at least
 // want from the central database.
 func waitCentral(ctx context.Context, central *stack.InfluxDB, d *dc.DC, deadline time.Time, what string, want int64, q string) error {
+	return waitCount(ctx, central, "mail_central", d, deadline, what+" centrally", want, fmt.Sprintf(q, d.Name))
+}
+
+// waitCount waits until q gives at least want from database.
+func waitCount(ctx context.Context, db *stack.InfluxDB, database string, d *dc.DC, deadline time.Time, what string, want int64, q string) error {
 	for {
-		n, err := central.Count("mail_central", fmt.Sprintf(q, d.Name))
+		n, err := db.Count(database, q)
 		if err == nil && n >= want {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: only %d of %d events %s centrally after 3 minutes (%v); agent log: %s", d.Name, n, want, what, err, d.Agent.LogPath)
+			return fmt.Errorf("%s: only %d of %d events %s after 3 minutes (%v); agent log: %s", d.Name, n, want, what, err, d.Agent.LogPath)
 		}
 		select {
 		case <-ctx.Done():
@@ -495,7 +518,7 @@ func writeReport(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC) error {
 			}
 			printSeries(w, series)
 		}
-		for _, topic := range []struct{ what, name string }{{"spam", d.SpamTopic}, {"deliverability", "mail_deliverability"}} {
+		for _, topic := range []struct{ what, name string }{{"spam", d.SpamTopic}, {"deliverability", "mail_deliverability"}, {"abuse", "mail_abuse"}} {
 			c, err := kapacitorTopic(d, topic.name)
 			if err != nil {
 				return err
@@ -610,6 +633,32 @@ func sendThroughPostfix(d *dc.DC, n int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// The demo's SASL account on dc3, and how many wrong passwords a client
+// tries before it.
+const (
+	saslUser, saslPassword = "alice", "correct horse"
+	guesses                = 25
+)
+
+// passwordGuessing has a client log in to d's Postfix with wrong
+// passwords, then with the right one (and send a message), and another
+// hang up after EHLO: the security signals of inputs.maillog, and
+// mail_abuse.tick's refused logins from one network.
+func passwordGuessing(d *dc.DC, auth *stack.SASLAuth) error {
+	if err := d.Postfix.UseSASL(auth); err != nil {
+		return err
+	}
+	for i := 0; i < guesses; i++ {
+		if err := d.Postfix.Login(saslUser, fmt.Sprintf("guess%d", i), ""); err == nil {
+			return fmt.Errorf("dc3: Postfix accepted a wrong password")
+		}
+	}
+	if err := d.Postfix.Login(saslUser, saslPassword, "ok-after-login@example.net"); err != nil {
+		return fmt.Errorf("dc3: the right password: %w", err)
+	}
+	return d.Postfix.Hangup()
 }
 
 // firstAttempts is how many events with a queue id n messages of

@@ -643,7 +643,9 @@ func TestEntryReadsAsLine(t *testing.T) {
 				require.Len(t, got, len(want), line)
 				for i := range want {
 					w, g := want[i], got[i]
-					w.line, g.line = "", ""
+					// The texts differ (an entry's has no timestamp), and
+					// so may their counts of identical texts.
+					w.line, g.line, w.repeat, g.repeat = "", "", 0, 0
 					require.Equal(t, w, g, line)
 				}
 				n += len(got)
@@ -788,4 +790,28 @@ func TestEximSecuritySignals(t *testing.T) {
 	require.Len(t, want, 35, "the suite's logs hold 35 such lines")
 	require.Equal(t, want, got)
 	require.Positive(t, users, "the mail_events of a message submitted after AUTH carry the SASL user")
+}
+
+// TestIdenticalLinesAreEvents: three identical lines in one second (a
+// client refused three times by one smtpd) are three points, at three
+// times; the next second starts over; read again, the first keeps its
+// time (a replay overwrites, it does not add).
+func TestIdenticalLinesAreEvents(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	refused := "Dec  4 09:43:54 mx1 postfix/smtpd[496]: warning: unknown[203.0.113.7]: SASL PLAIN authentication failed: authentication failure"
+	c := NewCorrelator(Options{})
+	times := map[time.Time]bool{}
+	for i := 0; i < 3; i++ {
+		evs, reason := c.Line(refused, now, time.UTC)
+		require.Empty(t, reason)
+		require.Len(t, evs, 1)
+		require.Equal(t, i, evs[0].repeat)
+		times[evs[0].securityMetric().Time()] = true
+	}
+	require.Len(t, times, 3, "three points, not one overwritten twice")
+	next := strings.Replace(refused, "09:43:54", "09:43:55", 1)
+	evs, _ := c.Line(next, now, time.UTC)
+	require.Equal(t, 0, evs[0].repeat, "a new second starts over")
+	again, _ := NewCorrelator(Options{}).Line(refused, now, time.UTC)
+	require.True(t, times[again[0].securityMetric().Time()], "read again, the line's first point")
 }

@@ -43,6 +43,7 @@ type Event struct {
 	Size          int64
 	Attempt       int    // 1 for the first attempt of a recipient; 0: not known (see message.Partial)
 	line          string // the whole line: its hash makes the time unique
+	repeat        int    // lines like it before it at the same time: added to the hash
 
 	// A security signal (Event is one of the Signal* names): a
 	// mail_security metric, not a mail_event.
@@ -109,7 +110,7 @@ func (e *Event) Metric() telegraf.Metric {
 	// What the rollups count, in every event (as the mailevents mapping
 	// adds it: its EventsField).
 	fields["events"] = int64(1)
-	return metric.New("mail_event", tags, fields, eventtime.Fill(e.Time, []byte(e.line), 0))
+	return metric.New("mail_event", tags, fields, eventtime.Fill(e.Time, []byte(e.line), e.repeat))
 }
 
 // message is what the log said so far of one queue id. Exported fields:
@@ -194,6 +195,15 @@ type Correlator struct {
 	gone     map[string]uint64
 	goneRing []string
 	goneSeq  uint64 // evictions remembered so far: the next one's place
+
+	// Identical lines at the same time (a client refused three times in
+	// one second by one smtpd logs three identical lines) are events of
+	// their own: each counts the ones before it (Event.repeat), so that
+	// their points do not overwrite each other. Read again after a
+	// restart, a line may count fewer and overwrite an earlier twin's
+	// point with the same values: the count of points stays right.
+	repeatAt time.Time
+	repeats  map[string]int
 }
 
 // maxInterned bounds the table of shared strings; it starts over when full.
@@ -256,6 +266,10 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 // line and the same when the line is read again, so that such lines are
 // points of their own, overwritten on a replay.
 func (c *Correlator) LineAt(raw string, now, received time.Time, loc *time.Location) ([]Event, string) {
+	return c.repeated(raw)(c.lineAt(raw, now, received, loc))
+}
+
+func (c *Correlator) lineAt(raw string, now, received time.Time, loc *time.Location) ([]Event, string) {
 	if isExim(raw) {
 		return c.eximDone(c.exim(raw, c.opt.Host, loc))
 	}
@@ -285,8 +299,27 @@ func (c *Correlator) Entry(at time.Time, host, program, message string) ([]Event
 	if host == "" {
 		host = c.opt.Host
 	}
-	return c.entry(Line{Time: at, HasTime: true, Host: host, Program: program, Message: message},
-		host+" "+program+": "+message)
+	text := host + " " + program + ": " + message
+	return c.repeated(text)(c.entry(Line{Time: at, HasTime: true, Host: host, Program: program, Message: message}, text))
+}
+
+// repeated numbers the events of text among the identical lines at
+// their time (see Correlator.repeats).
+func (c *Correlator) repeated(text string) func([]Event, string) ([]Event, string) {
+	return func(evs []Event, reason string) ([]Event, string) {
+		if len(evs) == 0 {
+			return evs, reason
+		}
+		if t := evs[0].Time; !t.Equal(c.repeatAt) || c.repeats == nil {
+			c.repeatAt, c.repeats = t, map[string]int{}
+		}
+		n := c.repeats[text]
+		c.repeats[text] = n + 1
+		for i := range evs {
+			evs[i].repeat = n
+		}
+		return evs, reason
+	}
 }
 
 // eximDone finishes the events of an Exim line: the queue ids aged by its

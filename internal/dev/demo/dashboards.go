@@ -1,0 +1,209 @@
+package demo
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+
+	"github.com/mailtick/mailtick/internal/deliv"
+	"github.com/mailtick/mailtick/internal/dev/dc"
+	"github.com/mailtick/mailtick/internal/grafana"
+	"github.com/mailtick/mailtick/internal/latency"
+	"github.com/mailtick/mailtick/internal/report"
+	"github.com/mailtick/mailtick/internal/sla"
+	"github.com/mailtick/mailtick/internal/testutil/stack"
+)
+
+// checkDashboards runs every panel of the shipped Grafana dashboards
+// (grafana/dashboards) against this demo's databases, as Grafana would
+// with the shipped provisioning (grafana/provisioning) pointed at them,
+// at every rollup level the dashboards offer: each panel must show data.
+// Then, for the DCs whose traffic has ended (stored: their events), the
+// panels must show what `mailtick sla` and `mailtick deliverability`
+// answer and the events stored.
+func checkDashboards(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC, stored map[string]int64) error {
+	root, err := stack.Root()
+	if err != nil {
+		return err
+	}
+	boards, err := grafana.Load(filepath.Join(root, "grafana", "dashboards"))
+	if err != nil {
+		return err
+	}
+	var sources []grafana.Source
+	seen := map[string]bool{}
+	for _, d := range dcs {
+		env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": central.URL, "MAILTICK_DC": d.Name, "MAILTICK_DC_INFLUXDB_URL": d.DB.URL}
+		srcs, err := grafana.LoadSources(filepath.Join(root, "grafana", "provisioning", "datasources", "mailtick.yaml"), func(k string) string { return env[k] })
+		if err != nil {
+			return err
+		}
+		for _, s := range srcs {
+			if !seen[s.UID] {
+				seen[s.UID] = true
+				sources = append(sources, s)
+			}
+		}
+	}
+	now := time.Now().UTC()
+	// From the start of the week or month, whichever is first: every
+	// level's window of the demo's traffic starts in the range.
+	from := latency.Week.Start(now, time.UTC)
+	if m := latency.Month.Start(now, time.UTC); m.Before(from) {
+		from = m
+	}
+	runner := grafana.Runner{Sources: sources, From: from, To: now.Add(time.Minute), Timeout: time.Minute}
+
+	runs, queries, panels := 0, 0, 0
+	var empty []string
+	for _, name := range sortedNames(boards) {
+		results, err := runner.Run(boards[name])
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		ps := map[string]bool{}
+		for _, r := range results {
+			if r.Err != nil {
+				return fmt.Errorf("%s, panel %q %v: %w", name, r.Panel, r.Vars, r.Err)
+			}
+			if e := r.Empty(); len(e) > 0 {
+				empty = append(empty, fmt.Sprintf("%s: %q %v: no data from %v: %s", name, r.Panel, r.Vars, e, r.Queries[e[0]]))
+			}
+			runs++
+			queries += len(r.Queries)
+			ps[r.Panel] = true
+		}
+		panels += len(ps)
+	}
+	if len(empty) > 0 {
+		return fmt.Errorf("Grafana panels without data:\n  %s", strings.Join(empty, "\n  "))
+	}
+
+	// The values, where the traffic has ended.
+	var done []string
+	var events int64
+	for _, d := range dcs {
+		if d.Postfix == nil {
+			done = append(done, d.Name)
+			events += stored[d.Name]
+		}
+	}
+	runner.Only = map[string][]string{"dc": done}
+	deadline := time.Now().Add(time.Minute) // the upper levels are rolled up every 2s
+	var checked int
+	for {
+		checked, err = checkValues(runner, boards, central, done, events, stored)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nGrafana dashboards (grafana/, provisioned as grafana/provisioning says): %d dashboards, %d panels, every one with data at every rollup level (%d panel runs, %d queries); %d values shown for %s equal to mailtick sla's, mailtick deliverability's and the events stored\n",
+		len(boards), panels, runs, queries, checked, strings.Join(done, ", "))
+	return nil
+}
+
+// checkValues compares what the SLA, traffic and deliverability panels
+// show for dcs with the CLI's answers and the events stored; it returns
+// how many values it compared.
+func checkValues(runner grafana.Runner, boards map[string]dashboard.Dashboard, central *stack.InfluxDB, dcs []string, events int64, stored map[string]int64) (int, error) {
+	rg := report.Range{Name: "dashboards", From: runner.From, To: runner.To}
+	q := stack.Querier{URL: central.URL, Timeout: time.Minute}
+	slaAnswer, err := sla.Source{Querier: q, Database: "mail_central", Location: time.UTC}.Answer(
+		[]report.Range{rg}, sla.Filter{DCs: dcs, By: []string{"dc", "direction"}}, grafana.SLAThresholds)
+	if err != nil {
+		return 0, err
+	}
+	delivAnswer, err := deliv.Source{Querier: q, Database: "mail_central"}.Answer(
+		[]report.Range{rg}, deliv.Filter{Only: map[string][]string{"dc": dcs}, By: []string{"rcpt_provider"}})
+	if err != nil {
+		return 0, err
+	}
+	want := map[string]float64{} // panel|level|labels|name -> value
+	for _, r := range slaAnswer {
+		labels := "dc=" + r.Group["dc"] + ",direction=" + r.Group["direction"] + ","
+		for _, level := range []string{"1m", "1h", "1d", "1w", "1mo"} {
+			want["Latency quantiles over the range (ms)|"+level+"|"+labels+"|count"] = float64(r.Count)
+			for name, v := range r.Quantiles {
+				want["Latency quantiles over the range (ms)|"+level+"|"+labels+"|"+name] = v
+			}
+			for _, d := range grafana.SLAThresholds {
+				want[fmt.Sprintf("Share of messages within the SLA thresholds over the range|%s|%s|within %s", level, labels, grafana.ShortDuration(d))] = 100 * r.Within[d.String()]
+			}
+		}
+	}
+	for _, level := range []string{"1m", "1h", "1d"} {
+		want["Events over the range|"+level+"||sum"] = float64(events)
+		for _, d := range dcs {
+			want["Events by dc|"+level+"|dc="+d+",|sum"] = float64(stored[d])
+		}
+		for _, r := range delivAnswer {
+			if v, ok := r.Rates["bounce"]; ok {
+				want["Bounce rate by mailbox provider over the range|"+level+"|rcpt_provider="+r.Group["rcpt_provider"]+",|bounce rate"] = 100 * v
+			}
+		}
+	}
+	got := map[string]float64{}
+	for _, name := range sortedNames(boards) {
+		results, err := runner.Run(boards[name])
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range results {
+			if r.Err != nil {
+				return 0, r.Err
+			}
+			for id, frames := range r.Frames {
+				for _, f := range frames {
+					var sum float64
+					for _, v := range f.Points {
+						sum += v
+					}
+					n := f.Name
+					if strings.HasPrefix(f.Name, "$") { // an expression: its refId names it
+						n = id
+					}
+					got[r.Panel+"|"+r.Vars["level"]+"|"+labelKey(f.Labels)+"|"+n] = sum
+				}
+			}
+		}
+	}
+	var diffs []string
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok || math.Abs(g-v) > 1e-9*math.Max(1, math.Abs(v)) {
+			diffs = append(diffs, fmt.Sprintf("%s: the panel shows %v (found: %v), want %v", k, g, ok, v))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		return 0, fmt.Errorf("Grafana panels differ from the CLI's answers:\n  %s", strings.Join(diffs, "\n  "))
+	}
+	return len(want), nil
+}
+
+func labelKey(labels map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedNames(labels) {
+		fmt.Fprintf(&b, "%s=%s,", k, labels[k])
+	}
+	return b.String()
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
