@@ -3,6 +3,7 @@ package grafana
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"regexp"
@@ -97,8 +98,10 @@ type Frame struct {
 	Points map[int64]float64
 }
 
-func (f Frame) key() string {
-	keys := sortedKeys(f.Labels)
+// LabelKey is the frame's labels as one string: k=v, sorted, each
+// followed by a comma.
+func (f Frame) LabelKey() string {
+	keys := slices.Sorted(maps.Keys(f.Labels))
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%s,", k, f.Labels[k])
@@ -120,7 +123,7 @@ type Result struct {
 // Empty lists the refIds shown that returned no value.
 func (r Result) Empty() []string {
 	var out []string
-	for _, id := range sortedKeys(r.Frames) {
+	for _, id := range slices.Sorted(maps.Keys(r.Frames)) {
 		n := 0
 		for _, f := range r.Frames[id] {
 			for _, v := range f.Points {
@@ -424,7 +427,7 @@ func (r Runner) values(src Source, q string) ([]string, error) {
 			}
 		}
 	}
-	return sortedKeys(seen), nil
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // influxQL runs q and returns its frames.
@@ -460,7 +463,7 @@ func (r Runner) influxQL(src Source, q string) ([]Frame, error) {
 			}
 			for col, v := range values {
 				f := Frame{Name: col, Labels: labels}
-				k := col + "|" + f.key()
+				k := col + "|" + f.LabelKey()
 				if frames[k] == nil {
 					f.Points = map[int64]float64{}
 					frames[k] = &f
@@ -537,11 +540,11 @@ func math3(expression string, frames map[string][]Frame) ([]Frame, error) {
 	k, _ := strconv.ParseFloat(m[3], 64)
 	byKey := map[string]Frame{}
 	for _, f := range b {
-		byKey[f.key()] = f
+		byKey[f.LabelKey()] = f
 	}
 	var out []Frame
 	for _, fa := range a {
-		fb, ok := byKey[fa.key()]
+		fb, ok := byKey[fa.LabelKey()]
 		if !ok {
 			continue
 		}

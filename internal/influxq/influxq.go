@@ -48,26 +48,34 @@ type Querier struct {
 	Timeout            time.Duration // of the whole request; 0: none
 }
 
+// post sends body to path and reads the whole answer, in the format
+// accept asks for.
+func (c Querier) post(path, contentType, accept, body string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, c.URL+path, strings.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", accept)
+	if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password)
+	}
+	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
 // Query runs q on db ("" for none) and returns its series.
 func (c Querier) Query(db, q string) ([]Series, error) {
 	form := url.Values{"q": {q}, "epoch": {"ns"}}
 	if db != "" {
 		form.Set("db", db)
 	}
-	req, err := http.NewRequest(http.MethodPost, c.URL+"/query", strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if c.Username != "" {
-		req.SetBasicAuth(c.Username, c.Password)
-	}
-	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	resp, body, err := c.post("/query", "application/x-www-form-urlencoded", "application/json", form.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -110,21 +118,7 @@ type FluxTable struct {
 // Flux runs a Flux query through /api/v2/query (InfluxDB 1.8 with
 // flux-enabled, or 2.x) and returns its tables.
 func (c Querier) Flux(query string) ([]FluxTable, error) {
-	req, err := http.NewRequest(http.MethodPost, c.URL+"/api/v2/query", strings.NewReader(query))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/vnd.flux")
-	req.Header.Set("Accept", "application/csv")
-	if c.Username != "" {
-		req.SetBasicAuth(c.Username, c.Password)
-	}
-	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	resp, body, err := c.post("/api/v2/query", "application/vnd.flux", "application/csv", query)
 	if err != nil {
 		return nil, err
 	}
