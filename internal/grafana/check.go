@@ -68,8 +68,9 @@ func sdkError(err error) error {
 // Panel is one panel of a dashboard, with its targets.
 type Panel struct {
 	Dashboard, Title, Kind string
-	Datasource             string // uid of the panel's data source
-	Interval               string // minimum interval, as written ("" for none)
+	Datasource             string  // uid of the panel's data source
+	Interval               string  // minimum interval, as written ("" for none)
+	MaxDataPoints          float64 // 0: not set (Grafana then takes the panel's width)
 	Queries                []InfluxQuery
 	Maths                  []expr.TypeMath
 }
@@ -92,7 +93,7 @@ func Panels(d dashboard.Dashboard) ([]Panel, error) {
 	var out []Panel
 	for _, p := range raw {
 		title := deref(p.Title)
-		pp := Panel{Dashboard: deref(d.Uid), Title: title, Kind: p.Type, Interval: deref(p.Interval)}
+		pp := Panel{Dashboard: deref(d.Uid), Title: title, Kind: p.Type, Interval: deref(p.Interval), MaxDataPoints: deref(p.MaxDataPoints)}
 		if p.Datasource != nil {
 			pp.Datasource = deref(p.Datasource.Uid)
 		}

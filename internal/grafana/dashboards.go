@@ -62,10 +62,11 @@ type panel struct {
 	queries []InfluxQuery
 	maths   [][2]string // refId, expression (Grafana's math expressions)
 	w, h    uint32
-	// interval is the panel's minimum interval: a level's window, so that
-	// $__interval never cuts a rollup window.
-	interval string
 }
+
+// MaxDataPoints is every panel's: Grafana's $__interval is the range over
+// it, rounded (otherwise the panel's width in pixels decides).
+const MaxDataPoints = 1000
 
 func (p panel) build() cog.Builder[dashboard.Panel] {
 	w, h := p.w, p.h
@@ -87,25 +88,22 @@ func (p panel) build() cog.Builder[dashboard.Panel] {
 	}
 	switch p.kind {
 	case "timeseries":
-		pb := timeseries.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h)
-		if p.interval != "" {
-			pb.Interval(p.interval)
-		}
+		pb := timeseries.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h).MaxDataPoints(MaxDataPoints)
 		targets(func(t cog.Builder[variants.Dataquery]) { pb.WithTarget(t) })
 		b = pb
 	case "table":
 		// The builder leaves the footer's reducer null, which the
 		// schema requires: Grafana's own default.
-		pb := table.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h).
+		pb := table.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h).MaxDataPoints(MaxDataPoints).
 			Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"sum"}))
 		targets(func(t cog.Builder[variants.Dataquery]) { pb.WithTarget(t) })
 		b = pb
 	case "stat":
-		pb := stat.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h)
+		pb := stat.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h).MaxDataPoints(MaxDataPoints)
 		targets(func(t cog.Builder[variants.Dataquery]) { pb.WithTarget(t) })
 		b = pb
 	case "bargauge":
-		pb := bargauge.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h)
+		pb := bargauge.NewPanelBuilder().Title(p.title).Description(p.desc).Datasource(p.source).Unit(p.unit).Span(w).Height(h).MaxDataPoints(MaxDataPoints)
 		targets(func(t cog.Builder[variants.Dataquery]) { pb.WithTarget(t) })
 		b = pb
 	default:
@@ -217,7 +215,7 @@ func slaBoard(dcVars func(string) []cog.Builder[dashboard.VariableModel]) board 
 	b.panels = append(b.panels, share)
 
 	overTime := `SELECT sum("count") FROM "mail_latency_hist" WHERE %s%s GROUP BY time($__interval), "dc", "direction" fill(%s)`
-	b.panels = append(b.panels, panel{kind: "timeseries", title: "Share within 1 s over time", unit: "percent", source: central, interval: "$level",
+	b.panels = append(b.panels, panel{kind: "timeseries", title: "Share within 1 s over time", unit: "percent", source: central,
 		desc: "Per interval, from the histograms of the chosen level.",
 		queries: []InfluxQuery{hidden(influxQL("T", fmt.Sprintf(overTime, "", filter, "none"), "", false)),
 			hidden(influxQL("W", fmt.Sprintf(overTime, fmt.Sprintf(`"bucket" =~ /%s/ AND `, latency.WithinTagRegexp(1000)), filter, "0"), "", false))},
@@ -245,7 +243,7 @@ func trafficBoard(dcVars func(string) []cog.Builder[dashboard.VariableModel], le
 		panel{kind: "bargauge", title: "Events by event over the range", unit: "short", source: central, w: 18,
 			queries: []InfluxQuery{influxQL("A", sum+` GROUP BY "event"`, "$tag_event", false)}})
 	for _, by := range []string{"dc", "direction", "event"} {
-		b.panels = append(b.panels, panel{kind: "timeseries", title: "Events by " + by, unit: "short", source: central, interval: "$level", w: 8,
+		b.panels = append(b.panels, panel{kind: "timeseries", title: "Events by " + by, unit: "short", source: central, w: 8,
 			queries: []InfluxQuery{influxQL("A", fmt.Sprintf(`%s GROUP BY time($__interval), %q fill(none)`, sum, by), "$tag_"+by, false)}})
 	}
 	b.panels = append(b.panels, panel{kind: "table", title: "Top customers by events over the range", unit: "short", source: central, w: 24,
@@ -268,7 +266,7 @@ func deliverabilityBoard(dcVars func(string) []cog.Builder[dashboard.VariableMod
 			maths:   [][2]string{{"bounce rate", "$B / $S * 100"}}},
 		panel{kind: "bargauge", title: "Why mail did not arrive: events by reason over the range", unit: "short", source: central,
 			queries: []InfluxQuery{influxQL("A", fmt.Sprintf(`SELECT sum("count") FROM "mail_deliv_dc" WHERE "reason" != '' AND %s GROUP BY "reason"`, filter), "$tag_reason", false)}},
-		panel{kind: "timeseries", title: "Bounce rate by mailbox provider over time", unit: "percent", source: central, interval: "$level", w: 24,
+		panel{kind: "timeseries", title: "Bounce rate by mailbox provider over time", unit: "percent", source: central, w: 24,
 			queries: []InfluxQuery{hidden(influxQL("S", events("mail_deliv_dc", sent, `time($__interval), "rcpt_provider" fill(none)`), "", false)),
 				hidden(influxQL("B", events("mail_deliv_dc", bounced, `time($__interval), "rcpt_provider" fill(0)`), "", false))},
 			maths: [][2]string{{"bounce rate", "$B / $S * 100"}}},
@@ -361,7 +359,7 @@ h = from(bucket: v.defaultBucket)
   |> filter(fn: (r) => r._measurement == %q and r._field == "count" and r.window == "${level}" and r.dc =~ /^${dc:regex}$/ and r.direction =~ /^${direction:regex}$/%s)
   |> group(columns: [%s, "bucket"])
   |> sum()
-  |> map(fn: (r) => ({r with i: if r.bucket == %q then %d else int(v: r.bucket)}))
+  |> map(fn: (r) => ({r with i: if r["bucket"] == %q then %d else int(v: r["bucket"])}))
   |> group(columns: [%s])
   |> sort(columns: ["i"])
   |> cumulativeSum()

@@ -1,6 +1,7 @@
 package grafana
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -88,13 +89,13 @@ func TestSchemaRefuses(t *testing.T) {
 // TestExpandVars: Grafana's variable syntaxes and its regex format.
 func TestExpandVars(t *testing.T) {
 	single := map[string]string{"level": "1h", "ds": "mailtick-dc-dc1"}
-	multi := map[string][]string{"dc": {"dc1", "dc.2"}, "direction": {"outbound"}}
+	multi := map[string][]string{"dc": {"dc1", "dc.2"}, "direction": {"out/bound"}}
 	for in, want := range map[string]string{
 		`"window" = '$level'`:                   `"window" = '1h'`,
 		`"window" = '${level}'`:                 `"window" = '1h'`,
 		`[[level]]`:                             `1h`,
 		`"dc" =~ /^${dc:regex}$/`:               `"dc" =~ /^(dc1|dc\.2)$/`,
-		`"direction" =~ /^${direction:regex}$/`: `"direction" =~ /^outbound$/`,
+		`"direction" =~ /^${direction:regex}$/`: `"direction" =~ /^out\/bound$/`,
 		`$dc`:                                   `<dc without :regex>`,
 		`time($__interval) $timeFilter $other`:  `time($__interval) $timeFilter $other`,
 	} {
@@ -106,32 +107,73 @@ func TestExpandVars(t *testing.T) {
 // writes them.
 func TestMacros(t *testing.T) {
 	r := Runner{From: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}
-	iv, err := r.interval("")
-	require.NoError(t, err)
-	require.Equal(t, 5*time.Minute, iv, "a day over 1,000 points: 86.4 s, Grafana's next step")
-	iv, err = r.interval("1h")
-	require.NoError(t, err)
-	require.Equal(t, time.Hour, iv, "the panel's minimum")
-	_, err = r.interval("1 hour")
+	for _, c := range []struct {
+		min    string
+		points float64
+		want   time.Duration
+	}{
+		{"", 1000, time.Minute},           // 86.4 s: the nearest step
+		{"", 0, time.Minute},              // unset: 1,000 here
+		{"", 100, 15 * time.Minute},       // 864 s
+		{"1h", 1000, time.Hour},           // the minimum
+		{"10s", 100000, 10 * time.Second}, // a data source's timeInterval
+		{"1mo", 1000, time.Minute},        // Grafana reads "1mo" as 1m
+	} {
+		iv, err := r.interval(c.min, c.points)
+		require.NoError(t, err)
+		require.Equal(t, c.want, iv, "%+v", c)
+	}
+	_, err := r.interval("hourly", 1000)
 	require.Error(t, err)
 	require.Equal(t, "WHERE time >= 1796083200000ms and time <= 1796169600000ms GROUP BY time(1h) 3600000",
 		r.influxQLMacros("WHERE $timeFilter GROUP BY time($__interval) $__interval_ms", time.Hour))
-	require.Equal(t, `from(bucket: "mail_central/autogen") |> range(start: 2026-12-01T00:00:00Z, stop: 2026-12-02T00:00:00Z)`,
-		r.fluxMacros("from(bucket: v.defaultBucket) |> range(start: v.timeRangeStart, stop: v.timeRangeStop)", Source{Bucket: "mail_central/autogen"}))
+	require.Equal(t, "time(7d)", r.influxQLMacros("time($__interval)", 7*24*time.Hour), "days, not weeks: gtime.FormatInterval")
+	src := Source{Bucket: "mail_central/autogen", Organization: "-"}
+	require.Equal(t, `from(bucket: "mail_central/autogen") |> range(start: 2026-12-01T00:00:00Z, stop: 2026-12-02T00:00:00Z) |> aggregateWindow(every: 1m0s) |> map(fn: (r) => r.dc) // "-"`,
+		r.fluxMacros("from(bucket: v.defaultBucket) |> range(start: v.timeRangeStart, stop: v.timeRangeStop) |> aggregateWindow(every: v.windowPeriod) |> map(fn: (r) => r.dc) // v.organization", src, time.Minute))
+	require.Equal(t, `"mail_central/autogen" r["bucket"]`, r.fluxMacros(`r.bucket r["bucket"]`, src, time.Minute),
+		"Grafana replaces any word.bucket: a record's bucket column is r[\"bucket\"]")
+	files, err := Files()
+	require.NoError(t, err)
+	require.NotContains(t, string(files["mailtick-sla.json"]), "r.bucket")
 }
 
-// TestMath: $A / $B * k per series with the same labels, per time both
-// have; nothing for a division by 0; other forms refused.
+// TestVariableRegex: data-source variables' regexes as Grafana reads them.
+func TestVariableRegex(t *testing.T) {
+	for re, names := range map[string][2][]string{
+		"/mailtick-dc/":  {{"mailtick-dc-fra1", "x-mailtick-dc"}, {"mailtick-central"}},
+		"/MAILTICK-DC/i": {{"mailtick-dc-fra1"}, {"central"}},
+		"mailtick-dc-.*": {{"mailtick-dc-fra1"}, {"x-mailtick-dc-fra1"}},
+	} {
+		r, err := grafanaRegex(re)
+		require.NoError(t, err, re)
+		for _, n := range names[0] {
+			require.True(t, r.MatchString(n), "%s %s", re, n)
+		}
+		for _, n := range names[1] {
+			require.False(t, r.MatchString(n), "%s %s", re, n)
+		}
+	}
+}
+
+// TestMath: $A / $B * k as Grafana joins series: equal labels, or one's
+// holding the other's, or a lone series on each side; per time both have;
+// a division by 0 kept as Inf; other forms refused.
 func TestMath(t *testing.T) {
 	frames := map[string][]Frame{
-		"A": {{Labels: map[string]string{"dc": "dc1"}, Points: map[int64]float64{1: 5, 2: 0, 3: 1}},
+		"A": {{Labels: map[string]string{"dc": "dc1"}, Points: map[int64]float64{1: 5, 2: 0, 3: 1, 4: 7}},
 			{Labels: map[string]string{"dc": "dc9"}, Points: map[int64]float64{1: 5}}},
 		"B": {{Labels: map[string]string{"dc": "dc1"}, Points: map[int64]float64{1: 10, 2: 4, 3: 0}}},
+		"L": {{Labels: map[string]string{"x": "1"}, Points: map[int64]float64{1: 3}}},
+		"M": {{Labels: map[string]string{"y": "2"}, Points: map[int64]float64{1: 6}}},
 	}
 	out, err := math3("$A / $B * 100", frames)
 	require.NoError(t, err)
-	require.Len(t, out, 1)
-	require.Equal(t, map[int64]float64{1: 50, 2: 0}, out[0].Points)
+	require.Len(t, out, 1, "dc9 has no partner")
+	require.Equal(t, map[int64]float64{1: 50, 2: 0, 3: math.Inf(1)}, out[0].Points)
+	out, err = math3("$L / $M * 100", frames)
+	require.NoError(t, err)
+	require.Equal(t, map[int64]float64{1: 50}, out[0].Points, "lone series pair whatever their labels")
 	_, err = math3("$A + $B", frames)
 	require.Error(t, err)
 	_, err = math3("$A / $C * 100", frames)
@@ -143,10 +185,11 @@ func TestMath(t *testing.T) {
 func TestLoadSources(t *testing.T) {
 	dir := t.TempDir()
 	for body, want := range map[string]string{
-		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: influxdb\n    url: http://x\n    jsonData: {version: Flux}\n": "defaultBucket",
-		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: influxdb\n    url: http://x\n    jsonData: {}\n":              "dbName",
-		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: prometheus\n    url: http://x\n":                              "prometheus",
-		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: influxdb\n    url: http://x\n    colour: red\n":               "colour",
+		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: influxdb\n    url: http://x\n    jsonData: {version: Flux}\n":                  "defaultBucket",
+		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: influxdb\n    url: http://x\n    jsonData: {dbName: m, timeInterval: often}\n": "timeInterval",
+		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: influxdb\n    url: http://x\n    jsonData: {}\n":                               "dbName",
+		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: prometheus\n    url: http://x\n":                                               "prometheus",
+		"apiVersion: 1\ndatasources:\n  - name: a\n    uid: a\n    type: influxdb\n    url: http://x\n    colour: red\n":                                "colour",
 		"apiVersion: 2\n": "apiVersion",
 	} {
 		f := filepath.Join(dir, "ds.yaml")
@@ -154,13 +197,14 @@ func TestLoadSources(t *testing.T) {
 		_, err := LoadSources(f, os.Getenv)
 		require.ErrorContains(t, err, want, body)
 	}
-	env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": "http://c:8086", "MAILTICK_DC": "fra1", "MAILTICK_DC_INFLUXDB_URL": "http://f:8086"}
+	env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": "http://c:8086", "MAILTICK_DC": "fra1", "MAILTICK_DC_INFLUXDB_URL": "http://f:8086",
+		"MAILTICK_CENTRAL_INFLUXDB_USER": "reader", "MAILTICK_CENTRAL_INFLUXDB_PASSWORD": "p$w"}
 	sources, err := LoadSources(filepath.Join(shipped, "provisioning", "datasources", "mailtick.yaml"), func(k string) string { return env[k] })
 	require.NoError(t, err)
 	require.Equal(t, []Source{
-		{UID: CentralUID, Name: CentralUID, URL: "http://c:8086", Database: "mail_central"},
-		{UID: CentralFluxUID, Name: CentralFluxUID, URL: "http://c:8086", Flux: true, Bucket: "mail_central/autogen"},
-		{UID: "mailtick-dc-fra1", Name: "mailtick-dc-fra1", URL: "http://f:8086", Database: "mail"},
+		{UID: CentralUID, Name: CentralUID, URL: "http://c:8086", Database: "mail_central", User: "reader", Password: "p$w"},
+		{UID: CentralFluxUID, Name: CentralFluxUID, URL: "http://c:8086", Flux: true, Bucket: "mail_central/autogen", Organization: "-", Token: "reader:p$w"},
+		{UID: "mailtick-dc-fra1", Name: "mailtick-dc-fra1", URL: "http://f:8086", Database: "mail", TimeInterval: "10s"},
 	}, sources)
 }
 

@@ -20,17 +20,21 @@ import (
 
 // Source is a data source as grafana/provisioning declares it.
 type Source struct {
-	UID, Name string
-	URL       string
-	Flux      bool
-	Database  string // InfluxQL: jsonData.dbName
-	Bucket    string // Flux: jsonData.defaultBucket
-	User      string
-	Password  string
+	UID, Name    string
+	URL          string
+	Flux         bool
+	Database     string // InfluxQL: jsonData.dbName
+	Bucket       string // Flux: jsonData.defaultBucket
+	Organization string // Flux: jsonData.organization
+	TimeInterval string // jsonData.timeInterval: the least $__interval ("" for none)
+	User         string // InfluxQL: basic auth
+	Password     string
+	Token        string // Flux: the only credential Grafana sends (1.8: "user:password")
 }
 
 // LoadSources reads a Grafana data-source provisioning file, expanding
-// $VAR and ${VAR} with getenv as Grafana does.
+// $VAR and ${VAR} in each value with getenv after reading the YAML ($$ is
+// a $), as Grafana does.
 func LoadSources(path string, getenv func(string) string) ([]Source, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -48,6 +52,7 @@ func LoadSources(path string, getenv func(string) string) ([]Source, error) {
 				HTTPMode      string `yaml:"httpMode"`
 				Organization  string
 				DefaultBucket string `yaml:"defaultBucket"`
+				TimeInterval  string `yaml:"timeInterval"`
 			} `yaml:"jsonData"`
 			SecureJSONData struct {
 				Password string
@@ -55,7 +60,7 @@ func LoadSources(path string, getenv func(string) string) ([]Source, error) {
 			} `yaml:"secureJsonData"`
 		}
 	}
-	dec := yaml.NewDecoder(strings.NewReader(os.Expand(string(raw), getenv)))
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&file); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -63,26 +68,37 @@ func LoadSources(path string, getenv func(string) string) ([]Source, error) {
 	if file.APIVersion != 1 {
 		return nil, fmt.Errorf("%s: apiVersion %d: Grafana reads 1", path, file.APIVersion)
 	}
+	expand := func(s string) string {
+		const dollar = "\x00"
+		return strings.ReplaceAll(os.Expand(strings.ReplaceAll(s, "$$", dollar), getenv), dollar, "$")
+	}
 	var out []Source
 	for _, d := range file.Datasources {
-		s := Source{UID: d.UID, Name: d.Name, URL: d.URL, Database: d.JSONData.DBName, Bucket: d.JSONData.DefaultBucket,
-			User: d.User, Password: d.SecureJSONData.Password}
+		j := d.JSONData
+		s := Source{UID: expand(d.UID), Name: expand(d.Name), URL: expand(d.URL), Database: expand(j.DBName),
+			Bucket: expand(j.DefaultBucket), Organization: expand(j.Organization), TimeInterval: expand(j.TimeInterval)}
 		switch {
 		case d.Type != "influxdb":
-			return nil, fmt.Errorf("%s: data source %q: type %q, want influxdb", path, d.Name, d.Type)
-		case d.UID == "" || d.URL == "":
-			return nil, fmt.Errorf("%s: data source %q: no uid or url", path, d.Name)
-		case d.JSONData.Version == "Flux":
-			s.Flux = true
-			if s.Bucket == "" {
-				return nil, fmt.Errorf("%s: data source %q: Flux without jsonData.defaultBucket", path, d.Name)
+			return nil, fmt.Errorf("%s: data source %q: type %q, want influxdb", path, s.Name, d.Type)
+		case s.UID == "" || s.URL == "":
+			return nil, fmt.Errorf("%s: data source %q: no uid or url", path, s.Name)
+		case j.Version == "Flux":
+			s.Flux, s.Token = true, expand(d.SecureJSONData.Token)
+			if s.Bucket == "" || s.Organization == "" {
+				return nil, fmt.Errorf("%s: data source %q: Flux needs jsonData.defaultBucket and jsonData.organization", path, s.Name)
 			}
-		case d.JSONData.Version == "InfluxQL" || d.JSONData.Version == "":
+		case j.Version == "InfluxQL" || j.Version == "":
+			s.User, s.Password = expand(d.User), expand(d.SecureJSONData.Password)
 			if s.Database == "" {
-				return nil, fmt.Errorf("%s: data source %q: InfluxQL without jsonData.dbName", path, d.Name)
+				return nil, fmt.Errorf("%s: data source %q: InfluxQL without jsonData.dbName", path, s.Name)
 			}
 		default:
-			return nil, fmt.Errorf("%s: data source %q: jsonData.version %q, want InfluxQL or Flux", path, d.Name, d.JSONData.Version)
+			return nil, fmt.Errorf("%s: data source %q: jsonData.version %q, want InfluxQL or Flux", path, s.Name, j.Version)
+		}
+		if s.TimeInterval != "" {
+			if _, err := grafanaDuration(s.TimeInterval); err != nil {
+				return nil, fmt.Errorf("%s: data source %q: jsonData.timeInterval: %w", path, s.Name, err)
+			}
 		}
 		out = append(out, s)
 	}
@@ -198,8 +214,8 @@ func (r Runner) Run(d dashboard.Dashboard) ([]Result, error) {
 				return nil, fmt.Errorf("variable %s: %w", v.Name, err)
 			}
 			for _, s := range r.Sources {
-				if re.MatchString(s.Name) {
-					values = append(values, s.Name)
+				if re.MatchString(s.Name) { // by name; the value is the uid
+					values = append(values, s.UID)
 				}
 			}
 			if len(values) == 0 {
@@ -227,24 +243,27 @@ func (r Runner) Run(d dashboard.Dashboard) ([]Result, error) {
 	return out, nil
 }
 
-// grafanaRegex is a variable's regex as Grafana writes it: /re/ (flags
-// after the last slash), or bare.
+// grafanaRegex is a variable's regex as Grafana reads it: /re/flags
+// (i, m, s kept; g, y mean nothing here), or bare, which must match whole.
 func grafanaRegex(s string) (*regexp.Regexp, error) {
-	if len(s) >= 2 && s[0] == '/' {
-		if end := strings.LastIndex(s, "/"); end > 0 {
-			flags := s[end+1:]
-			s = s[1:end]
-			if strings.Contains(flags, "i") {
-				s = "(?i)" + s
+	if end := strings.LastIndex(s, "/"); len(s) >= 2 && s[0] == '/' && end > 0 {
+		flags := ""
+		for _, f := range s[end+1:] {
+			if strings.ContainsRune("ims", f) {
+				flags += string(f)
 			}
 		}
+		if flags != "" {
+			flags = "(?" + flags + ")"
+		}
+		return regexp.Compile(flags + s[1:end])
 	}
-	return regexp.Compile(s)
+	return regexp.Compile("^" + s + "$")
 }
 
 func (r Runner) source(uid string, single map[string]string) (Source, error) {
 	uid = expandVars(uid, single, nil, false)
-	for _, s := range r.Sources {
+	for _, s := range r.Sources { // a variable's value is a uid; a name works too
 		if s.UID == uid || s.Name == uid {
 			return s, nil
 		}
@@ -254,11 +273,7 @@ func (r Runner) source(uid string, single map[string]string) (Source, error) {
 
 func (r Runner) panel(p Panel, single map[string]string, multi map[string][]string) Result {
 	res := Result{Dashboard: p.Dashboard, Panel: p.Title, Vars: single, Frames: map[string][]Frame{}, Queries: map[string]string{}}
-	interval, err := r.interval(expandVars(p.Interval, single, multi, false))
-	if err != nil {
-		res.Err = fmt.Errorf("panel interval %q: %w", p.Interval, err)
-		return res
-	}
+	minInterval := expandVars(p.Interval, single, multi, false)
 	all := map[string][]Frame{}
 	for _, q := range p.Queries {
 		uid := p.Datasource
@@ -270,16 +285,24 @@ func (r Runner) panel(p Panel, single map[string]string, multi map[string][]stri
 			res.Err = fmt.Errorf("%s: %w", q.RefId, err)
 			return res
 		}
+		if minInterval == "" {
+			minInterval = src.TimeInterval
+		}
+		interval, err := r.interval(minInterval, p.MaxDataPoints)
+		if err != nil {
+			res.Err = fmt.Errorf("panel interval %q: %w", minInterval, err)
+			return res
+		}
 		text := expandVars(q.Query, single, multi, true)
 		var frames []Frame
 		if src.Flux {
-			text = r.fluxMacros(text, src)
+			text = r.fluxMacros(text, src, interval)
 			res.Queries[q.RefId] = text
 			frames, err = r.flux(src, text)
 		} else {
 			text = r.influxQLMacros(text, interval)
 			res.Queries[q.RefId] = text
-			frames, err = r.influxQL(src, text)
+			frames, err = r.influxQL(src, text, q.ResultFormat == "table")
 		}
 		if err != nil {
 			res.Err = fmt.Errorf("%s: %w", q.RefId, err)
@@ -302,19 +325,16 @@ func (r Runner) panel(p Panel, single map[string]string, multi map[string][]stri
 	return res
 }
 
-// interval is $__interval: the range over 1,000 points, rounded up to
-// one of Grafana's steps, and at least the panel's minimum.
-func (r Runner) interval(min string) (time.Duration, error) {
-	steps := []time.Duration{time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute,
-		10 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
-	want := r.To.Sub(r.From) / 1000
-	iv := steps[len(steps)-1]
-	for _, s := range steps {
-		if s >= want {
-			iv = s
-			break
-		}
+// interval is $__interval as Grafana computes it (rangeutil's
+// calculateInterval): the range over the panel's maxDataPoints (its width
+// in pixels when unset: 1,000 here), rounded to the nearest of Grafana's
+// steps (roundInterval), and at least the minimum interval (the panel's,
+// or its data source's timeInterval).
+func (r Runner) interval(min string, maxDataPoints float64) (time.Duration, error) {
+	if maxDataPoints <= 0 {
+		maxDataPoints = MaxDataPoints
 	}
+	iv := roundInterval(time.Duration(float64(r.To.Sub(r.From)) / maxDataPoints))
 	if min != "" {
 		m, err := grafanaDuration(min)
 		if err != nil {
@@ -325,12 +345,35 @@ func (r Runner) interval(min string) (time.Duration, error) {
 	return iv, nil
 }
 
-// grafanaDuration reads an interval as Grafana writes it (1m, 1h, 1d, 1w;
-// 1mo as 31 days: an interval at least a month).
+// roundInterval is Grafana's: each step is taken below the midpoint to
+// the next.
+func roundInterval(d time.Duration) time.Duration {
+	ms := time.Millisecond
+	for _, s := range []struct{ below, step time.Duration }{
+		{15 * ms, 10 * ms}, {35 * ms, 20 * ms}, {75 * ms, 50 * ms}, {150 * ms, 100 * ms}, {350 * ms, 200 * ms},
+		{750 * ms, 500 * ms}, {1500 * ms, time.Second}, {3500 * ms, 2 * time.Second}, {7500 * ms, 5 * time.Second},
+		{12500 * ms, 10 * time.Second}, {17500 * ms, 15 * time.Second}, {25 * time.Second, 20 * time.Second},
+		{45 * time.Second, 30 * time.Second}, {90 * time.Second, time.Minute}, {3 * time.Minute, 2 * time.Minute},
+		{450 * time.Second, 5 * time.Minute}, {750 * time.Second, 10 * time.Minute}, {1050 * time.Second, 15 * time.Minute},
+		{25 * time.Minute, 20 * time.Minute}, {45 * time.Minute, 30 * time.Minute}, {90 * time.Minute, time.Hour},
+		{150 * time.Minute, 2 * time.Hour}, {270 * time.Minute, 3 * time.Hour}, {9 * time.Hour, 6 * time.Hour},
+		{24 * time.Hour, 12 * time.Hour}, {7 * 24 * time.Hour, 24 * time.Hour}, {21 * 24 * time.Hour, 7 * 24 * time.Hour},
+		{42 * 24 * time.Hour, 30 * 24 * time.Hour},
+	} {
+		if d < s.below {
+			return s.step
+		}
+	}
+	return 365 * 24 * time.Hour
+}
+
+// grafanaDuration reads an interval as Grafana does (rangeutil's
+// describeInterval): a number and ms, s, m, h, d, w, M (30 days) or y,
+// the rest ignored (so "1mo" is one minute: Grafana reads it so).
 func grafanaDuration(s string) (time.Duration, error) {
 	units := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
-		"d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "mo": 31 * 24 * time.Hour, "y": 366 * 24 * time.Hour}
-	m := regexp.MustCompile(`^(\d+)(ms|s|m|h|d|w|mo|y)$`).FindStringSubmatch(s)
+		"d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "M": 30 * 24 * time.Hour, "y": 365 * 24 * time.Hour}
+	m := regexp.MustCompile(`^(\d+)(ms|[Mwdhmsy])`).FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("invalid interval %q", s)
 	}
@@ -343,30 +386,46 @@ func (r Runner) influxQLMacros(q string, interval time.Duration) string {
 	return strings.NewReplacer(
 		"$timeFilter", fmt.Sprintf("time >= %dms and time <= %dms", r.From.UnixMilli(), r.To.UnixMilli()),
 		"$__interval_ms", strconv.FormatInt(interval.Milliseconds(), 10),
-		"$__interval", influxDuration(interval),
+		"$__interval", formatInterval(interval),
 	).Replace(q)
 }
 
-func influxDuration(d time.Duration) string {
+// formatInterval writes $__interval as Grafana's backend does
+// (gtime.FormatInterval): in its largest whole unit of d, h, m, s, ms.
+func formatInterval(d time.Duration) string {
 	for _, u := range []struct {
 		d    time.Duration
 		unit string
-	}{{7 * 24 * time.Hour, "w"}, {24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
-		if d%u.d == 0 {
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
+		if d >= u.d {
 			return fmt.Sprintf("%d%s", d/u.d, u.unit)
 		}
 	}
-	return fmt.Sprintf("%dms", d.Milliseconds())
+	return "1ms"
 }
 
-// fluxMacros expands what Grafana's Flux macros are: the range, the
-// interval and the data source's bucket and organization, as text.
-func (r Runner) fluxMacros(q string, src Source) string {
-	return strings.NewReplacer(
-		"v.timeRangeStart", r.From.UTC().Format(time.RFC3339Nano),
-		"v.timeRangeStop", r.To.UTC().Format(time.RFC3339Nano),
-		"v.defaultBucket", strconv.Quote(src.Bucket),
-	).Replace(q)
+// fluxWord is what Grafana's backend takes for a Flux macro: any
+// word.word, replaced when the second word is one of its names (so a
+// record's r.bucket is replaced too: write r["bucket"]).
+var fluxWord = regexp.MustCompile(`([a-zA-Z]+)\.([a-zA-Z]+)`)
+
+// fluxMacros expands Grafana's Flux macros, as text.
+func (r Runner) fluxMacros(q string, src Source, interval time.Duration) string {
+	return fluxWord.ReplaceAllStringFunc(q, func(m string) string {
+		switch fluxWord.FindStringSubmatch(m)[2] {
+		case "timeRangeStart":
+			return r.From.UTC().Format(time.RFC3339Nano)
+		case "timeRangeStop":
+			return r.To.UTC().Format(time.RFC3339Nano)
+		case "windowPeriod":
+			return interval.String()
+		case "bucket", "defaultBucket":
+			return strconv.Quote(src.Bucket)
+		case "organization":
+			return strconv.Quote(src.Organization)
+		}
+		return m
+	})
 }
 
 var varRef = regexp.MustCompile(`\$\{(\w+)(?::(\w+))?\}|\[\[(\w+)\]\]|\$(\w+)`)
@@ -382,7 +441,7 @@ func expandVars(s string, single map[string]string, multi map[string][]string, s
 		name, format := g[1]+g[3]+g[4], g[2]
 		if v, ok := single[name]; ok {
 			if format == "regex" {
-				return regexp.QuoteMeta(v)
+				return escapeRegex(v)
 			}
 			return v
 		}
@@ -395,7 +454,7 @@ func expandVars(s string, single map[string]string, multi map[string][]string, s
 			}
 			q := make([]string, len(vs))
 			for i, v := range vs {
-				q[i] = regexp.QuoteMeta(v)
+				q[i] = escapeRegex(v)
 			}
 			if len(q) == 1 {
 				return q[0]
@@ -406,7 +465,14 @@ func expandVars(s string, single map[string]string, multi map[string][]string, s
 	})
 }
 
+// escapeRegex escapes a value for a /regex/ literal, as Grafana's regex
+// format does: the metacharacters and the slash.
+func escapeRegex(v string) string { return strings.ReplaceAll(regexp.QuoteMeta(v), "/", `\/`) }
+
 func (r Runner) querier(src Source) influxq.Querier {
+	if src.Flux { // Grafana's Flux client sends the token, always
+		return influxq.Querier{URL: src.URL, Token: src.Token, Timeout: r.Timeout}
+	}
 	return influxq.Querier{URL: src.URL, Username: src.User, Password: src.Password, Timeout: r.Timeout}
 }
 
@@ -430,8 +496,10 @@ func (r Runner) values(src Source, q string) ([]string, error) {
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
-// influxQL runs q and returns its frames.
-func (r Runner) influxQL(src Source, q string) ([]Frame, error) {
+// influxQL runs q and returns its frames: a frame per value column and
+// series (its tags the labels); in a table, a row's string columns are
+// labels too.
+func (r Runner) influxQL(src Source, q string, table bool) ([]Frame, error) {
 	series, err := r.querier(src).Query(src.Database, q)
 	if err != nil {
 		return nil, err
@@ -456,7 +524,9 @@ func (r Runner) influxQL(src Source, q string) ([]Frame, error) {
 					f, _ := v.Float64()
 					values[col] = f
 				case string:
-					labels[col] = v
+					if table {
+						labels[col] = v
+					}
 				case nil:
 					values[col] = math.NaN()
 				}
@@ -525,9 +595,10 @@ func (r Runner) flux(src Source, q string) ([]Frame, error) {
 var mathForm = regexp.MustCompile(`^\$(\w+) / \$(\w+) \* ([0-9.]+)$`)
 
 // math3 evaluates a Grafana math expression of the one form the
-// dashboards use, $A / $B * k: per pair of frames with the same labels,
-// per time both have (Grafana's series join); division by 0 gives no
-// point.
+// dashboards use, $A / $B * k, joining series as Grafana's union does:
+// a lone series on each side pairs whatever its labels, otherwise series
+// whose labels are equal or one's hold the other's; per time both have.
+// A division by 0 gives what Grafana keeps: ±Inf or NaN.
 func math3(expression string, frames map[string][]Frame) ([]Frame, error) {
 	m := mathForm.FindStringSubmatch(expression)
 	if m == nil {
@@ -538,23 +609,40 @@ func math3(expression string, frames map[string][]Frame) ([]Frame, error) {
 		return nil, fmt.Errorf("expression %q: no query %s or %s", expression, m[1], m[2])
 	}
 	k, _ := strconv.ParseFloat(m[3], 64)
-	byKey := map[string]Frame{}
-	for _, f := range b {
-		byKey[f.LabelKey()] = f
-	}
 	var out []Frame
-	for _, fa := range a {
-		fb, ok := byKey[fa.LabelKey()]
-		if !ok {
-			continue
+	pair := func(fa, fb Frame) {
+		labels := fa.Labels
+		if len(fb.Labels) > len(labels) {
+			labels = fb.Labels
 		}
-		res := Frame{Name: expression, Labels: fa.Labels, Points: map[int64]float64{}}
+		res := Frame{Name: expression, Labels: labels, Points: map[int64]float64{}}
 		for t, va := range fa.Points {
-			if vb, ok := fb.Points[t]; ok && vb != 0 {
+			if vb, ok := fb.Points[t]; ok {
 				res.Points[t] = va / vb * k
 			}
 		}
 		out = append(out, res)
 	}
+	if len(a) == 1 && len(b) == 1 {
+		pair(a[0], b[0])
+		return out, nil
+	}
+	for _, fa := range a {
+		for _, fb := range b {
+			if holds(fa.Labels, fb.Labels) || holds(fb.Labels, fa.Labels) {
+				pair(fa, fb)
+			}
+		}
+	}
 	return out, nil
+}
+
+// holds tells whether every label of sub is in labels, with its value.
+func holds(labels, sub map[string]string) bool {
+	for k, v := range sub {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }

@@ -44,7 +44,8 @@ func queryError(q, msg string) error {
 // Querier asks an InfluxDB 1.x, with credentials and a time limit.
 type Querier struct {
 	URL                string
-	Username, Password string
+	Username, Password string        // basic auth, when set
+	Token              string        // Authorization: Token (InfluxDB 2.x; 1.8 takes "user:password"), when set
 	Timeout            time.Duration // of the whole request; 0: none
 }
 
@@ -56,8 +57,13 @@ func (c Querier) post(path, contentType, accept, body string) (*http.Response, [
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Accept", accept)
-	if c.Username != "" {
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	switch {
+	case c.Token != "":
+		req.Header.Set("Authorization", "Token "+c.Token)
+	case c.Username != "":
 		req.SetBasicAuth(c.Username, c.Password)
 	}
 	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
@@ -169,22 +175,12 @@ func (c Querier) Flux(query string) ([]FluxTable, error) {
 
 // Write writes line protocol (ns precision) to db.
 func (c Querier) Write(db string, lines []byte) error {
-	req, err := http.NewRequest(http.MethodPost, c.URL+"/write?precision=ns&db="+url.QueryEscape(db), strings.NewReader(string(lines)))
+	resp, body, err := c.post("/write?precision=ns&db="+url.QueryEscape(db), "text/plain", "", string(lines))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "text/plain")
-	if c.Username != "" {
-		req.SetBasicAuth(c.Username, c.Password)
-	}
-	resp, err := (&http.Client{Timeout: c.Timeout}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("writing to %q: %s: %s", db, resp.Status, body)
+		return fmt.Errorf("writing to %q: %s: %.1024s", db, resp.Status, body)
 	}
 	return nil
 }
