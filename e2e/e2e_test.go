@@ -455,7 +455,7 @@ func requireDeliverability(t *testing.T, d *testDC, events []gen.Message) {
 // startDC starts a DC and a central InfluxDB, stopped when the test ends.
 func startDC(t *testing.T) *testDC {
 	t.Helper()
-	sys, err := dc.StartSystem(t.TempDir(), 1, nil)
+	sys, err := dc.StartSystem(t.TempDir(), 1, dc.Options{}, nil)
 	require.NoError(t, err, "the DC must start for this test")
 	d := sys.DCs[0]
 	t.Cleanup(func() {

@@ -262,22 +262,23 @@ func (d *DC) Stop() error {
 type System struct {
 	Central *stack.InfluxDB
 	DCs     []*DC
+	opt     Options
 }
 
-// StartSystem starts a central InfluxDB and DCs dc1..dcN in dir; started,
-// if set, is told each DC's name as it starts.
-func StartSystem(dir string, n int, started func(name string)) (*System, error) {
+// StartSystem starts a central InfluxDB and DCs dc1..dcN in dir, as opt
+// says; started, if set, is told each DC's name as it starts.
+func StartSystem(dir string, n int, opt Options, started func(name string)) (*System, error) {
 	central, err := stack.StartInfluxDB(filepath.Join(dir, "central"))
 	if err != nil {
 		return nil, err
 	}
-	s := &System{Central: central}
+	s := &System{Central: central, opt: opt}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("dc%d", i)
 		if started != nil {
 			started(name)
 		}
-		d, err := Start(filepath.Join(dir, name), name, central)
+		d, err := StartWith(filepath.Join(dir, name), name, central, opt)
 		if err != nil {
 			s.Stop()
 			return nil, err
@@ -290,7 +291,9 @@ func StartSystem(dir string, n int, started func(name string)) (*System, error) 
 // AddPostfixDC starts one more DC, whose events come from a real
 // Postfix's log instead of NSQ.
 func (s *System) AddPostfixDC(dir, name string) (*DC, error) {
-	d, err := StartWithPostfix(filepath.Join(dir, name), name, s.Central)
+	opt := s.opt
+	opt.Postfix = true
+	d, err := StartWith(filepath.Join(dir, name), name, s.Central, opt)
 	if err != nil {
 		return nil, err
 	}

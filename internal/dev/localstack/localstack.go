@@ -50,7 +50,7 @@ func Up(ctx context.Context, dir string, dcs int, w io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	sys, err := dc.StartSystem(dir, dcs, nil)
+	sys, err := dc.StartSystem(dir, dcs, dc.Options{}, nil)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -194,8 +195,25 @@ func (p *Postfix) UseSASL(auth *SASLAuth) error {
 
 // Login opens an SMTP session, authenticates (AUTH PLAIN) as user with
 // pass and, when it succeeds and rcpt is set, sends a message from user
-// to rcpt; the error is the server's answer to a refused login.
+// to rcpt; the error is the server's answer to a refused login. An smtpd
+// started before UseSASL's reload may still take a session, without AUTH:
+// Login then tries again, for up to 10 seconds.
 func (p *Postfix) Login(user, pass, rcpt string) error {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := p.login(user, pass, rcpt)
+		if !errors.Is(err, errNoAuth) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var errNoAuth = errors.New("smtpd offers no AUTH")
+
+func (p *Postfix) login(user, pass, rcpt string) error {
 	c, err := smtp.Dial(p.SMTP)
 	if err != nil {
 		return err
@@ -203,6 +221,10 @@ func (p *Postfix) Login(user, pass, rcpt string) error {
 	defer c.Close()
 	if err := c.Hello("client.example.net"); err != nil {
 		return err
+	}
+	if ok, _ := c.Extension("AUTH"); !ok {
+		_ = c.Quit()
+		return errNoAuth
 	}
 	host, _, _ := net.SplitHostPort(p.SMTP)
 	if err := c.Auth(smtp.PlainAuth("", user, pass, host)); err != nil {

@@ -645,7 +645,7 @@ func TestEntryReadsAsLine(t *testing.T) {
 					w, g := want[i], got[i]
 					// The texts differ (an entry's has no timestamp), and
 					// so may their counts of identical texts.
-					w.line, g.line, w.repeat, g.repeat = "", "", 0, 0
+					w.line, g.line, w.salt, g.salt = "", "", 0, 0
 					require.Equal(t, w, g, line)
 				}
 				n += len(got)
@@ -805,13 +805,39 @@ func TestIdenticalLinesAreEvents(t *testing.T) {
 		evs, reason := c.Line(refused, now, time.UTC)
 		require.Empty(t, reason)
 		require.Len(t, evs, 1)
-		require.Equal(t, i, evs[0].repeat)
+		require.Equal(t, i, evs[0].salt)
 		times[evs[0].securityMetric().Time()] = true
 	}
 	require.Len(t, times, 3, "three points, not one overwritten twice")
 	next := strings.Replace(refused, "09:43:54", "09:43:55", 1)
 	evs, _ := c.Line(next, now, time.UTC)
-	require.Equal(t, 0, evs[0].repeat, "a new second starts over")
+	require.Equal(t, 0, evs[0].salt, "a new second starts over")
 	again, _ := NewCorrelator(Options{}).Line(refused, now, time.UTC)
 	require.True(t, times[again[0].securityMetric().Time()], "read again, the line's first point")
+}
+
+// TestIdenticalLinesInAFile: a file's identical lines are told apart by
+// their place, the same when read again, so that a replay from any
+// checkpoint lands each on its own point (a count of the ones before it
+// would start over at the checkpoint and land on a twin's point).
+func TestIdenticalLinesInAFile(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	refused := "Dec  4 09:43:54 mx1 postfix/smtpd[496]: warning: unknown[203.0.113.7]: SASL PLAIN authentication failed: authentication failure"
+	base := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	at := func(c *Correlator, offset int) time.Time {
+		evs, reason := c.LineAt(refused, now, base.Add(time.Duration(offset)), time.UTC)
+		require.Empty(t, reason)
+		require.Len(t, evs, 1)
+		return evs[0].securityMetric().Time()
+	}
+	first := NewCorrelator(Options{})
+	var times []time.Time
+	for i := 0; i < 5; i++ {
+		times = append(times, at(first, i*len(refused)))
+	}
+	require.Len(t, map[time.Time]bool{times[0]: true, times[1]: true, times[2]: true, times[3]: true, times[4]: true}, 5)
+	replay := NewCorrelator(Options{}) // from a checkpoint after the second line
+	for i := 2; i < 5; i++ {
+		require.Equal(t, times[i], at(replay, i*len(refused)), "line %d read again", i)
+	}
 }

@@ -43,7 +43,7 @@ type Event struct {
 	Size          int64
 	Attempt       int    // 1 for the first attempt of a recipient; 0: not known (see message.Partial)
 	line          string // the whole line: its hash makes the time unique
-	repeat        int    // lines like it before it at the same time: added to the hash
+	salt          int    // tells identical lines at the same time apart: added to the hash
 
 	// A security signal (Event is one of the Signal* names): a
 	// mail_security metric, not a mail_event.
@@ -110,7 +110,7 @@ func (e *Event) Metric() telegraf.Metric {
 	// What the rollups count, in every event (as the mailevents mapping
 	// adds it: its EventsField).
 	fields["events"] = int64(1)
-	return metric.New("mail_event", tags, fields, eventtime.Fill(e.Time, []byte(e.line), e.repeat))
+	return metric.New("mail_event", tags, fields, eventtime.Fill(e.Time, []byte(e.line), e.salt))
 }
 
 // message is what the log said so far of one queue id. Exported fields:
@@ -198,10 +198,11 @@ type Correlator struct {
 
 	// Identical lines at the same time (a client refused three times in
 	// one second by one smtpd logs three identical lines) are events of
-	// their own: each counts the ones before it (Event.repeat), so that
-	// their points do not overwrite each other. Read again after a
-	// restart, a line may count fewer and overwrite an earlier twin's
-	// point with the same values: the count of points stays right.
+	// their own, their points apart (Event.salt). A file's line is told
+	// apart by its place (LineAt), which is the same when it is read
+	// again; a line without one (syslog over the network, Line) or a
+	// journal entry (Entry) by how many identical ones came before it at
+	// that time.
 	repeatAt time.Time
 	repeats  map[string]int
 }
@@ -258,7 +259,7 @@ var (
 // is set when the line could not be read. now is the reader's clock, and
 // the time of a line without a timestamp.
 func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Event, string) {
-	return c.LineAt(raw, now, now, loc)
+	return c.repeated(raw)(c.lineAt(raw, now, now, loc))
 }
 
 // LineAt is Line with the time to give a line that has no timestamp of its
@@ -266,7 +267,13 @@ func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Even
 // line and the same when the line is read again, so that such lines are
 // points of their own, overwritten on a replay.
 func (c *Correlator) LineAt(raw string, now, received time.Time, loc *time.Location) ([]Event, string) {
-	return c.repeated(raw)(c.lineAt(raw, now, received, loc))
+	evs, reason := c.lineAt(raw, now, received, loc)
+	for i := range evs {
+		// Below a second: syslog's times are at most microseconds, the
+		// precision Fill fills below.
+		evs[i].salt = int(received.UnixNano() % int64(time.Second))
+	}
+	return evs, reason
 }
 
 func (c *Correlator) lineAt(raw string, now, received time.Time, loc *time.Location) ([]Event, string) {
@@ -316,7 +323,7 @@ func (c *Correlator) repeated(text string) func([]Event, string) ([]Event, strin
 		n := c.repeats[text]
 		c.repeats[text] = n + 1
 		for i := range evs {
-			evs[i].repeat = n
+			evs[i].salt = n
 		}
 		return evs, reason
 	}

@@ -193,5 +193,5 @@ func (e *Event) securityMetric() telegraf.Metric {
 	if e.DNSBLRank > 0 {
 		fields["dnsbl_rank"] = int64(e.DNSBLRank)
 	}
-	return metric.New("mail_security", tags, fields, eventtime.Fill(e.Time, []byte(e.line), e.repeat))
+	return metric.New("mail_security", tags, fields, eventtime.Fill(e.Time, []byte(e.line), e.salt))
 }
