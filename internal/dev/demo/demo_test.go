@@ -29,7 +29,7 @@ func TestDemoIntegration(t *testing.T) {
 	text := out.String()
 	require.Regexp(t, `dc2: deliverability alerts on topic "mail_deliverability": [1-9]\d* CRITICAL`, text)
 	require.Regexp(t, `dc3: abuse alerts on topic "mail_abuse": \d+ CRITICAL, [1-9]\d* WARNING`, text, "25 refused logins from one network: brute_force's warning")
-	require.Regexp(t, `dc1: spam alerts on topic "mail_spam": \d+ CRITICAL, [1-9]\d* WARNING`, text, "200 distinct recipients in a minute")
+	require.Regexp(t, `top senders by distinct recipients per minute \(mail_spam; senders are pseudonyms\)\n  dc   distinct_recipients  sender\n  dc1  200 `, text, "the spam burst: 200 distinct recipients in a minute")
 	require.Regexp(t, `Privacy check: [1-9]\d* string values and tag values in the central database, 0 holding`, text)
 	require.Regexp(t, `Grafana dashboards \(grafana/, provisioned as grafana/provisioning says\): 5 dashboards, [1-9]\d* panels, every one with data at every rollup level \(the DC dashboard: in a DC at least, over the last 15 minutes; \d+ panel runs, \d+ queries\); [1-9]\d* values shown for dc1, dc2 equal`, text)
 }
