@@ -367,13 +367,15 @@ func roundInterval(d time.Duration) time.Duration {
 	return 365 * 24 * time.Hour
 }
 
+var grafanaInterval = regexp.MustCompile(`^(\d+)(ms|[Mwdhmsy])`)
+
 // grafanaDuration reads an interval as Grafana does (rangeutil's
 // describeInterval): a number and ms, s, m, h, d, w, M (30 days) or y,
 // the rest ignored (so "1mo" is one minute: Grafana reads it so).
 func grafanaDuration(s string) (time.Duration, error) {
 	units := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
 		"d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "M": 30 * 24 * time.Hour, "y": 365 * 24 * time.Hour}
-	m := regexp.MustCompile(`^(\d+)(ms|[Mwdhmsy])`).FindStringSubmatch(s)
+	m := grafanaInterval.FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("invalid interval %q", s)
 	}

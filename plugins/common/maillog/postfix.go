@@ -259,7 +259,9 @@ var (
 // is set when the line could not be read. now is the reader's clock, and
 // the time of a line without a timestamp.
 func (c *Correlator) Line(raw string, now time.Time, loc *time.Location) ([]Event, string) {
-	return c.repeated(raw)(c.lineAt(raw, now, now, loc))
+	evs, reason := c.lineAt(raw, now, now, loc)
+	c.repeated(raw, evs)
+	return evs, reason
 }
 
 // LineAt is Line with the time to give a line that has no timestamp of its
@@ -307,25 +309,24 @@ func (c *Correlator) Entry(at time.Time, host, program, message string) ([]Event
 		host = c.opt.Host
 	}
 	text := host + " " + program + ": " + message
-	return c.repeated(text)(c.entry(Line{Time: at, HasTime: true, Host: host, Program: program, Message: message}, text))
+	evs, reason := c.entry(Line{Time: at, HasTime: true, Host: host, Program: program, Message: message}, text)
+	c.repeated(text, evs)
+	return evs, reason
 }
 
 // repeated numbers the events of text among the identical lines at
 // their time (see Correlator.repeats).
-func (c *Correlator) repeated(text string) func([]Event, string) ([]Event, string) {
-	return func(evs []Event, reason string) ([]Event, string) {
-		if len(evs) == 0 {
-			return evs, reason
-		}
-		if t := evs[0].Time; !t.Equal(c.repeatAt) || c.repeats == nil {
-			c.repeatAt, c.repeats = t, map[string]int{}
-		}
-		n := c.repeats[text]
-		c.repeats[text] = n + 1
-		for i := range evs {
-			evs[i].salt = n
-		}
-		return evs, reason
+func (c *Correlator) repeated(text string, evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	if t := evs[0].Time; !t.Equal(c.repeatAt) || c.repeats == nil {
+		c.repeatAt, c.repeats = t, map[string]int{}
+	}
+	n := c.repeats[text]
+	c.repeats[text] = n + 1
+	for i := range evs {
+		evs[i].salt = n
 	}
 }
 
