@@ -134,6 +134,7 @@ type Result struct {
 	Frames           map[string][]Frame // by refId, the targets shown and the expressions
 	Queries          map[string]string  // by refId, as run
 	Err              error
+	Took             time.Duration // the panel's queries and expressions, one after another
 }
 
 // Empty lists the refIds shown that returned no value.
@@ -237,7 +238,10 @@ func (r Runner) Run(d dashboard.Dashboard) ([]Result, error) {
 	var out []Result
 	for _, c := range choices {
 		for _, p := range panels {
-			out = append(out, r.panel(p, c, multi))
+			began := time.Now()
+			res := r.panel(p, c, multi)
+			res.Took = time.Since(began)
+			out = append(out, res)
 		}
 	}
 	return out, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailtick/mailtick/internal/gen"
+	"github.com/mailtick/mailtick/internal/grafana"
 	"github.com/mailtick/mailtick/internal/latency"
 	"github.com/mailtick/mailtick/internal/report"
 	"github.com/mailtick/mailtick/internal/sla"
@@ -28,6 +29,16 @@ type SLACostResult struct {
 	Levels      []SLALevel
 	RawBytes    int64 // the raw events on disk (TSM + WAL)
 	RollupBytes int64 // every histogram level on disk (TSM + WAL)
+	Panels      []SLAPanel
+}
+
+// SLAPanel is one panel of the shipped SLA dashboard at one level, run as
+// Grafana would over the whole time: the values it shows and the best of
+// three wall times.
+type SLAPanel struct {
+	Panel, Level string
+	Values       int
+	Time         time.Duration
 }
 
 // SLAQuery is one task's query (or `mailtick sla`'s): the points it reads
@@ -163,9 +174,63 @@ func SLACost(ctx context.Context, days int, rate float64, log io.Writer) (SLACos
 	}
 	res.Queries = append(res.Queries, SLAQuery{fmt.Sprintf("mailtick sla --by dc, the %d days", days), "whole windows of every level", 0, best})
 
+	if res.Panels, err = slaPanels(db, start, now); err != nil {
+		return res, err
+	}
+
 	res.RawBytes = duBytes(filepath.Join(dir, "data", "mail"), filepath.Join(dir, "wal", "mail"))
 	res.RollupBytes = duBytes(filepath.Join(dir, "data", "mail_rollups"), filepath.Join(dir, "wal", "mail_rollups"))
 	return res, nil
+}
+
+// slaPanels runs the shipped SLA dashboard (grafana/) over [from, to]
+// at every level, three times, against db as central: the shipped
+// provisioning with central's database and bucket the bench's.
+func slaPanels(db *stack.InfluxDB, from, to time.Time) ([]SLAPanel, error) {
+	root, err := stack.Root()
+	if err != nil {
+		return nil, err
+	}
+	boards, err := grafana.Load(filepath.Join(root, "grafana", "dashboards"))
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": db.URL, "MAILTICK_DC": "dc1", "MAILTICK_DC_INFLUXDB_URL": db.URL}
+	sources, err := grafana.LoadSources(filepath.Join(root, "grafana", "provisioning", "datasources", "mailtick.yaml"), func(k string) string { return env[k] })
+	if err != nil {
+		return nil, err
+	}
+	board, ok := boards["mailtick-sla.json"]
+	if !ok {
+		return nil, fmt.Errorf("no mailtick-sla.json in %s", filepath.Join(root, "grafana", "dashboards"))
+	}
+	for i := range sources {
+		sources[i].Database, sources[i].Bucket = "mail_rollups", "mail_rollups/autogen"
+	}
+	runner := grafana.Runner{Sources: sources, From: from, To: to, Timeout: 10 * time.Minute}
+	var out []SLAPanel
+	for run := range 3 {
+		results, err := runner.Run(board)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range results {
+			if r.Err != nil {
+				return nil, fmt.Errorf("SLA dashboard, %s at %s: %w", r.Panel, r.Vars["level"], r.Err)
+			}
+			if run == 0 {
+				values := 0
+				for _, frames := range r.Frames {
+					for _, f := range frames {
+						values += len(f.Points)
+					}
+				}
+				out = append(out, SLAPanel{Panel: r.Panel, Level: r.Vars["level"], Values: values, Time: r.Took})
+			}
+			out[i].Time = min(out[i].Time, r.Took)
+		}
+	}
+	return out, nil
 }
 
 // bestOf3 is the shortest of three runs of f.
@@ -216,4 +281,9 @@ func (r SLACostResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "    all  %10.0f points/day; raw events %.0f/day\n", perDay, float64(r.RawPoints)/float64(r.Days))
 	fmt.Fprintf(w, "  on disk before compaction (TSM + WAL): histograms %.1f MB/day, raw events %.1f MB/day\n",
 		float64(r.RollupBytes)/float64(r.Days)/1e6, float64(r.RawBytes)/float64(r.Days)/1e6)
+	fmt.Fprintf(w, "  the shipped SLA dashboard (grafana/mailtick-sla.json) over the %d days, each panel as Grafana runs it (its queries one after another; values: the points it shows; the bench writes no mail_latency and no mail_stage_hist):\n", r.Days)
+	fmt.Fprintf(w, "    %-62s %-5s %8s %10s\n", "panel", "level", "values", "time")
+	for _, p := range r.Panels {
+		fmt.Fprintf(w, "    %-62s %-5s %8d %10s\n", p.Panel, p.Level, p.Values, p.Time.Round(100*time.Microsecond))
+	}
 }
