@@ -35,17 +35,15 @@ func TestShippedDashboardsAreGenerated(t *testing.T) {
 // Grafana's schema, strictly, has a uid, and every panel has queries the
 // check can run, on data sources the provisioning declares.
 func TestShippedDashboardsMatchSchema(t *testing.T) {
-	boards, err := Load(filepath.Join(shipped, "dashboards"))
+	boards, sources, err := Local(shipped, "http://central:8086", map[string]string{"dc1": "http://dc1:8086", "dc2": "http://dc2:8086"})
 	require.NoError(t, err)
 	require.Len(t, boards, 5)
-	env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": "http://central:8086", "MAILTICK_DC": "dc1", "MAILTICK_DC_INFLUXDB_URL": "http://dc1:8086"}
-	sources, err := LoadSources(filepath.Join(shipped, "provisioning", "datasources", "mailtick.yaml"), func(k string) string { return env[k] })
-	require.NoError(t, err)
 	uids := map[string]bool{"${" + DCVariable + "}": true}
 	for _, s := range sources {
 		uids[s.UID] = true
 	}
-	require.Equal(t, map[string]bool{"${" + DCVariable + "}": true, CentralUID: true, CentralFluxUID: true, "mailtick-dc-dc1": true}, uids)
+	require.Equal(t, map[string]bool{"${" + DCVariable + "}": true, CentralUID: true, CentralFluxUID: true, "mailtick-dc-dc1": true, "mailtick-dc-dc2": true}, uids)
+	require.Len(t, sources, 4, "central's two once, a source per DC")
 	for name, d := range boards {
 		panels, err := Panels(d)
 		require.NoError(t, err, name)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -30,6 +31,33 @@ type Source struct {
 	User         string // InfluxQL: basic auth
 	Password     string
 	Token        string // Flux: the only credential Grafana sends (1.8: "user:password")
+}
+
+// Local is the dashboards and data sources of dir (a checkout's grafana/,
+// or the package's), provisioned for central at centralURL and each DC of
+// dcURLs (its InfluxDB's URL by name): the shipped files, pointed at local
+// servers, as the demo and the bench run them.
+func Local(dir, centralURL string, dcURLs map[string]string) (map[string]dashboard.Dashboard, []Source, error) {
+	boards, err := Load(filepath.Join(dir, "dashboards"))
+	if err != nil {
+		return nil, nil, err
+	}
+	var sources []Source
+	seen := map[string]bool{} // central's, declared for every DC
+	for _, name := range slices.Sorted(maps.Keys(dcURLs)) {
+		env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": centralURL, "MAILTICK_DC": name, "MAILTICK_DC_INFLUXDB_URL": dcURLs[name]}
+		srcs, err := LoadSources(filepath.Join(dir, "provisioning", "datasources", "mailtick.yaml"), func(k string) string { return env[k] })
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, s := range srcs {
+			if !seen[s.UID] {
+				seen[s.UID] = true
+				sources = append(sources, s)
+			}
+		}
+	}
+	return boards, sources, nil
 }
 
 // LoadSources reads a Grafana data-source provisioning file, expanding

@@ -191,12 +191,7 @@ func slaPanels(db *stack.InfluxDB, from, to time.Time) ([]SLAPanel, error) {
 	if err != nil {
 		return nil, err
 	}
-	boards, err := grafana.Load(filepath.Join(root, "grafana", "dashboards"))
-	if err != nil {
-		return nil, err
-	}
-	env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": db.URL, "MAILTICK_DC": "dc1", "MAILTICK_DC_INFLUXDB_URL": db.URL}
-	sources, err := grafana.LoadSources(filepath.Join(root, "grafana", "provisioning", "datasources", "mailtick.yaml"), func(k string) string { return env[k] })
+	boards, sources, err := grafana.Local(filepath.Join(root, "grafana"), db.URL, map[string]string{"dc1": db.URL})
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +199,7 @@ func slaPanels(db *stack.InfluxDB, from, to time.Time) ([]SLAPanel, error) {
 	if !ok {
 		return nil, fmt.Errorf("no mailtick-sla.json in %s", filepath.Join(root, "grafana", "dashboards"))
 	}
-	for i := range sources {
+	for i := range sources { // the bench's database is central's
 		sources[i].Database, sources[i].Bucket = "mail_rollups", "mail_rollups/autogen"
 	}
 	runner := grafana.Runner{Sources: sources, From: from, To: to, Timeout: 10 * time.Minute}

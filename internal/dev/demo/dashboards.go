@@ -34,24 +34,13 @@ func checkDashboards(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC, stored 
 	if err != nil {
 		return err
 	}
-	boards, err := grafana.Load(filepath.Join(root, "grafana", "dashboards"))
+	dbs := map[string]string{}
+	for _, d := range dcs {
+		dbs[d.Name] = d.DB.URL
+	}
+	boards, sources, err := grafana.Local(filepath.Join(root, "grafana"), central.URL, dbs)
 	if err != nil {
 		return err
-	}
-	var sources []grafana.Source
-	seen := map[string]bool{}
-	for _, d := range dcs {
-		env := map[string]string{"MAILTICK_CENTRAL_INFLUXDB_URL": central.URL, "MAILTICK_DC": d.Name, "MAILTICK_DC_INFLUXDB_URL": d.DB.URL}
-		srcs, err := grafana.LoadSources(filepath.Join(root, "grafana", "provisioning", "datasources", "mailtick.yaml"), func(k string) string { return env[k] })
-		if err != nil {
-			return err
-		}
-		for _, s := range srcs {
-			if !seen[s.UID] {
-				seen[s.UID] = true
-				sources = append(sources, s)
-			}
-		}
 	}
 	now := time.Now().UTC()
 	// From the start of the week or month, whichever is first: every
@@ -90,11 +79,10 @@ func checkDashboards(w io.Writer, central *stack.InfluxDB, dcs []*dc.DC, stored 
 				return fmt.Errorf("%s, panel %q %v: %w", name, res.Panel, res.Vars, res.Err)
 			}
 			key := fmt.Sprintf("%s: %q at level %q", name, res.Panel, res.Vars["level"])
-			if e := res.Empty(); len(e) > 0 {
+			e := res.Empty()
+			shown[key] = shown[key] || len(e) == 0
+			if len(e) > 0 {
 				why[key] = fmt.Sprintf("%v: no data from %v: %s", res.Vars, e, res.Queries[e[0]])
-				shown[key] = shown[key] || false
-			} else {
-				shown[key] = true
 			}
 			runs++
 			queries += len(res.Queries)
